@@ -1,0 +1,121 @@
+#pragma once
+// 2-D convolution on the CPU: im2col per sample, then one GEMM per sample with the weight
+// matrix [c_out, c_in*kh*kw]. A 1x1 stride-1 convolution skips im2col entirely.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/gemm.hpp"
+
+namespace progdiff::backend::cpu {
+
+struct Conv {
+  /// Per-thread scratch that only grows: the im2col buffer is reused across calls.
+  template <class T>
+  static T* scratch(std::size_t n) {
+    thread_local std::vector<T> buffer;
+    if (buffer.size() < n) buffer.resize(n);
+    return buffer.data();
+  }
+
+  static bool is_pointwise(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0; }
+
+  // x: [c_in, h, w] -> col: [c_in*kh*kw, out_h*out_w]
+  template <class T>
+  static void im2col(const ConvGeometry& g, const T* x, T* col) {
+    const std::int64_t oh = g.out_h(), ow = g.out_w();
+    for (std::int64_t c = 0; c < g.c_in; ++c)
+      for (std::int64_t ki = 0; ki < g.kh; ++ki)
+        for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+          T* row = col + ((c * g.kh + ki) * g.kw + kj) * oh * ow;
+          for (std::int64_t i = 0; i < oh; ++i) {
+            const std::int64_t yi = i * g.stride - g.pad + ki;
+            T* out = row + i * ow;
+            if (yi < 0 || yi >= g.h) {
+              std::memset(out, 0, static_cast<std::size_t>(ow) * sizeof(T));
+              continue;
+            }
+            const T* in = x + (c * g.h + yi) * g.w;
+            for (std::int64_t j = 0; j < ow; ++j) {
+              const std::int64_t xj = j * g.stride - g.pad + kj;
+              out[j] = (xj >= 0 && xj < g.w) ? in[xj] : T(0);
+            }
+          }
+        }
+  }
+
+  // col: [c_in*kh*kw, out_h*out_w] -> dx: [c_in, h, w] (accumulates)
+  template <class T>
+  static void col2im_add(const ConvGeometry& g, const T* col, T* dx) {
+    const std::int64_t oh = g.out_h(), ow = g.out_w();
+    for (std::int64_t c = 0; c < g.c_in; ++c)
+      for (std::int64_t ki = 0; ki < g.kh; ++ki)
+        for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+          const T* row = col + ((c * g.kh + ki) * g.kw + kj) * oh * ow;
+          for (std::int64_t i = 0; i < oh; ++i) {
+            const std::int64_t yi = i * g.stride - g.pad + ki;
+            if (yi < 0 || yi >= g.h) continue;
+            T* out = dx + (c * g.h + yi) * g.w;
+            const T* in = row + i * ow;
+            for (std::int64_t j = 0; j < ow; ++j) {
+              const std::int64_t xj = j * g.stride - g.pad + kj;
+              if (xj >= 0 && xj < g.w) out[xj] += in[j];
+            }
+          }
+        }
+  }
+
+  /// y = conv(x, weight) (assigns; bias is added separately by the layer).
+  template <class T>
+  static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+    const std::int64_t ohw = g.out_hw(), k = g.patch();
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      const T* xi = x + i * g.c_in * g.h * g.w;
+      const T* col = xi;
+      if (!is_pointwise(g)) {
+        T* buf = scratch<T>(static_cast<std::size_t>(k * ohw));
+        im2col(g, xi, buf);
+        col = buf;
+      }
+      Gemm::gemm<T>(Trans::No, Trans::No, g.c_out, ohw, k, T(1), weight, k, col, ohw, T(0), y + i * g.c_out * ohw, ohw);
+    }
+  }
+
+  /// dx = conv_transpose(dy, weight) (assigns).
+  template <class T>
+  static void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
+    const std::int64_t ohw = g.out_hw(), k = g.patch();
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      T* dxi = dx + i * g.c_in * g.h * g.w;
+      const T* dyi = dy + i * g.c_out * ohw;
+      if (is_pointwise(g)) {
+        Gemm::gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), dxi, ohw);
+        continue;
+      }
+      T* col = scratch<T>(static_cast<std::size_t>(k * ohw));
+      Gemm::gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), col, ohw);
+      std::memset(dxi, 0, static_cast<std::size_t>(g.c_in * g.h * g.w) * sizeof(T));
+      col2im_add(g, col, dxi);
+    }
+  }
+
+  /// dweight += dy x^T over the batch (accumulates).
+  template <class T>
+  static void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
+    const std::int64_t ohw = g.out_hw(), k = g.patch();
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      const T* xi = x + i * g.c_in * g.h * g.w;
+      const T* col = xi;
+      if (!is_pointwise(g)) {
+        T* buf = scratch<T>(static_cast<std::size_t>(k * ohw));
+        im2col(g, xi, buf);
+        col = buf;
+      }
+      Gemm::gemm<T>(Trans::No, Trans::Yes, g.c_out, k, ohw, T(1), dy + i * g.c_out * ohw, ohw, col, ohw, T(1), dweight,
+                    k);
+    }
+  }
+};
+
+}  // namespace progdiff::backend::cpu

@@ -1,0 +1,19 @@
+#pragma once
+#include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/conv.hpp"
+#include "progdiff/backend/cpu/elementwise.hpp"
+#include "progdiff/backend/cpu/gemm.hpp"
+#include "progdiff/backend/cpu/memory.hpp"
+#include "progdiff/backend/cpu/normalization.hpp"
+
+namespace progdiff::backend {
+
+/// The CPU back end: Eigen GEMM, OpenMP threads, cached host memory.
+struct Cpu : cpu::Memory, cpu::Gemm, cpu::Elementwise, cpu::Normalization, cpu::Conv {
+  static constexpr const char* name() { return "cpu"; }
+  static constexpr bool host_accessible = true;
+};
+
+static_assert(check_backend<Cpu>());
+
+}  // namespace progdiff::backend

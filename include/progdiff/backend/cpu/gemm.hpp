@@ -1,0 +1,60 @@
+#pragma once
+// GEMM for the CPU back end through Eigen maps over row-major buffers. Eigen threads a
+// single GEMM with OpenMP; a batch runs its members in parallel, each single-threaded
+// (Eigen does not nest inside an active parallel region).
+#include <Eigen/Core>
+#include <cstdint>
+
+#include "progdiff/backend/backend.hpp"
+
+namespace progdiff::backend::cpu {
+
+struct Gemm {
+  template <class T>
+  using MatrixMap =
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+  template <class T>
+  using ConstMatrixMap =
+      Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>>;
+
+  /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, all row-major.
+  template <class T>
+  static void gemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    MatrixMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
+    if (k == 0) {
+      if (beta == T(0))
+        C.setZero();
+      else
+        C *= beta;
+      return;
+    }
+    const auto A = ConstMatrixMap<T>(a, ta == Trans::No ? m : k, ta == Trans::No ? k : m, Eigen::OuterStride<>(lda));
+    const auto B = ConstMatrixMap<T>(b, tb == Trans::No ? k : n, tb == Trans::No ? n : k, Eigen::OuterStride<>(ldb));
+    if (beta == T(0))
+      C.setZero();
+    else if (beta != T(1))
+      C *= beta;
+    if (ta == Trans::No && tb == Trans::No)
+      C.noalias() += alpha * A * B;
+    else if (ta == Trans::No)
+      C.noalias() += alpha * A * B.transpose();
+    else if (tb == Trans::No)
+      C.noalias() += alpha * A.transpose() * B;
+    else
+      C.noalias() += alpha * A.transpose() * B.transpose();
+  }
+
+  template <class T>
+  static void gemm_strided_batched(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha,
+                                   const T* a, std::int64_t lda, std::int64_t stride_a, const T* b, std::int64_t ldb,
+                                   std::int64_t stride_b, T beta, T* c, std::int64_t ldc, std::int64_t stride_c,
+                                   std::int64_t batch) {
+#pragma omp parallel for schedule(static) if (batch > 1)
+    for (std::int64_t i = 0; i < batch; ++i)
+      gemm(ta, tb, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta, c + i * stride_c, ldc);
+  }
+};
+
+}  // namespace progdiff::backend::cpu

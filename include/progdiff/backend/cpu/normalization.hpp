@@ -1,0 +1,101 @@
+#pragma once
+// GroupNorm and softmax kernels of the CPU back end over the shared math.
+#include <cstdint>
+#include <vector>
+
+#include "progdiff/backend/math/group_norm.hpp"
+#include "progdiff/backend/math/softmax.hpp"
+
+namespace progdiff::backend::cpu {
+
+struct Normalization {
+  // x, y: [N, C, HW]; gamma, beta: [C]; mean, rstd: [N, G] (written for backward)
+  template <class T>
+  static void group_norm_forward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
+                                 const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd) {
+    const std::int64_t cpg = c / groups;
+#pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t g = 0; g < groups; ++g) {
+        const std::int64_t base = (i * c + g * cpg) * hw;
+        const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
+        mean[i * groups + g] = static_cast<T>(s.mean);
+        rstd[i * groups + g] = static_cast<T>(s.rstd);
+        for (std::int64_t ch = 0; ch < cpg; ++ch) {
+          const std::int64_t cc = g * cpg + ch;
+          const double a = s.rstd * static_cast<double>(gamma[cc]);
+          const double b = static_cast<double>(beta[cc]) - s.mean * a;
+          const T* xr = x + base + ch * hw;
+          T* yr = y + base + ch * hw;
+          for (std::int64_t k = 0; k < hw; ++k) yr[k] = static_cast<T>(static_cast<double>(xr[k]) * a + b);
+        }
+      }
+  }
+
+  // dx assigned; dgamma, dbeta accumulated.
+  template <class T>
+  static void group_norm_backward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, const T* x,
+                                  const T* dy, const T* mean, const T* rstd, const T* gamma, T* dx, T* dgamma,
+                                  T* dbeta) {
+    const std::int64_t cpg = c / groups;
+    // Parameter gradients: per channel, reduce over samples.
+#pragma omp parallel for if (n * c * hw > (1 << 15))
+    for (std::int64_t cc = 0; cc < c; ++cc) {
+      double sg = 0.0, sb = 0.0;
+      const std::int64_t g = cc / cpg;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double mu = mean[i * groups + g], rs = rstd[i * groups + g];
+        const T* xr = x + (i * c + cc) * hw;
+        const T* dr = dy + (i * c + cc) * hw;
+        for (std::int64_t k = 0; k < hw; ++k) {
+          sg += static_cast<double>(dr[k]) * (static_cast<double>(xr[k]) - mu) * rs;
+          sb += static_cast<double>(dr[k]);
+        }
+      }
+      dgamma[cc] += static_cast<T>(sg);
+      dbeta[cc] += static_cast<T>(sb);
+    }
+#pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t g = 0; g < groups; ++g) {
+        const std::int64_t base = (i * c + g * cpg) * hw;
+        const double mu = mean[i * groups + g], rs = rstd[i * groups + g];
+        double sum_g = 0.0, sum_gx = 0.0;
+        for (std::int64_t ch = 0; ch < cpg; ++ch) {
+          const double gm = gamma[g * cpg + ch];
+          for (std::int64_t k = 0; k < hw; ++k) {
+            const std::int64_t idx = base + ch * hw + k;
+            const double gv = static_cast<double>(dy[idx]) * gm;
+            sum_g += gv;
+            sum_gx += gv * (static_cast<double>(x[idx]) - mu) * rs;
+          }
+        }
+        const double count = static_cast<double>(cpg * hw);
+        const double mean_g = sum_g / count, mean_gx = sum_gx / count;
+        for (std::int64_t ch = 0; ch < cpg; ++ch) {
+          const double gm = gamma[g * cpg + ch];
+          for (std::int64_t k = 0; k < hw; ++k) {
+            const std::int64_t idx = base + ch * hw + k;
+            const double xhat = (static_cast<double>(x[idx]) - mu) * rs;
+            dx[idx] = static_cast<T>(math::group_norm_dx(static_cast<double>(dy[idx]) * gm, xhat, rs, mean_g, mean_gx));
+          }
+        }
+      }
+  }
+
+  // x, y: [rows, cols]; y = softmax(scale * x) per row
+  template <class T>
+  static void softmax_rows(std::int64_t rows, std::int64_t cols, T scale, const T* x, T* y) {
+#pragma omp parallel for if (rows * cols > (1 << 15))
+    for (std::int64_t r = 0; r < rows; ++r) math::softmax_row(x + r * cols, y + r * cols, cols, scale);
+  }
+  // dx assigned
+  template <class T>
+  static void softmax_rows_backward(std::int64_t rows, std::int64_t cols, T scale, const T* y, const T* dy, T* dx) {
+#pragma omp parallel for if (rows * cols > (1 << 15))
+    for (std::int64_t r = 0; r < rows; ++r)
+      math::softmax_row_backward(y + r * cols, dy + r * cols, dx + r * cols, cols, scale);
+  }
+};
+
+}  // namespace progdiff::backend::cpu

@@ -1,0 +1,33 @@
+#pragma once
+// AdamW (Loshchilov & Hutter 2019) for one parameter element: decoupled weight decay,
+// bias-corrected moments, as torch.optim.AdamW computes it.
+#include <cmath>
+
+#include "progdiff/core/host_device.hpp"
+
+namespace progdiff::math {
+
+struct AdamHyper {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+/// `step` counts from 1. Updates param, m, v in place.
+template <class T>
+PROGDIFF_INLINE void adamw_update(T& param, T grad, T& m, T& v, const AdamHyper& h, long long step) {
+  const double bc1 = 1.0 - pow(h.beta1, static_cast<double>(step));
+  const double bc2 = 1.0 - pow(h.beta2, static_cast<double>(step));
+  double p = static_cast<double>(param);
+  p *= 1.0 - h.lr * h.weight_decay;
+  const double mm = h.beta1 * static_cast<double>(m) + (1.0 - h.beta1) * static_cast<double>(grad);
+  const double vv = h.beta2 * static_cast<double>(v) + (1.0 - h.beta2) * static_cast<double>(grad) * grad;
+  m = static_cast<T>(mm);
+  v = static_cast<T>(vv);
+  const double denom = sqrt(vv / bc2) + h.eps;
+  param = static_cast<T>(p - h.lr * (mm / bc1) / denom);
+}
+
+}  // namespace progdiff::math

@@ -1,0 +1,107 @@
+#pragma once
+#include <cmath>
+#include <string>
+
+#include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/core/random.hpp"
+#include "progdiff/nn/init.hpp"
+#include "progdiff/nn/layer.hpp"
+
+namespace progdiff::nn {
+
+struct Conv2dConfig {
+  std::int64_t in_channels = 1;
+  std::int64_t out_channels = 1;
+  std::int64_t kernel = 3;
+  std::int64_t stride = 1;
+  std::int64_t padding = 1;
+  bool bias = true;
+};
+
+/// 2-D convolution, as torch.nn.Conv2d (square kernel, symmetric padding).
+/// x: [N, C_in, H, W] -> y: [N, C_out, H', W']; weight: [C_out, C_in, k, k]; bias: [C_out].
+/// backward returns dx and accumulates dweight and dbias.
+template <class T, class B>
+class Conv2d {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  Conv2d() = default;
+  explicit Conv2d(Conv2dConfig config) : config_(config) {
+    require(config.in_channels > 0 && config.out_channels > 0 && config.kernel > 0 && config.stride > 0 &&
+                config.padding >= 0,
+            "Conv2d: channels, kernel and stride must be positive and padding non-negative");
+    weight_ = Parameter<T, B>(Shape{config.out_channels, config.in_channels, config.kernel, config.kernel});
+    if (config.bias) bias_ = Parameter<T, B>(Shape{config.out_channels});
+  }
+
+  /// PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+  void initialize(Generator& gen) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(config_.in_channels * config_.kernel * config_.kernel));
+    init_uniform(weight_.value, bound, gen);
+    if (config_.bias) init_uniform(bias_.value, bound, gen);
+  }
+
+  const Conv2dConfig& config() const { return config_; }
+  Parameter<T, B>& weight() { return weight_; }
+  Parameter<T, B>& bias() { return bias_; }
+
+  ConvGeometry geometry(const Shape& in) const {
+    expect_nchw(in, "Conv2d");
+    if (in[1] != config_.in_channels)
+      throw ShapeError("Conv2d: input shape " + in.str() + " has " + std::to_string(in[1]) +
+                       " channels, the layer expects " + std::to_string(config_.in_channels));
+    ConvGeometry g{in[0],          in[1],          in[2],          in[3],          config_.out_channels,
+                   config_.kernel, config_.kernel, config_.stride, config_.padding};
+    g.validate("Conv2d");
+    return g;
+  }
+
+  Shape output_shape(const Shape& in) const {
+    const ConvGeometry g = geometry(in);
+    return Shape{g.n, g.c_out, g.out_h(), g.out_w()};
+  }
+
+  Tensor<T, B> forward(const Tensor<T, B>& x) {
+    const ConvGeometry g = geometry(x.shape());
+    Tensor<T, B> y(Shape{g.n, g.c_out, g.out_h(), g.out_w()});
+    B::conv2d_forward(g, x.data(), weight_.value.data(), y.data());
+    if (config_.bias) B::add_channel_bias(g.n, g.c_out, g.out_hw(), bias_.value.data(), y.data());
+    input_ = x;
+    return y;
+  }
+
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    require(!input_.empty(), "Conv2d::backward called without a preceding forward");
+    const ConvGeometry g = geometry(input_.shape());
+    expect_shape(dy.shape(), Shape{g.n, g.c_out, g.out_h(), g.out_w()}, "Conv2d::backward dy");
+    Tensor<T, B> dx(input_.shape());
+    B::conv2d_backward_data(g, dy.data(), weight_.value.data(), dx.data());
+    B::conv2d_backward_weight(g, input_.data(), dy.data(), weight_.grad.data());
+    if (config_.bias) B::channel_bias_grad(g.n, g.c_out, g.out_hw(), dy.data(), bias_.grad.data());
+    input_.reset();
+    return dx;
+  }
+
+  std::int64_t flops(const Shape& in) const { return geometry(in).forward_flops(); }
+  std::int64_t parameter_count() const { return weight_.numel() + (config_.bias ? bias_.numel() : 0); }
+  ChannelAxes channel_axes() const {
+    ChannelAxes axes{config_.in_channels, config_.out_channels, {{"weight", 0, 1}}};
+    if (config_.bias) axes.parameters.push_back({"bias", 0, -1});
+    return axes;
+  }
+
+  template <class F>
+  void visit_parameters(F&& f, const std::string& prefix) {
+    f(scoped(prefix, "weight"), weight_);
+    if (config_.bias) f(scoped(prefix, "bias"), bias_);
+  }
+
+ private:
+  Conv2dConfig config_;
+  Parameter<T, B> weight_, bias_;
+  Tensor<T, B> input_;
+};
+
+}  // namespace progdiff::nn

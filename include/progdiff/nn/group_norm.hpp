@@ -1,0 +1,87 @@
+#pragma once
+#include <string>
+
+#include "progdiff/nn/layer.hpp"
+
+namespace progdiff::nn {
+
+struct GroupNormConfig {
+  std::int64_t groups = 32;
+  std::int64_t channels = 32;
+  double eps = 1e-5;
+};
+
+/// Group normalization (Wu & He 2018), as torch.nn.GroupNorm with affine parameters.
+/// x, y: [N, C, H, W] (or [N, C]); gamma, beta: [C]. backward returns dx and accumulates
+/// dgamma and dbeta.
+template <class T, class B>
+class GroupNorm {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  GroupNorm() = default;
+  explicit GroupNorm(GroupNormConfig config) : config_(config) {
+    require(config.groups > 0 && config.channels > 0 && config.channels % config.groups == 0,
+            "GroupNorm: the group count " + std::to_string(config.groups) + " must divide the channel count " +
+                std::to_string(config.channels));
+    gamma_ = Parameter<T, B>(Shape{config.channels});
+    beta_ = Parameter<T, B>(Shape{config.channels});
+    gamma_.value.fill(T(1));
+  }
+
+  const GroupNormConfig& config() const { return config_; }
+  Parameter<T, B>& gamma() { return gamma_; }
+  Parameter<T, B>& beta() { return beta_; }
+
+  Shape output_shape(const Shape& in) const {
+    if (in.rank() < 2 || in[1] != config_.channels)
+      throw ShapeError("GroupNorm: input shape " + in.str() + " does not have " + std::to_string(config_.channels) +
+                       " channels on axis 1");
+    return in;
+  }
+
+  Tensor<T, B> forward(const Tensor<T, B>& x) {
+    output_shape(x.shape());
+    const std::int64_t n = x.dim(0), c = config_.channels, hw = x.numel() / (n * c);
+    Tensor<T, B> y(x.shape());
+    mean_ = Tensor<T, B>(Shape{n, config_.groups});
+    rstd_ = Tensor<T, B>(Shape{n, config_.groups});
+    B::group_norm_forward(n, c, hw, config_.groups, config_.eps, x.data(), gamma_.value.data(), beta_.value.data(),
+                          y.data(), mean_.data(), rstd_.data());
+    input_ = x;
+    return y;
+  }
+
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    require(!input_.empty(), "GroupNorm::backward called without a preceding forward");
+    expect_shape(dy.shape(), input_.shape(), "GroupNorm::backward dy");
+    const std::int64_t n = dy.dim(0), c = config_.channels, hw = dy.numel() / (n * c);
+    Tensor<T, B> dx(dy.shape());
+    B::group_norm_backward(n, c, hw, config_.groups, input_.data(), dy.data(), mean_.data(), rstd_.data(),
+                           gamma_.value.data(), dx.data(), gamma_.grad.data(), beta_.grad.data());
+    input_.reset();
+    mean_.reset();
+    rstd_.reset();
+    return dx;
+  }
+
+  /// Normalization and the affine map are not multiply-adds of a GEMM: counted as zero,
+  /// as the papers' FLOPs counts (conv and linear layers only) do.
+  std::int64_t flops(const Shape&) const { return 0; }
+  std::int64_t parameter_count() const { return 2 * config_.channels; }
+  ChannelAxes channel_axes() const { return {config_.channels, config_.channels, {{"gamma", 0, 0}, {"beta", 0, 0}}}; }
+
+  template <class F>
+  void visit_parameters(F&& f, const std::string& prefix) {
+    f(scoped(prefix, "gamma"), gamma_);
+    f(scoped(prefix, "beta"), beta_);
+  }
+
+ private:
+  GroupNormConfig config_;
+  Parameter<T, B> gamma_, beta_;
+  Tensor<T, B> input_, mean_, rstd_;
+};
+
+}  // namespace progdiff::nn
