@@ -3,6 +3,7 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/host_device.hpp"
 
 namespace progdiff {
 
@@ -13,12 +14,12 @@ struct ConvGeometry {
   std::int64_t c_out = 1, kh = 1, kw = 1;
   std::int64_t stride = 1, pad = 0;
 
-  std::int64_t out_h() const { return (h + 2 * pad - kh) / stride + 1; }
-  std::int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
-  std::int64_t patch() const { return c_in * kh * kw; }
-  std::int64_t out_hw() const { return out_h() * out_w(); }
+  PROGDIFF_HOST_DEVICE std::int64_t out_h() const { return (h + 2 * pad - kh) / stride + 1; }
+  PROGDIFF_HOST_DEVICE std::int64_t out_w() const { return (w + 2 * pad - kw) / stride + 1; }
+  PROGDIFF_HOST_DEVICE std::int64_t patch() const { return c_in * kh * kw; }
+  PROGDIFF_HOST_DEVICE std::int64_t out_hw() const { return out_h() * out_w(); }
   /// Multiply-adds counted as 2 FLOPs; the bias add is not counted.
-  std::int64_t forward_flops() const { return 2 * n * c_out * out_hw() * patch(); }
+  PROGDIFF_HOST_DEVICE std::int64_t forward_flops() const { return 2 * n * c_out * out_hw() * patch(); }
 
   void validate(const std::string& where) const {
     require(n > 0 && c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0,
