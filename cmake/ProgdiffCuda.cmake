@@ -1,19 +1,29 @@
-# PROGDIFF_ENABLE_CUDA: enables the CUDA language. CMake 3.25 does not hand C++20 to nvcc
-# from cxx_std_20, so the CUDA standard must be set explicitly (the cuda preset does).
+# PROGDIFF_ENABLE_CUDA: enables the CUDA language for the CUDA back end and its tests.
+# progdiff needs C++20 in device code too. CMake 3.25 knows no C++20 flag for nvcc (setting
+# CMAKE_CUDA_STANDARD to 20 fails its compiler check), and cxx_std_20 does not reach CUDA
+# sources, so -std=c++20 goes into CMAKE_CUDA_FLAGS where CMake cannot express it.
 include(CheckLanguage)
 check_language(CUDA)
 if(NOT CMAKE_CUDA_COMPILER)
   message(FATAL_ERROR "PROGDIFF_ENABLE_CUDA=ON but no CUDA compiler was found: install the CUDA toolkit "
-                      "(Debian package 'nvidia-cuda-toolkit', or NVIDIA's) or put nvcc on PATH.")
+                      "(Debian package 'nvidia-cuda-toolkit', or NVIDIA's) and put nvcc on PATH, "
+                      "or pass -DCMAKE_CUDA_COMPILER=/path/to/nvcc.")
 endif()
-if(NOT DEFINED CMAKE_CUDA_STANDARD)
-  set(CMAKE_CUDA_STANDARD 20)
-endif()
-if(CMAKE_CUDA_STANDARD LESS 20)
-  message(FATAL_ERROR "progdiff needs C++20 in CUDA code: CMAKE_CUDA_STANDARD is ${CMAKE_CUDA_STANDARD}")
-endif()
-set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES "80;90")
 endif()
 enable_language(CUDA)
+
+if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
+  if(NOT DEFINED CMAKE_CUDA_STANDARD)
+    set(CMAKE_CUDA_STANDARD 20)
+  endif()
+  if(CMAKE_CUDA_STANDARD LESS 20)
+    message(FATAL_ERROR "progdiff needs C++20 in CUDA code: CMAKE_CUDA_STANDARD is ${CMAKE_CUDA_STANDARD}")
+  endif()
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+elseif(NOT CMAKE_CUDA_FLAGS MATCHES "-std=c\\+\\+(20|2a|23)")
+  string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
+endif()
+find_package(CUDAToolkit REQUIRED)
+message(STATUS "progdiff CUDA: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
