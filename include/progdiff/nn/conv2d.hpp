@@ -50,8 +50,8 @@ class Conv2d {
   ConvGeometry geometry(const Shape& in) const {
     expect_nchw(in, "Conv2d");
     if (in[1] != config_.in_channels)
-      throw ShapeError("Conv2d: input shape " + in.str() + " has " + std::to_string(in[1]) +
-                       " channels, the layer expects " + std::to_string(config_.in_channels));
+      throw ShapeError("Conv2d: got input shape " + in.str() + ", expected [N, " + std::to_string(config_.in_channels) +
+                       ", H, W]");
     ConvGeometry g{in[0],          in[1],          in[2],          in[3],          config_.out_channels,
                    config_.kernel, config_.kernel, config_.stride, config_.padding};
     g.validate("Conv2d");

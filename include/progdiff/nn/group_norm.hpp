@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
 
 namespace progdiff::nn {
@@ -30,20 +31,26 @@ class GroupNorm {
     gamma_.value.fill(T(1));
   }
 
+  /// PyTorch's default: gamma = 1, beta = 0 (nothing is drawn from `gen`).
+  void initialize(Generator&) {
+    gamma_.value.fill(T(1));
+    beta_.value.fill(T(0));
+  }
+
   const GroupNormConfig& config() const { return config_; }
   Parameter<T, B>& gamma() { return gamma_; }
   Parameter<T, B>& beta() { return beta_; }
 
   Shape output_shape(const Shape& in) const {
     if (in.rank() < 2 || in[1] != config_.channels)
-      throw ShapeError("GroupNorm: input shape " + in.str() + " does not have " + std::to_string(config_.channels) +
-                       " channels on axis 1");
+      throw ShapeError("GroupNorm: got input shape " + in.str() + ", expected [N, " + std::to_string(config_.channels) +
+                       ", ...]");
     return in;
   }
 
   Tensor<T, B> forward(const Tensor<T, B>& x) {
     output_shape(x.shape());
-    const std::int64_t n = x.dim(0), c = config_.channels, hw = x.numel() / (n * c);
+    const std::int64_t n = x.dim(0), c = config_.channels, hw = spatial_size(x.shape());
     Tensor<T, B> y(x.shape());
     mean_ = Tensor<T, B>(Shape{n, config_.groups});
     rstd_ = Tensor<T, B>(Shape{n, config_.groups});
@@ -56,7 +63,7 @@ class GroupNorm {
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     require(!input_.empty(), "GroupNorm::backward called without a preceding forward");
     expect_shape(dy.shape(), input_.shape(), "GroupNorm::backward dy");
-    const std::int64_t n = dy.dim(0), c = config_.channels, hw = dy.numel() / (n * c);
+    const std::int64_t n = dy.dim(0), c = config_.channels, hw = spatial_size(dy.shape());
     Tensor<T, B> dx(dy.shape());
     B::group_norm_backward(n, c, hw, config_.groups, input_.data(), dy.data(), mean_.data(), rstd_.data(),
                            gamma_.value.data(), dx.data(), gamma_.grad.data(), beta_.grad.data());
@@ -79,6 +86,13 @@ class GroupNorm {
   }
 
  private:
+  // Elements per channel (product of the axes after C); an empty batch must not divide by zero.
+  static std::int64_t spatial_size(const Shape& s) {
+    std::int64_t hw = 1;
+    for (int i = 2; i < s.rank(); ++i) hw *= s[i];
+    return hw;
+  }
+
   GroupNormConfig config_;
   Parameter<T, B> gamma_, beta_;
   Tensor<T, B> input_, mean_, rstd_;

@@ -1,0 +1,167 @@
+#pragma once
+#include <cmath>
+#include <string>
+
+#include "progdiff/core/random.hpp"
+#include "progdiff/nn/conv2d.hpp"
+#include "progdiff/nn/group_norm.hpp"
+#include "progdiff/nn/layer.hpp"
+
+namespace progdiff::nn {
+
+struct AttentionBlockConfig {
+  std::int64_t channels = 64;
+  std::int64_t heads = 1;
+  std::int64_t groups = 32;
+  double eps = 1e-6;  // DDPM's GroupNorm epsilon
+};
+
+/// Spatial multi-head self-attention with a residual connection, the AttnBlock of DDPM
+/// (Ho et al. 2020) and DDPM++ (Song et al. 2021), with multi-head attention as in
+/// Vaswani et al. (2017) eq. 1: softmax(Q K^T / sqrt(d)) V.
+///
+///   x [N, C, H, W] -> norm (GroupNorm, gamma/beta [C]) -> h [N, C, H, W]
+///   -> qkv (1x1 Conv2d C -> 3C, weight [3C, C, 1, 1], bias [3C]) -> [N, 3C, HW]:
+///      channels [0, C) are q, [C, 2C) k, [2C, 3C) v; head h owns channels h*d .. (h+1)*d - 1
+///      of each, d = C / heads, so q_h, k_h, v_h are [d, HW] matrices;
+///   -> per sample and head: A = softmax_rows(q_h^T k_h / sqrt(d)) [HW, HW] (rows: queries),
+///      o_h = v_h A^T [d, HW], written to channels h*d .. of o [N, C, HW];
+///   -> proj (1x1 Conv2d C -> C, weight [C, C, 1, 1], bias [C]) -> + x -> y [N, C, H, W].
+/// backward returns dx and accumulates every parameter gradient.
+template <class T, class B>
+class AttentionBlock {
+ public:
+  using value_type = T;
+  using backend_type = B;
+
+  AttentionBlock() = default;
+  explicit AttentionBlock(AttentionBlockConfig config) : config_(config) {
+    require(config.channels > 0 && config.heads > 0 && config.channels % config.heads == 0,
+            "AttentionBlock: the head count " + std::to_string(config.heads) + " must divide the channel count " +
+                std::to_string(config.channels));
+    norm_ = GroupNorm<T, B>(GroupNormConfig{config.groups, config.channels, config.eps});
+    qkv_ = Conv2d<T, B>(Conv2dConfig{config.channels, 3 * config.channels, 1, 1, 0, true});
+    proj_ = Conv2d<T, B>(Conv2dConfig{config.channels, config.channels, 1, 1, 0, true});
+  }
+
+  /// PyTorch's defaults: GroupNorm gamma = 1, beta = 0; both convolutions U(+-1/sqrt(C)).
+  void initialize(Generator& gen) {
+    norm_.initialize(gen);
+    qkv_.initialize(gen);
+    proj_.initialize(gen);
+  }
+
+  const AttentionBlockConfig& config() const { return config_; }
+  GroupNorm<T, B>& norm() { return norm_; }
+  Conv2d<T, B>& qkv() { return qkv_; }
+  Conv2d<T, B>& proj() { return proj_; }
+
+  Shape output_shape(const Shape& in) const {
+    if (in.rank() != 4 || in[1] != config_.channels)
+      throw ShapeError("AttentionBlock: got input shape " + in.str() + ", expected [N, " +
+                       std::to_string(config_.channels) + ", H, W]");
+    return in;
+  }
+
+  Tensor<T, B> forward(const Tensor<T, B>& x) {
+    output_shape(x.shape());
+    const std::int64_t n = x.dim(0), c = config_.channels, hw = x.dim(2) * x.dim(3);
+    const std::int64_t heads = config_.heads, d = c / heads;
+    qkv_out_ = qkv_.forward(norm_.forward(x));
+    probs_ = Tensor<T, B>(Shape{n, heads, hw, hw});
+    Tensor<T, B> o(x.shape());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T* q = qkv_out_.data() + i * 3 * c * hw;
+      const T* k = q + c * hw;
+      const T* v = k + c * hw;
+      T* a = probs_.data() + i * heads * hw * hw;
+      // scores[h] = q_h^T k_h: [HW, HW]
+      B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), q, hw, d * hw, k, hw, d * hw, T(0), a,
+                                          hw, hw * hw, heads);
+      B::softmax_rows(heads * hw, hw, T(1) / std::sqrt(static_cast<T>(d)), a, a);
+      // o_h = v_h A_h^T: [d, HW]
+      B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), v, hw, d * hw, a, hw, hw * hw, T(0),
+                                          o.data() + i * c * hw, hw, d * hw, heads);
+    }
+    Tensor<T, B> y = proj_.forward(o);
+    B::add(y.size(), y.data(), x.data(), y.data());
+    return y;
+  }
+
+  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+    require(!probs_.empty(), "AttentionBlock::backward called without a preceding forward");
+    const Shape in{qkv_out_.dim(0), config_.channels, qkv_out_.dim(2), qkv_out_.dim(3)};
+    expect_shape(dy.shape(), in, "AttentionBlock::backward dy");
+    const std::int64_t n = in[0], c = config_.channels, hw = in[2] * in[3];
+    const std::int64_t heads = config_.heads, d = c / heads;
+    const Tensor<T, B> d_o = proj_.backward(dy);
+    Tensor<T, B> d_qkv(qkv_out_.shape());
+    Tensor<T, B> d_a(Shape{heads, hw, hw});
+    const T scale = T(1) / std::sqrt(static_cast<T>(d));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const T* q = qkv_out_.data() + i * 3 * c * hw;
+      const T* k = q + c * hw;
+      const T* v = k + c * hw;
+      T* dq = d_qkv.data() + i * 3 * c * hw;
+      T* dk = dq + c * hw;
+      T* dv = dk + c * hw;
+      const T* a = probs_.data() + i * heads * hw * hw;
+      const T* doi = d_o.data() + i * c * hw;
+      // dv_h = do_h A_h; dA_h = do_h^T v_h
+      B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), doi, hw, d * hw, a, hw, hw * hw, T(0),
+                                          dv, hw, d * hw, heads);
+      B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), doi, hw, d * hw, v, hw, d * hw, T(0),
+                                          d_a.data(), hw, hw * hw, heads);
+      // dS = softmax' (includes the 1/sqrt(d) scale); dq_h = k_h dS^T; dk_h = q_h dS
+      B::softmax_rows_backward(heads * hw, hw, scale, a, d_a.data(), d_a.data());
+      B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), k, hw, d * hw, d_a.data(), hw,
+                                          hw * hw, T(0), dq, hw, d * hw, heads);
+      B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), q, hw, d * hw, d_a.data(), hw, hw * hw,
+                                          T(0), dk, hw, d * hw, heads);
+    }
+    probs_.reset();
+    qkv_out_.reset();
+    Tensor<T, B> dx = norm_.backward(qkv_.backward(d_qkv));
+    B::add(dx.size(), dx.data(), dy.data(), dx.data());
+    return dx;
+  }
+
+  /// Both convolutions plus the two attention GEMMs (q^T k and v A^T), 2 * N * HW * HW * C each.
+  std::int64_t flops(const Shape& in) const {
+    output_shape(in);
+    const std::int64_t hw = in[2] * in[3];
+    return qkv_.flops(in) + proj_.flops(in) + 2 * 2 * in[0] * hw * hw * config_.channels;
+  }
+  std::int64_t parameter_count() const {
+    return 2 * config_.channels + qkv_.parameter_count() + proj_.parameter_count();
+  }
+
+  /// in = out = C: the residual add ties the input channels (norm, qkv input axis) to the
+  /// projection's output channels, so the pruner removes channel j from all of them at once.
+  /// The q/k/v rows of qkv (axis 0, index j, C + j, 2C + j) form an internal axis that must be
+  /// pruned per head consistently and is not listed here.
+  ChannelAxes channel_axes() const {
+    return {config_.channels,
+            config_.channels,
+            {{"norm.gamma", 0, 0},
+             {"norm.beta", 0, 0},
+             {"qkv.weight", -1, 1},
+             {"proj.weight", 0, -1},
+             {"proj.bias", 0, -1}}};
+  }
+
+  template <class F>
+  void visit_parameters(F&& f, const std::string& prefix) {
+    norm_.visit_parameters(f, scoped(prefix, "norm"));
+    qkv_.visit_parameters(f, scoped(prefix, "qkv"));
+    proj_.visit_parameters(f, scoped(prefix, "proj"));
+  }
+
+ private:
+  AttentionBlockConfig config_;
+  GroupNorm<T, B> norm_;
+  Conv2d<T, B> qkv_, proj_;
+  Tensor<T, B> qkv_out_, probs_;  // [N, 3C, H, W] and [N, heads, HW, HW], kept for backward
+};
+
+}  // namespace progdiff::nn
