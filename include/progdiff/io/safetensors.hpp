@@ -194,6 +194,10 @@ inline Layout parse_header(std::span<const std::byte> header, std::uint64_t file
   const std::string_view text(reinterpret_cast<const char*>(header.data()), header.size());
   if (auto bad = find_invalid_utf8(text))
     throw FormatError(source + ": header is not valid UTF-8 (file byte " + std::to_string(8 + *bad) + ")");
+  // nlohmann stops at a NUL byte as if the input ended there; JSON allows none outside strings
+  // (and inside them only escaped), so "{}\0junk" must not pass as "{}".
+  if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+    throw FormatError(source + ": header is not valid JSON: NUL byte at file byte " + std::to_string(8 + nul));
   const nlohmann::json root = parse_json_unique_keys(text, source);
   if (!root.is_object())
     throw FormatError(source + ": header is a JSON " + std::string(root.type_name()) + ", not an object");

@@ -223,7 +223,8 @@ class SafetensorsFile {
     tensors[name] = std::move(r);
   }
   template <StorableElement T>
-  void put(const std::string& name, std::vector<std::int64_t> shape, const std::vector<T>& values) {
+  requires(!std::same_as<T, bool>)  // std::vector<bool> has no contiguous storage to view
+      void put(const std::string& name, std::vector<std::int64_t> shape, const std::vector<T>& values) {
     put<T>(name, std::move(shape), std::span<const T>(values));
   }
 
