@@ -1,11 +1,15 @@
 #pragma once
-// 2-D convolution on the CPU: im2col per sample, then one GEMM per sample with the weight
-// matrix [c_out, c_in*kh*kw]. A 1x1 stride-1 convolution skips im2col entirely.
+// 2-D convolution on the CPU. Single precision on an AVX-512 target runs the implicit-GEMM
+// kernels of conv_avx512.hpp; the portable path (double, or no AVX-512) does im2col per
+// sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1
+// stride-1 convolution skips im2col). The plain-loop reference is conv_reference.hpp.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/conv_avx512.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
 
 namespace progdiff::backend::cpu {
@@ -69,6 +73,9 @@ struct Conv {
   /// y = conv(x, weight) (assigns; bias is added separately by the layer).
   template <class T>
   static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) return avx512::conv2d_forward_rowmajor(g, x, weight, y);
+#endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     for (std::int64_t i = 0; i < g.n; ++i) {
       const T* xi = x + i * g.c_in * g.h * g.w;
@@ -85,6 +92,10 @@ struct Conv {
   /// dx = conv_transpose(dy, weight) (assigns).
   template <class T>
   static void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>)
+      if (avx512::backward_data_as_forward(g)) return avx512::conv2d_backward_data_stride1(g, dy, weight, dx);
+#endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     for (std::int64_t i = 0; i < g.n; ++i) {
       T* dxi = dx + i * g.c_in * g.h * g.w;
@@ -103,6 +114,9 @@ struct Conv {
   /// dweight += dy x^T over the batch (accumulates).
   template <class T>
   static void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) return avx512::conv2d_backward_weight(g, x, dy, dweight);
+#endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     for (std::int64_t i = 0; i < g.n; ++i) {
       const T* xi = x + i * g.c_in * g.h * g.w;

@@ -1,11 +1,15 @@
 #pragma once
-// GEMM for the CPU back end through Eigen maps over row-major buffers. Eigen threads a
-// single GEMM with OpenMP; a batch runs its members in parallel, each single-threaded
-// (Eigen does not nest inside an active parallel region).
+// GEMM for the CPU back end. Single precision runs the packed AVX-512 kernel of
+// sgemm_avx512.hpp when the compiler targets AVX-512; everything else (double, or a CPU
+// without AVX-512) goes through Eigen maps over row-major buffers. Both thread a single GEMM
+// with OpenMP; a batch runs its members in parallel, each single-threaded (neither nests
+// inside an active parallel region). The plain-loop reference is gemm_reference.hpp.
 #include <Eigen/Core>
 #include <cstdint>
+#include <type_traits>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/sgemm_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -21,6 +25,21 @@ struct Gemm {
   template <class T>
   static void gemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                    std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (m > 0 && n > 0 && k > 0) {
+        avx512::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+      }
+    }
+#endif
+    gemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+
+  /// The portable path: Eigen's blocked GEMM.
+  template <class T>
+  static void gemm_eigen(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
+                         std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
     if (m == 0 || n == 0) return;
     MatrixMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
     if (k == 0) {

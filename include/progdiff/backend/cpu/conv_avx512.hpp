@@ -1,0 +1,169 @@
+#pragma once
+// Single-precision 2-D convolution on the AVX-512 micro-kernel of sgemm_avx512.hpp, as
+// implicit GEMMs whose im2col operand is built block by block straight into the packed
+// layout the kernel reads, so it never leaves L2:
+//   forward          y_n[c_out, hw]   = W[c_out, c_in*k*k] * col(x_n)[c_in*k*k, hw]
+//   backward data    stride 1: a forward convolution of dy with the flipped, transposed
+//                    weights and padding k-1-p (no col2im); other strides go the generic way
+//   backward weight  dW^T[c_in*k*k, c_out] += col(x_n)[c_in*k*k, hw] * dy_n^T[hw, c_out]
+// One OpenMP region per call; the weights are packed once per call and shared by all threads.
+#if defined(__AVX512F__)
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/sgemm_avx512.hpp"
+
+namespace progdiff::backend::cpu::avx512 {
+
+/// Rows [r0, r0+rows) and output pixels [j0, j0+cols) of the im2col matrix of one sample
+/// x: [c_in, h, w] into dst[(r-r0) * ld + (j-j0)]; columns cols..width are zero.
+inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows, std::int64_t j0,
+                         std::int64_t cols, float* dst, std::int64_t ld, std::int64_t width) {
+  const std::int64_t ow = g.out_w(), taps = g.kh * g.kw;
+  for (std::int64_t rr = 0; rr < rows; ++rr) {
+    const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const float* xc = x + c * g.h * g.w;
+    float* out = dst + rr * ld;
+    for (std::int64_t j = j0; j < j0 + cols;) {
+      const std::int64_t oy = j / ow, ox = j % ow, run = std::min(ow - ox, j0 + cols - j);
+      const std::int64_t yi = oy * g.stride - g.pad + ki;
+      float* o = out + (j - j0);
+      if (yi < 0 || yi >= g.h) {
+        std::memset(o, 0, sizeof(float) * run);
+      } else if (g.stride == 1) {
+        const float* row = xc + yi * g.w;
+        const std::int64_t x0 = ox - g.pad + kj;  // input column of o[0]
+        const std::int64_t lo = std::clamp<std::int64_t>(-x0, 0, run), hi = std::clamp<std::int64_t>(g.w - x0, lo, run);
+        for (std::int64_t t = 0; t < lo; ++t) o[t] = 0.0f;
+        std::memcpy(o + lo, row + x0 + lo, sizeof(float) * (hi - lo));
+        for (std::int64_t t = hi; t < run; ++t) o[t] = 0.0f;
+      } else {
+        const float* row = xc + yi * g.w;
+        for (std::int64_t t = 0; t < run; ++t) {
+          const std::int64_t xi = (ox + t) * g.stride - g.pad + kj;
+          o[t] = (xi >= 0 && xi < g.w) ? row[xi] : 0.0f;
+        }
+      }
+      j += run;
+    }
+    for (std::int64_t j = cols; j < width; ++j) out[j] = 0.0f;
+  }
+}
+
+/// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
+inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+  const std::int64_t m = g.c_out, k = g.patch(), n = g.out_hw();
+  const std::int64_t mpanels = (m + kMr - 1) / kMr, npanels = (n + kNr - 1) / kNr;
+  const std::int64_t nchunks = (npanels + kNcPanels - 1) / kNcPanels, kc_max = even_block(k, kKc);
+  thread_local std::vector<float> a_buffer;
+  float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
+  const std::int64_t x_stride = g.c_in * g.h * g.w, y_stride = m * n;
+#pragma omp parallel if (!omp_in_parallel())
+  {
+#pragma omp for schedule(static)
+    for (std::int64_t p = 0; p < mpanels; ++p) pack_a(Trans::No, m, k, weight, k, pa, p, p + 1);
+    thread_local std::vector<float> b_buffer;
+    float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(kc_max * kNcPanels * kNr));
+    // Jobs are (sample, chunk of kNcPanels*kNr output pixels): batch 1 still uses every thread.
+#pragma omp for schedule(static)
+    for (std::int64_t job = 0; job < g.n * nchunks; ++job) {
+      const std::int64_t i = job / nchunks, np0 = (job % nchunks) * kNcPanels;
+      const std::int64_t np1 = std::min(npanels, np0 + kNcPanels);
+      const float* xi = x + i * x_stride;
+      float* yi = y + i * y_stride;
+      for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
+        const std::int64_t kc = std::min(kc_max, k - k0);
+        for (std::int64_t np = np0; np < np1; ++np) {
+          const std::int64_t cols = std::min(kNr, n - np * kNr);
+          im2col_block(g, xi, k0, kc, np * kNr, cols, pb + (np - np0) * kc * kNr, kNr, kNr);
+        }
+        const float beta = k0 == 0 ? 0.0f : 1.0f;
+        for (std::int64_t mp = 0; mp < mpanels; ++mp) {
+          const AView av{pa + mp * k * kMr + k0 * kMr, 1, kMr};
+          const std::int64_t mvalid = std::min(kMr, m - mp * kMr);
+          for (std::int64_t np = np0; np < np1; ++np)
+            micro_kernel(kc, av, mvalid, pb + (np - np0) * kc * kNr, kNr, std::min(kNr, n - np * kNr), 1.0f, beta,
+                         yi + mp * kMr * n + np * kNr, n);
+        }
+      }
+    }
+  }
+}
+
+/// Whether backward data can run as a forward convolution of dy (stride 1, square kernel, p < k).
+inline bool backward_data_as_forward(const ConvGeometry& g) {
+  return g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1;
+}
+
+/// dx = conv(dy, flip(W)^T) with padding k-1-p: the gradient of a stride-1 convolution (assigns).
+inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
+  const std::int64_t taps = g.kh * g.kw;
+  thread_local std::vector<float> flipped_buffer;
+  float* flipped = thread_scratch(flipped_buffer, static_cast<std::size_t>(g.c_in * g.c_out * taps));
+  // flipped[ci, co, kh-1-ki, kw-1-kj] = weight[co, ci, ki, kj]
+  for (std::int64_t co = 0; co < g.c_out; ++co)
+    for (std::int64_t ci = 0; ci < g.c_in; ++ci)
+      for (std::int64_t t = 0; t < taps; ++t)
+        flipped[(ci * g.c_out + co) * taps + (taps - 1 - t)] = weight[(co * g.c_in + ci) * taps + t];
+  ConvGeometry t = g;
+  t.c_in = g.c_out;
+  t.c_out = g.c_in;
+  t.h = g.out_h();
+  t.w = g.out_w();
+  t.pad = g.kh - 1 - g.pad;
+  conv2d_forward_rowmajor(t, dy, flipped, dx);
+}
+
+/// dweight[c_out, c_in*kh*kw] += sum_n dy_n * col(x_n)^T. Each thread sums its samples into a
+/// private dW^T, then the threads add theirs into dweight (accumulates).
+inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
+  const std::int64_t k = g.patch(), co = g.c_out, hw = g.out_hw();
+  const std::int64_t npanels = (co + kNr - 1) / kNr;
+  const std::int64_t rows_per_block = 16 * kMr;  // im2col rows built at a time (~400 KiB at 32x32)
+  const std::int64_t ld = hw + 16;               // keeps the 6 row streams off one cache set
+  const std::int64_t x_stride = g.c_in * g.h * g.w;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
+#pragma omp parallel num_threads(threads)
+  {
+    thread_local std::vector<float> acc_buffer, col_buffer, dyt_buffer;
+    float* acc = thread_scratch(acc_buffer, static_cast<std::size_t>(k * co));
+    float* col = thread_scratch(col_buffer, static_cast<std::size_t>(rows_per_block * ld));
+    float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * hw * kNr));
+    partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
+    std::memset(acc, 0, sizeof(float) * k * co);
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      // dy_i^T packed as the B operand: panels [hw][kNr] of output channels.
+      pack_b(Trans::Yes, hw, co, dy + i * co * hw, hw, dyt, 0, npanels);
+      for (std::int64_t r0 = 0; r0 < k; r0 += rows_per_block) {
+        const std::int64_t rows = std::min(rows_per_block, k - r0);
+        im2col_block(g, x + i * x_stride, r0, rows, 0, hw, col, ld, hw);
+        for (std::int64_t mp = 0; mp * kMr < rows; ++mp) {
+          const AView av{col + mp * kMr * ld, ld, 1};
+          const std::int64_t mvalid = std::min(kMr, rows - mp * kMr);
+          for (std::int64_t np = 0; np < npanels; ++np)
+            micro_kernel(hw, av, mvalid, dyt + np * hw * kNr, kNr, std::min(kNr, co - np * kNr), 1.0f, 1.0f,
+                         acc + (r0 + mp * kMr) * co + np * kNr, co);
+        }
+      }
+    }
+    // (implicit barrier) dweight[c, r] += sum over threads of partial[r, c]
+#pragma omp for schedule(static)
+    for (std::int64_t c = 0; c < co; ++c)
+      for (std::int64_t r = 0; r < k; ++r) {
+        float sum = 0.0f;
+        for (const float* part : partial)
+          if (part) sum += part[r * co + c];
+        dweight[c * k + r] += sum;
+      }
+  }
+}
+
+}  // namespace progdiff::backend::cpu::avx512
+#endif

@@ -1,0 +1,196 @@
+#pragma once
+// Single-precision GEMM for AVX-512 (Goto/BLIS structure: packed panels, a register-blocked
+// micro-kernel, cache blocking). The micro-kernel keeps a 6x64 tile of C in 24 zmm
+// accumulators: per k step it loads 4 vectors of B and broadcasts 6 scalars of A for 24
+// FMAs, so the two FMA pipes of a Zen 4/5 core stay busy while loads take the other ports.
+// Only compiled when the compiler targets AVX-512 (-march=native on such a CPU).
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "progdiff/backend/backend.hpp"
+
+namespace progdiff::backend::cpu::avx512 {
+
+inline constexpr std::int64_t kMr = 6;        // rows of C per micro-tile (broadcast side)
+inline constexpr std::int64_t kNr = 64;       // columns of C per micro-tile (4 zmm vectors)
+inline constexpr std::int64_t kKc = 256;      // k-block: a 256x256 B chunk (256 KiB) stays in L2
+inline constexpr std::int64_t kNcPanels = 4;  // B panels per chunk (256 columns)
+
+/// Splits `total` into near-equal blocks of at most `max_block`.
+inline std::int64_t even_block(std::int64_t total, std::int64_t max_block) {
+  const std::int64_t blocks = (total + max_block - 1) / max_block;
+  return (total + blocks - 1) / blocks;
+}
+
+/// Where the micro-kernel reads A: element (i, k) of the current tile is a[i * row_stride +
+/// k * k_stride]. Packed panels use (1, kMr); a row-major matrix can be read in place with (ld, 1).
+struct AView {
+  const float* a;
+  std::int64_t row_stride, k_stride;
+};
+
+/// C tile [mvalid x nvalid] = alpha * A[mvalid x kc] * B[kc x nvalid] + beta * C.
+/// B rows are kNr wide at stride b_k_stride (zero padded or masked past nvalid). beta == 0
+/// never reads C, so C may hold garbage.
+template <bool FullN>
+inline void micro_kernel_6x64(std::int64_t kc, AView av, std::int64_t mvalid, const float* b, std::int64_t b_k_stride,
+                              std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
+  __m512 acc[kMr][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+
+  // Rows past mvalid read row 0 again (valid memory); their results are never stored.
+  const float* ap[kMr];
+  for (int i = 0; i < kMr; ++i) ap[i] = av.a + (i < mvalid ? i : 0) * av.row_stride;
+  const std::int64_t ks = av.k_stride;
+
+  __mmask16 mask[4];
+  for (int j = 0; j < 4; ++j) {
+    const std::int64_t left = std::clamp<std::int64_t>(nvalid - 16 * j, 0, 16);
+    mask[j] = static_cast<__mmask16>((1u << left) - 1u);
+  }
+
+  std::int64_t off = 0;
+  for (std::int64_t k = 0; k < kc; ++k, b += b_k_stride, off += ks) {
+    __m512 bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j)
+      bv[j] = FullN ? _mm512_loadu_ps(b + 16 * j) : _mm512_maskz_loadu_ps(mask[j], b + 16 * j);
+#pragma GCC unroll 6
+    for (int i = 0; i < kMr; ++i) {
+      const __m512 a = _mm512_set1_ps(ap[i][off]);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(a, bv[j], acc[i][j]);
+    }
+  }
+
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    if (i >= mvalid) break;
+    float* ci = c + i * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m512 r = _mm512_mul_ps(va, acc[i][j]);
+      if (beta != 0.0f) {
+        const __m512 old = FullN ? _mm512_loadu_ps(ci + 16 * j) : _mm512_maskz_loadu_ps(mask[j], ci + 16 * j);
+        r = _mm512_fmadd_ps(vb, old, r);
+      }
+      if (FullN)
+        _mm512_storeu_ps(ci + 16 * j, r);
+      else
+        _mm512_mask_storeu_ps(ci + 16 * j, mask[j], r);
+    }
+  }
+}
+
+inline void micro_kernel(std::int64_t kc, AView av, std::int64_t mvalid, const float* b, std::int64_t b_k_stride,
+                         std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
+  if (nvalid == kNr)
+    micro_kernel_6x64<true>(kc, av, mvalid, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+  else
+    micro_kernel_6x64<false>(kc, av, mvalid, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+}
+
+/// op(A)[m, k] -> panels [ceil(m/kMr)][k][kMr], rows past m zero.
+inline void pack_a(Trans ta, std::int64_t m, std::int64_t k, const float* a, std::int64_t lda, float* packed,
+                   std::int64_t panel_begin, std::int64_t panel_end) {
+  for (std::int64_t p = panel_begin; p < panel_end; ++p) {
+    float* dst = packed + p * k * kMr;
+    const std::int64_t i0 = p * kMr, rows = std::min(kMr, m - i0);
+    if (ta == Trans::No) {
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        for (std::int64_t i = 0; i < kMr; ++i) dst[kk * kMr + i] = i < rows ? a[(i0 + i) * lda + kk] : 0.0f;
+    } else {
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        for (std::int64_t i = 0; i < kMr; ++i) dst[kk * kMr + i] = i < rows ? a[kk * lda + i0 + i] : 0.0f;
+    }
+  }
+}
+
+/// op(B)[k, n] -> panels [ceil(n/kNr)][k][kNr], columns past n zero.
+inline void pack_b(Trans tb, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb, float* packed,
+                   std::int64_t panel_begin, std::int64_t panel_end) {
+  for (std::int64_t p = panel_begin; p < panel_end; ++p) {
+    float* dst = packed + p * k * kNr;
+    const std::int64_t j0 = p * kNr, cols = std::min(kNr, n - j0);
+    if (tb == Trans::No) {
+      for (std::int64_t kk = 0; kk < k; ++kk) {
+        const float* src = b + kk * ldb + j0;
+        float* out = dst + kk * kNr;
+        for (std::int64_t j = 0; j < cols; ++j) out[j] = src[j];
+        for (std::int64_t j = cols; j < kNr; ++j) out[j] = 0.0f;
+      }
+    } else {
+      for (std::int64_t kk = 0; kk < k; ++kk) {
+        float* out = dst + kk * kNr;
+        for (std::int64_t j = 0; j < cols; ++j) out[j] = b[(j0 + j) * ldb + kk];
+        for (std::int64_t j = cols; j < kNr; ++j) out[j] = 0.0f;
+      }
+    }
+  }
+}
+
+/// Grow-only scratch owned by the calling thread (kept across calls: no page faults per step).
+inline float* thread_scratch(std::vector<float>& buffer, std::size_t n) {
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+/// C = alpha * (packed A) * (packed B) + beta * C for the tiles [mp_begin, mp_end) x
+/// [np_begin, np_end), blocked over k so a B chunk stays in L2 while every A panel runs over it.
+inline void packed_tiles(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* pa, const float* pb,
+                         float beta, float* c, std::int64_t ldc, std::int64_t mp_begin, std::int64_t mp_end,
+                         std::int64_t np_begin, std::int64_t np_end) {
+  const std::int64_t kc_max = even_block(k, kKc);
+  for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - k0);
+    const float b0 = k0 == 0 ? beta : 1.0f;
+    for (std::int64_t mp = mp_begin; mp < mp_end; ++mp) {
+      const AView av{pa + mp * k * kMr + k0 * kMr, 1, kMr};
+      const std::int64_t mvalid = std::min(kMr, m - mp * kMr);
+      for (std::int64_t np = np_begin; np < np_end; ++np)
+        micro_kernel(kc, av, mvalid, pb + np * k * kNr + k0 * kNr, kNr, std::min(kNr, n - np * kNr), alpha, b0,
+                     c + mp * kMr * ldc + np * kNr, ldc);
+    }
+  }
+}
+
+/// Row-major SGEMM, C[m, n] = alpha op(A) op(B) + beta C, threaded with one OpenMP region
+/// (single-threaded when called from inside a parallel region).
+inline void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                  std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  const std::int64_t mpanels = (m + kMr - 1) / kMr, npanels = (n + kNr - 1) / kNr;
+  thread_local std::vector<float> a_buffer, b_buffer;
+  float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
+  float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(npanels * k * kNr));
+  // Jobs: (block of A panels) x (chunk of B panels); enough of them to balance two or more threads.
+  const std::int64_t nchunks = (npanels + kNcPanels - 1) / kNcPanels;
+  const std::int64_t mblock = std::max<std::int64_t>(1, std::min<std::int64_t>(16, mpanels / 2));
+  const std::int64_t mblocks = (mpanels + mblock - 1) / mblock;
+  const std::int64_t jobs = nchunks * mblocks;
+  const double flops = 2.0 * double(m) * double(n) * double(k);
+#pragma omp parallel if (flops > 2e6 && !omp_in_parallel())
+  {
+#pragma omp for schedule(static) nowait
+    for (std::int64_t p = 0; p < mpanels; ++p) pack_a(ta, m, k, a, lda, pa, p, p + 1);
+#pragma omp for schedule(static)
+    for (std::int64_t p = 0; p < npanels; ++p) pack_b(tb, k, n, b, ldb, pb, p, p + 1);
+#pragma omp for schedule(static)
+    for (std::int64_t job = 0; job < jobs; ++job) {
+      const std::int64_t nc = job % nchunks, mb = job / nchunks;
+      packed_tiles(m, n, k, alpha, pa, pb, beta, c, ldc, mb * mblock, std::min(mpanels, (mb + 1) * mblock),
+                   nc * kNcPanels, std::min(npanels, (nc + 1) * kNcPanels));
+    }
+  }
+}
+
+}  // namespace progdiff::backend::cpu::avx512
+#endif

@@ -1,0 +1,95 @@
+// The CPU back end's convolution kernels (implicit GEMM on AVX-512 for float where compiled,
+// im2col + GEMM otherwise) against the plain-loop reference evaluated in double.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "progdiff/backend/cpu/conv_reference.hpp"
+#include "progdiff/backend/cpu/cpu.hpp"
+
+namespace {
+
+using progdiff::ConvGeometry;
+using progdiff::backend::Cpu;
+namespace reference = progdiff::backend::cpu::reference;
+
+std::vector<double> uniform(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<double> v(n);
+  for (auto& x : v) x = dist(gen);
+  return v;
+}
+
+template <class T>
+std::vector<T> cast(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
+template <class T>
+double worst_error(const std::vector<T>& got, const std::vector<double>& want) {
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double err = std::abs(double(got[i]) - want[i]);
+    worst = std::isnan(err) ? INFINITY : std::max(worst, err);
+  }
+  return worst;
+}
+
+// Sums of `terms` products of numbers in [-1, 1].
+template <class T>
+double tolerance(std::int64_t terms) {
+  return std::is_same_v<T, float> ? 1e-5 + 3e-7 * double(terms) : 1e-12 + 1e-15 * double(terms);
+}
+
+template <class T>
+void check_conv(const ConvGeometry& g) {
+  INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " k=", g.kh, "x", g.kw,
+       " stride=", g.stride, " pad=", g.pad);
+  const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw()),
+                    w_size = std::size_t(g.c_out * g.patch());
+  const auto x = uniform(x_size, 11), w = uniform(w_size, 12), dy = uniform(y_size, 13), dw0 = uniform(w_size, 14);
+  const auto xt = cast<T>(x), wt = cast<T>(w), dyt = cast<T>(dy);
+
+  std::vector<double> y_ref(y_size);
+  reference::conv2d_forward<double>(g, x.data(), w.data(), y_ref.data());
+  std::vector<T> y(y_size, T(NAN));  // the kernels assign: stale contents must not matter
+  Cpu::conv2d_forward<T>(g, xt.data(), wt.data(), y.data());
+  CHECK(worst_error(y, y_ref) <= tolerance<T>(g.patch()));
+
+  std::vector<double> dx_ref(x_size);
+  reference::conv2d_backward_data<double>(g, dy.data(), w.data(), dx_ref.data());
+  std::vector<T> dx(x_size, T(NAN));
+  Cpu::conv2d_backward_data<T>(g, dyt.data(), wt.data(), dx.data());
+  CHECK(worst_error(dx, dx_ref) <= tolerance<T>(g.c_out * g.kh * g.kw));
+
+  // backward weight accumulates into what is there.
+  std::vector<double> dw_ref = dw0;
+  reference::conv2d_backward_weight<double>(g, x.data(), dy.data(), dw_ref.data());
+  std::vector<T> dw = cast<T>(dw0);
+  Cpu::conv2d_backward_weight<T>(g, xt.data(), dyt.data(), dw.data());
+  CHECK(worst_error(dw, dw_ref) <= tolerance<T>(g.n * g.out_hw()));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, float, double) {
+  // {n, c_in, h, w, c_out, kh, kw, stride, pad}
+  const ConvGeometry cases[] = {
+      {2, 3, 5, 5, 7, 3, 3, 1, 1},      // 3x3 pad 1, odd channels
+      {2, 33, 7, 7, 129, 1, 1, 1, 0},   // 1x1
+      {2, 5, 9, 6, 6, 3, 3, 2, 1},      // 3x3 stride 2, non-square
+      {1, 4, 7, 11, 5, 3, 3, 1, 0},     // no padding, batch 1
+      {3, 64, 12, 10, 70, 3, 3, 1, 1},  // several k blocks, partial tiles in m and n
+      {1, 4, 40, 40, 8, 3, 3, 1, 1},    // many pixel chunks in one sample
+      {2, 3, 8, 8, 4, 5, 5, 1, 2},      // 5x5
+      {2, 3, 6, 5, 4, 3, 3, 1, 2},      // padding larger than k-1
+      {2, 3, 6, 7, 5, 3, 1, 1, 1},      // non-square kernel
+      {2, 6, 7, 7, 3, 2, 2, 2, 0},      // 2x2 stride 2 (a down-sampler)
+      {1, 1, 1, 1, 1, 1, 1, 1, 0},      // everything 1
+  };
+  for (const auto& g : cases) check_conv<T>(g);
+}
