@@ -5,11 +5,12 @@
 #include "progdiff/backend/cpu/gemm.hpp"
 #include "progdiff/backend/cpu/memory.hpp"
 #include "progdiff/backend/cpu/normalization.hpp"
+#include "progdiff/backend/cpu/sampling.hpp"
 
 namespace progdiff::backend {
 
 /// The CPU back end: Eigen GEMM, OpenMP threads, cached host memory.
-struct Cpu : cpu::Memory, cpu::Gemm, cpu::Elementwise, cpu::Normalization, cpu::Conv {
+struct Cpu : cpu::Memory, cpu::Gemm, cpu::Elementwise, cpu::Normalization, cpu::Conv, cpu::Sampling {
   static constexpr const char* name() { return "cpu"; }
   static constexpr bool host_accessible = true;
 };

@@ -7,10 +7,11 @@
 #include "progdiff/backend/cuda/gemm.cuh"
 #include "progdiff/backend/cuda/memory.cuh"
 #include "progdiff/backend/cuda/normalization.cuh"
+#include "progdiff/backend/cuda/sampling.cuh"
 
 namespace progdiff::backend {
 
-struct Cuda : cuda::Memory, cuda::Gemm, cuda::Elementwise, cuda::Normalization, cuda::Conv {
+struct Cuda : cuda::Memory, cuda::Gemm, cuda::Elementwise, cuda::Normalization, cuda::Conv, cuda::Sampling {
   static constexpr const char* name() { return "cuda"; }
   static constexpr bool host_accessible = false;
 
