@@ -52,6 +52,11 @@ void gradcheck_unary(L& layer, Shape in, std::uint64_t seed, const std::function
 
 }  // namespace
 
+static_assert(nn::LayerBase<nn::ResBlock<float, Cpu>> && nn::LayerBase<nn::TimestepEmbedding<double, Cpu>>,
+              "the two-input and timestep layers still report costs, parameters and channel axes");
+static_assert(nn::Layer<nn::AttentionBlock<double, Cpu>> && nn::Layer<nn::Dropout<float, Cpu>> &&
+              nn::Layer<nn::Downsample<float, Cpu>> && nn::Layer<nn::Upsample<double, Cpu>>);
+
 TEST_CASE("Conv2d gradients match central differences") {
   for (auto [k, stride, pad] : {std::tuple{3, 1, 1}, std::tuple{1, 1, 0}, std::tuple{3, 2, 1}}) {
     nn::Conv2d<double, Cpu> layer(nn::Conv2dConfig{3, 4, k, stride, pad, true});

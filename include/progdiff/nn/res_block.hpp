@@ -16,9 +16,9 @@ struct ResBlockConfig {
   std::int64_t out_channels = 64;
   std::int64_t temb_channels = 256;
   std::int64_t groups = 32;
-  double eps = 1e-6;     // DDPM's GroupNorm epsilon
-  double dropout = 0.0;  // drop probability before conv2
-  std::uint64_t seed = 0;
+  double eps = 1e-6;       // DDPM's GroupNorm epsilon
+  double dropout = 0.0;    // drop probability before conv2
+  std::uint64_t seed = 0;  // dropout mask seed; initialize() draws a fresh one
 };
 
 /// The gradients a ResBlock returns: input image and time embedding.
