@@ -2,6 +2,7 @@
 // im2col + GEMM otherwise) against the plain-loop reference evaluated in double.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -71,6 +72,18 @@ void check_conv(const ConvGeometry& g) {
   reference::conv2d_backward_weight<double>(g, x.data(), dy.data(), dw_ref.data());
   std::vector<T> dw = cast<T>(dw0);
   Cpu::conv2d_backward_weight<T>(g, xt.data(), dyt.data(), dw.data());
+  CHECK(worst_error(dw, dw_ref) <= tolerance<T>(g.n * g.out_hw()));
+
+  // The portable im2col + Eigen path, which is what runs without AVX-512.
+  using progdiff::backend::cpu::EigenGemm;
+  std::fill(y.begin(), y.end(), T(NAN));
+  Cpu::im2col_forward<T, EigenGemm>(g, xt.data(), wt.data(), y.data());
+  CHECK(worst_error(y, y_ref) <= tolerance<T>(g.patch()));
+  std::fill(dx.begin(), dx.end(), T(NAN));
+  Cpu::im2col_backward_data<T, EigenGemm>(g, dyt.data(), wt.data(), dx.data());
+  CHECK(worst_error(dx, dx_ref) <= tolerance<T>(g.c_out * g.kh * g.kw));
+  dw = cast<T>(dw0);
+  Cpu::im2col_backward_weight<T, EigenGemm>(g, xt.data(), dyt.data(), dw.data());
   CHECK(worst_error(dw, dw_ref) <= tolerance<T>(g.n * g.out_hw()));
 }
 

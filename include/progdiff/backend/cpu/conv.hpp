@@ -3,6 +3,8 @@
 // kernels of conv_avx512.hpp; the portable path (double, or no AVX-512) does im2col per
 // sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1
 // stride-1 convolution skips im2col). The plain-loop reference is conv_reference.hpp.
+#include <omp.h>
+
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -76,17 +78,7 @@ struct Conv {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) return avx512::conv2d_forward_rowmajor(g, x, weight, y);
 #endif
-    const std::int64_t ohw = g.out_hw(), k = g.patch();
-    for (std::int64_t i = 0; i < g.n; ++i) {
-      const T* xi = x + i * g.c_in * g.h * g.w;
-      const T* col = xi;
-      if (!is_pointwise(g)) {
-        T* buf = scratch<T>(static_cast<std::size_t>(k * ohw));
-        im2col(g, xi, buf);
-        col = buf;
-      }
-      Gemm::gemm<T>(Trans::No, Trans::No, g.c_out, ohw, k, T(1), weight, k, col, ohw, T(0), y + i * g.c_out * ohw, ohw);
-    }
+    im2col_forward<T>(g, x, weight, y);
   }
 
   /// dx = conv_transpose(dy, weight) (assigns).
@@ -96,19 +88,7 @@ struct Conv {
     if constexpr (std::is_same_v<T, float>)
       if (avx512::backward_data_as_forward(g)) return avx512::conv2d_backward_data_stride1(g, dy, weight, dx);
 #endif
-    const std::int64_t ohw = g.out_hw(), k = g.patch();
-    for (std::int64_t i = 0; i < g.n; ++i) {
-      T* dxi = dx + i * g.c_in * g.h * g.w;
-      const T* dyi = dy + i * g.c_out * ohw;
-      if (is_pointwise(g)) {
-        Gemm::gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), dxi, ohw);
-        continue;
-      }
-      T* col = scratch<T>(static_cast<std::size_t>(k * ohw));
-      Gemm::gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), col, ohw);
-      std::memset(dxi, 0, static_cast<std::size_t>(g.c_in * g.h * g.w) * sizeof(T));
-      col2im_add(g, col, dxi);
-    }
+    im2col_backward_data<T>(g, dy, weight, dx);
   }
 
   /// dweight += dy x^T over the batch (accumulates).
@@ -117,6 +97,48 @@ struct Conv {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) return avx512::conv2d_backward_weight(g, x, dy, dweight);
 #endif
+    im2col_backward_weight<T>(g, x, dy, dweight);
+  }
+
+  // The portable path, one GEMM (of the policy G) per sample.
+  template <class T, class G = Gemm>
+  static void im2col_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+    const std::int64_t ohw = g.out_hw(), k = g.patch();
+    // Samples in parallel, each GEMM single-threaded: one parallel region per call.
+#pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      const T* xi = x + i * g.c_in * g.h * g.w;
+      const T* col = xi;
+      if (!is_pointwise(g)) {
+        T* buf = scratch<T>(static_cast<std::size_t>(k * ohw));
+        im2col(g, xi, buf);
+        col = buf;
+      }
+      G::template gemm<T>(Trans::No, Trans::No, g.c_out, ohw, k, T(1), weight, k, col, ohw, T(0), y + i * g.c_out * ohw,
+                          ohw);
+    }
+  }
+
+  template <class T, class G = Gemm>
+  static void im2col_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
+    const std::int64_t ohw = g.out_hw(), k = g.patch();
+#pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
+    for (std::int64_t i = 0; i < g.n; ++i) {
+      T* dxi = dx + i * g.c_in * g.h * g.w;
+      const T* dyi = dy + i * g.c_out * ohw;
+      if (is_pointwise(g)) {
+        G::template gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), dxi, ohw);
+        continue;
+      }
+      T* col = scratch<T>(static_cast<std::size_t>(k * ohw));
+      G::template gemm<T>(Trans::Yes, Trans::No, k, ohw, g.c_out, T(1), weight, k, dyi, ohw, T(0), col, ohw);
+      std::memset(dxi, 0, static_cast<std::size_t>(g.c_in * g.h * g.w) * sizeof(T));
+      col2im_add(g, col, dxi);
+    }
+  }
+
+  template <class T, class G = Gemm>
+  static void im2col_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     for (std::int64_t i = 0; i < g.n; ++i) {
       const T* xi = x + i * g.c_in * g.h * g.w;
@@ -126,8 +148,8 @@ struct Conv {
         im2col(g, xi, buf);
         col = buf;
       }
-      Gemm::gemm<T>(Trans::No, Trans::Yes, g.c_out, k, ohw, T(1), dy + i * g.c_out * ohw, ohw, col, ohw, T(1), dweight,
-                    k);
+      G::template gemm<T>(Trans::No, Trans::Yes, g.c_out, k, ohw, T(1), dy + i * g.c_out * ohw, ohw, col, ohw, T(1),
+                          dweight, k);
     }
   }
 };

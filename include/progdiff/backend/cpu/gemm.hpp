@@ -76,4 +76,12 @@ struct Gemm {
   }
 };
 
+/// Gemm restricted to its Eigen path: the portable baseline, for comparisons and tests.
+struct EigenGemm {
+  template <class T, class... Args>
+  static void gemm(Args... args) {
+    Gemm::gemm_eigen<T>(args...);
+  }
+};
+
 }  // namespace progdiff::backend::cpu
