@@ -45,38 +45,31 @@ inline std::string shape_string(const std::vector<std::int64_t>& shape) {
   return s + "]";
 }
 
-/// The element types put() accepts, each stored as its own DType.
+/// The element types put() and values() accept: bool, the integers (not character types) of 1, 2,
+/// 4 or 8 bytes, float and double.
 template <class T>
-concept StorableElement = std::same_as<T, bool> || std::same_as<T, std::uint8_t> || std::same_as<T, std::int8_t> ||
-    std::same_as<T, std::int16_t> || std::same_as<T, std::uint16_t> || std::same_as<T, std::int32_t> ||
-    std::same_as<T, std::uint32_t> || std::same_as<T, std::int64_t> || std::same_as<T, std::uint64_t> ||
-    std::same_as<T, float> || std::same_as<T, double>;
+concept StorableElement = std::same_as<T, bool> || std::same_as<T, float> || std::same_as<T, double> ||
+    (std::integral<T> && !std::same_as<T, char> && !std::same_as<T, wchar_t> && !std::same_as<T, char8_t> &&
+     !std::same_as<T, char16_t> && !std::same_as<T, char32_t> &&
+     (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8));
 
-/// The DType that stores T unchanged.
+/// The DType that stores T unchanged (float as F32, double as F64, std::int64_t as I64, ...).
 template <StorableElement T>
 constexpr DType dtype_of() {
   if constexpr (std::same_as<T, bool>)
     return DType::BOOL;
-  else if constexpr (std::same_as<T, std::uint8_t>)
-    return DType::U8;
-  else if constexpr (std::same_as<T, std::int8_t>)
-    return DType::I8;
-  else if constexpr (std::same_as<T, std::int16_t>)
-    return DType::I16;
-  else if constexpr (std::same_as<T, std::uint16_t>)
-    return DType::U16;
-  else if constexpr (std::same_as<T, std::int32_t>)
-    return DType::I32;
-  else if constexpr (std::same_as<T, std::uint32_t>)
-    return DType::U32;
-  else if constexpr (std::same_as<T, std::int64_t>)
-    return DType::I64;
-  else if constexpr (std::same_as<T, std::uint64_t>)
-    return DType::U64;
   else if constexpr (std::same_as<T, float>)
     return DType::F32;
-  else
+  else if constexpr (std::same_as<T, double>)
     return DType::F64;
+  else if constexpr (sizeof(T) == 1)
+    return std::is_signed_v<T> ? DType::I8 : DType::U8;
+  else if constexpr (sizeof(T) == 2)
+    return std::is_signed_v<T> ? DType::I16 : DType::U16;
+  else if constexpr (sizeof(T) == 4)
+    return std::is_signed_v<T> ? DType::I32 : DType::U32;
+  else
+    return std::is_signed_v<T> ? DType::I64 : DType::U64;
 }
 
 namespace detail {
@@ -108,33 +101,36 @@ inline double floating_element(DType t, const std::byte* data, std::size_t i) {
   }
 }
 
-// Element i of an integer or BOOL record as a signed value, or as unsigned for U64 (the
-// second member says which).
-inline std::pair<std::int64_t, std::uint64_t> integer_element(DType t, const std::byte* data, std::size_t i,
-                                                              bool& is_unsigned_wide) {
-  is_unsigned_wide = false;
+// Element i of an integer or BOOL record; U64 values live in `wide`, all others in `narrow`.
+struct IntegerElement {
+  bool is_wide = false;
+  std::int64_t narrow = 0;
+  std::uint64_t wide = 0;
+  std::string str() const { return is_wide ? std::to_string(wide) : std::to_string(narrow); }
+};
+
+inline IntegerElement integer_element(DType t, const std::byte* data, std::size_t i) {
   switch (t) {
     case DType::BOOL:
-      return {load<std::uint8_t>(data + i) != 0, 0};
+      return {false, load<std::uint8_t>(data + i) != 0, 0};
     case DType::U8:
-      return {load<std::uint8_t>(data + i), 0};
+      return {false, load<std::uint8_t>(data + i), 0};
     case DType::I8:
-      return {load<std::int8_t>(data + i), 0};
+      return {false, load<std::int8_t>(data + i), 0};
     case DType::I16:
-      return {load<std::int16_t>(data + 2 * i), 0};
+      return {false, load<std::int16_t>(data + 2 * i), 0};
     case DType::U16:
-      return {load<std::uint16_t>(data + 2 * i), 0};
+      return {false, load<std::uint16_t>(data + 2 * i), 0};
     case DType::I32:
-      return {load<std::int32_t>(data + 4 * i), 0};
+      return {false, load<std::int32_t>(data + 4 * i), 0};
     case DType::U32:
-      return {load<std::uint32_t>(data + 4 * i), 0};
+      return {false, load<std::uint32_t>(data + 4 * i), 0};
     case DType::I64:
-      return {load<std::int64_t>(data + 8 * i), 0};
+      return {false, load<std::int64_t>(data + 8 * i), 0};
     case DType::U64:
-      is_unsigned_wide = true;
-      return {0, load<std::uint64_t>(data + 8 * i)};
+      return {true, 0, load<std::uint64_t>(data + 8 * i)};
     default:
-      return {0, 0};
+      return {};
   }
 }
 
@@ -186,9 +182,8 @@ class SafetensorsFile {
         if (is_floating(r.dtype)) {
           out[i] = static_cast<T>(detail::floating_element(r.dtype, data, i));
         } else {
-          bool wide = false;
-          const auto [s, u] = detail::integer_element(r.dtype, data, i, wide);
-          out[i] = wide ? static_cast<T>(u) : static_cast<T>(s);
+          const auto v = detail::integer_element(r.dtype, data, i);
+          out[i] = v.is_wide ? static_cast<T>(v.wide) : static_cast<T>(v.narrow);
         }
       }
     } else {
@@ -196,20 +191,18 @@ class SafetensorsFile {
         throw FormatError(source + ": tensor '" + name + "' holds " + std::string(dtype_name(r.dtype)) +
                           " values, which cannot be read as integers");
       for (std::size_t i = 0; i < n; ++i) {
-        bool wide = false;
-        const auto [s, u] = detail::integer_element(r.dtype, data, i, wide);
-        const bool fits = wide ? detail::integer_fits<T>(u) : detail::integer_fits<T>(s);
-        if (!fits)
-          throw FormatError(source + ": tensor '" + name + "' element " + std::to_string(i) + " (" +
-                            (wide ? std::to_string(u) : std::to_string(s)) + ") does not fit the requested type");
-        out[i] = wide ? static_cast<T>(u) : static_cast<T>(s);
+        const auto v = detail::integer_element(r.dtype, data, i);
+        if (!(v.is_wide ? detail::integer_fits<T>(v.wide) : detail::integer_fits<T>(v.narrow)))
+          throw FormatError(source + ": tensor '" + name + "' element " + std::to_string(i) + " (" + v.str() +
+                            ") does not fit the requested type");
+        out[i] = v.is_wide ? static_cast<T>(v.wide) : static_cast<T>(v.narrow);
       }
     }
     return out;
   }
 
-  /// Stores `values` under `name` as the DType matching T (float as F32, double as F64,
-  /// std::int64_t as I64, bool as BOOL, ...), replacing any tensor of that name.
+  /// Stores `values` under `name` as dtype_of<T>(), replacing any tensor of that name; a
+  /// ShapeError naming the key unless they fill `shape`.
   template <StorableElement T>
   void put(const std::string& name, std::vector<std::int64_t> shape, std::span<const T> values) {
     check_new_record(name, shape, values.size());
