@@ -349,3 +349,58 @@ TEST_CASE("a user-defined grouper and boundary reports in t and sigma") {
   CHECK(grp::boundary_sigmas(p, edm).front() == doctest::Approx(edm.sigma(1)));
   CHECK_THROWS_AS(grp::Partition({{0, 2, 2}, {}}).validate(2), progdiff::ConfigError);
 }
+
+// The example's plot and data readers (progdiff/io/png.hpp, progdiff/data/idx.hpp).
+#include <zlib.h>
+
+#include "progdiff/data/idx.hpp"
+#include "progdiff/io/png.hpp"
+
+TEST_CASE("PNG encoder: chunk layout, CRCs and the inflated raster") {
+  progdiff::io::Image img(3, 2);
+  img.set(1, 0, {10, 20, 30});
+  img.set(2, 1, {200, 100, 50});
+  const auto png = progdiff::io::encode_png(img);
+  REQUIRE(png.size() > 8 + 25 + 12 + 12);
+  CHECK(std::vector<std::uint8_t>(png.begin(), png.begin() + 8) ==
+        std::vector<std::uint8_t>{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+  auto u32 = [&](std::size_t o) {
+    return (std::uint32_t(png[o]) << 24) | (png[o + 1] << 16) | (png[o + 2] << 8) | png[o + 3];
+  };
+  std::size_t o = 8;
+  std::vector<std::uint8_t> idat;
+  std::vector<std::string> types;
+  while (o < png.size()) {
+    const std::uint32_t len = u32(o);
+    types.emplace_back(png.begin() + o + 4, png.begin() + o + 8);
+    CHECK(u32(o + 8 + len) == crc32(0L, png.data() + o + 4, len + 4));  // CRC over type and data
+    if (types.back() == "IHDR") CHECK((u32(o + 8) == 3 && u32(o + 12) == 2 && png[o + 16] == 8 && png[o + 17] == 2));
+    if (types.back() == "IDAT") idat.assign(png.begin() + o + 8, png.begin() + o + 8 + len);
+    o += 12 + len;
+  }
+  CHECK(types == std::vector<std::string>{"IHDR", "IDAT", "IEND"});
+  std::vector<std::uint8_t> raw(2 * (1 + 9));
+  uLongf raw_len = raw.size();
+  REQUIRE(uncompress(raw.data(), &raw_len, idat.data(), idat.size()) == Z_OK);
+  CHECK(raw_len == 20);
+  CHECK(raw[0] == 0);  // filter byte
+  CHECK((raw[1 + 3] == 10 && raw[1 + 4] == 20 && raw[1 + 5] == 30));
+  CHECK((raw[10 + 1 + 6] == 200 && raw[10 + 1 + 7] == 100 && raw[10 + 1 + 8] == 50));
+}
+
+TEST_CASE("IDX reader: a valid array and malformed headers") {
+  const std::vector<std::uint8_t> ok = {0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6};
+  const auto a = progdiff::data::parse_idx(ok, "mem");
+  CHECK(a.dims == std::vector<std::int64_t>{2, 3});
+  CHECK(a.values[5] == 6);
+  CHECK(progdiff::data::parse_idx(ok, "mem", 1).values.size() == 3);
+  auto bad = ok;
+  bad[2] = 0x0d;  // float elements
+  CHECK_THROWS_WITH_AS(progdiff::data::parse_idx(bad, "mem"), doctest::Contains("offset 2"), progdiff::FormatError);
+  bad = ok;
+  bad.pop_back();  // one element short
+  CHECK_THROWS_AS(progdiff::data::parse_idx(bad, "mem"), progdiff::FormatError);
+  CHECK_THROWS_AS(progdiff::data::parse_idx({0, 0, 8}, "mem"), progdiff::FormatError);
+  CHECK_THROWS_AS(progdiff::data::parse_idx({1, 0, 8, 1, 0, 0, 0, 0}, "mem"), progdiff::FormatError);
+  CHECK_THROWS_AS(progdiff::data::read_idx("/nonexistent.idx"), progdiff::IoError);
+}
