@@ -5,7 +5,8 @@
 //
 //   t [4] -> time (sinusoid + MLP) -> temb [4, 64]
 //   x [4, 3, 16, 16] -> conv_in -> res (ResBlock 32 -> 64, + temb) -> down (stride 2)
-//     -> attn (2 heads at 8x8) -> norm_out -> silu_out -> flatten -> head (Linear) -> y [4, 10]
+//     -> attn (2 heads at 8x8) -> up (nearest x2 + conv) -> norm_out -> silu_out -> flatten
+//     -> head (Linear) -> y [4, 10]
 //   loss = sum(y * r) for a fixed random r
 //
 // Exits 1 when a finite-difference check fails.
@@ -31,6 +32,7 @@
 #include <progdiff/nn/res_block.hpp>
 #include <progdiff/nn/silu.hpp>
 #include <progdiff/nn/timestep_embedding.hpp>
+#include <progdiff/nn/upsample.hpp>
 
 namespace pd = progdiff;
 namespace nn = progdiff::nn;
@@ -121,17 +123,18 @@ struct Model {
   Named<nn::TimestepEmbedding<T, B>> time{
       "time", nn::TimestepEmbedding<T, B>({.dim = 32, .hidden = kTimeChannels, .out = kTimeChannels})};
   std::tuple<Named<nn::Conv2d<T, B>>, Named<TimeConditioned<T, B>>, Named<nn::Downsample<T, B>>,
-             Named<nn::AttentionBlock<T, B>>, Named<nn::GroupNorm<T, B>>, Named<nn::SiLU<T, B>>, Named<Flatten<T, B>>,
-             Named<nn::Linear<T, B>>>
+             Named<nn::AttentionBlock<T, B>>, Named<nn::Upsample<T, B>>, Named<nn::GroupNorm<T, B>>,
+             Named<nn::SiLU<T, B>>, Named<Flatten<T, B>>, Named<nn::Linear<T, B>>>
       chain{{"conv_in", nn::Conv2d<T, B>({.in_channels = 3, .out_channels = 32})},
             {"res", TimeConditioned<T, B>(
                         {.in_channels = 32, .out_channels = 64, .temb_channels = kTimeChannels, .groups = 8}, context)},
             {"down", nn::Downsample<T, B>({.in_channels = 64, .out_channels = 64})},
             {"attn", nn::AttentionBlock<T, B>({.channels = 64, .heads = 2, .groups = 8})},
-            {"norm_out", nn::GroupNorm<T, B>({.groups = 8, .channels = 64})},
+            {"up", nn::Upsample<T, B>({.in_channels = 64, .out_channels = 32})},
+            {"norm_out", nn::GroupNorm<T, B>({.groups = 8, .channels = 32})},
             {"silu_out", {}},
             {"flatten", {}},
-            {"head", nn::Linear<T, B>({.in_features = 64 * (kSize / 2) * (kSize / 2), .out_features = kClasses})}};
+            {"head", nn::Linear<T, B>({.in_features = 32 * kSize * kSize, .out_features = kClasses})}};
 
   Model() {
     static_assert(nn::LayerBase<nn::TimestepEmbedding<T, B>>);
@@ -302,10 +305,11 @@ int gradient_check(double tolerance) {
   Model<T> model;
   const Batch<T> batch;
 
-  const std::vector<Probe> probes = {{"conv_in.weight", 5},       {"res.norm1.gamma", 3},    {"res.conv2.weight", 1000},
-                                     {"res.skip.bias", 17},       {"down.conv.weight", 321}, {"attn.qkv.weight", 4000},
-                                     {"attn.proj.bias", 9},       {"norm_out.beta", 30},     {"head.weight", 12345},
-                                     {"time.linear_1.weight", 77}};
+  // One entry in each kind of layer; the time MLP's entry checks the embedding gradient path.
+  const std::vector<Probe> probes = {{"time.linear_1.weight", 77}, {"conv_in.weight", 5}, {"res.norm1.gamma", 3},
+                                     {"res.conv2.weight", 1000},   {"res.skip.bias", 17}, {"down.conv.weight", 321},
+                                     {"attn.qkv.weight", 4000},    {"attn.proj.bias", 9}, {"up.conv.weight", 2000},
+                                     {"norm_out.beta", 30},        {"head.weight", 12345}};
   std::printf("gradient check: d sum(y * r) / d parameter, backward vs. central difference (double)\n\n");
   std::printf("%-22s %6s %16s %16s %10s\n", "parameter", "index", "backward", "finite diff.", "rel. error");
   int failures = 0;
