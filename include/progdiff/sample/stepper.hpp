@@ -103,10 +103,13 @@ std::vector<ModelCall> model_calls(const S& sampler, const SamplerState<T, B>& s
 }
 
 /// Applies each sample's update for its current evaluation, given the model output on the
-/// state's model input, then moves every unfinished sample to its next evaluation.
+/// state's model input, then moves every unfinished sample to its next evaluation. The noise
+/// is drawn from the samples' Philox streams unless `noise` (shaped like x) is given.
 template <Sampler S, class T, class B>
-void step(const S& sampler, SamplerState<T, B>& st, const Tensor<T, B>& output, PredictionType prediction) {
+void step(const S& sampler, SamplerState<T, B>& st, const Tensor<T, B>& output, PredictionType prediction,
+          const Tensor<T, B>* noise_override = nullptr) {
   expect_shape(output.shape(), st.x.shape(), "sample::step: model output");
+  if (noise_override) expect_shape(noise_override->shape(), st.x.shape(), "sample::step: noise");
   const std::int64_t total = sampler.evaluations();
   const auto n = static_cast<std::size_t>(st.batch());
   const int h = sampler.history_size();
@@ -125,7 +128,9 @@ void step(const S& sampler, SamplerState<T, B>& st, const Tensor<T, B>& output, 
   terms[kSampleTerm] = st.x.data();
   terms[kOutputTerm] = output.data();
   Tensor<T, B> z;
-  if (noise) {
+  if (noise && noise_override) {
+    terms[kNoiseTerm] = noise_override->data();
+  } else if (noise) {
     z = Tensor<T, B>(st.x.shape());
     // every sample draws the noise of its own evaluation, so batches never share draws
     for (std::size_t i = 0; i < n; ++i) {
