@@ -58,8 +58,11 @@ inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0,
 /// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
 inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const float* weight, float* y) {
   const std::int64_t m = g.c_out, k = g.patch(), n = g.out_hw();
-  const std::int64_t mpanels = (m + kMr - 1) / kMr, npanels = (n + kNr - 1) / kNr;
-  const std::int64_t nchunks = (npanels + kNcPanels - 1) / kNcPanels, kc_max = even_block(k, kKc);
+  const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = (n + kNr - 1) / kNr;
+  // Pixel panels of all samples form one sequence cut into chunks of kNcPanels, so small
+  // images (8x8: one panel each) still give every weight panel several B panels to run over.
+  const std::int64_t panels = g.n * panels_per_sample, nchunks = (panels + kNcPanels - 1) / kNcPanels;
+  const std::int64_t kc_max = even_block(k, kKc);
   thread_local std::vector<float> a_buffer;
   float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
   const std::int64_t x_stride = g.c_in * g.h * g.w, y_stride = m * n;
@@ -69,26 +72,24 @@ inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const
     for (std::int64_t p = 0; p < mpanels; ++p) pack_a(Trans::No, m, k, weight, k, pa, p, p + 1);
     thread_local std::vector<float> b_buffer;
     float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(kc_max * kNcPanels * kNr));
-    // Jobs are (sample, chunk of kNcPanels*kNr output pixels): batch 1 still uses every thread.
 #pragma omp for schedule(static)
-    for (std::int64_t job = 0; job < g.n * nchunks; ++job) {
-      const std::int64_t i = job / nchunks, np0 = (job % nchunks) * kNcPanels;
-      const std::int64_t np1 = std::min(npanels, np0 + kNcPanels);
-      const float* xi = x + i * x_stride;
-      float* yi = y + i * y_stride;
+    for (std::int64_t chunk = 0; chunk < nchunks; ++chunk) {
+      const std::int64_t p0 = chunk * kNcPanels, p1 = std::min(panels, p0 + kNcPanels);
       for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
         const std::int64_t kc = std::min(kc_max, k - k0);
-        for (std::int64_t np = np0; np < np1; ++np) {
-          const std::int64_t cols = std::min(kNr, n - np * kNr);
-          im2col_block(g, xi, k0, kc, np * kNr, cols, pb + (np - np0) * kc * kNr, kNr, kNr);
+        for (std::int64_t p = p0; p < p1; ++p) {
+          const std::int64_t i = p / panels_per_sample, j0 = (p % panels_per_sample) * kNr;
+          im2col_block(g, x + i * x_stride, k0, kc, j0, std::min(kNr, n - j0), pb + (p - p0) * kc * kNr, kNr, kNr);
         }
         const float beta = k0 == 0 ? 0.0f : 1.0f;
         for (std::int64_t mp = 0; mp < mpanels; ++mp) {
           const AView av{pa + mp * k * kMr + k0 * kMr, 1, kMr};
           const std::int64_t mvalid = std::min(kMr, m - mp * kMr);
-          for (std::int64_t np = np0; np < np1; ++np)
-            micro_kernel(kc, av, mvalid, pb + (np - np0) * kc * kNr, kNr, std::min(kNr, n - np * kNr), 1.0f, beta,
-                         yi + mp * kMr * n + np * kNr, n);
+          for (std::int64_t p = p0; p < p1; ++p) {
+            const std::int64_t i = p / panels_per_sample, j0 = (p % panels_per_sample) * kNr;
+            micro_kernel(kc, av, mvalid, pb + (p - p0) * kc * kNr, kNr, std::min(kNr, n - j0), 1.0f, beta,
+                         y + i * y_stride + mp * kMr * n + j0, n);
+          }
         }
       }
     }
