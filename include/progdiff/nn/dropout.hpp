@@ -17,8 +17,9 @@ struct DropoutConfig {
 /// mask ~ Bernoulli(1 - p) per element; in evaluation y = x. x, y: any shape.
 ///
 /// The mask of call k is Philox (seed, stream = k): element i is kept when
-/// philox_uniform(seed, k, i) > p. Every training forward takes the next stream, so masks
+/// philox_uniform(seed, k, i) > p. Every training forward (p > 0) takes the next stream, so masks
 /// differ between calls, and a run restored with set_calls() reproduces them exactly.
+/// (With p = 0 or in evaluation mode nothing is drawn and the stream does not advance.)
 /// backward recomputes the same mask instead of storing it.
 template <class T, class B>
 class Dropout {
