@@ -45,6 +45,8 @@ class AttentionBlock {
   }
 
   /// PyTorch's defaults: GroupNorm gamma = 1, beta = 0; both convolutions U(+-1/sqrt(C)).
+  /// (DDPM's original zero-initializes proj so the block starts as the identity; a model that
+  /// wants that fills proj().weight() and proj().bias() with zeros after this.)
   void initialize(Generator& gen) {
     norm_.initialize(gen);
     qkv_.initialize(gen);
