@@ -274,7 +274,9 @@ TEST_CASE("safetensors round trip keeps every dtype, shape, byte and metadata en
   CHECK(back.source == "round_trip");
   CHECK(back.metadata == original.metadata);
   REQUIRE(back.tensors.size() == original.tensors.size());
-  for (const auto& [name, record] : original.tensors) {
+  for (const auto& entry : original.tensors) {
+    const std::string& name = entry.first;  // a plain reference: INFO captures it
+    const TensorRecord& record = entry.second;
     INFO("tensor " << name);
     REQUIRE(back.contains(name));
     const TensorRecord& r = back.at(name);
@@ -348,7 +350,9 @@ TEST_CASE("safetensors file written by an outside implementation reads value by 
   CHECK(file.metadata == expected["metadata"].get<std::map<std::string, std::string>>());
   CHECK(file.metadata.at("unit") == "\xc2\xb5s");
   REQUIRE(file.tensors.size() == expected["tensors"].size());
-  for (const auto& [name, want] : expected["tensors"].items()) {
+  for (const auto& item : expected["tensors"].items()) {
+    const std::string name = item.key();  // a plain variable: INFO captures it
+    const nlohmann::json& want = item.value();
     INFO("tensor " << name);
     REQUIRE(file.contains(name));
     const TensorRecord& record = file.at(name);

@@ -28,8 +28,10 @@ class AtomicFile {
     static std::atomic<unsigned> counter{0};
     const std::filesystem::path directory = target_.has_parent_path() ? target_.parent_path() : ".";
     for (int attempt = 0; fd_ < 0; ++attempt) {
-      temporary_ = directory / ("." + target_.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
-                                std::to_string(counter++));
+      std::string name = ".";  // hidden, and named after the target so a leftover is recognisable
+      name += target_.filename().string();
+      name += ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+      temporary_ = directory / name;
       // 0666 lets the umask decide the permissions, as for a file opened the ordinary way.
       fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd_ < 0 && (errno != EEXIST || attempt > 100)) fail("cannot create temporary file " + temporary_.string());

@@ -320,12 +320,17 @@ inline SafetensorsFile read_safetensors(const std::filesystem::path& path) {
 /// FormatError or ShapeError naming the tensor if a record cannot be written.
 inline std::vector<std::byte> serialize_safetensors(const SafetensorsFile& file) {
   const std::string header = detail::make_header(file);
-  std::vector<std::byte> out;
+  std::size_t total = 8 + header.size();
+  for (const auto& [name, record] : file.tensors) total += record.bytes.size();
+  std::vector<std::byte> out(total);
   const auto prefix = detail::little_endian(header.size());
-  out.insert(out.end(), prefix.begin(), prefix.end());
-  const auto* h = reinterpret_cast<const std::byte*>(header.data());
-  out.insert(out.end(), h, h + header.size());
-  for (const auto& [name, record] : file.tensors) out.insert(out.end(), record.bytes.begin(), record.bytes.end());
+  std::memcpy(out.data(), prefix.data(), 8);
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  std::size_t at = 8 + header.size();
+  for (const auto& [name, record] : file.tensors) {
+    if (!record.bytes.empty()) std::memcpy(out.data() + at, record.bytes.data(), record.bytes.size());
+    at += record.bytes.size();
+  }
   return out;
 }
 
