@@ -176,8 +176,9 @@ inline void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64
   const std::int64_t mblock = std::max<std::int64_t>(1, std::min<std::int64_t>(16, mpanels / 2));
   const std::int64_t mblocks = (mpanels + mblock - 1) / mblock;
   const std::int64_t jobs = nchunks * mblocks;
+  // Below ~0.1 ms of work a fork/join costs more than it saves (and far more on a loaded machine).
   const double flops = 2.0 * double(m) * double(n) * double(k);
-#pragma omp parallel if (flops > 2e6 && !omp_in_parallel())
+#pragma omp parallel if (flops > 3e7 && !omp_in_parallel())
   {
 #pragma omp for schedule(static) nowait
     for (std::int64_t p = 0; p < mpanels; ++p) pack_a(ta, m, k, a, lda, pa, p, p + 1);
