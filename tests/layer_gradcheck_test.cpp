@@ -312,3 +312,20 @@ TEST_CASE("Layers reject bad configurations with a ConfigError") {
       {"group", "4", "6"});
   CHECK_THROWS_AS((nn::ResBlock<F, Cpu>(nn::ResBlockConfig{4, 4, 3, 2, 1e-6, 1.5, 0})), ConfigError);
 }
+
+TEST_CASE("Backward without a preceding forward is refused, also after the cache was used") {
+  using F = float;
+  const auto x = HostTensor<F>::zeros(Shape{1, 4, 2, 2});
+  nn::AttentionBlock<F, Cpu> attn(nn::AttentionBlockConfig{4, 2, 2, 1e-6});
+  CHECK_THROWS_AS(attn.backward(x), progdiff::Error);
+  attn.forward(x);
+  attn.backward(x);
+  CHECK_THROWS_AS(attn.backward(x), progdiff::Error);
+  nn::Upsample<F, Cpu> up(nn::UpsampleConfig{4, 4});
+  CHECK_THROWS_AS(up.backward(HostTensor<F>::zeros(Shape{1, 4, 4, 4})), progdiff::Error);
+  nn::ResBlock<F, Cpu> res(nn::ResBlockConfig{4, 4, 3, 2, 1e-6, 0.0, 0});
+  CHECK_THROWS_AS(res.backward(x), progdiff::Error);
+  res.forward(x, HostTensor<F>::zeros(Shape{1, 3}));
+  res.backward(x);
+  CHECK_THROWS_AS(res.backward(x), progdiff::Error);
+}
