@@ -401,9 +401,10 @@ template <class S>
 void check_mixed_batch(const S& sampler, const char* what) {
   CAPTURE(what);
   const auto a = smp::alphas_cumprod(sch::Linear<1000>{});
-  std::vector<std::int64_t> at{0, sampler.evaluations() / 3, sampler.evaluations() / 2, 1};
-  std::vector<std::uint64_t> ids{40, 41, 42, 43};
-  std::vector<double> x0(4 * 6);
+  // the last sample finishes after two of the four evaluations and must then keep its value
+  std::vector<std::int64_t> at{0, sampler.evaluations() / 3, sampler.evaluations() / 2, 1, sampler.evaluations() - 2};
+  std::vector<std::uint64_t> ids{40, 41, 42, 43, 44};
+  std::vector<double> x0(5 * 6);
   progdiff::Generator g(3);
   for (auto& v : x0) v = g.normal<double>();
   for (auto p : {PredictionType::Epsilon, PredictionType::VPrediction}) {
@@ -416,7 +417,7 @@ void check_mixed_batch(const S& sampler, const char* what) {
     };
     const std::vector<float> xf(x0.begin(), x0.end());
     const auto together = run_batch(at, ids, xf);
-    for (std::size_t i = 0; i < 4; ++i) {
+    for (std::size_t i = 0; i < 5; ++i) {
       const auto alone = run_batch({at[i]}, {ids[i]}, std::vector<float>(xf.begin() + 6 * i, xf.begin() + 6 * (i + 1)));
       for (std::size_t j = 0; j < 6; ++j) CHECK(together[6 * i + j] == alone[j]);
     }
@@ -473,4 +474,17 @@ TEST_CASE("samplers reject bad plans and bad batches with messages that name the
   CHECK_THROWS_AS(smp::resume(ddim, CpuTensor<double>::zeros(Shape{1, 3}), {3}, {0}, 0), progdiff::ConfigError);
   smp::run(ddim, model, st);
   CHECK(smp::finished(st.evaluation, ddim.evaluations()));
+}
+
+TEST_CASE("the CPU weighted_sum kernel: per-sample weights, skipped null terms, aliased output") {
+  using Cpu = progdiff::backend::Cpu;
+  // two samples of three values; terms 0 and 3 present, the others null with NaN weights
+  std::vector<float> a{1, 2, 3, 4, 5, 6}, b{10, 20, 30, 40, 50, 60};
+  const double nan = std::nan("");
+  std::vector<double> w{0.5,  nan, nan, 2.0,  nan, nan,  // sample 0
+                        -1.0, nan, nan, 0.25, nan, nan};
+  std::array<const float*, Cpu::sampler_terms> terms{a.data(), nullptr, nullptr, b.data(), nullptr, nullptr};
+  Cpu::weighted_sum<float>(2, 3, w.data(), terms, a.data());  // writes over term 0
+  const std::vector<float> expected{20.5f, 41.0f, 61.5f, 6.0f, 7.5f, 9.0f};
+  CHECK(a == expected);
 }
