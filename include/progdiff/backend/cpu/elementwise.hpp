@@ -1,17 +1,23 @@
 #pragma once
 // Element-wise kernels and reductions of the CPU back end: loops over the shared math in
 // progdiff/backend/math, threaded with OpenMP when the work is large enough to pay for it.
+// Float SiLU on an AVX-512 target runs the vector kernels of vector_math_avx512.hpp.
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
+#include "progdiff/backend/math/embedding.hpp"
 #include "progdiff/backend/math/philox.hpp"
+#include "progdiff/backend/cpu/vector_math_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 
 inline constexpr std::int64_t kParallelThreshold = 1 << 15;
+inline constexpr std::int64_t kSiluBlock = 1 << 12;
 
 struct Elementwise {
   /// y += alpha * x
@@ -69,6 +75,16 @@ struct Elementwise {
   template <class T>
   static void silu_forward(std::size_t n, const T* x, T* y) {
     const auto len = static_cast<std::int64_t>(n);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      // Blocks of 4096 (a multiple of the vector width) split over the threads.
+      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
+#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
+      for (std::int64_t b = 0; b < blocks; ++b)
+        avx512::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
+      return;
+    }
+#endif
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) y[i] = math::silu(x[i]);
   }
@@ -76,6 +92,16 @@ struct Elementwise {
   template <class T>
   static void silu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
     const auto len = static_cast<std::int64_t>(n);
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
+#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
+      for (std::int64_t b = 0; b < blocks; ++b)
+        avx512::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
+                              dx + b * kSiluBlock);
+      return;
+    }
+#endif
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) dx[i] = dy[i] * math::silu_derivative(x[i]);
   }
@@ -149,25 +175,16 @@ struct Elementwise {
         }
   }
 
-  /// Sinusoidal embedding of timesteps t[n] into out[n, dim]: out = [sin(t f_i) | cos(t f_i)]
-  /// with f_i = exp(-ln(max_period) * i / (half - shift)), i < half = dim / 2; an odd
-  /// dim leaves the last column zero. shift = 1 is DDPM's convention, 0 diffusers' default.
+  /// Sinusoidal embedding of timesteps t[n] into out[n, dim] (formula in math/embedding.hpp).
   template <class T>
   static void timestep_embedding(std::int64_t n, std::int64_t dim, const T* t, T* out, double max_period,
                                  double shift) {
-    const std::int64_t half = dim / 2;
-    for (std::int64_t i = 0; i < n; ++i) {
-      T* row = out + i * dim;
-      for (std::int64_t k = 0; k < half; ++k) {
-        const double freq =
-            std::exp(-std::log(max_period) * static_cast<double>(k) / (static_cast<double>(half) - shift));
-        const double arg = static_cast<double>(t[i]) * freq;
-        row[k] = static_cast<T>(std::sin(arg));
-        row[half + k] = static_cast<T>(std::cos(arg));
-      }
-      if (dim % 2) row[dim - 1] = T(0);
-    }
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t k = 0; k < dim; ++k)
+        out[i * dim + k] =
+            static_cast<T>(math::timestep_embedding_value(static_cast<double>(t[i]), k, dim, max_period, shift));
   }
+
 
   /// Inverted dropout with the mask drawn from Philox (seed, stream): element i is kept when
   /// its uniform draw exceeds p, and scaled by 1 / (1 - p). `forward` picks y = mask * x or,
