@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -72,18 +73,24 @@ class AttentionBlock {
     qkv_out_ = qkv_.forward(norm_.forward(x));
     probs_ = Tensor<T, B>(Shape{n, heads, hw, hw});
     Tensor<T, B> o(x.shape());
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* q = qkv_out_.data() + i * 3 * c * hw;
+    // One batched GEMM per head over all samples (the back end runs the samples in parallel);
+    // sample i of head h: q at qkv[i, h*d], scores at probs[i, h].
+    const std::int64_t qkv_stride = 3 * c * hw, probs_stride = heads * hw * hw;
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const T* q = qkv_out_.data() + h * d * hw;
       const T* k = q + c * hw;
-      const T* v = k + c * hw;
-      T* a = probs_.data() + i * heads * hw * hw;
-      // scores[h] = q_h^T k_h: [HW, HW]
-      B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), q, hw, d * hw, k, hw, d * hw, T(0), a,
-                                          hw, hw * hw, heads);
-      B::softmax_rows(heads * hw, hw, T(1) / std::sqrt(static_cast<T>(d)), a, a);
+      T* a = probs_.data() + h * hw * hw;
+      // scores = q_h^T k_h: [HW, HW]
+      B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), q, hw, qkv_stride, k, hw, qkv_stride,
+                                          T(0), a, hw, probs_stride, n);
+    }
+    B::softmax_rows(n * heads * hw, hw, T(1) / std::sqrt(static_cast<T>(d)), probs_.data(), probs_.data());
+    for (std::int64_t h = 0; h < heads; ++h) {
+      const T* v = qkv_out_.data() + 2 * c * hw + h * d * hw;
       // o_h = v_h A_h^T: [d, HW]
-      B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), v, hw, d * hw, a, hw, hw * hw, T(0),
-                                          o.data() + i * c * hw, hw, d * hw, heads);
+      B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), v, hw, qkv_stride,
+                                          probs_.data() + h * hw * hw, hw, probs_stride, T(0), o.data() + h * d * hw,
+                                          hw, c * hw, n);
     }
     Tensor<T, B> y = proj_.forward(o);
     B::add(y.size(), y.data(), x.data(), y.data());
@@ -98,28 +105,40 @@ class AttentionBlock {
     const std::int64_t heads = config_.heads, d = c / heads;
     const Tensor<T, B> d_o = proj_.backward(dy);
     Tensor<T, B> d_qkv(qkv_out_.shape());
-    Tensor<T, B> d_a(Shape{heads, hw, hw});
+    // Samples go in chunks so the score-gradient scratch stays near 8 MiB (at least two
+    // samples, one per thread); within a chunk every GEMM is batched over its samples.
+    const std::int64_t per_sample = heads * hw * hw;
+    const std::int64_t chunk = std::min(n, std::max<std::int64_t>(2, (std::int64_t(1) << 21) / per_sample));
+    Tensor<T, B> d_a(Shape{chunk, heads, hw, hw});
     const T scale = T(1) / std::sqrt(static_cast<T>(d));
-    for (std::int64_t i = 0; i < n; ++i) {
-      const T* q = qkv_out_.data() + i * 3 * c * hw;
-      const T* k = q + c * hw;
-      const T* v = k + c * hw;
-      T* dq = d_qkv.data() + i * 3 * c * hw;
-      T* dk = dq + c * hw;
-      T* dv = dk + c * hw;
-      const T* a = probs_.data() + i * heads * hw * hw;
-      const T* doi = d_o.data() + i * c * hw;
-      // dv_h = do_h A_h; dA_h = do_h^T v_h
-      B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), doi, hw, d * hw, a, hw, hw * hw, T(0),
-                                          dv, hw, d * hw, heads);
-      B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), doi, hw, d * hw, v, hw, d * hw, T(0),
-                                          d_a.data(), hw, hw * hw, heads);
-      // dS = softmax' (includes the 1/sqrt(d) scale); dq_h = k_h dS^T; dk_h = q_h dS
-      B::softmax_rows_backward(heads * hw, hw, scale, a, d_a.data(), d_a.data());
-      B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), k, hw, d * hw, d_a.data(), hw,
-                                          hw * hw, T(0), dq, hw, d * hw, heads);
-      B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), q, hw, d * hw, d_a.data(), hw, hw * hw,
-                                          T(0), dk, hw, d * hw, heads);
+    const std::int64_t qkv_stride = 3 * c * hw;
+    for (std::int64_t i0 = 0; i0 < n; i0 += chunk) {
+      const std::int64_t count = std::min(chunk, n - i0);
+      const T* q0 = qkv_out_.data() + i0 * qkv_stride;
+      T* dq0 = d_qkv.data() + i0 * qkv_stride;
+      const T* a0 = probs_.data() + i0 * per_sample;
+      const T* do0 = d_o.data() + i0 * c * hw;
+      for (std::int64_t h = 0; h < heads; ++h) {
+        const T* v = q0 + 2 * c * hw + h * d * hw;
+        const T* doh = do0 + h * d * hw;
+        // dv_h = do_h A_h; dA_h = do_h^T v_h
+        B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), doh, hw, c * hw, a0 + h * hw * hw,
+                                            hw, per_sample, T(0), dq0 + 2 * c * hw + h * d * hw, hw, qkv_stride, count);
+        B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), doh, hw, c * hw, v, hw, qkv_stride,
+                                            T(0), d_a.data() + h * hw * hw, hw, per_sample, count);
+      }
+      // dS = softmax' (includes the 1/sqrt(d) scale), in place
+      B::softmax_rows_backward(count * heads * hw, hw, scale, a0, d_a.data(), d_a.data());
+      for (std::int64_t h = 0; h < heads; ++h) {
+        const T* q = q0 + h * d * hw;
+        const T* k = q + c * hw;
+        const T* ds = d_a.data() + h * hw * hw;
+        // dq_h = k_h dS_h^T; dk_h = q_h dS_h
+        B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), k, hw, qkv_stride, ds, hw,
+                                            per_sample, T(0), dq0 + h * d * hw, hw, qkv_stride, count);
+        B::template gemm_strided_batched<T>(Trans::No, Trans::No, d, hw, hw, T(1), q, hw, qkv_stride, ds, hw,
+                                            per_sample, T(0), dq0 + c * hw + h * d * hw, hw, qkv_stride, count);
+      }
     }
     probs_.reset();
     qkv_out_.reset();

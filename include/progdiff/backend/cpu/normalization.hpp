@@ -1,7 +1,13 @@
 #pragma once
-// GroupNorm and softmax kernels of the CPU back end over the shared math.
+// GroupNorm and softmax kernels of the CPU back end over the shared math. Float on an
+// AVX-512 target takes the vector paths of normalization_avx512.hpp and vector_math_avx512.hpp;
+// double and other targets run the scalar math (the references those paths are tested against).
 #include <cstdint>
+#include <type_traits>
 #include <vector>
+
+#include "progdiff/backend/cpu/normalization_avx512.hpp"
+#include "progdiff/backend/cpu/vector_math_avx512.hpp"
 
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"
@@ -18,6 +24,22 @@ struct Normalization {
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t g = 0; g < groups; ++g) {
         const std::int64_t base = (i * c + g * cpg) * hw;
+#if defined(__AVX512F__)
+        if constexpr (std::is_same_v<T, float>) {
+          const math::GroupStats s = avx512::group_norm_stats(x + base, cpg * hw, eps);
+          mean[i * groups + g] = static_cast<T>(s.mean);
+          rstd[i * groups + g] = static_cast<T>(s.rstd);
+          const float shift = static_cast<float>(s.mean);
+          for (std::int64_t ch = 0; ch < cpg; ++ch) {
+            const std::int64_t cc = g * cpg + ch;
+            const double a = s.rstd * static_cast<double>(gamma[cc]);
+            const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
+            avx512::affine(hw, x + base + ch * hw, shift, static_cast<float>(a), static_cast<float>(b),
+                           y + base + ch * hw);
+          }
+          continue;
+        }
+#endif
         const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
         mean[i * groups + g] = static_cast<T>(s.mean);
         rstd[i * groups + g] = static_cast<T>(s.rstd);
@@ -87,14 +109,29 @@ struct Normalization {
   template <class T>
   static void softmax_rows(std::int64_t rows, std::int64_t cols, T scale, const T* x, T* y) {
 #pragma omp parallel for if (rows * cols > (1 << 15))
-    for (std::int64_t r = 0; r < rows; ++r) math::softmax_row(x + r * cols, y + r * cols, cols, scale);
+    for (std::int64_t r = 0; r < rows; ++r) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        avx512::softmax_row(x + r * cols, y + r * cols, cols, scale);
+        continue;
+      }
+#endif
+      math::softmax_row(x + r * cols, y + r * cols, cols, scale);
+    }
   }
   // dx assigned
   template <class T>
   static void softmax_rows_backward(std::int64_t rows, std::int64_t cols, T scale, const T* y, const T* dy, T* dx) {
 #pragma omp parallel for if (rows * cols > (1 << 15))
-    for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t r = 0; r < rows; ++r) {
+#if defined(__AVX512F__)
+      if constexpr (std::is_same_v<T, float>) {
+        avx512::softmax_row_backward(y + r * cols, dy + r * cols, dx + r * cols, cols, scale);
+        continue;
+      }
+#endif
       math::softmax_row_backward(y + r * cols, dy + r * cols, dx + r * cols, cols, scale);
+    }
   }
 };
 

@@ -1,0 +1,172 @@
+// The CPU back end's float fast paths (AVX-512 exp, SiLU, softmax, one-pass GroupNorm) against
+// the scalar formulas of progdiff/backend/math evaluated in double. Without AVX-512 the same
+// Cpu kernels run the scalar code, and the bounds hold trivially.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/backend/math/activation.hpp"
+#include "progdiff/backend/math/group_norm.hpp"
+#include "progdiff/backend/math/softmax.hpp"
+
+namespace {
+
+using progdiff::backend::Cpu;
+namespace math = progdiff::math;
+
+/// |got - want| in units of the float spacing at want (ulp of the correctly rounded result).
+double ulp_error(float got, double want) {
+  const float rounded = static_cast<float>(want);
+  if (std::isinf(rounded) || rounded == 0.0f) return got == rounded ? 0.0 : INFINITY;
+  const double spacing =
+      std::nextafter(std::fabs(rounded), std::numeric_limits<float>::infinity()) - std::fabs(rounded);
+  return std::fabs(static_cast<double>(got) - want) / spacing;
+}
+
+/// Inputs covering [-lo, hi] densely plus the special values.
+std::vector<float> sweep(float lo, float hi, int count) {
+  std::vector<float> v;
+  for (int i = 0; i <= count; ++i) v.push_back(lo + (hi - lo) * static_cast<float>(i) / static_cast<float>(count));
+  for (float s : {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-7f, -1e-7f, 88.0f, -88.0f, 100.0f, -100.0f, 1e30f, -1e30f})
+    v.push_back(s);
+  return v;
+}
+
+}  // namespace
+
+#if defined(__AVX512F__)
+TEST_CASE("AVX-512 exp is within 2 ulp of exp in double over the float range") {
+  const std::vector<float> xs = sweep(-103.0f, 88.7f, 400000);
+  std::vector<float> got(xs.size());
+  for (std::size_t i = 0; i + 16 <= xs.size(); i += 16)
+    _mm512_storeu_ps(got.data() + i, progdiff::backend::cpu::avx512::exp_ps(_mm512_loadu_ps(xs.data() + i)));
+  double worst = 0, worst_subnormal = 0;
+  for (std::size_t i = 0; i + 16 <= xs.size(); ++i) {
+    const double want = std::exp(static_cast<double>(xs[i]));
+    if (want < std::numeric_limits<float>::min()) {  // subnormal results: absolute error
+      worst_subnormal = std::max(worst_subnormal, std::fabs(got[i] - want));
+      continue;
+    }
+    worst = std::max(worst, ulp_error(got[i], want));
+  }
+  MESSAGE("worst exp error: " << worst << " ulp");
+  CHECK(worst <= 2.0);
+  CHECK(worst_subnormal <= 2.0 * std::numeric_limits<float>::denorm_min());
+  // Limits: 0 for very negative, inf for overflow, NaN passes through.
+  float out[16];
+  const __m512 special = _mm512_setr_ps(-1e30f, -200.0f, 89.0f, 1e30f, INFINITY, -INFINITY, NAN, 0.0f, 1.0f, -1.0f,
+                                        0.5f, -0.5f, 10.0f, -10.0f, 2.0f, -2.0f);
+  _mm512_storeu_ps(out, progdiff::backend::cpu::avx512::exp_ps(special));
+  CHECK(out[0] == 0.0f);
+  CHECK(out[1] == 0.0f);
+  CHECK(std::isinf(out[2]));
+  CHECK(std::isinf(out[3]));
+  CHECK(std::isinf(out[4]));
+  CHECK(out[5] == 0.0f);
+  CHECK(std::isnan(out[6]));
+  CHECK(out[7] == 1.0f);
+}
+#endif
+
+TEST_CASE("Cpu SiLU forward and backward match math::silu in double") {
+  // 1e5 + 7 elements: the threaded path and a partial last vector.
+  std::vector<float> x = sweep(-30.0f, 30.0f, 100000);
+  x.resize(100007, 0.25f);
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+  std::vector<float> dy(x.size()), y(x.size()), dx(x.size());
+  for (auto& v : dy) v = dist(gen);
+  Cpu::silu_forward(x.size(), x.data(), y.data());
+  Cpu::silu_backward(x.size(), x.data(), dy.data(), dx.data());
+  double worst_y = 0, worst_dx = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double xd = x[i];
+    const double want_y = math::silu(xd), want_dx = static_cast<double>(dy[i]) * math::silu_derivative(xd);
+    // Relative to the magnitude of the terms: silu' sums s and x s (1 - s), which cancel near x = -1.28.
+    const double scale_y = std::max(std::fabs(want_y), 1e-30);
+    const double scale_dx =
+        std::fabs(static_cast<double>(dy[i])) * std::max(1e-30, std::fabs(math::sigmoid(xd)) * (1.0 + std::fabs(xd)));
+    worst_y = std::max(worst_y, std::fabs(y[i] - want_y) / scale_y);
+    worst_dx = std::max(worst_dx, std::fabs(dx[i] - want_dx) / scale_dx);
+  }
+  MESSAGE("worst SiLU relative error: forward " << worst_y << ", backward " << worst_dx);
+  CHECK(worst_y <= 4 * std::numeric_limits<float>::epsilon());
+  CHECK(worst_dx <= 8 * std::numeric_limits<float>::epsilon());
+  float nan_in = NAN, nan_out = 0.0f;
+  Cpu::silu_forward(1, &nan_in, &nan_out);
+  CHECK(std::isnan(nan_out));
+}
+
+TEST_CASE("Cpu softmax rows and their gradient match math::softmax_row in double") {
+  for (std::int64_t cols : {1, 5, 16, 37, 256}) {
+    CAPTURE(cols);
+    const std::int64_t rows = 300;  // threaded when rows * cols is large
+    std::mt19937 gen(static_cast<std::uint32_t>(cols));
+    std::uniform_real_distribution<float> dist(-20.0f, 20.0f);
+    std::vector<float> x(rows * cols), y(rows * cols), dy(rows * cols), dx(rows * cols);
+    for (auto& v : x) v = dist(gen);
+    for (auto& v : dy) v = dist(gen) / 20.0f;
+    const float scale = 0.35f;
+    Cpu::softmax_rows(rows, cols, scale, x.data(), y.data());
+    Cpu::softmax_rows_backward(rows, cols, scale, y.data(), dy.data(), dx.data());
+    double worst_y = 0, worst_dx = 0;
+    std::vector<double> xd(cols), yd(cols), dyd(cols), dxd(cols);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t j = 0; j < cols; ++j) xd[j] = x[r * cols + j], dyd[j] = dy[r * cols + j];
+      math::softmax_row(xd.data(), yd.data(), cols, static_cast<double>(scale));
+      // The gradient of the float forward output y, so only the backward formula is compared.
+      for (std::int64_t j = 0; j < cols; ++j) yd[j] = y[r * cols + j];
+      math::softmax_row_backward(yd.data(), dyd.data(), dxd.data(), cols, static_cast<double>(scale));
+      math::softmax_row(xd.data(), yd.data(), cols, static_cast<double>(scale));
+      for (std::int64_t j = 0; j < cols; ++j) {
+        worst_y = std::max(worst_y, std::fabs(y[r * cols + j] - yd[j]));
+        worst_dx = std::max(worst_dx, std::fabs(dx[r * cols + j] - dxd[j]));
+      }
+    }
+    // Probabilities are <= 1: absolute error a few float epsilons.
+    CHECK(worst_y <= 1e-6);
+    CHECK(worst_dx <= 1e-6);
+  }
+}
+
+TEST_CASE("Cpu GroupNorm forward in float matches the two-pass double statistics") {
+  // Groups with |mean| >> std test the shifted one-pass variance; odd HW tests the tails.
+  for (const auto& [hw, offset, spread] :
+       {std::tuple{1024, 0.0, 1.0}, std::tuple{37, 3.0, 0.5}, std::tuple{64, 1000.0, 0.01}, std::tuple{1, 0.0, 2.0}}) {
+    CAPTURE(hw);
+    CAPTURE(offset);
+    const std::int64_t n = 3, c = 8, groups = 4, cpg = c / groups;
+    std::mt19937 gen(11);
+    std::normal_distribution<double> dist(offset, spread);
+    std::vector<float> x(n * c * hw), gamma(c), beta(c), y(x.size()), mean(n * groups), rstd(n * groups);
+    for (auto& v : x) v = static_cast<float>(dist(gen));
+    for (std::int64_t j = 0; j < c; ++j) gamma[j] = 0.5f + 0.1f * j, beta[j] = -0.3f + 0.05f * j;
+    const double eps = 1e-5;
+    Cpu::group_norm_forward<float>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                   rstd.data());
+    std::vector<double> xd(x.begin(), x.end());
+    double worst_y = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t g = 0; g < groups; ++g) {
+        const std::int64_t base = (i * c + g * cpg) * hw;
+        const math::GroupStats s = math::group_norm_stats(xd.data() + base, cpg * hw, eps);
+        CHECK(std::fabs(mean[i * groups + g] - s.mean) <= 1e-6 * std::max(1.0, std::fabs(s.mean)));
+        CHECK(std::fabs(rstd[i * groups + g] - s.rstd) <= 1e-5 * s.rstd);
+        for (std::int64_t ch = 0; ch < cpg; ++ch)
+          for (std::int64_t k = 0; k < hw; ++k) {
+            const std::int64_t idx = base + ch * hw + k, cc = g * cpg + ch;
+            const double want = (xd[idx] - s.mean) * s.rstd * gamma[cc] + beta[cc];
+            worst_y = std::max(worst_y, std::fabs(y[idx] - want));
+          }
+      }
+    MESSAGE("worst GroupNorm output error: " << worst_y);
+    // Outputs are O(1): a few float ulps, also when |mean| / std = 1e5.
+    CHECK(worst_y <= 2e-6);
+  }
+}
