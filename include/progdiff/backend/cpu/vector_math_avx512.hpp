@@ -6,6 +6,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 
 namespace progdiff::backend::cpu::avx512 {
