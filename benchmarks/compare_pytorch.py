@@ -14,6 +14,7 @@ repetitions and progdiff's time over PyTorch's per layer.
 """
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -28,13 +29,18 @@ LAYERS = [  # (name, N, C, HW)
     ("conv3x3", 64, 128, 16),
     ("conv3x3", 64, 256, 16),
     ("conv3x3", 64, 256, 8),
+    ("conv1x1", 64, 128, 32),
     ("groupnorm", 64, 128, 32),
     ("silu", 64, 128, 32),
     ("linear", 64, 256, 1),
     ("downsample", 64, 128, 32),
     ("upsample", 64, 128, 16),
     ("attention", 64, 128, 16),
+    ("resblock", 64, 128, 16),
+    ("temb", 64, 64, 1),
 ]
+
+TEMB_CHANNELS = 256  # the ResBlock's time-embedding width, as progdiff_layer_timing uses
 
 
 class AttnBlock(torch.nn.Module):
@@ -54,6 +60,40 @@ class AttnBlock(torch.nn.Module):
         return x + self.proj(o)
 
 
+class ResBlock(torch.nn.Module):
+    """DDPM's ResnetBlock, C -> C: GroupNorm, SiLU, conv3x3, + Linear(SiLU(temb)), GroupNorm, SiLU, conv3x3, + x."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.norm1 = torch.nn.GroupNorm(32, c, eps=1e-6)
+        self.conv1 = torch.nn.Conv2d(c, c, 3, padding=1)
+        self.temb_proj = torch.nn.Linear(TEMB_CHANNELS, c)
+        self.norm2 = torch.nn.GroupNorm(32, c, eps=1e-6)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x, temb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb_proj(F.silu(temb))[:, :, None, None]
+        return x + self.conv2(F.silu(self.norm2(h)))
+
+
+class TimestepEmbedding(torch.nn.Module):
+    """Sinusoidal embedding of dim C (DDPM's shift 1), Linear(C, 4C), SiLU, Linear(4C, 4C)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.dim = c
+        self.linear_1 = torch.nn.Linear(c, 4 * c)
+        self.linear_2 = torch.nn.Linear(4 * c, 4 * c)
+
+    def forward(self, t):
+        half = self.dim // 2
+        freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / (half - 1))
+        arg = t[:, None] * freq[None, :]
+        e = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+        return self.linear_2(F.silu(self.linear_1(e)))
+
+
 class Upsample(torch.nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -66,6 +106,12 @@ class Upsample(torch.nn.Module):
 def torch_layer(name, c):
     if name == "conv3x3":
         return torch.nn.Conv2d(c, c, 3, padding=1)
+    if name == "conv1x1":
+        return torch.nn.Conv2d(c, c, 1)
+    if name == "resblock":
+        return ResBlock(c)
+    if name == "temb":
+        return TimestepEmbedding(c)
     if name == "groupnorm":
         return torch.nn.GroupNorm(32, c)
     if name == "silu":
@@ -83,19 +129,26 @@ def torch_layer(name, c):
 
 def time_torch(name, n, c, hw, iterations):
     layer = torch_layer(name, c)
-    shape = (n, c) if name == "linear" else (n, c, hw, hw)
-    x = torch.full(shape, 0.5, requires_grad=True)
+    if name == "temb":  # timesteps get no gradient, as in progdiff
+        inputs = (torch.arange(n, dtype=torch.float32) * 997 % 1000,)
+    elif name == "resblock":
+        inputs = (torch.full((n, c, hw, hw), 0.5, requires_grad=True),
+                  torch.full((n, TEMB_CHANNELS), 0.5, requires_grad=True))
+    else:
+        shape = (n, c) if name == "linear" else (n, c, hw, hw)
+        inputs = (torch.full(shape, 0.5, requires_grad=True),)
     fwd, bwd = [], []
     for it in range(iterations + 1):
         t0 = time.perf_counter()
-        y = layer(x)
+        y = layer(*inputs)
         t1 = time.perf_counter()
         y.backward(torch.full_like(y, 0.25))
         t2 = time.perf_counter()
         if it:  # the first iteration warms up, as in progdiff_layer_timing
             fwd.append((t1 - t0) * 1e3)
             bwd.append((t2 - t1) * 1e3)
-        x.grad = None
+        for x in inputs:
+            x.grad = None
         layer.zero_grad(set_to_none=True)
     return fwd, bwd
 
@@ -137,7 +190,7 @@ def main():
                 t[who][1].extend(b)
         tf, tb = statistics.median(t["torch"][0]), statistics.median(t["torch"][1])
         of, ob = statistics.median(t["ours"][0]), statistics.median(t["ours"][1])
-        label = f"{name} {n}x{c}x{hw}x{hw}" if name != "linear" else f"{name} {n}x{c}"
+        label = f"{name} {n}x{c}x{hw}x{hw}" if name not in ("linear", "temb") else f"{name} {n}x{c}"
         print(f"{label:<24}{tf:>9.2f}ms{of:>8.2f}ms{of / tf:>7.2f}{tb:>9.2f}ms{ob:>8.2f}ms{ob / tb:>7.2f}"
               f"{(of + ob) / (tf + tb):>11.2f}", flush=True)
 
