@@ -1,0 +1,293 @@
+#pragma once
+// The encoder half of a DDPM U-Net: time embedding, conv_in, the downsampling levels and the
+// middle block. It pushes a skip after conv_in, after every ResBlock (+ attention) and after
+// every Downsample, as DDPM's hs list; a decoder consumes them in reverse.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "progdiff/core/random.hpp"
+#include "progdiff/nn/attention_block.hpp"
+#include "progdiff/nn/conv2d.hpp"
+#include "progdiff/nn/downsample.hpp"
+#include "progdiff/nn/res_block.hpp"
+#include "progdiff/nn/timestep_embedding.hpp"
+#include "progdiff/unet/channel_ops.hpp"
+#include "progdiff/unet/config.hpp"
+
+namespace progdiff::unet {
+
+/// What an encoder hands a decoder: the middle block's output, the skips in push order and
+/// the time embedding, each [N, ...].
+template <class T, class B>
+struct EncoderOutput {
+  Tensor<T, B> h;
+  std::vector<Tensor<T, B>> skips;
+  Tensor<T, B> temb;
+};
+
+/// The gradients a decoder returns for an EncoderOutput, shaped like it.
+template <class T, class B>
+using EncoderGrads = EncoderOutput<T, B>;
+
+/// Shapes of an encoder's outputs for an input shape, and its FLOPs.
+struct EncoderShapes {
+  Shape h;
+  std::vector<Shape> skips;
+  Shape temb;
+  std::int64_t flops = 0;
+};
+
+/// A ResBlock followed, where the layout asks, by self-attention.
+template <class T, class B>
+struct AttendedResBlock {
+  nn::ResBlock<T, B> res;
+  bool attend = false;
+  nn::AttentionBlock<T, B> attn;
+
+  template <class F>
+  void visit_parameters(F&& f, const std::string& res_name, const std::string& attn_name) {
+    res.visit_parameters(f, res_name);
+    if (attend) attn.visit_parameters(f, attn_name);
+  }
+};
+
+template <class S>
+class Encoder {
+ public:
+  using value_type = typename S::value_type;
+  using backend_type = typename S::backend_type;
+  using T = value_type;
+  using B = backend_type;
+
+  Encoder() = default;
+  Encoder(const WidthTable& widths, const UNetConfig& config) : widths_(widths), config_(config) {
+    const std::string what = "UNet encoder";
+    expect_layers(widths, encoder_layers<S>(), what);
+    const std::int64_t side = checked_image_size<S>(config);
+    const std::int64_t g = config.groups;
+    temb_ = nn::TimestepEmbedding<T, B>(nn::TimestepEmbeddingConfig{widths.at("temb.sinusoid"),
+                                                                    widths.at("temb.hidden"), widths.at("temb.out"),
+                                                                    config.max_period, config.time_shift});
+    const std::int64_t e = widths.at("temb.out");
+    std::int64_t cur = widths.at("conv_in");
+    expect_divisible("conv_in", cur, g, what);
+    conv_in_ = nn::Conv2d<T, B>(nn::Conv2dConfig{S::image_channels, cur, 3, 1, 1, true});
+    skip_widths_.push_back(cur);
+    bool single_attention_placed = false;
+    levels_.resize(S::level_count);
+    for (int l = 0; l < S::level_count; ++l) {
+      const std::string lp = "down." + std::to_string(l);
+      const bool attend_level = attends_at<S>(side >> l);
+      for (int j = 0; j < S::res_blocks; ++j) {
+        const std::string name = lp + ".res." + std::to_string(j);
+        const std::int64_t out = widths.at(name);
+        expect_divisible(name, out, g, what);
+        AttendedResBlock<T, B> block;
+        block.res = nn::ResBlock<T, B>(nn::ResBlockConfig{cur, out, e, g, config.eps, config.dropout, 0});
+        if (S::attention_every_block) {
+          block.attend = attend_level;
+        } else if (attend_level && !single_attention_placed && j + 1 == S::res_blocks) {
+          block.attend = single_attention_placed = true;
+        }
+        if (block.attend)
+          block.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, g, config.eps});
+        levels_[l].blocks.push_back(std::move(block));
+        cur = out;
+        skip_widths_.push_back(cur);
+      }
+      if (l + 1 < S::level_count) {
+        const std::int64_t out = widths.at(lp + ".downsample");
+        expect_divisible(lp + ".downsample", out, g, what);
+        levels_[l].down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out});
+        levels_[l].downsamples = true;
+        cur = out;
+        skip_widths_.push_back(cur);
+      }
+    }
+    const std::int64_t m0 = widths.at("mid.res.0"), m1 = widths.at("mid.res.1");
+    expect_divisible("mid.res.0", m0, g, what);
+    expect_divisible("mid.res.1", m1, g, what);
+    mid_.res = nn::ResBlock<T, B>(nn::ResBlockConfig{cur, m0, e, g, config.eps, config.dropout, 0});
+    mid_.attend = S::attention_every_block;
+    if (mid_.attend) mid_.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{m0, config.heads, g, config.eps});
+    mid_res1_ = nn::ResBlock<T, B>(nn::ResBlockConfig{m0, m1, e, g, config.eps, config.dropout, 0});
+  }
+
+  /// PyTorch's default initialization of every layer, in forward order.
+  void initialize(Generator& gen) {
+    temb_.initialize(gen);
+    conv_in_.initialize(gen);
+    for (auto& level : levels_) {
+      for (auto& b : level.blocks) {
+        b.res.initialize(gen);
+        if (b.attend) b.attn.initialize(gen);
+      }
+      if (level.has_down()) level.down.initialize(gen);
+    }
+    mid_.res.initialize(gen);
+    if (mid_.attend) mid_.attn.initialize(gen);
+    mid_res1_.initialize(gen);
+  }
+
+  void set_training(bool training) {
+    for (auto& level : levels_)
+      for (auto& b : level.blocks) b.res.set_training(training);
+    mid_.res.set_training(training);
+    mid_res1_.set_training(training);
+  }
+
+  const WidthTable& widths() const { return widths_; }
+  const UNetConfig& config() const { return config_; }
+  /// Channels of each skip, in push order.
+  const std::vector<std::int64_t>& skip_widths() const { return skip_widths_; }
+  std::int64_t output_width() const { return widths_.at("mid.res.1"); }
+  std::int64_t temb_width() const { return widths_.at("temb.out"); }
+
+  /// The image shape this encoder takes for a batch of n.
+  Shape input_shape(std::int64_t n) const {
+    return Shape{n, S::image_channels, config_.image_size, config_.image_size};
+  }
+
+  /// x [N, C, S, S], t [N] -> middle output, skips and embedding.
+  EncoderOutput<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& t) {
+    expect_nchw(x.shape(), "UNet input");
+    expect_shape(x.shape(), input_shape(x.dim(0)), "UNet input image");
+    expect_shape(t.shape(), Shape{x.dim(0)}, "UNet timesteps");
+    EncoderOutput<T, B> out;
+    out.temb = temb_.forward(t);
+    Tensor<T, B> h = conv_in_.forward(x);
+    out.skips.push_back(h);
+    for (auto& level : levels_) {
+      for (auto& b : level.blocks) {
+        h = b.res.forward(h, out.temb);
+        if (b.attend) h = b.attn.forward(h);
+        out.skips.push_back(h);
+      }
+      if (level.has_down()) {
+        h = level.down.forward(h);
+        out.skips.push_back(h);
+      }
+    }
+    h = mid_.res.forward(h, out.temb);
+    if (mid_.attend) h = mid_.attn.forward(h);
+    out.h = mid_res1_.forward(h, out.temb);
+    batch_ = x.dim(0);
+    return out;
+  }
+
+  /// Gradients of the middle output, of every skip and of the embedding -> dx. Accumulates
+  /// every parameter gradient.
+  Tensor<T, B> backward(const EncoderGrads<T, B>& g) {
+    require(batch_ >= 0, "UNet encoder backward called without a preceding forward");
+    require(g.skips.size() == skip_widths_.size(), "UNet encoder backward: got " + std::to_string(g.skips.size()) +
+                                                       " skip gradients, expected " +
+                                                       std::to_string(skip_widths_.size()));
+    Tensor<T, B> dtemb = g.temb.clone();
+    auto add_temb = [&](const Tensor<T, B>& d) { accumulate(dtemb, d, "UNet encoder dtemb"); };
+    auto r1 = mid_res1_.backward(g.h);
+    add_temb(r1.dtemb);
+    Tensor<T, B> dh = r1.dx;
+    if (mid_.attend) dh = mid_.attn.backward(dh);
+    auto r0 = mid_.res.backward(dh);
+    add_temb(r0.dtemb);
+    dh = r0.dx;
+    std::size_t skip = g.skips.size();
+    for (auto level = levels_.rbegin(); level != levels_.rend(); ++level) {
+      if (level->has_down()) {
+        accumulate(dh, g.skips[--skip], "UNet encoder skip gradient");
+        dh = level->down.backward(dh);
+      }
+      for (auto b = level->blocks.rbegin(); b != level->blocks.rend(); ++b) {
+        accumulate(dh, g.skips[--skip], "UNet encoder skip gradient");
+        if (b->attend) dh = b->attn.backward(dh);
+        auto r = b->res.backward(dh);
+        add_temb(r.dtemb);
+        dh = r.dx;
+      }
+    }
+    accumulate(dh, g.skips[--skip], "UNet encoder skip gradient");
+    Tensor<T, B> dx = conv_in_.backward(dh);
+    temb_.backward(dtemb);
+    batch_ = -1;
+    return dx;
+  }
+
+  /// Output shapes and FLOPs (multiply-add = 2) for an input of shape `in`.
+  EncoderShapes shapes(const Shape& in) const {
+    expect_nchw(in, "UNet input");
+    expect_shape(in, input_shape(in[0]), "UNet input image");
+    EncoderShapes s;
+    s.temb = temb_.output_shape(Shape{in[0]});
+    s.flops = temb_.flops(Shape{in[0]}) + conv_in_.flops(in);
+    Shape h = conv_in_.output_shape(in);
+    s.skips.push_back(h);
+    for (const auto& level : levels_) {
+      for (const auto& b : level.blocks) {
+        s.flops += b.res.flops(h);
+        h = b.res.output_shape(h);
+        if (b.attend) s.flops += b.attn.flops(h);
+        s.skips.push_back(h);
+      }
+      if (level.has_down()) {
+        s.flops += level.down.flops(h);
+        h = level.down.output_shape(h);
+        s.skips.push_back(h);
+      }
+    }
+    s.flops += mid_.res.flops(h);
+    h = mid_.res.output_shape(h);
+    if (mid_.attend) s.flops += mid_.attn.flops(h);
+    s.flops += mid_res1_.flops(h);
+    s.h = mid_res1_.output_shape(h);
+    return s;
+  }
+
+  std::int64_t flops(const Shape& in) const { return shapes(in).flops; }
+
+  std::int64_t parameter_count() const {
+    std::int64_t p = temb_.parameter_count() + conv_in_.parameter_count();
+    for (const auto& level : levels_) {
+      for (const auto& b : level.blocks) p += b.res.parameter_count() + (b.attend ? b.attn.parameter_count() : 0);
+      if (level.has_down()) p += level.down.parameter_count();
+    }
+    p += mid_.res.parameter_count() + (mid_.attend ? mid_.attn.parameter_count() : 0);
+    return p + mid_res1_.parameter_count();
+  }
+
+  /// Names: temb.*, conv_in.*, down.<l>.res.<j>.*, down.<l>.attn.<j>.*, down.<l>.downsample.*,
+  /// mid.res.0.*, mid.attn.*, mid.res.1.*.
+  template <class F>
+  void visit_parameters(F&& f, const std::string& prefix) {
+    temb_.visit_parameters(f, nn::scoped(prefix, "temb"));
+    conv_in_.visit_parameters(f, nn::scoped(prefix, "conv_in"));
+    for (std::size_t l = 0; l < levels_.size(); ++l) {
+      const std::string lp = nn::scoped(prefix, "down." + std::to_string(l));
+      for (std::size_t j = 0; j < levels_[l].blocks.size(); ++j)
+        levels_[l].blocks[j].visit_parameters(f, lp + ".res." + std::to_string(j), lp + ".attn." + std::to_string(j));
+      if (levels_[l].has_down()) levels_[l].down.visit_parameters(f, lp + ".downsample");
+    }
+    mid_.visit_parameters(f, nn::scoped(prefix, "mid.res.0"), nn::scoped(prefix, "mid.attn"));
+    mid_res1_.visit_parameters(f, nn::scoped(prefix, "mid.res.1"));
+  }
+
+ private:
+  struct Level {
+    std::vector<AttendedResBlock<T, B>> blocks;
+    bool downsamples = false;  // every level but the coarsest
+    nn::Downsample<T, B> down;
+    bool has_down() const { return downsamples; }
+  };
+
+  WidthTable widths_;
+  UNetConfig config_;
+  nn::TimestepEmbedding<T, B> temb_;
+  nn::Conv2d<T, B> conv_in_;
+  std::vector<Level> levels_;
+  AttendedResBlock<T, B> mid_;
+  nn::ResBlock<T, B> mid_res1_;
+  std::vector<std::int64_t> skip_widths_;
+  std::int64_t batch_ = -1;
+};
+
+}  // namespace progdiff::unet

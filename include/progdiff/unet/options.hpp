@@ -1,0 +1,133 @@
+#pragma once
+// The options a U-Net type is composed of. Each option is an empty tag type carrying its
+// values as template arguments and naming its kind, so options may appear in any order and
+// every option but Levels has a default:
+//
+//   unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>>
+//   unet::UNet<unet::Levels<1, 2>, unet::ImageSize<16>, unet::BaseChannels<8>, unet::GroupNormGroups<4>>
+//
+// Channel widths are run-time values (a pruned model keeps its type); BaseChannels and
+// GroupNormGroups only fix the defaults from which the width table starts.
+#include <cstddef>
+
+namespace progdiff::backend {
+struct Cpu;
+}
+
+namespace progdiff::unet {
+
+namespace option_kind {
+struct Levels {};
+struct ResBlocks {};
+struct AttentionAt {};
+struct AttentionLayout {};
+struct ImageSize {};
+struct ImageChannels {};
+struct BaseChannels {};
+struct TimeEmbedding {};
+struct GroupNormGroups {};
+struct Dropout {};
+struct Decoders {};
+struct ElementType {};
+struct Backend {};
+}  // namespace option_kind
+
+/// Channel multiplier of each resolution level, finest first (DDPM's ch_mult); level l works
+/// at image_size / 2^l with base * multiplier channels by default.
+template <int... Multipliers>
+struct Levels {
+  using option_kind = option_kind::Levels;
+};
+
+/// Residual blocks per encoder level (DDPM's num_res_blocks); each decoder level has one more.
+template <int Count>
+struct ResBlocks {
+  using option_kind = option_kind::ResBlocks;
+};
+
+/// Resolutions (in pixels per side) at which self-attention follows the residual blocks
+/// (DDPM's attn_resolutions). AttentionAt<> places none outside the middle block.
+template <int... Resolutions>
+struct AttentionAt {
+  using option_kind = option_kind::AttentionAt;
+};
+
+/// DDPM / DDPM++ placement (default): attention after every ResBlock at an attention
+/// resolution, in the encoder and in the decoder, and between the two middle ResBlocks.
+struct DdpmAttention {
+  using option_kind = option_kind::AttentionLayout;
+  static constexpr bool every_block = true;
+};
+
+/// A lighter placement: one attention block, after the last encoder ResBlock of the first
+/// attention resolution; the decoder and the middle block have none.
+struct SingleEncoderAttention {
+  using option_kind = option_kind::AttentionLayout;
+  static constexpr bool every_block = false;
+};
+
+/// Image side length fixed at compile time, so attention resolutions are checked by the
+/// compiler; without it the side length is a run-time value of UNetConfig.
+template <int Pixels>
+struct ImageSize {
+  using option_kind = option_kind::ImageSize;
+};
+
+/// Channels of the image (input and eps prediction).
+template <int Channels>
+struct ImageChannels {
+  using option_kind = option_kind::ImageChannels;
+};
+
+/// Default width of level 0 (DDPM's ch); the width table may override every layer.
+template <int Channels>
+struct BaseChannels {
+  using option_kind = option_kind::BaseChannels;
+};
+
+/// Width of the time embedding as a multiple of the base width (DDPM: 4 * ch).
+template <int Multiplier>
+struct TimeEmbedding {
+  using option_kind = option_kind::TimeEmbedding;
+};
+
+/// Default GroupNorm group count (DDPM: 32).
+template <int Groups>
+struct GroupNormGroups {
+  using option_kind = option_kind::GroupNormGroups;
+};
+
+/// Default dropout probability before each ResBlock's second convolution, in percent
+/// (DDPM CIFAR-10: 10).
+template <int Percent>
+struct DropoutPercent {
+  using option_kind = option_kind::Dropout;
+};
+
+/// Number of decoders of a shared-encoder model: one per timestep interval.
+template <int Count>
+struct Decoders {
+  using option_kind = option_kind::Decoders;
+};
+
+/// Element type of tensors and parameters (default float).
+template <class T>
+struct ElementType {
+  using option_kind = option_kind::ElementType;
+  using type = T;
+};
+
+/// Back end the model runs on (default backend::Cpu).
+template <class B>
+struct OnBackend {
+  using option_kind = option_kind::Backend;
+  using type = B;
+};
+
+/// A type usable as a U-Net option.
+template <class O>
+concept Option = requires {
+  typename O::option_kind;
+};
+
+}  // namespace progdiff::unet
