@@ -30,9 +30,11 @@ inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::str
   need(0, 4, "the magic number");
   if (bytes[0] != 0 || bytes[1] != 0)
     throw FormatError("IDX " + name + ": magic number must start with two zero bytes (offset 0)");
-  if (bytes[2] != 0x08)
-    throw FormatError("IDX " + name + ": element type 0x" + std::to_string(bytes[2]) +
+  if (bytes[2] != 0x08) {
+    const char* hex = "0123456789abcdef";
+    throw FormatError("IDX " + name + ": element type 0x" + hex[bytes[2] >> 4] + hex[bytes[2] & 15] +
                       " at offset 2 is not unsigned byte (0x08)");
+  }
   const int rank = bytes[3];
   if (rank < 1) throw FormatError("IDX " + name + ": rank 0 at offset 3");
   need(4, 4u * rank, "the dimensions");
@@ -42,8 +44,10 @@ inline IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::str
     const std::size_t o = 4 + 4u * r;
     const std::uint64_t d = (std::uint64_t(bytes[o]) << 24) | (bytes[o + 1] << 16) | (bytes[o + 2] << 8) | bytes[o + 3];
     a.dims.push_back(static_cast<std::int64_t>(d));
+    // d < 2^32 and count <= 2^40 before the product, which is checked before it can wrap.
+    if (d != 0 && count > (std::uint64_t(1) << 40) / d)
+      throw FormatError("IDX " + name + ": dimensions at offset 4 are too large");
     count *= d;
-    if (count > (std::uint64_t(1) << 40)) throw FormatError("IDX " + name + ": dimensions at offset 4 are too large");
   }
   const std::size_t data_at = 4 + 4u * rank;
   if (bytes.size() != data_at + count)
