@@ -72,7 +72,8 @@ inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const
     for (std::int64_t p = 0; p < mpanels; ++p) pack_a(Trans::No, m, k, weight, k, pa, p, p + 1);
     thread_local std::vector<float> b_buffer;
     float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(kc_max * kNcPanels * kNr));
-#pragma omp for schedule(static)
+    // Dynamic: on a shared machine a descheduled thread leaves its chunks to the other.
+#pragma omp for schedule(dynamic)
     for (std::int64_t chunk = 0; chunk < nchunks; ++chunk) {
       const std::int64_t p0 = chunk * kNcPanels, p1 = std::min(panels, p0 + kNcPanels);
       for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
@@ -138,7 +139,7 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
     float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * hw * kNr));
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * k * co);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (std::int64_t i = 0; i < g.n; ++i) {
       // dy_i^T packed as the B operand: panels [hw][kNr] of output channels.
       pack_b(Trans::Yes, hw, co, dy + i * co * hw, hw, dyt, 0, npanels);
