@@ -25,8 +25,9 @@ struct ConvGeometry {
     require(n > 0 && c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0,
             where + ": convolution sizes must be positive");
     require<ShapeError>(h + 2 * pad >= kh && w + 2 * pad >= kw,
-            where + ": kernel " + std::to_string(kh) + "x" + std::to_string(kw) + " larger than the padded input " +
-                std::to_string(h + 2 * pad) + "x" + std::to_string(w + 2 * pad));
+                        where + ": kernel " + std::to_string(kh) + "x" + std::to_string(kw) +
+                            " larger than the padded input " + std::to_string(h + 2 * pad) + "x" +
+                            std::to_string(w + 2 * pad));
   }
 };
 

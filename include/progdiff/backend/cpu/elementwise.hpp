@@ -8,11 +8,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "progdiff/backend/cpu/vector_math_avx512.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"
 #include "progdiff/backend/math/philox.hpp"
-#include "progdiff/backend/cpu/vector_math_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -184,7 +184,6 @@ struct Elementwise {
         out[i * dim + k] =
             static_cast<T>(math::timestep_embedding_value(static_cast<double>(t[i]), k, dim, max_period, shift));
   }
-
 
   /// Inverted dropout with the mask drawn from Philox (seed, stream): element i is kept when
   /// its uniform draw exceeds p, and scaled by 1 / (1 - p). `forward` picks y = mask * x or,
