@@ -8,6 +8,7 @@
 //   backward weight  dW^T[c_in*k*k, c_out] += col(x_n)[c_in*k*k, hw] * dy_n^T[hw, c_out]
 // One OpenMP region per call; the weights are packed once per call and shared by all threads.
 #if defined(__AVX512F__)
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -20,11 +21,54 @@
 
 namespace progdiff::backend::cpu::avx512 {
 
+/// Lanes [lo, hi) of a 16-lane mask (empty when hi <= lo).
+inline __mmask16 lane_range(std::int64_t lo, std::int64_t hi) {
+  lo = std::clamp<std::int64_t>(lo, 0, 16);
+  hi = std::clamp<std::int64_t>(hi, 0, 16);
+  return hi <= lo ? __mmask16(0) : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+/// im2col_block for stride 1 when the pixel range covers whole output rows of at most
+/// 128 pixels (every U-Net block): per im2col row the padding masks depend only on the tap
+/// column, so each vector of an output row is one masked load and one masked store.
+inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
+                                    std::int64_t j0, std::int64_t cols, float* dst, std::int64_t ld,
+                                    std::int64_t width) {
+  const std::int64_t ow = g.out_w(), taps = g.kh * g.kw, oy0 = j0 / ow, out_rows = cols / ow;
+  const std::int64_t vectors = (ow + 15) / 16;
+  __mmask16 store_mask[8], load_mask[8];
+  for (std::int64_t v = 0; v < vectors; ++v) store_mask[v] = lane_range(0, ow - 16 * v);
+  for (std::int64_t rr = 0; rr < rows; ++rr) {
+    const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const std::int64_t x0 = kj - g.pad;  // input column of output column 0
+    for (std::int64_t v = 0; v < vectors; ++v)
+      load_mask[v] = store_mask[v] & lane_range(-(x0 + 16 * v), g.w - (x0 + 16 * v));
+    const float* xc = x + c * g.h * g.w;
+    float* out = dst + rr * ld;
+    for (std::int64_t oy = 0; oy < out_rows; ++oy) {
+      const std::int64_t yi = oy0 + oy - g.pad + ki;
+      float* o = out + oy * ow;
+      if (yi < 0 || yi >= g.h) {
+        for (std::int64_t v = 0; v < vectors; ++v)
+          _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], _mm512_setzero_ps());
+        continue;
+      }
+      // Masked-off lanes are neither read nor able to fault, also left of the row start.
+      const float* row = xc + yi * g.w + x0;
+      for (std::int64_t v = 0; v < vectors; ++v)
+        _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], _mm512_maskz_loadu_ps(load_mask[v], row + 16 * v));
+    }
+    for (std::int64_t j = cols; j < width; ++j) out[j] = 0.0f;
+  }
+}
+
 /// Rows [r0, r0+rows) and output pixels [j0, j0+cols) of the im2col matrix of one sample
 /// x: [c_in, h, w] into dst[(r-r0) * ld + (j-j0)]; columns cols..width are zero.
 inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows, std::int64_t j0,
                          std::int64_t cols, float* dst, std::int64_t ld, std::int64_t width) {
   const std::int64_t ow = g.out_w(), taps = g.kh * g.kw;
+  if (g.stride == 1 && ow <= 128 && j0 % ow == 0 && cols % ow == 0)
+    return im2col_block_whole_rows(g, x, r0, rows, j0, cols, dst, ld, width);
   for (std::int64_t rr = 0; rr < rows; ++rr) {
     const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
     const float* xc = x + c * g.h * g.w;
