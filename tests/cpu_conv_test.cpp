@@ -102,6 +102,9 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 3, 6, 5, 4, 3, 3, 1, 2},      // padding larger than k-1
       {2, 3, 6, 7, 5, 3, 1, 1, 1},      // non-square kernel
       {2, 6, 7, 7, 3, 2, 2, 2, 0},      // 2x2 stride 2 (a down-sampler)
+      {2, 3, 6, 32, 4, 3, 3, 1, 1},     // whole 32-pixel rows per panel (vector im2col)
+      {2, 3, 33, 34, 5, 3, 3, 2, 1},    // stride 2, 17 output columns: two vectors per row
+      {2, 3, 32, 32, 4, 3, 3, 2, 1},    // the U-Net down-sampler's geometry
       {1, 1, 1, 1, 1, 1, 1, 1, 0},      // everything 1
   };
   for (const auto& g : cases) check_conv<T>(g);

@@ -28,25 +28,32 @@ inline __mmask16 lane_range(std::int64_t lo, std::int64_t hi) {
   return hi <= lo ? __mmask16(0) : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-/// im2col_block for stride 1 when the pixel range covers whole output rows of at most
+/// im2col_block for stride 1 or 2 when the pixel range covers whole output rows of at most
 /// 128 pixels (every U-Net block): per im2col row the padding masks depend only on the tap
-/// column, so each vector of an output row is one masked load and one masked store.
+/// column, so each vector of an output row is one masked load (stride 2: two, and a
+/// permute keeping the even lanes) and one masked store.
 inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
                                     std::int64_t j0, std::int64_t cols, float* dst, std::int64_t ld,
                                     std::int64_t width) {
-  const std::int64_t ow = g.out_w(), taps = g.kh * g.kw, oy0 = j0 / ow, out_rows = cols / ow;
+  const std::int64_t ow = g.out_w(), taps = g.kh * g.kw, oy0 = j0 / ow, out_rows = cols / ow, s = g.stride;
   const std::int64_t vectors = (ow + 15) / 16;
-  __mmask16 store_mask[8], load_mask[8];
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  __mmask16 store_mask[8], load_lo[8], load_hi[8];
   for (std::int64_t v = 0; v < vectors; ++v) store_mask[v] = lane_range(0, ow - 16 * v);
   for (std::int64_t rr = 0; rr < rows; ++rr) {
     const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
     const std::int64_t x0 = kj - g.pad;  // input column of output column 0
-    for (std::int64_t v = 0; v < vectors; ++v)
-      load_mask[v] = store_mask[v] & lane_range(-(x0 + 16 * v), g.w - (x0 + 16 * v));
+    for (std::int64_t v = 0; v < vectors; ++v) {
+      // Input columns x0 + s * (16 v + lane) for stride 1; x0 + 32 v + lane (+16) for stride 2.
+      const std::int64_t base = x0 + 16 * s * v;
+      load_lo[v] = lane_range(-base, g.w - base);
+      load_hi[v] = lane_range(-(base + 16), g.w - (base + 16));
+      if (s == 1) load_lo[v] &= store_mask[v];
+    }
     const float* xc = x + c * g.h * g.w;
     float* out = dst + rr * ld;
     for (std::int64_t oy = 0; oy < out_rows; ++oy) {
-      const std::int64_t yi = oy0 + oy - g.pad + ki;
+      const std::int64_t yi = (oy0 + oy) * s - g.pad + ki;
       float* o = out + oy * ow;
       if (yi < 0 || yi >= g.h) {
         for (std::int64_t v = 0; v < vectors; ++v)
@@ -55,8 +62,17 @@ inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::
       }
       // Masked-off lanes are neither read nor able to fault, also left of the row start.
       const float* row = xc + yi * g.w + x0;
-      for (std::int64_t v = 0; v < vectors; ++v)
-        _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], _mm512_maskz_loadu_ps(load_mask[v], row + 16 * v));
+      for (std::int64_t v = 0; v < vectors; ++v) {
+        __m512 value;
+        if (s == 1) {
+          value = _mm512_maskz_loadu_ps(load_lo[v], row + 16 * v);
+        } else {
+          const __m512 lo = _mm512_maskz_loadu_ps(load_lo[v], row + 32 * v);
+          const __m512 hi = _mm512_maskz_loadu_ps(load_hi[v], row + 32 * v + 16);
+          value = _mm512_permutex2var_ps(lo, even, hi);
+        }
+        _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], value);
+      }
     }
     for (std::int64_t j = cols; j < width; ++j) out[j] = 0.0f;
   }
@@ -67,7 +83,7 @@ inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::
 inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows, std::int64_t j0,
                          std::int64_t cols, float* dst, std::int64_t ld, std::int64_t width) {
   const std::int64_t ow = g.out_w(), taps = g.kh * g.kw;
-  if (g.stride == 1 && ow <= 128 && j0 % ow == 0 && cols % ow == 0)
+  if ((g.stride == 1 || g.stride == 2) && ow <= 128 && j0 % ow == 0 && cols % ow == 0)
     return im2col_block_whole_rows(g, x, r0, rows, j0, cols, dst, ld, width);
   for (std::int64_t rr = 0; rr < rows; ++rr) {
     const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
