@@ -170,3 +170,49 @@ TEST_CASE("Cpu GroupNorm forward in float matches the two-pass double statistics
     CHECK(worst_y <= 2e-6);
   }
 }
+
+TEST_CASE("Cpu GroupNorm backward in float matches the double reference kernel") {
+  for (const auto& [hw, offset] : {std::tuple{1024, 0.0}, std::tuple{37, 3.0}, std::tuple{64, 500.0}}) {
+    CAPTURE(hw);
+    CAPTURE(offset);
+    const std::int64_t n = 3, c = 8, groups = 4;
+    std::mt19937 gen(5);
+    std::normal_distribution<double> dist(0.0, 1.0);
+    std::vector<double> x(n * c * hw), dy(x.size()), gamma(c), beta(c, 0.0), y(x.size()), mean(n * groups),
+        rstd(n * groups);
+    for (auto& v : x) v = static_cast<float>(offset + 0.1 * dist(gen));  // float-representable
+    for (auto& v : dy) v = static_cast<float>(dist(gen));
+    for (std::int64_t j = 0; j < c; ++j) gamma[j] = 0.5 + 0.1 * static_cast<double>(j);
+    // Reference: the double kernel (scalar math) on the same values.
+    Cpu::group_norm_forward<double>(n, c, hw, groups, 1e-5, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                    rstd.data());
+    // Both kernels see the statistics rounded to float, as the float layer stores them.
+    for (auto& v : mean) v = static_cast<float>(v);
+    for (auto& v : rstd) v = static_cast<float>(v);
+    std::vector<double> dx(x.size()), dgamma(c, 0.25), dbeta(c, -0.5);
+    Cpu::group_norm_backward<double>(n, c, hw, groups, x.data(), dy.data(), mean.data(), rstd.data(), gamma.data(),
+                                     dx.data(), dgamma.data(), dbeta.data());
+    const std::vector<float> xf(x.begin(), x.end()), dyf(dy.begin(), dy.end()), gammaf(gamma.begin(), gamma.end()),
+        meanf(mean.begin(), mean.end()), rstdf(rstd.begin(), rstd.end());
+    std::vector<float> dxf(x.size()), dgammaf(c, 0.25f), dbetaf(c, -0.5f);
+    Cpu::group_norm_backward<float>(n, c, hw, groups, xf.data(), dyf.data(), meanf.data(), rstdf.data(), gammaf.data(),
+                                    dxf.data(), dgammaf.data(), dbetaf.data());
+    // Errors relative to each tensor's scale.
+    auto max_abs = [](const std::vector<double>& v) {
+      double m = 0;
+      for (double e : v) m = std::max(m, std::fabs(e));
+      return m;
+    };
+    double worst_dx = 0, worst_dg = 0, worst_db = 0;
+    for (std::size_t i = 0; i < dx.size(); ++i) worst_dx = std::max(worst_dx, std::fabs(dxf[i] - dx[i]));
+    for (std::int64_t j = 0; j < c; ++j) {
+      worst_dg = std::max(worst_dg, std::fabs(dgammaf[j] - dgamma[j]));
+      worst_db = std::max(worst_db, std::fabs(dbetaf[j] - dbeta[j]));
+    }
+    MESSAGE("GroupNorm backward errors: dx " << worst_dx / max_abs(dx) << ", dgamma " << worst_dg / max_abs(dgamma)
+                                             << ", dbeta " << worst_db / max_abs(dbeta));
+    CHECK(worst_dx <= 1e-5 * max_abs(dx));
+    CHECK(worst_dg <= 1e-5 * max_abs(dgamma));
+    CHECK(worst_db <= 1e-5 * max_abs(dbeta));
+  }
+}

@@ -68,5 +68,43 @@ inline void affine(std::int64_t n, const float* x, float shift, float a, float b
   }
 }
 
+/// Lane sums of one channel plane for GroupNorm's backward: sum(dy) and sum(dy * (x - shift)),
+/// in float per lane over blocks, double across blocks (as group_norm_stats).
+struct PlaneSums {
+  double dy, dy_x;
+};
+
+inline PlaneSums plane_sums(std::int64_t n, const float* x, const float* dy, float shift) {
+  constexpr std::int64_t kBlock = 256;
+  const __m512 vs = _mm512_set1_ps(shift);
+  double total_dy = 0.0, total_dy_x = 0.0;
+  for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const std::int64_t end = b0 + kBlock < n ? b0 + kBlock : n;
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
+    for (std::int64_t i = b0; i < end; i += 16) {
+      const __mmask16 m = end - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (end - i)) - 1u);
+      const __m512 d = _mm512_maskz_loadu_ps(m, dy + i);
+      const __m512 xs = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vs);
+      s1 = _mm512_add_ps(s1, d);
+      s2 = _mm512_fmadd_ps(d, xs, s2);
+    }
+    total_dy += static_cast<double>(_mm512_reduce_add_ps(s1));
+    total_dy_x += static_cast<double>(_mm512_reduce_add_ps(s2));
+  }
+  return PlaneSums{total_dy, total_dy_x};
+}
+
+/// dx[i] = a * dy[i] + b * (x[i] - shift) + c for i < n.
+inline void affine2(std::int64_t n, const float* dy, const float* x, float shift, float a, float b, float c,
+                    float* dx) {
+  const __m512 vs = _mm512_set1_ps(shift), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vc = _mm512_set1_ps(c);
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 xs = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+    const __m512 r = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, dy + i), _mm512_fmadd_ps(vb, xs, vc));
+    _mm512_mask_storeu_ps(dx + i, m, r);
+  }
+}
+
 }  // namespace progdiff::backend::cpu::avx512
 #endif
