@@ -1,0 +1,3 @@
+// Positive multipliers: accepted.
+#include "progdiff/unet/unet.hpp"
+int main() { return progdiff::unet::Spec<progdiff::unet::Levels<1, 2, 2>>::valid ? 0 : 1; }
