@@ -5,6 +5,7 @@
 // (seed, stream 2e) and the flip of sample i in epoch e is Philox (seed, stream 2e + 1, i) < 1/2.
 // So the iterator's whole state is (seed, epoch, offset): a checkpoint stores those integers and a
 // resumed run sees exactly the batches an uninterrupted one would.
+// The iterator refers to the dataset, which must outlive it.
 #include <algorithm>
 #include <cstdint>
 #include <map>

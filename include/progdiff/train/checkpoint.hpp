@@ -221,7 +221,9 @@ TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, c
 /// them ".<file name>.tmp.<pid>.<n>"); returns how many were removed.
 inline int remove_stale_temporaries(const std::filesystem::path& checkpoint) {
   const std::filesystem::path directory = checkpoint.has_parent_path() ? checkpoint.parent_path() : ".";
-  const std::string prefix = "." + checkpoint.filename().string() + ".tmp.";
+  std::string prefix = ".";  // appended, not "." + name: GCC 12 warns falsely on that form (-Wrestrict)
+  prefix += checkpoint.filename().string();
+  prefix += ".tmp.";
   int removed = 0;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(directory, ec))
