@@ -35,9 +35,11 @@ class DiscretePlan {
       require(timesteps_[i] >= 0 && timesteps_[i] < train_steps(),
               w + ": timestep[" + std::to_string(i) + "] = " + std::to_string(timesteps_[i]) + " is outside [0, " +
                   std::to_string(train_steps()) + ")");
-      require(i == 0 || timesteps_[i] < timesteps_[i - 1],
-              w + ": timesteps must be strictly descending, but timestep[" + std::to_string(i) +
-                  "] = " + std::to_string(timesteps_[i]) + " follows " + std::to_string(timesteps_[i - 1]));
+      // The message reads timesteps_[i - 1], so it may only be built when i > 0.
+      if (i > 0)
+        require(timesteps_[i] < timesteps_[i - 1], w + ": timesteps must be strictly descending, but timestep[" +
+                                                       std::to_string(i) + "] = " + std::to_string(timesteps_[i]) +
+                                                       " follows " + std::to_string(timesteps_[i - 1]));
     }
   }
 
