@@ -164,13 +164,17 @@ TEST_CASE("Fashion-MNIST: missing and malformed files name the file and the prob
   auto cut = gz;
   cut.resize(gz.size() / 2);
   write_bytes(images, cut);
-  CHECK_THROWS_WITH_AS(data::load_fashion_mnist(data::Split::Test, dir), doctest::Contains(images.string().c_str()),
+  const std::string bad_stream = images.string() + ": corrupt or truncated compressed data";
+  CHECK_THROWS_WITH_AS(data::load_fashion_mnist(data::Split::Test, dir), doctest::Contains(bad_stream.c_str()),
                        FormatError);
   auto damaged = gz;
   for (std::size_t i = 12; i < 40 && i < damaged.size(); ++i) damaged[i] ^= 0x5a;
   write_bytes(images, damaged);
-  CHECK_THROWS_WITH_AS(data::load_fashion_mnist(data::Split::Test, dir), doctest::Contains(images.string().c_str()),
+  CHECK_THROWS_WITH_AS(data::load_fashion_mnist(data::Split::Test, dir), doctest::Contains(bad_stream.c_str()),
                        FormatError);
+  // An uncompressed file under the same name reads as it is (zlib passes plain data through).
+  write_bytes(images, idx_bytes({4, 28, 28}, 4 * 28 * 28));
+  CHECK(data::load_fashion_mnist(data::Split::Test, dir).count == 4);
   fs::remove_all(dir);
 }
 

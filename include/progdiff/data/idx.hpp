@@ -70,12 +70,15 @@ inline IdxArray read_idx(const std::string& path, std::int64_t max_items = 0) {
   std::uint8_t buf[1 << 16];
   int got;
   while ((got = gzread(f, buf, sizeof buf)) > 0) bytes.insert(bytes.end(), buf, buf + got);
+  // A gzip stream cut short ends the loop with no error from gzread but Z_BUF_ERROR in gzerror.
   int err = Z_OK;
-  const char* msg = got < 0 ? gzerror(f, &err) : nullptr;
+  const char* msg = gzerror(f, &err);
+  // gzerror's text belongs to the gzFile and dies with gzclose, so it is copied first.
+  const std::string message = msg && *msg ? msg : "?";
   gzclose(f);
-  if (got < 0)
-    throw FormatError("IDX " + path + ": corrupt compressed data after byte " + std::to_string(bytes.size()) + ": " +
-                      (msg ? msg : "?"));
+  if (got < 0 || (err != Z_OK && err != Z_STREAM_END))
+    throw FormatError("IDX " + path + ": corrupt or truncated compressed data after byte " +
+                      std::to_string(bytes.size()) + ": " + message);
   return parse_idx(bytes, path, max_items);
 }
 
