@@ -65,13 +65,18 @@ inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::
       for (std::int64_t v = 0; v < vectors; ++v) {
         __m512 value;
         if (s == 1) {
-          value = _mm512_maskz_loadu_ps(load_lo[v], row + 16 * v);
+          // Full masks take the plain load (cheaper than a masked one on some cores).
+          value =
+              load_lo[v] == 0xFFFF ? _mm512_loadu_ps(row + 16 * v) : _mm512_maskz_loadu_ps(load_lo[v], row + 16 * v);
         } else {
           const __m512 lo = _mm512_maskz_loadu_ps(load_lo[v], row + 32 * v);
           const __m512 hi = _mm512_maskz_loadu_ps(load_hi[v], row + 32 * v + 16);
           value = _mm512_permutex2var_ps(lo, even, hi);
         }
-        _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], value);
+        if (store_mask[v] == 0xFFFF)
+          _mm512_storeu_ps(o + 16 * v, value);
+        else
+          _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], value);
       }
     }
     for (std::int64_t j = cols; j < width; ++j) out[j] = 0.0f;
