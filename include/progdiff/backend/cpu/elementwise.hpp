@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "progdiff/backend/cpu/vector_math_avx512.hpp"
 #include "progdiff/backend/math/activation.hpp"
@@ -179,10 +180,14 @@ struct Elementwise {
   template <class T>
   static void timestep_embedding(std::int64_t n, std::int64_t dim, const T* t, T* out, double max_period,
                                  double shift) {
+    // The frequencies once per call, not per element (exp and log cost more than sin).
+    const std::int64_t half = dim / 2;
+    std::vector<double> freq(static_cast<std::size_t>(half));
+    for (std::int64_t k = 0; k < half; ++k) freq[k] = math::timestep_frequency(k, half, max_period, shift);
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t k = 0; k < dim; ++k)
-        out[i * dim + k] =
-            static_cast<T>(math::timestep_embedding_value(static_cast<double>(t[i]), k, dim, max_period, shift));
+        out[i * dim + k] = static_cast<T>(math::timestep_embedding_value_at(
+            static_cast<double>(t[i]), k, dim, k < 2 * half ? freq[k < half ? k : k - half] : 0.0));
   }
 
   /// Inverted dropout with the mask drawn from Philox (seed, stream): element i is kept when
