@@ -131,10 +131,12 @@ inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const
   thread_local std::vector<float> a_buffer;
   float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
   const std::int64_t x_stride = g.c_in * g.h * g.w, y_stride = m * n;
+  // The weights are packed before the parallel region (a few percent of the work): a barrier
+  // after a shared packing loop would hold the running thread until a descheduled one had
+  // packed its half.
+  pack_a(Trans::No, m, k, weight, k, pa, 0, mpanels);
 #pragma omp parallel if (!omp_in_parallel())
   {
-#pragma omp for schedule(static)
-    for (std::int64_t p = 0; p < mpanels; ++p) pack_a(Trans::No, m, k, weight, k, pa, p, p + 1);
     thread_local std::vector<float> b_buffer;
     float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(kc_max * kNcPanels * kNr));
     // Dynamic: on a shared machine a descheduled thread leaves its chunks to the other.
