@@ -51,6 +51,7 @@
 #include "progdiff/group/similarity_dp_split.hpp"
 #include "progdiff/group/snr_spread_split.hpp"
 #include "progdiff/group/uniform_split.hpp"
+#include "progdiff/interop/xtensor.hpp"
 #include "progdiff/io/atomic_file.hpp"
 #include "progdiff/io/dtype.hpp"
 #include "progdiff/io/float_formats.hpp"
