@@ -6,41 +6,94 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "progdiff/backend/conv_geometry.hpp"
+
 namespace progdiff {
 
 /// Row-major GEMM operand transposition.
 enum class Trans : bool { No = false, Yes = true };
 
 // clang-format off
+/// Memory: allocate, release, copy between host and back end, fill, 2-D (channel-slice) copies.
 template <class B>
-concept Backend = requires(float* p, const float* cp, std::size_t n, std::int64_t i, float s) {
+concept BackendMemory = requires(float* p, const float* cp, std::size_t n, std::int64_t i, float s) {
   { B::name() } -> std::convertible_to<const char*>;
-  // memory: allocate, release, copy between host and back end
+  { B::host_accessible } -> std::convertible_to<bool>;
   { B::template allocate<float>(n) } -> std::same_as<float*>;
   B::template deallocate<float>(p, n);
   B::template copy_from_host<float>(p, cp, n);
   B::template copy_to_host<float>(p, cp, n);
   B::template copy<float>(p, cp, n);
   B::template fill<float>(p, n, s);
+  B::template copy_2d<float>(i, i, cp, i, p, i);
+  B::template add_2d<float>(i, i, cp, i, p, i);
   B::synchronize();
-  // C = alpha op(A) op(B) + beta C, row-major, optionally batched with strides
+};
+
+/// C = alpha op(A) op(B) + beta C, row-major, optionally batched with strides.
+template <class B>
+concept BackendGemm = requires(float* p, const float* cp, std::int64_t i, float s) {
   B::template gemm<float>(Trans::No, Trans::No, i, i, i, s, cp, i, cp, i, s, p, i);
   B::template gemm_strided_batched<float>(Trans::No, Trans::No, i, i, i, s, cp, i, i, cp, i, i, s, p, i, i, i);
-  // element-wise and reductions
+};
+
+/// Element-wise kernels, reductions and Philox noise.
+template <class B>
+concept BackendElementwise = requires(float* p, const float* cp, std::size_t n, std::int64_t i, float s,
+                                      std::uint64_t u, double d) {
   B::template axpy<float>(n, s, cp, p);
+  B::template add<float>(n, cp, cp, p);
+  B::template mul<float>(n, cp, cp, p);
+  B::template scale<float>(n, s, p);
+  { B::template sum<float>(n, cp) } -> std::convertible_to<double>;
+  { B::template dot<float>(n, cp, cp) } -> std::convertible_to<double>;
+  { B::template all_finite<float>(n, cp) } -> std::convertible_to<bool>;
   B::template silu_forward<float>(n, cp, p);
   B::template silu_backward<float>(n, cp, cp, p);
-  { B::template sum<float>(n, cp) } -> std::convertible_to<double>;
+  B::template dropout<float>(n, d, u, u, cp, p);
+  B::template normal<float>(n, u, u, u, p);
 };
+
+/// The kernels of the U-Net layers: normalization, softmax, convolution, channel broadcasts,
+/// upsampling and the timestep embedding.
+template <class B>
+concept BackendLayerKernels = requires(float* p, const float* cp, std::int64_t i, float s, double d,
+                                       const ConvGeometry& g) {
+  B::template group_norm_forward<float>(i, i, i, i, d, cp, cp, cp, p, p, p);
+  B::template group_norm_backward<float>(i, i, i, i, cp, cp, cp, cp, cp, p, p, p);
+  B::template softmax_rows<float>(i, i, s, cp, p);
+  B::template softmax_rows_backward<float>(i, i, s, cp, cp, p);
+  B::template conv2d_forward<float>(g, cp, cp, p);
+  B::template conv2d_backward_data<float>(g, cp, cp, p);
+  B::template conv2d_backward_weight<float>(g, cp, cp, p);
+  B::template add_channel_bias<float>(i, i, i, cp, p);
+  B::template channel_bias_grad<float>(i, i, i, cp, p);
+  B::template add_sample_channel<float>(i, i, i, cp, p);
+  B::template sample_channel_sum<float>(i, i, i, cp, p);
+  B::template upsample_nearest2x_forward<float>(i, i, i, cp, p);
+  B::template upsample_nearest2x_backward<float>(i, i, i, cp, p);
+  B::template timestep_embedding<float>(i, i, cp, p, d, d);
+};
+
+/// Where tensors live and how every kernel the library calls runs.
+template <class B>
+concept Backend = BackendMemory<B> && BackendGemm<B> && BackendElementwise<B> && BackendLayerKernels<B>;
 // clang-format on
 
 /// Readable failure at every composition point that takes a back end.
 template <class B>
 constexpr bool check_backend() {
-  static_assert(Backend<B>,
-                "progdiff: the back-end type does not satisfy progdiff::Backend; it needs static "
-                "allocate/deallocate/copy/fill, gemm, gemm_strided_batched and the element-wise "
-                "kernels listed in progdiff/backend/backend.hpp");
+  static_assert(BackendMemory<B>,
+                "progdiff: the back-end type lacks the memory functions of progdiff::Backend (name, "
+                "host_accessible, allocate, deallocate, copy_from_host, copy_to_host, copy, fill, copy_2d, "
+                "add_2d, synchronize); see progdiff/backend/backend.hpp");
+  static_assert(BackendGemm<B>, "progdiff: the back-end type lacks gemm or gemm_strided_batched");
+  static_assert(BackendElementwise<B>,
+                "progdiff: the back-end type lacks element-wise kernels of progdiff::Backend (axpy, add, mul, "
+                "scale, sum, dot, all_finite, silu_forward/backward, dropout, normal)");
+  static_assert(BackendLayerKernels<B>,
+                "progdiff: the back-end type lacks layer kernels of progdiff::Backend (group_norm, softmax_rows, "
+                "conv2d, channel bias, sample channel, upsample, timestep_embedding)");
   return true;
 }
 
