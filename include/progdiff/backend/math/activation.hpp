@@ -8,6 +8,7 @@ namespace progdiff::math {
 // silu(x) = x * sigmoid(x); written through exp(-|x|) so neither branch overflows.
 template <class T>
 PROGDIFF_INLINE T sigmoid(T x) {
+  using std::exp;  // the float overload for float: no silent double math on host or device
   if (x >= T(0)) {
     const T e = exp(-x);
     return T(1) / (T(1) + e);

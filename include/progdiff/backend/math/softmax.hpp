@@ -9,6 +9,7 @@ namespace progdiff::math {
 /// y = softmax(scale * x) over one row of `n`, max-subtracted so exp never overflows.
 template <class T>
 PROGDIFF_INLINE void softmax_row(const T* x, T* y, std::int64_t n, T scale) {
+  using std::exp;  // the float overload for float
   T m = x[0] * scale;
   for (std::int64_t i = 1; i < n; ++i) m = x[i] * scale > m ? x[i] * scale : m;
   T sum = T(0);
