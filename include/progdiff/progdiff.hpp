@@ -2,6 +2,7 @@
 // Every public header of progdiff. Include the specific headers instead to compile less;
 // CUDA back-end headers (backend/cuda/*.cuh) need nvcc and are not included here.
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/block_cache.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/conv.hpp"
 #include "progdiff/backend/cpu/conv_avx512.hpp"

@@ -5,77 +5,24 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
-#include <unordered_map>
-#include <vector>
+
+#include "progdiff/backend/block_cache.hpp"
 
 namespace progdiff::backend::cpu {
 
-class BlockCache {
- public:
-  static BlockCache& instance() {
-    static BlockCache cache;
-    return cache;
-  }
-
-  void* take(std::size_t bytes) {
-    const std::size_t size = bucket(bytes);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        cached_bytes_ -= size;
-        return p;
-      }
-    }
-    void* p = std::aligned_alloc(64, size);
+/// 64-byte aligned host blocks (one cache line, one AVX-512 vector).
+struct AlignedHostMemory {
+  static void* allocate(std::size_t bytes) {
+    void* p = std::aligned_alloc(64, bytes);
     if (!p) throw std::bad_alloc();
     return p;
   }
-
-  void give(void* p, std::size_t bytes) {
-    if (!p) return;
-    const std::size_t size = bucket(bytes);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (cached_bytes_ + size > kMaxCachedBytes) {
-      std::free(p);
-      return;
-    }
-    free_[size].push_back(p);
-    cached_bytes_ += size;
-  }
-
-  /// Returns every cached block to the system.
-  void release_all() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks) std::free(p);
-    free_.clear();
-    cached_bytes_ = 0;
-  }
-
-  ~BlockCache() { release_all(); }
-
- private:
-  static constexpr std::size_t kMaxCachedBytes = std::size_t(4) << 30;
-
-  // Sizes round up to 64 bytes, then to a quarter-power-of-two step, so reuse is likely
-  // while the waste stays under 25%.
-  static std::size_t bucket(std::size_t bytes) {
-    std::size_t size = (bytes + 63) & ~std::size_t(63);
-    if (size <= 4096) return size == 0 ? 64 : size;
-    std::size_t top = std::size_t(1) << (63 - __builtin_clzll(size));
-    std::size_t step = top / 4;
-    return (size + step - 1) / step * step;
-  }
-
-  std::mutex mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::size_t cached_bytes_ = 0;
+  static void release(void* p) { std::free(p); }
 };
+
+// Up to 4 GiB of freed host blocks are kept for reuse.
+using BlockCache = backend::BlockCache<AlignedHostMemory, 64, std::size_t(4) << 30>;
 
 struct Memory {
   template <class T>

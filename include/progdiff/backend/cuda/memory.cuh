@@ -6,60 +6,26 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <unordered_map>
-#include <vector>
+
+#include "progdiff/backend/block_cache.hpp"
 
 #include "progdiff/backend/cuda/check.cuh"
 #include "progdiff/backend/cuda/context.cuh"
 
 namespace progdiff::backend::cuda {
 
-class DevicePool {
- public:
-  static DevicePool& instance() {
-    static DevicePool pool;
-    return pool;
-  }
-  void* take(std::size_t bytes) {
-    const std::size_t size = bucket(bytes);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
-        return p;
-      }
-    }
+/// cudaMalloc'd device blocks (never managed memory).
+struct DeviceMemory {
+  static void* allocate(std::size_t bytes) {
     void* p = nullptr;
-    PROGDIFF_CUDA_CHECK(cudaMalloc(&p, size));
+    PROGDIFF_CUDA_CHECK(cudaMalloc(&p, bytes));
     return p;
   }
-  void give(void* p, std::size_t bytes) {
-    if (!p) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    free_[bucket(bytes)].push_back(p);
-  }
-  /// Frees every cached block (after a synchronize).
-  void release_all() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, blocks] : free_)
-      for (void* p : blocks) cudaFree(p);
-    free_.clear();
-  }
-
- private:
-  static std::size_t bucket(std::size_t bytes) {
-    std::size_t size = (bytes + 255) & ~std::size_t(255);
-    if (size <= 4096) return size == 0 ? 256 : size;
-    const std::size_t top = std::size_t(1) << (63 - __builtin_clzll(size));
-    const std::size_t step = top / 4;
-    return (size + step - 1) / step * step;
-  }
-  std::mutex mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  static void release(void* p) { cudaFree(p); }
 };
+
+// Freed device blocks are all kept (release_all returns them), as a training step reuses them.
+using DevicePool = backend::BlockCache<DeviceMemory, 256, SIZE_MAX>;
 
 template <class T>
 __global__ void fill_kernel(T* p, long long n, T value) {
