@@ -62,7 +62,6 @@ class OptimalDenoiser {
     Tensor<T, B> dots(Shape{rows, n}), mean(Shape{rows, d});
     std::vector<T> host_dots(static_cast<std::size_t>(rows * n)), host_x(static_cast<std::size_t>(rows * d)),
         host_mean(static_cast<std::size_t>(rows * d));
-    std::vector<double> logit(static_cast<std::size_t>(n));
     for (std::int64_t r0 = 0; r0 < m; r0 += rows) {
       const std::int64_t mb = std::min(rows, m - r0);
       // dots[r, i] = x_r . y_i
@@ -70,7 +69,12 @@ class OptimalDenoiser {
                           dots.data(), n);
       B::template copy_to_host<T>(host_dots.data(), dots.data(), static_cast<std::size_t>(mb * n));
       B::template copy_to_host<T>(host_x.data(), x.data() + r0 * d, static_cast<std::size_t>(mb * d));
+      // Rows are independent: one thread each, with its own logit buffer. Each weight takes
+      // one exp; the normalizing sum is accumulated in double.
+#pragma omp parallel for schedule(dynamic, 1) if (mb > 1)
       for (std::int64_t r = 0; r < mb; ++r) {
+        std::vector<double>& logit = logit_buffer();
+        logit.resize(static_cast<std::size_t>(n));
         const double s = scale[r0 + r], sg = sigma[r0 + r];
         double xx = 0;
         for (std::int64_t j = 0; j < d; ++j) xx += static_cast<double>(host_x[r * d + j]) * host_x[r * d + j];
@@ -82,9 +86,12 @@ class OptimalDenoiser {
           top = std::max(top, logit[i]);
         }
         double total = 0;
-        for (std::int64_t i = 0; i < n; ++i) total += std::exp(logit[i] - top);
-        const double lse = top + std::log(total);
-        for (std::int64_t i = 0; i < n; ++i) host_dots[r * n + i] = static_cast<T>(std::exp(logit[i] - lse));
+        for (std::int64_t i = 0; i < n; ++i) {
+          logit[i] = std::exp(logit[i] - top);
+          total += logit[i];
+        }
+        const double norm = 1.0 / total;
+        for (std::int64_t i = 0; i < n; ++i) host_dots[r * n + i] = static_cast<T>(logit[i] * norm);
       }
       B::template copy_from_host<T>(dots.data(), host_dots.data(), static_cast<std::size_t>(mb * n));
       // mean[r, :] = sum_i w[r, i] y_i
@@ -108,6 +115,11 @@ class OptimalDenoiser {
   }
 
  private:
+  static std::vector<double>& logit_buffer() {
+    thread_local std::vector<double> buffer;
+    return buffer;
+  }
+
   Tensor<T, B> data_;
   std::int64_t block_;
   std::vector<double> norms_;
