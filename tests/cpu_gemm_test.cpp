@@ -5,9 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
 #include <vector>
 
+#include "kernel_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/gemm_reference.hpp"
 
@@ -17,18 +17,8 @@ using progdiff::Trans;
 using progdiff::backend::Cpu;
 namespace reference = progdiff::backend::cpu::reference;
 
-std::vector<double> uniform(std::size_t n, std::uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  std::vector<double> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-template <class T>
-std::vector<T> cast(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
+using progdiff::test::cast;
+using progdiff::test::uniform;
 
 // Float sums of k products of numbers in [-1, 1] carry rounding of order k * eps.
 template <class T>
