@@ -116,6 +116,23 @@ HostTensor<T> run(Net& net, const HostTensor<T>& x, const std::vector<double>& t
   return net.forward(x, Net::timestep_tensor(t));
 }
 
+// Central differences for the named parameters of `net` against the backward gradients
+// `grads` (in visit order); every probe name must exist.
+template <class Net, class Grads, class Loss>
+void check_probed_parameters(Net& net, const Grads& grads, Loss& loss, const std::vector<std::string>& probe) {
+  std::size_t checked = 0, i = 0;
+  net.visit_parameters(
+      [&](const std::string& name, auto& p) {
+        if (std::find(probe.begin(), probe.end(), name) != probe.end()) {
+          check_gradient(p.value, grads[i].second, loss, "parameter " + name, 1e-5, 1e-6, 8);
+          ++checked;
+        }
+        ++i;
+      },
+      std::string());
+  CHECK(checked == probe.size());
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("UNet forward and backward match PyTorch", T, float, double) {
@@ -233,18 +250,7 @@ TEST_CASE("UNet gradients match central differences") {
                                        "up.0.res.1.conv2.bias",
                                        "norm_out.beta",
                                        "conv_out.weight"};
-  std::size_t checked = 0;
-  std::size_t i = 0;
-  net.visit_parameters(
-      [&](const std::string& name, auto& p) {
-        if (std::find(probe.begin(), probe.end(), name) != probe.end()) {
-          check_gradient(p.value, grads[i].second, loss, "parameter " + name, 1e-5, 1e-6, 8);
-          ++checked;
-        }
-        ++i;
-      },
-      std::string());
-  CHECK(checked == probe.size());
+  check_probed_parameters(net, grads, loss, probe);
 }
 
 TEST_CASE("MultiDecoderUNet gradients match central differences") {
@@ -267,17 +273,7 @@ TEST_CASE("MultiDecoderUNet gradients match central differences") {
                                        "encoder.mid.res.0.temb_proj.weight", "decoder.0.up.1.res.0.conv1.weight",
                                        "decoder.0.up.0.res.1.skip.weight",   "decoder.1.up.1.attn.0.qkv.weight",
                                        "decoder.1.conv_out.weight"};
-  std::size_t checked = 0, i = 0;
-  net.visit_parameters(
-      [&](const std::string& name, auto& p) {
-        if (std::find(probe.begin(), probe.end(), name) != probe.end()) {
-          check_gradient(p.value, grads[i].second, loss, "parameter " + name, 1e-5, 1e-6, 8);
-          ++checked;
-        }
-        ++i;
-      },
-      std::string());
-  CHECK(checked == probe.size());
+  check_probed_parameters(net, grads, loss, probe);
 }
 
 TEST_CASE("MultiDecoderUNet routes each sample to its interval's decoder") {
