@@ -75,6 +75,8 @@
 #include "progdiff/nn/silu.hpp"
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/nn/upsample.hpp"
+#include "progdiff/prune/scheme.hpp"
+#include "progdiff/prune/search_space.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/sample/ddpm.hpp"
 #include "progdiff/sample/denoiser.hpp"
