@@ -12,6 +12,7 @@
 #include "progdiff/backend/cpu/gemm.hpp"
 #include "progdiff/backend/cpu/gemm_reference.hpp"
 #include "progdiff/backend/cpu/memory.hpp"
+#include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/backend/cpu/normalization.hpp"
 #include "progdiff/backend/cpu/normalization_avx512.hpp"
 #include "progdiff/backend/cpu/sampling.hpp"

@@ -14,6 +14,14 @@
 
 namespace progdiff::backend {
 
+/// Bytes of the blocks handed out and not yet given back (block sizes, i.e. after rounding),
+/// and the most there have been since the last reset_peak().
+struct BlockCacheStats {
+  std::size_t live_bytes = 0;
+  std::size_t peak_live_bytes = 0;
+  std::size_t cached_bytes = 0;  // freed blocks kept for reuse
+};
+
 template <class Source, std::size_t Granule, std::size_t MaxCachedBytes>
 class BlockCache {
   static_assert(Granule > 0 && (Granule & (Granule - 1)) == 0, "progdiff: the block granule must be a power of two");
@@ -33,16 +41,21 @@ class BlockCache {
         void* p = it->second.back();
         it->second.pop_back();
         cached_bytes_ -= size;
+        count_taken(size);
         return p;
       }
     }
-    return Source::allocate(size);
+    void* p = Source::allocate(size);
+    std::lock_guard<std::mutex> lock(mutex_);
+    count_taken(size);
+    return p;
   }
 
   void give(void* p, std::size_t bytes) {
     if (!p) return;
     const std::size_t size = bucket(bytes);
     std::lock_guard<std::mutex> lock(mutex_);
+    live_bytes_ -= size;
     if (cached_bytes_ + size > MaxCachedBytes) {
       Source::release(p);
       return;
@@ -62,6 +75,16 @@ class BlockCache {
 
   ~BlockCache() { release_all(); }
 
+  BlockCacheStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {live_bytes_, peak_live_bytes_, cached_bytes_};
+  }
+  /// Starts a new peak from the bytes live now.
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    peak_live_bytes_ = live_bytes_;
+  }
+
   /// The block size a request of `bytes` gets: a multiple of the granule, then of a quarter of
   /// the next lower power of two, so reuse is likely while the waste stays under 25%.
   static std::size_t bucket(std::size_t bytes) {
@@ -73,9 +96,15 @@ class BlockCache {
   }
 
  private:
+  void count_taken(std::size_t size) {
+    live_bytes_ += size;
+    if (live_bytes_ > peak_live_bytes_) peak_live_bytes_ = live_bytes_;
+  }
+
   std::mutex mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
   std::size_t cached_bytes_ = 0;
+  std::size_t live_bytes_ = 0, peak_live_bytes_ = 0;
 };
 
 }  // namespace progdiff::backend
