@@ -12,7 +12,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -44,12 +43,6 @@ struct Scheme {
 namespace detail {
 inline std::string layer_label(const SearchSpace& space, std::size_t i) {
   return "layer '" + space.layers[i].name + "'";
-}
-inline std::string number(double x) {
-  std::ostringstream s;
-  s.precision(6);
-  s << x;
-  return s.str();
 }
 }  // namespace detail
 

@@ -16,16 +16,31 @@
 //     them. Informational for the search itself (a proxy shows them in its prompt).
 //
 // Schemes over this space are in prune/scheme.hpp; the search over them in prune/proxy_pruning.hpp.
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iomanip>
 #include <span>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "progdiff/core/error.hpp"
 
 namespace progdiff::prune {
+
+namespace detail {
+/// A number for messages and prompts: whole numbers in full, others to 6 significant digits.
+inline std::string number(double x) {
+  std::ostringstream s;
+  if (std::isfinite(x) && x == std::floor(x) && std::fabs(x) < 1e15)
+    s << static_cast<long long>(x);
+  else
+    s << std::setprecision(6) << x;
+  return s.str();
+}
+}  // namespace detail
 
 /// One prunable channel group: its name, unpruned width, fewest channels kept and removal step.
 struct PrunableLayer {
@@ -114,12 +129,12 @@ struct SearchSpace {
                                                          " is not a multiple of step " + std::to_string(l.step));
     }
     require(flops_limit > 0.0,
-            "pruning search space: FLOPs limit " + std::to_string(flops_limit) + " must be positive");
+            "pruning search space: FLOPs limit " + detail::number(flops_limit) + " must be positive");
     const double narrowest = flops_of(min_widths());
     require(narrowest <= flops_limit,
             "pruning search space: even the narrowest model (every layer at min_width) "
             "costs " +
-                std::to_string(narrowest) + " FLOPs, over the limit " + std::to_string(flops_limit));
+                detail::number(narrowest) + " FLOPs, over the limit " + detail::number(flops_limit));
   }
 };
 
