@@ -22,6 +22,7 @@
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
+#include "progdiff/backend/math/optimal_denoiser.hpp"
 #include "progdiff/backend/math/philox.hpp"
 #include "progdiff/backend/math/softmax.hpp"
 #include "progdiff/core/error.hpp"

@@ -133,12 +133,9 @@ void step(const S& sampler, SamplerState<T, B>& st, const Tensor<T, B>& output, 
   } else if (noise) {
     z = Tensor<T, B>(st.x.shape());
     // every sample draws the noise of its own evaluation, so batches never share draws
-    for (std::size_t i = 0; i < n; ++i) {
-      auto row = z.slice(static_cast<std::int64_t>(i), static_cast<std::int64_t>(i) + 1);
-      const std::uint64_t id = st.ids[i];
-      draw_sample_noise(row, st.seed, std::span<const std::uint64_t>(&id, 1),
-                        static_cast<std::uint64_t>(st.evaluation[i]) + 1);
-    }
+    std::vector<std::uint64_t> draws(n);
+    for (std::size_t i = 0; i < n; ++i) draws[i] = static_cast<std::uint64_t>(st.evaluation[i]) + 1;
+    draw_sample_noise(z, st.seed, std::span<const std::uint64_t>(st.ids), std::span<const std::uint64_t>(draws));
     terms[kNoiseTerm] = z.data();
   }
   for (int k = 0; k < h; ++k) terms[static_cast<std::size_t>(kHistoryTerm + k)] = st.history[k].data();

@@ -1,12 +1,13 @@
 #pragma once
-// Kernels of the samplers on the CPU back end: a per-sample weighted sum of up to
-// up to six tensors, the one operation every sampler update reduces to once its
-// coefficients are known (DDPM eq. 7, DDIM eq. 12, DPM-Solver++ updates, Euler / Heun steps).
+// Kernels of the samplers on the CPU back end: a per-sample weighted sum of up to six
+// tensors, the one operation every sampler update reduces to once its coefficients are known
+// (DDPM eq. 7, DDIM eq. 12, DPM-Solver++ updates, Euler / Heun steps), and per-row Philox noise.
 #include <array>
 #include <cstddef>
 #include <cstdint>
 
 #include "progdiff/backend/cpu/elementwise.hpp"
+#include "progdiff/backend/math/philox.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -31,6 +32,18 @@ struct Sampling {
         out[at] = static_cast<T>(acc);
       }
     }
+  }
+
+  /// Row r of x [rows, d] gets the standard normals (seed, streams[r]) at indices
+  /// offsets[r] .. offsets[r] + d - 1: every sample of a batch draws from its own stream.
+  /// streams and offsets are host arrays of `rows` entries.
+  template <class T>
+  static void normal_rows(std::int64_t rows, std::int64_t d, std::uint64_t seed, const std::uint64_t* streams,
+                          const std::uint64_t* offsets, T* x) {
+#pragma omp parallel for collapse(2) if (rows * d > kParallelThreshold)
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < d; ++j)
+        x[r * d + j] = math::philox_normal<T>(seed, streams[r], offsets[r] + static_cast<std::uint64_t>(j));
   }
 };
 

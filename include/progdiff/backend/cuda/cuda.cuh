@@ -7,11 +7,18 @@
 #include "progdiff/backend/cuda/gemm.cuh"
 #include "progdiff/backend/cuda/memory.cuh"
 #include "progdiff/backend/cuda/normalization.cuh"
+#include "progdiff/backend/cuda/optimal_denoiser.cuh"
 #include "progdiff/backend/cuda/sampling.cuh"
 
 namespace progdiff::backend {
 
-struct Cuda : cuda::Memory, cuda::Gemm, cuda::Elementwise, cuda::Normalization, cuda::Conv, cuda::Sampling {
+struct Cuda : cuda::Memory,
+              cuda::Gemm,
+              cuda::Elementwise,
+              cuda::Normalization,
+              cuda::Conv,
+              cuda::Sampling,
+              cuda::OptimalDenoiserKernels {
   static constexpr const char* name() { return "cuda"; }
   static constexpr bool host_accessible = false;
 
