@@ -1,0 +1,8 @@
+#pragma once
+// Timestep-grouped models: the GroupedModel concept, Progressive (one denoiser per group),
+// IntervalRouted (shared-encoder multi-decoder U-Nets and separate experts), and checkpoint
+// descriptions.
+#include "progdiff/model/description.hpp"
+#include "progdiff/model/grouped_model.hpp"
+#include "progdiff/model/interval_routed.hpp"
+#include "progdiff/model/progressive.hpp"

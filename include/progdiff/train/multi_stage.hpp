@@ -1,0 +1,27 @@
+#pragma once
+// Multi-stage training ("A Multi-Stage Framework for Diffusion Models", sec. 4): one
+// shared-encoder U-Net with a decoder per timestep interval, trained end to end on batches that
+// mix the intervals. Each sample's interval is drawn with probability |interval| / T (uniform
+// timesteps overall when the samplers are uniform), and routed to its decoder; the encoder learns
+// from every sample, decoder k from interval k's samples only.
+//
+//   model::IntervalRouted<Multi> m(Multi(widths, config), partition);
+//   m.initialize(gen);
+//   train::TrainReport r = train::train_multi_stage(m, schedule, dataset, options);
+#include "progdiff/model/interval_routed.hpp"
+#include "progdiff/train/trainer.hpp"
+
+namespace progdiff::train {
+
+/// Trains a shared-encoder (or separate-experts) model on mixed batches; resumes from
+/// options.checkpoint_path when it exists.
+template <class M, schedule::NoiseSchedule Schedule>
+TrainReport train_multi_stage(model::IntervalRouted<M>& model, const Schedule& schedule,
+                              const data::ImageDataset& dataset, const TrainOptions& options,
+                              StepCallback on_step = {}) {
+  Trainer<model::IntervalRouted<M>, Schedule> trainer(model, schedule, dataset, options, BatchMode::Mixed);
+  trainer.on_step(std::move(on_step));
+  return trainer.run();
+}
+
+}  // namespace progdiff::train

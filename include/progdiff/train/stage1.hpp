@@ -1,0 +1,26 @@
+#pragma once
+// Stage 1 of step-adaptive training (TDC / "Not All Steps are Equal", sec. 3): the base denoiser
+// learns every timestep of the schedule. The base is a one-group model::Progressive, so its
+// checkpoint, sampling and the stage-2 copy all go through the same model type.
+//
+//   model::Progressive<Net> base(Net(Net::default_widths(), config), schedule.size());
+//   base.initialize(gen);
+//   train::TrainReport r = train::train_stage1(base, schedule, dataset, options);
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/train/trainer.hpp"
+
+namespace progdiff::train {
+
+/// Trains `base` (one group covering the schedule) on uniformly drawn timesteps of all of
+/// [0, T) (or options.make_sampler's); resumes from options.checkpoint_path when it exists.
+template <class Net, schedule::NoiseSchedule Schedule>
+TrainReport train_stage1(model::Progressive<Net>& base, const Schedule& schedule, const data::ImageDataset& dataset,
+                         const TrainOptions& options, StepCallback on_step = {}) {
+  require(base.group_count() == 1, "train_stage1: the base model must have one group covering every timestep, it has " +
+                                       std::to_string(base.group_count()));
+  Trainer<model::Progressive<Net>, Schedule> trainer(base, schedule, dataset, options, BatchMode::PerGroup);
+  trainer.on_step(std::move(on_step));
+  return trainer.run();
+}
+
+}  // namespace progdiff::train

@@ -1,0 +1,69 @@
+#pragma once
+// Stage 2 of step-adaptive training without pruning (Step-Adaptive paper, Table 2's
+// "fine-tune" rows): the trained base is copied into each group of a partition, and each copy is
+// fine-tuned on its group's timesteps only. Between copy and fine-tuning a hook may change each
+// group's denoiser, e.g. replace it by a net pruned to the group's FLOPs budget (same type,
+// narrower width table).
+//
+//   auto hook = [&](std::int64_t k, Net& net) { net = prune_to_budget(net, partition.budgets[k]); };
+//   model::Progressive<Net> grouped = train::train_stage2(base, partition, schedule, data, options, hook);
+//
+// Each step trains every group on its own batch (BatchMode::PerGroup), so the groups learn as if
+// fine-tuned one after another. On resume (options.checkpoint_path exists) the per-group widths
+// come from the checkpoint's description and the hook is not called again.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+
+#include "progdiff/io/safetensors.hpp"
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/train/trainer.hpp"
+
+namespace progdiff::train {
+
+/// Called once per group, after the copy of the base and before fine-tuning.
+template <class Net>
+using GroupHook = std::function<void(std::int64_t group, Net& denoiser)>;
+
+/// The grouped model stage 2 starts from: one clone of `base`'s denoiser per group of
+/// `partition` (dropout seeds from Generator(seed, k)), then `hook` on each group.
+template <class Net>
+model::Progressive<Net> copy_into_groups(model::Progressive<Net>& base, group::Partition partition, std::uint64_t seed,
+                                         const GroupHook<Net>& hook = {}) {
+  require(base.group_count() == 1,
+          "copy_into_groups: the base must have one group, it has " + std::to_string(base.group_count()));
+  require(partition.size() == base.partition().size(),
+          "copy_into_groups: the partition covers " + std::to_string(partition.size()) + " timesteps, the base model " +
+              std::to_string(base.partition().size()));
+  Generator gen(seed, 0x53544732u);  // "STG2"
+  auto grouped =
+      model::Progressive<Net>::copies_of(base.denoiser(0), std::move(partition), gen, base.prediction_type());
+  if (hook)
+    for (std::int64_t k = 0; k < grouped.group_count(); ++k) hook(k, grouped.denoiser(k));
+  return grouped;
+}
+
+/// Copies `base` into the groups of `partition`, applies `hook`, fine-tunes every group on its
+/// own timesteps and returns the grouped model; `report` (optional) receives the losses.
+template <class Net, schedule::NoiseSchedule Schedule>
+model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Partition partition,
+                                     const Schedule& schedule, const data::ImageDataset& dataset,
+                                     const TrainOptions& options, const GroupHook<Net>& hook = {},
+                                     TrainReport* report = nullptr, StepCallback on_step = {}) {
+  std::optional<model::Progressive<Net>> grouped;
+  if (options.resume && !options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
+    Generator gen(options.seed, 0x53544732u);
+    grouped.emplace(model::Progressive<Net>::from_description(io::read_safetensors(options.checkpoint_path).metadata,
+                                                              gen, base.denoiser(0).config()));
+  } else {
+    grouped.emplace(copy_into_groups(base, std::move(partition), options.seed, hook));
+  }
+  Trainer<model::Progressive<Net>, Schedule> trainer(*grouped, schedule, dataset, options, BatchMode::PerGroup);
+  trainer.on_step(std::move(on_step));
+  TrainReport r = trainer.run();
+  if (report) *report = std::move(r);
+  return std::move(*grouped);
+}
+
+}  // namespace progdiff::train

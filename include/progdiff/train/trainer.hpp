@@ -1,0 +1,350 @@
+#pragma once
+// Trainer<Model, Schedule>: the training loop every stage uses (stage1.hpp, stage2.hpp,
+// multi_stage.hpp) for any model::GroupedModel, on an ImageDataset with data::ShufflingBatches.
+//
+// One step, in BatchMode::PerGroup (groups share no parameters: Progressive):
+//   for each group k: next batch x0; timesteps from group k's sampler (its timesteps only);
+//     noise; x_t and target for the model's prediction type (diffusion_loss.hpp), weighted by the
+//     loss weighting times the sampler's importance weight; forward, weighted MSE, backward;
+//     finite guard on the loss and group k's gradients; clip group k's gradients to clip_norm
+//   then one AdamW update at the scheduled learning rate, and the EMA update.
+// In BatchMode::Mixed (a shared encoder: IntervalRouted<MultiDecoderUNet>) one batch mixes the
+// groups: each sample's group is drawn with probability |group| / T, its timestep from that
+// group's sampler; one forward and backward, the finite guard per group's own parameters and then
+// the shared ones, one global clip.
+//
+// Around the steps: resume from options.checkpoint_path when it exists (weights, AdamW moments,
+// EMA, step, the noise and timestep generators, the data iterator's position), checkpoints every
+// checkpoint_every steps and at the end (atomic, train/checkpoint.hpp), a progress bar, a CSV
+// log and a PNG loss plot. A resumed run computes exactly the losses of an uninterrupted one
+// (given dropout 0 or a model whose dropout streams are restored; importance samplers restart
+// their loss history). A NaN or infinite loss or gradient throws NonFiniteError naming the step
+// (1 = the first) and the group before anything is updated, so the last checkpoint stays valid.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "progdiff/data/batch_iterator.hpp"
+#include "progdiff/data/image_dataset.hpp"
+#include "progdiff/io/line_plot.hpp"
+#include "progdiff/model/grouped_model.hpp"
+#include "progdiff/schedule/noise_schedule.hpp"
+#include "progdiff/train/checkpoint.hpp"
+#include "progdiff/train/csv_log.hpp"
+#include "progdiff/train/diffusion_loss.hpp"
+#include "progdiff/train/finite_guard.hpp"
+#include "progdiff/train/grad_clip.hpp"
+#include "progdiff/train/trainer_options.hpp"
+
+namespace progdiff::train {
+
+enum class BatchMode { PerGroup, Mixed };
+
+/// Philox streams of the trainer's generators, apart from the data iterator's (2e, 2e + 1).
+inline constexpr std::uint64_t kNoiseStream = std::uint64_t{0x54524e4f} << 32;     // "TRNO"
+inline constexpr std::uint64_t kTimestepStream = std::uint64_t{0x54525453} << 32;  // "TRTS"
+
+/// The losses of a run, one entry per step taken by this call (after a resume: from the resumed step on).
+struct TrainReport {
+  std::int64_t first_step = 0;  // steps completed before this call (resumed from)
+  std::vector<StepInfo> steps;
+};
+
+namespace detail {
+// The parameters only group k uses, as a model for the finite guard and gradient clipping.
+template <class M>
+struct GroupParameters {
+  M& model;
+  std::int64_t group;
+  template <class F>
+  void visit_parameters(F&& f, const std::string& prefix) {
+    model.visit_group_parameters(group, f, prefix);
+  }
+};
+}  // namespace detail
+
+template <model::GroupedModel Model, schedule::NoiseSchedule Schedule>
+class Trainer {
+ public:
+  using T = typename Model::value_type;
+  using B = typename Model::backend_type;
+
+  Trainer(Model& model, const Schedule& schedule, const data::ImageDataset& dataset, TrainOptions options,
+          BatchMode mode)
+      : model_(model),
+        schedule_(schedule),
+        options_(std::move(options)),
+        mode_(mode),
+        batches_(dataset, data::BatchConfig{options_.batch_size, options_.seed, true, options_.random_flip, true}),
+        optimizer_(options_.adamw),
+        ema_(options_.ema),
+        noise_(options_.seed, kNoiseStream),
+        timesteps_(options_.seed, kTimestepStream) {
+    require(options_.steps >= 0, "Trainer: steps must be >= 0, got " + std::to_string(options_.steps));
+    require(options_.checkpoint_every >= 0, "Trainer: checkpoint_every must be >= 0");
+    require(model.partition().size() == static_cast<std::int64_t>(schedule.size()),
+            "Trainer: the model's partition covers " + std::to_string(model.partition().size()) +
+                " timesteps, the schedule has " + std::to_string(schedule.size()));
+    require(mode == BatchMode::Mixed || !Model::shares_parameters,
+            "Trainer: a model whose groups share parameters trains with BatchMode::Mixed");
+    if (options_.lr.total_steps == 0) options_.lr.total_steps = options_.steps;
+    const auto& p = model.partition();
+    for (std::int64_t k = 0; k < p.groups(); ++k)
+      samplers_.push_back(options_.make_sampler ? options_.make_sampler(k, p.begin(k), p.end(k))
+                                                : AnyTimestepSampler(UniformTimesteps(p.begin(k), p.end(k))));
+    for (std::int64_t k = 0; k < p.groups(); ++k)
+      require(samplers_[static_cast<std::size_t>(k)].range() == std::pair{p.begin(k), p.end(k)},
+              "Trainer: the sampler of group " + std::to_string(k) + " does not cover the group's timesteps [" +
+                  std::to_string(p.begin(k)) + ", " + std::to_string(p.end(k)) + ")");
+  }
+
+  /// Replaces group k's timestep sampler (it must cover the group's range).
+  void set_sampler(std::int64_t k, AnyTimestepSampler sampler) {
+    const auto& p = model_.partition();
+    require(sampler.range() == std::pair{p.begin(k), p.end(k)},
+            "Trainer::set_sampler: the sampler does not cover group " + std::to_string(k) + "'s timesteps");
+    samplers_.at(static_cast<std::size_t>(k)) = std::move(sampler);
+  }
+  void on_step(StepCallback callback) { callback_ = std::move(callback); }
+
+  /// The description stored in (and expected from) checkpoints: the model's and the schedule's.
+  ModelDescription description() const {
+    ModelDescription d = model_.describe();
+    model::describe_schedule(d, schedule_);
+    return d;
+  }
+
+  AdamW<T, B>& optimizer() { return optimizer_; }
+  Ema<T, B>& ema() { return ema_; }
+  std::int64_t step() const { return step_; }
+
+  /// Runs (or continues) the training up to options.steps.
+  TrainReport run() {
+    if (options_.use_ema) ema_.initialize(model_);
+    step_ = 0;
+    double seconds_before = 0.0;
+    if (options_.resume && !options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path))
+      seconds_before = restore();
+    std::optional<CsvLog> csv;
+    if (!options_.csv_path.empty()) csv.emplace(options_.csv_path, step_);
+    model_.set_training(true);
+    TrainReport report;
+    report.first_step = step_;
+    ProgressBar bar(step_, options_.steps, options_.progress);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      while (step_ < options_.steps) {
+        StepInfo info = mode_ == BatchMode::PerGroup ? per_group_step() : mixed_step();
+        ++step_;
+        info.step = step_;
+        info.total = options_.steps;
+        seconds_ = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (csv) log_rows(*csv, info);
+        if (!options_.checkpoint_path.empty() &&
+            ((options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) || step_ == options_.steps)) {
+          save();
+          info.checkpointed = true;
+        }
+        bar.update(step_, labelled(info));
+        report.steps.push_back(info);
+        if (callback_) callback_(info);
+      }
+    } catch (...) {
+      bar.interrupt();
+      throw;
+    }
+    if (!options_.plot_path.empty() && csv) plot(csv->rows());
+    return report;
+  }
+
+ private:
+  // A batch's noise from the noise generator (counter-based: the same values on any back end).
+  Tensor<T, B> draw_noise(const Shape& shape) {
+    Tensor<T, B> noise(shape);
+    const std::uint64_t first = noise_.reserve(noise.size());
+    B::template normal<T>(noise.size(), noise_.seed(), noise_.stream(), first, noise.data());
+    return noise;
+  }
+
+  void zero_grads() {
+    model_.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
+  }
+
+  // One group's (or one mixed batch's) forward, loss and backward.
+  LossResult<T, B> forward_backward(const Tensor<T, B>& x0, const TimestepDraw& draw) {
+    const Tensor<T, B> noise = draw_noise(x0.shape());
+    const auto alpha_bars = alpha_bars_at(schedule_, std::span<const std::int64_t>(draw.timesteps));
+    TrainingPair<T, B> pair = make_training_pair(x0, noise, alpha_bars, model_.prediction_type(), options_.weighting);
+    for (std::size_t i = 0; i < pair.weights.size(); ++i) pair.weights[i] *= draw.weights[i];
+    const Tensor<T, B> out = model_.forward(pair.x_t, draw.timesteps);
+    LossResult<T, B> loss = weighted_mse(out, pair.target, pair.weights);
+    model_.backward(loss.grad);
+    return loss;
+  }
+
+  StepInfo per_group_step() {
+    zero_grads();
+    StepInfo info;
+    for (std::int64_t k = 0; k < model_.group_count(); ++k) {
+      auto& sampler = samplers_[static_cast<std::size_t>(k)];
+      const auto batch = batches_.template next<T, B>();
+      const TimestepDraw draw = sampler.draw(timesteps_, batch.images.dim(0));
+      const LossResult<T, B> loss = forward_backward(batch.images, draw);
+      detail::GroupParameters<Model> group{model_, k};
+      check_finite(loss.loss, group, step_ + 1, std::to_string(k));
+      if (options_.clip_norm > 0) clip_grad_norm(group, options_.clip_norm);
+      sampler.record(draw.timesteps, loss.per_sample);
+      info.group_losses.push_back(loss.loss);
+    }
+    double sum = 0.0;
+    for (double l : info.group_losses) sum += l;
+    info.loss = sum / static_cast<double>(info.group_losses.size());
+    update(info);
+    return info;
+  }
+
+  StepInfo mixed_step() {
+    zero_grads();
+    const auto& p = model_.partition();
+    const auto batch = batches_.template next<T, B>();
+    const std::int64_t n = batch.images.dim(0);
+    // each sample's group with probability |group| / T, then the group's timesteps in the sample's slots
+    std::vector<std::int64_t> group(static_cast<std::size_t>(n));
+    std::vector<std::vector<std::size_t>> slots(static_cast<std::size_t>(p.groups()));
+    for (std::int64_t i = 0; i < n; ++i) {
+      group[static_cast<std::size_t>(i)] =
+          p.group_of(static_cast<std::int64_t>(timesteps_.below(static_cast<std::uint64_t>(p.size()))));
+      slots[static_cast<std::size_t>(group[static_cast<std::size_t>(i)])].push_back(static_cast<std::size_t>(i));
+    }
+    TimestepDraw draw;
+    draw.timesteps.resize(static_cast<std::size_t>(n));
+    draw.weights.resize(static_cast<std::size_t>(n));
+    for (std::int64_t k = 0; k < p.groups(); ++k) {
+      const auto& s = slots[static_cast<std::size_t>(k)];
+      if (s.empty()) continue;
+      const TimestepDraw d =
+          samplers_[static_cast<std::size_t>(k)].draw(timesteps_, static_cast<std::int64_t>(s.size()));
+      for (std::size_t j = 0; j < s.size(); ++j) {
+        draw.timesteps[s[j]] = d.timesteps[j];
+        draw.weights[s[j]] = d.weights[j];
+      }
+    }
+    const LossResult<T, B> loss = forward_backward(batch.images, draw);
+    StepInfo info;
+    info.loss = loss.loss;
+    for (std::int64_t k = 0; k < p.groups(); ++k) {
+      const auto& s = slots[static_cast<std::size_t>(k)];
+      double sum = 0.0;
+      std::vector<std::int64_t> ts;
+      std::vector<double> ls;
+      for (std::size_t i : s) {
+        sum += loss.per_sample[i];
+        ts.push_back(draw.timesteps[i]);
+        ls.push_back(loss.per_sample[i]);
+      }
+      info.group_losses.push_back(s.empty() ? std::numeric_limits<double>::quiet_NaN()
+                                            : sum / static_cast<double>(s.size()));
+      detail::GroupParameters<Model> own{model_, k};
+      check_finite(s.empty() ? 0.0 : info.group_losses.back(), own, step_ + 1, std::to_string(k));
+      if (!s.empty()) samplers_[static_cast<std::size_t>(k)].record(ts, ls);
+    }
+    check_finite(loss.loss, model_, step_ + 1, "shared");
+    if (options_.clip_norm > 0) clip_grad_norm(model_, options_.clip_norm);
+    update(info);
+    return info;
+  }
+
+  void update(StepInfo& info) {
+    info.lr = options_.lr.at(step_);
+    optimizer_.step(model_, info.lr);
+    if (options_.use_ema) ema_.update(model_);
+  }
+
+  std::vector<std::pair<std::string, double>> labelled(const StepInfo& info) const {
+    std::vector<std::pair<std::string, double>> out;
+    if (info.group_losses.size() == 1) return {{"", info.loss}};
+    for (std::size_t k = 0; k < info.group_losses.size(); ++k)
+      out.emplace_back("g" + std::to_string(k), info.group_losses[k]);
+    if (mode_ == BatchMode::Mixed) out.emplace_back("all", info.loss);
+    return out;
+  }
+
+  void log_rows(CsvLog& csv, const StepInfo& info) const {
+    for (std::size_t k = 0; k < info.group_losses.size(); ++k)
+      if (std::isfinite(info.group_losses[k]))
+        csv.append({step_, std::to_string(k), info.group_losses[k], info.lr, seconds_});
+    if (mode_ == BatchMode::Mixed) csv.append({step_, "all", info.loss, info.lr, seconds_});
+  }
+
+  void plot(const std::vector<CsvRow>& rows) const {
+    std::vector<io::LineSeries> series;
+    for (const auto& r : rows) {
+      auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == r.group; });
+      if (it == series.end()) {
+        series.push_back({r.group, {}, {}, io::series_color(series.size())});
+        it = series.end() - 1;
+      }
+      it->x.push_back(static_cast<double>(r.step));
+      it->y.push_back(r.loss);
+    }
+    io::PlotOptions o;
+    o.log_y = true;
+    io::write_line_plot(options_.plot_path.string(), series, o);
+  }
+
+  TrainingState state() const {
+    TrainingState s;
+    s.step = step_;
+    s.generators.emplace("noise", noise_);
+    s.generators.emplace("timesteps", timesteps_);
+    batches_.save_position(s.counters, "data");
+    s.counters["seconds_ms"] = static_cast<std::int64_t>(seconds_ * 1000.0);
+    return s;
+  }
+
+  void save() {
+    save_checkpoint(options_.checkpoint_path, model_, description(), state(), &optimizer_,
+                    options_.use_ema ? &ema_ : nullptr);
+  }
+
+  // Loads the checkpoint; returns the seconds the earlier runs took.
+  double restore() {
+    remove_stale_temporaries(options_.checkpoint_path);
+    const TrainingState s = load_checkpoint(options_.checkpoint_path, model_, description(), &optimizer_,
+                                            options_.use_ema ? &ema_ : nullptr);
+    auto generator = [&](const char* name) {
+      auto it = s.generators.find(name);
+      if (it == s.generators.end())
+        throw FormatError(options_.checkpoint_path.string() + ": checkpoint lacks the '" + name + "' generator");
+      return it->second;
+    };
+    noise_ = generator("noise");
+    timesteps_ = generator("timesteps");
+    batches_.restore_position(s.counters, "data");
+    step_ = s.step;
+    auto ms = s.counters.find("seconds_ms");
+    return ms == s.counters.end() ? 0.0 : static_cast<double>(ms->second) / 1000.0;
+  }
+
+  Model& model_;
+  const Schedule& schedule_;
+  TrainOptions options_;
+  BatchMode mode_;
+  data::ShufflingBatches batches_;
+  AdamW<T, B> optimizer_;
+  Ema<T, B> ema_;
+  Generator noise_, timesteps_;
+  std::vector<AnyTimestepSampler> samplers_;
+  StepCallback callback_;
+  std::int64_t step_ = 0;
+  double seconds_ = 0.0;
+};
+
+}  // namespace progdiff::train
