@@ -40,9 +40,9 @@ template <class B>
 using Net = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
                        unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::OnBackend<B>>;
 template <class B>
-using Multi = unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>,
-                                     unet::ImageSize<16>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
-                                     unet::Decoders<2>, unet::OnBackend<B>>;
+using Multi =
+    unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
+                           unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::Decoders<2>, unet::OnBackend<B>>;
 
 const Shape kBatch{3, 3, 16, 16};
 const std::vector<std::int64_t> kTimesteps[2] = {{10, 600, 999}, {420, 75, 880}};
