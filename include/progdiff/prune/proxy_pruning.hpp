@@ -51,11 +51,12 @@ struct ProxyPruningResult {
 /// evaluated. ConfigError if the bank ends without any finite loss within the FLOPs limit.
 template <class Proxy, class Evaluate>
 ProxyPruningResult proxy_prune(const SearchSpace& space, Proxy& proxy, Evaluate&& evaluate, std::int64_t rounds,
-                               std::size_t candidates_per_round, MemoryBank& bank, std::string source = "proxy") {
-  check_pruning_proxy<Proxy>();
-  static_assert(std::is_invocable_v<Evaluate&, const Scheme&>,
-                "proxy_prune: evaluate must be callable with a const progdiff::prune::Scheme&");
-  static_assert(SchemeEvaluator<Evaluate>, "proxy_prune: evaluate(scheme) must return the loss as a number");
+                               std::size_t candidates_per_round, MemoryBank& bank, std::string source = "proxy");
+
+namespace detail {
+template <class Proxy, class Evaluate>
+ProxyPruningResult proxy_prune_checked(const SearchSpace& space, Proxy& proxy, Evaluate& evaluate, std::int64_t rounds,
+                                       std::size_t candidates_per_round, MemoryBank& bank, const std::string& source) {
   space.validate();
   require(rounds >= 0, "proxy_prune: rounds " + std::to_string(rounds) + " must be >= 0");
   require(candidates_per_round >= 1, "proxy_prune: candidates_per_round must be at least 1");
@@ -100,6 +101,22 @@ ProxyPruningResult proxy_prune(const SearchSpace& space, Proxy& proxy, Evaluate&
   result.loss = best->loss;
   result.flops = space.flops(best->scheme.widths);
   return result;
+}
+}  // namespace detail
+
+template <class Proxy, class Evaluate>
+ProxyPruningResult proxy_prune(const SearchSpace& space, Proxy& proxy, Evaluate&& evaluate, std::int64_t rounds,
+                               std::size_t candidates_per_round, MemoryBank& bank, std::string source) {
+  check_pruning_proxy<Proxy>();
+  static_assert(std::is_invocable_v<Evaluate&, const Scheme&>,
+                "proxy_prune: evaluate must be callable with a const progdiff::prune::Scheme&");
+  static_assert(!std::is_invocable_v<Evaluate&, const Scheme&> || SchemeEvaluator<Evaluate>,
+                "proxy_prune: evaluate(scheme) must return the loss as a number");
+  // Only the static_assert speaks when a check fails, not the errors it would cause further down.
+  if constexpr (PruningProxy<Proxy> && SchemeEvaluator<Evaluate>)
+    return detail::proxy_prune_checked(space, proxy, evaluate, rounds, candidates_per_round, bank, source);
+  else
+    return {};
 }
 
 }  // namespace progdiff::prune
