@@ -96,6 +96,13 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 3, 33, 34, 5, 3, 3, 2, 1},    // stride 2, 17 output columns: two vectors per row
       {2, 3, 32, 32, 4, 3, 3, 2, 1},    // the U-Net down-sampler's geometry
       {1, 1, 1, 1, 1, 1, 1, 1, 0},      // everything 1
+      {5, 17, 8, 8, 13, 3, 3, 1, 1},    // 8x8: two rows per vector, chunks spanning samples
+      {3, 5, 4, 4, 7, 3, 3, 1, 1},      // 4x4: four rows per vector, partial pixel panels
+      {2, 3, 2, 2, 5, 3, 3, 1, 1},      // 2x2: the vertical padding masks whole rows
+      {1, 6, 8, 8, 3, 3, 3, 1, 0},      // 8x8 unpadded: rows narrower than the input
+      {2, 3, 3, 8, 5, 3, 3, 1, 1},      // 8-wide rows, 24 pixels: not whole vectors
+      {2, 19, 16, 16, 21, 3, 3, 1, 1},  // 16x16, channels not multiples of 16
+      {1, 7, 16, 48, 9, 3, 3, 1, 1},    // 48-wide rows: panels start inside a row
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

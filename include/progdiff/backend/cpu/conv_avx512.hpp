@@ -28,14 +28,63 @@ inline __mmask16 lane_range(std::int64_t lo, std::int64_t hi) {
   return hi <= lo ? __mmask16(0) : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
 }
 
-/// im2col_block for stride 1 or 2 when the pixel range covers whole output rows of at most
-/// 128 pixels (every U-Net block): per im2col row the padding masks depend only on the tap
-/// column, so each vector of an output row is one masked load (stride 2: two, and a
-/// permute keeping the even lanes) and one masked store.
-inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
-                                    std::int64_t j0, std::int64_t cols, float* dst, std::int64_t ld,
-                                    std::int64_t width) {
+/// Where im2col row rr, pixel j (counted from the block's first pixel) goes: pixels are cut
+/// into kNr-wide panels `panel_stride` floats apart, rows are `ld` apart inside a panel.
+/// panel_stride == kNr is a plain row-major [rows][ld] matrix; panel_stride == rows * kNr
+/// is the packed B layout of the micro-kernel, one [rows][kNr] panel after the other.
+static_assert(kNr == 64, "Im2colTarget::at assumes 64-pixel panels");
+struct Im2colTarget {
+  float* dst;
+  std::int64_t ld, panel_stride;
+  // j >= 0 and kNr = 64: shifts, not a signed division.
+  float* at(std::int64_t rr, std::int64_t j) const { return dst + rr * ld + (j >> 6) * panel_stride + (j & 63); }
+};
+
+/// Whether im2col_whole_rows handles the pixels [j0, j0+cols) of a sample: stride 1 or 2,
+/// whole output rows of at most 128 pixels, and no 16-pixel vector of a row split between
+/// two panels (rows a multiple of 16 wide, or a divisor of kNr, or one row-major matrix).
+inline bool whole_rows_apply(const ConvGeometry& g, std::int64_t j0, std::int64_t cols, const Im2colTarget& t) {
+  const std::int64_t ow = g.out_w();
+  return (g.stride == 1 || g.stride == 2) && ow <= 128 && j0 % ow == 0 && cols % ow == 0 &&
+         (t.panel_stride == kNr || ow % 16 == 0 || kNr % ow == 0);
+}
+
+/// im2col for stride 1 where the output rows are as wide as the input rows and 16 / ow of
+/// them fill one vector (8x8 images: two rows): the input those rows read is contiguous
+/// per tap, so each vector is one load whose mask drops the lanes that fall into the
+/// horizontal or vertical padding, and one full store.
+inline void im2col_narrow_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
+                               std::int64_t j0, std::int64_t cols, const Im2colTarget& t) {
+  const std::int64_t ow = g.w, taps = g.kh * g.kw, rows_per_vector = 16 / ow;
+  __mmask16 column_mask[16];  // lanes whose input column is inside the image, per tap column
+  for (std::int64_t kj = 0; kj < g.kw; ++kj) {
+    column_mask[kj] = 0;
+    for (std::int64_t lane = 0; lane < 16; ++lane) {
+      const std::int64_t xi = lane % ow + kj - g.pad;
+      if (xi >= 0 && xi < g.w) column_mask[kj] |= static_cast<__mmask16>(1u << lane);
+    }
+  }
+  for (std::int64_t rr = 0; rr < rows; ++rr) {
+    const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const float* xc = x + c * g.h * g.w + (kj - g.pad);
+    for (std::int64_t j = 0; j < cols; j += 16) {
+      const std::int64_t yi = (j0 + j) / ow - g.pad + ki;  // input row of the vector's first lane
+      const __mmask16 mask = column_mask[kj] & lane_range(-yi * ow, (g.h - yi) * ow);
+      _mm512_storeu_ps(t.at(rr, j), _mm512_maskz_loadu_ps(mask, xc + yi * ow));
+    }
+  }
+}
+
+/// im2col of whole output rows (every U-Net block): per im2col row the padding masks depend
+/// only on the tap column, so they are set up once per row of the block, and each vector of
+/// an output row is one masked load (stride 2: two, and a permute keeping the even lanes)
+/// and one store. The block spans all panels of a chunk, so the set-up is paid once per
+/// row and chunk, not once per row and panel.
+inline void im2col_whole_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
+                              std::int64_t j0, std::int64_t cols, const Im2colTarget& t) {
   const std::int64_t ow = g.out_w(), taps = g.kh * g.kw, oy0 = j0 / ow, out_rows = cols / ow, s = g.stride;
+  if (s == 1 && ow < 16 && 16 % ow == 0 && g.w == ow && j0 % 16 == 0 && cols % 16 == 0 && g.kw <= 16)
+    return im2col_narrow_rows(g, x, r0, rows, j0, cols, t);
   const std::int64_t vectors = (ow + 15) / 16;
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   __mmask16 store_mask[8], load_lo[8], load_hi[8];
@@ -51,13 +100,11 @@ inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::
       if (s == 1) load_lo[v] &= store_mask[v];
     }
     const float* xc = x + c * g.h * g.w;
-    float* out = dst + rr * ld;
     for (std::int64_t oy = 0; oy < out_rows; ++oy) {
       const std::int64_t yi = (oy0 + oy) * s - g.pad + ki;
-      float* o = out + oy * ow;
       if (yi < 0 || yi >= g.h) {
         for (std::int64_t v = 0; v < vectors; ++v)
-          _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], _mm512_setzero_ps());
+          _mm512_mask_storeu_ps(t.at(rr, oy * ow + 16 * v), store_mask[v], _mm512_setzero_ps());
         continue;
       }
       // Masked-off lanes are neither read nor able to fault, also left of the row start.
@@ -73,23 +120,22 @@ inline void im2col_block_whole_rows(const ConvGeometry& g, const float* x, std::
           const __m512 hi = _mm512_maskz_loadu_ps(load_hi[v], row + 32 * v + 16);
           value = _mm512_permutex2var_ps(lo, even, hi);
         }
+        float* o = t.at(rr, oy * ow + 16 * v);
         if (store_mask[v] == 0xFFFF)
-          _mm512_storeu_ps(o + 16 * v, value);
+          _mm512_storeu_ps(o, value);
         else
-          _mm512_mask_storeu_ps(o + 16 * v, store_mask[v], value);
+          _mm512_mask_storeu_ps(o, store_mask[v], value);
       }
     }
-    for (std::int64_t j = cols; j < width; ++j) out[j] = 0.0f;
   }
 }
 
 /// Rows [r0, r0+rows) and output pixels [j0, j0+cols) of the im2col matrix of one sample
-/// x: [c_in, h, w] into dst[(r-r0) * ld + (j-j0)]; columns cols..width are zero.
+/// x: [c_in, h, w], the generic way (any stride and row width), into a row-major dst[(r-r0)
+/// * ld + (j-j0)]; columns cols..width are zero.
 inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows, std::int64_t j0,
                          std::int64_t cols, float* dst, std::int64_t ld, std::int64_t width) {
   const std::int64_t ow = g.out_w(), taps = g.kh * g.kw;
-  if ((g.stride == 1 || g.stride == 2) && ow <= 128 && j0 % ow == 0 && cols % ow == 0)
-    return im2col_block_whole_rows(g, x, r0, rows, j0, cols, dst, ld, width);
   for (std::int64_t rr = 0; rr < rows; ++rr) {
     const std::int64_t r = r0 + rr, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
     const float* xc = x + c * g.h * g.w;
@@ -120,6 +166,18 @@ inline void im2col_block(const ConvGeometry& g, const float* x, std::int64_t r0,
   }
 }
 
+/// Rows [r0, r0+rows) and pixels [j0, j0+cols) of one sample's im2col matrix into `t`
+/// (j0 a multiple of kNr where t has panels); whole rows take the vector path, the rest
+/// goes panel by panel the generic way.
+inline void im2col(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows, std::int64_t j0,
+                   std::int64_t cols, const Im2colTarget& t) {
+  if (whole_rows_apply(g, j0, cols, t)) return im2col_whole_rows(g, x, r0, rows, j0, cols, t);
+  for (std::int64_t j = 0; j < cols; j += kNr) {
+    const std::int64_t width = std::min(kNr, cols - j);
+    im2col_block(g, x, r0, rows, j0 + j, width, t.at(0, j), t.ld, width);
+  }
+}
+
 /// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
 inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const float* weight, float* y) {
   const std::int64_t m = g.c_out, k = g.patch(), n = g.out_hw();
@@ -145,9 +203,13 @@ inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const
       const std::int64_t p0 = chunk * kNcPanels, p1 = std::min(panels, p0 + kNcPanels);
       for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
         const std::int64_t kc = std::min(kc_max, k - k0);
-        for (std::int64_t p = p0; p < p1; ++p) {
-          const std::int64_t i = p / panels_per_sample, j0 = (p % panels_per_sample) * kNr;
-          im2col_block(g, x + i * x_stride, k0, kc, j0, std::min(kNr, n - j0), pb + (p - p0) * kc * kNr, kNr, kNr);
+        // One call per sample the chunk touches (8x8 images: four samples of one panel each).
+        for (std::int64_t p = p0; p < p1;) {
+          const std::int64_t i = p / panels_per_sample, q = std::min(p1, (i + 1) * panels_per_sample);
+          const std::int64_t j0 = (p % panels_per_sample) * kNr,
+                             cols = std::min(n, (q - i * panels_per_sample) * kNr) - j0;
+          im2col(g, x + i * x_stride, k0, kc, j0, cols, Im2colTarget{pb + (p - p0) * kc * kNr, kNr, kc * kNr});
+          p = q;
         }
         const float beta = k0 == 0 ? 0.0f : 1.0f;
         for (std::int64_t mp = 0; mp < mpanels; ++mp) {
@@ -212,7 +274,7 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
       pack_b(Trans::Yes, hw, co, dy + i * co * hw, hw, dyt, 0, npanels);
       for (std::int64_t r0 = 0; r0 < k; r0 += rows_per_block) {
         const std::int64_t rows = std::min(rows_per_block, k - r0);
-        im2col_block(g, x + i * x_stride, r0, rows, 0, hw, col, ld, hw);
+        im2col(g, x + i * x_stride, r0, rows, 0, hw, Im2colTarget{col, ld, kNr});
         for (std::int64_t mp = 0; mp * kMr < rows; ++mp) {
           const AView av{col + mp * kMr * ld, ld, 1};
           const std::int64_t mvalid = std::min(kMr, rows - mp * kMr);
