@@ -241,6 +241,9 @@ def main():
     ap.add_argument("--ddim-repetitions", type=int, default=1, help="timed sampling runs per round and side")
     ap.add_argument("--ddim-steps", type=int, default=100)
     ap.add_argument("--torch-env", default="best", choices=["best", "installed", "both"])
+    ap.add_argument("--wait-policy", default="", choices=["", "passive", "active"],
+                    help="OMP_WAIT_POLICY for both sides (both use libgomp); passive keeps idle threads from "
+                         "spinning, which matters when other processes share the cores")
     ap.add_argument("--json", default="", help="write every timing to this file")
     # child-process mode
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -251,11 +254,15 @@ def main():
         a.what = a.what.split(",")[0]
         return torch_worker(a)
 
-    ours_env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    torch_envs = {"best": dict(os.environ, **BEST_ENV), "installed": dict(os.environ)}
+    base_env = dict(os.environ)
+    if a.wait_policy:
+        base_env["OMP_WAIT_POLICY"] = a.wait_policy
+    ours_env = dict(base_env, OMP_NUM_THREADS=str(a.threads))
+    torch_envs = {"best": dict(base_env, **BEST_ENV), "installed": dict(base_env)}
     if a.torch_env != "both":
         torch_envs = {a.torch_env: torch_envs[a.torch_env]}
-    print(f"threads {a.threads}, rounds {a.rounds}, PyTorch environment(s): {', '.join(torch_envs)}", flush=True)
+    print(f"threads {a.threads}, rounds {a.rounds}, PyTorch environment(s): {', '.join(torch_envs)}, "
+          f"OMP_WAIT_POLICY={base_env.get('OMP_WAIT_POLICY', '(unset)')}", flush=True)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(), flush=True)
 
     results = []

@@ -216,8 +216,9 @@ struct Elementwise {
   template <class T>
   static void adamw(std::size_t n, T* param, const T* grad, T* m, T* v, const math::AdamHyper& hyper, long long step) {
     const auto len = static_cast<std::int64_t>(n);
+    const math::AdamBiasCorrection correction = math::adam_bias_correction(hyper, step);  // two pow()s per call
 #pragma omp parallel for if (len > kParallelThreshold)
-    for (std::int64_t i = 0; i < len; ++i) math::adamw_update(param[i], grad[i], m[i], v[i], hyper, step);
+    for (std::int64_t i = 0; i < len; ++i) math::adamw_update(param[i], grad[i], m[i], v[i], hyper, correction);
   }
 };
 
