@@ -250,6 +250,52 @@ inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy,
   conv2d_forward_rowmajor(t, dy, flipped, dx);
 }
 
+/// Transposes the 16x16 block r[i][j] in place into r[j][i]: 32-bit pairs, then 64-bit
+/// pairs inside each 128-bit lane, then 128-bit lanes twice.
+inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  // u[4b + q], 128-bit lane L: rows 4b..4b+3 of column 4L + q.
+  for (int b = 0; b < 4; ++b) {
+    u[4 * b + 0] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
+    u[4 * b + 1] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
+    u[4 * b + 2] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
+    u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88), v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88),
+                 v3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+    r[q] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    r[8 + q] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    r[4 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    r[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+/// dy_n [co, hw] -> dy_n^T as the micro-kernel's B operand, panels [ceil(co/kNr)][hw][kNr],
+/// in 16x16 register transposes (a scalar loop reads dy hw floats apart: one cache line,
+/// often one page, per element). Channels past co are zero.
+inline void pack_transposed_panels(std::int64_t co, std::int64_t hw, const float* dy, float* packed) {
+  const std::int64_t npanels = (co + kNr - 1) / kNr;
+  __m512 r[16];
+  for (std::int64_t np = 0; np < npanels; ++np)
+    for (std::int64_t p0 = 0; p0 < hw; p0 += 16) {
+      const std::int64_t pixels = std::min<std::int64_t>(16, hw - p0);
+      const __mmask16 mask = lane_range(0, pixels);
+      for (std::int64_t c0 = np * kNr; c0 < (np + 1) * kNr; c0 += 16) {
+        for (std::int64_t i = 0; i < 16; ++i)
+          r[i] = c0 + i < co ? _mm512_maskz_loadu_ps(mask, dy + (c0 + i) * hw + p0) : _mm512_setzero_ps();
+        transpose16x16(r);
+        float* out = packed + np * hw * kNr + p0 * kNr + (c0 - np * kNr);
+        for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + q * kNr, r[q]);
+      }
+    }
+}
+
 /// dweight[c_out, c_in*kh*kw] += sum_n dy_n * col(x_n)^T. Each thread sums its samples into a
 /// private dW^T, then the threads add theirs into dweight (accumulates).
 inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
@@ -271,7 +317,7 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
 #pragma omp for schedule(dynamic)
     for (std::int64_t i = 0; i < g.n; ++i) {
       // dy_i^T packed as the B operand: panels [hw][kNr] of output channels.
-      pack_b(Trans::Yes, hw, co, dy + i * co * hw, hw, dyt, 0, npanels);
+      pack_transposed_panels(co, hw, dy + i * co * hw, dyt);
       for (std::int64_t r0 = 0; r0 < k; r0 += rows_per_block) {
         const std::int64_t rows = std::min(rows_per_block, k - r0);
         im2col(g, x + i * x_stride, r0, rows, 0, hw, Im2colTarget{col, ld, kNr});
