@@ -4,11 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -209,4 +211,256 @@ TEST_CASE("finite guard: a NaN stops training naming step and group; the last ch
   }
   REQUIRE(!saved.empty());
   CHECK(file_bytes(o.checkpoint_path) == saved);
+}
+
+namespace {
+
+// Records every draw of a uniform sampler, per group.
+struct RecordingSampler {
+  progdiff::train::UniformTimesteps inner;
+  std::shared_ptr<std::vector<std::int64_t>> seen;
+  progdiff::train::TimestepDraw draw(Generator& gen, std::int64_t count) {
+    auto d = inner.draw(gen, count);
+    seen->insert(seen->end(), d.timesteps.begin(), d.timesteps.end());
+    return d;
+  }
+  std::pair<std::int64_t, std::int64_t> range() const { return inner.range(); }
+};
+
+// Draws timestep 0 whatever its group: a broken user sampler.
+struct StraySampler {
+  std::int64_t begin, end;
+  progdiff::train::TimestepDraw draw(Generator&, std::int64_t count) {
+    return {std::vector<std::int64_t>(static_cast<std::size_t>(count), 0),
+            std::vector<double>(static_cast<std::size_t>(count), 1.0)};
+  }
+  std::pair<std::int64_t, std::int64_t> range() const { return {begin, end}; }
+};
+
+unet::WidthTable narrow_widths() {
+  unet::WidthTable w = Net::default_widths();
+  for (auto& l : w.layers)
+    if (l.layer.rfind("down.0.res.", 0) == 0 || l.layer.rfind("up.0.res.", 0) == 0) l.channels = 4;
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "stage 2: copies equal the base at copy time, the hook runs between copy and fine-tuning, "
+    "each group trains on its own timesteps, and a resumed run skips the hook and continues exactly") {
+  const auto data = patterns(12);
+  const Schedule schedule;
+  auto base = base_model(5);
+  const progdiff::group::Partition partition{{0, 30, 100}, {}};
+  const auto x = progdiff::Tensor<double, Cpu>::from_host(Shape{2, 1, 8, 8}, std::vector<double>(128, 0.3));
+  const std::vector<std::int64_t> probe{10, 90};
+  const auto base_out = base.predict(x, probe).to_host();
+
+  int hook_calls = 0;
+  const train::GroupHook<Net> hook = [&](std::int64_t k, Net& net) {
+    ++hook_calls;
+    const auto t = progdiff::Tensor<double, Cpu>::from_host(Shape{2}, std::vector<double>{10, 90});
+    CHECK(net.forward(x, t).to_host() == base_out);  // an exact copy of the base
+    net.backward(progdiff::Tensor<double, Cpu>::zeros(x.shape()));
+    if (k == 1) {  // stands in for pruning: a narrower net of the same type
+      Generator g(77);
+      Net narrow(narrow_widths(), Net::default_config());
+      narrow.initialize(g);
+      net = std::move(narrow);
+    }
+  };
+  std::vector<std::shared_ptr<std::vector<std::int64_t>>> seen{std::make_shared<std::vector<std::int64_t>>(),
+                                                               std::make_shared<std::vector<std::int64_t>>()};
+  train::TrainOptions o = quiet_options(4);
+  o.make_sampler = [&](std::int64_t k, std::int64_t begin, std::int64_t end) {
+    return train::AnyTimestepSampler(RecordingSampler{{begin, end}, seen[static_cast<std::size_t>(k)]});
+  };
+  train::TrainReport full;
+  auto grouped = train::train_stage2(base, partition, schedule, data, o, hook, &full);
+  CHECK(hook_calls == 2);
+  CHECK(grouped.denoiser(1).widths() == narrow_widths());
+  REQUIRE(full.steps.size() == 4);
+  CHECK(full.steps[0].group_losses.size() == 2);
+  CHECK(seen[0]->size() == 16);
+  CHECK(seen[1]->size() == 16);
+  for (auto t : *seen[0]) CHECK((t >= 0 && t < 30));
+  for (auto t : *seen[1]) CHECK((t >= 30 && t < 100));
+  CHECK(base.predict(x, probe).to_host() == base_out);  // the base is untouched
+
+  train::TrainOptions k = o;
+  k.checkpoint_every = 2;
+  k.checkpoint_path = scratch("stage2.safetensors");
+  hook_calls = 0;
+  CHECK_THROWS_AS(train::train_stage2(base, partition, schedule, data, k, hook, nullptr,
+                                      [](const train::StepInfo& s) {
+                                        if (s.step == 3) throw Killed{};
+                                      }),
+                  Killed);
+  CHECK(hook_calls == 2);
+  train::TrainReport resumed;
+  auto again = train::train_stage2(base, partition, schedule, data, k, hook, &resumed);
+  CHECK(hook_calls == 2);  // widths came from the checkpoint
+  CHECK(again.denoiser(1).widths() == narrow_widths());
+  REQUIRE(resumed.steps.size() == 2);
+  CHECK(resumed.steps[0].group_losses == full.steps[2].group_losses);
+  CHECK(resumed.steps[1].group_losses == full.steps[3].group_losses);
+  CHECK(all_weights(again) == all_weights(grouped));
+}
+
+TEST_CASE("a sampler drawing outside its group is refused, naming the group") {
+  const auto data = patterns(8);
+  const Schedule schedule;
+  auto base = base_model(6);
+  auto grouped = train::copy_into_groups(base, {{0, 50, 100}, {}}, 1);
+  train::TrainOptions o = quiet_options(1);
+  o.make_sampler = [](std::int64_t, std::int64_t begin, std::int64_t end) {
+    return train::AnyTimestepSampler(StraySampler{begin, end});
+  };
+  train::Trainer<model::Progressive<Net>, Schedule> trainer(grouped, schedule, data, o, train::BatchMode::PerGroup);
+  CHECK_THROWS_WITH_AS(trainer.run(),
+                       doctest::Contains("sampler of group 1 drew timestep 0, outside the group's [50, 100)"),
+                       progdiff::ConfigError);
+}
+
+TEST_CASE("multi-stage: mixed batches draw each group in proportion to its timesteps and train every decoder") {
+  const auto data = patterns(16);
+  const Schedule schedule;
+  Generator gen(12);
+  Multi net(Multi::default_widths(8, {8, 4}), Multi::default_config());
+  net.initialize(gen);
+  model::IntervalRouted<Multi> m(std::move(net), {{0, 60, 100}, {}});
+  std::vector<double> encoder_before, decoder1_before;
+  m.inner().encoder().visit_parameters(
+      [&](const std::string&, auto& p) {
+        for (double v : p.value.to_host()) encoder_before.push_back(v);
+      },
+      "");
+  m.visit_group_parameters(
+      1,
+      [&](const std::string&, auto& p) {
+        for (double v : p.value.to_host()) decoder1_before.push_back(v);
+      },
+      "");
+  std::vector<std::shared_ptr<std::vector<std::int64_t>>> seen{std::make_shared<std::vector<std::int64_t>>(),
+                                                               std::make_shared<std::vector<std::int64_t>>()};
+  train::TrainOptions o = quiet_options(12);
+  o.batch_size = 8;
+  o.csv_path = scratch("multi.csv");
+  o.make_sampler = [&](std::int64_t k, std::int64_t begin, std::int64_t end) {
+    return train::AnyTimestepSampler(RecordingSampler{{begin, end}, seen[static_cast<std::size_t>(k)]});
+  };
+  const auto report = train::train_multi_stage(m, schedule, data, o);
+  REQUIRE(report.steps.size() == 12);
+  const double n0 = static_cast<double>(seen[0]->size()), n1 = static_cast<double>(seen[1]->size());
+  CHECK(n0 + n1 == 96);
+  CHECK(std::abs(n0 - 0.6 * 96) < 4 * std::sqrt(96 * 0.6 * 0.4));  // binomial(96, 0.6), 4 standard deviations
+  for (auto t : *seen[1]) CHECK((t >= 60 && t < 100));
+  std::vector<double> encoder_after, decoder1_after;
+  m.inner().encoder().visit_parameters(
+      [&](const std::string&, auto& p) {
+        for (double v : p.value.to_host()) encoder_after.push_back(v);
+      },
+      "");
+  m.visit_group_parameters(
+      1,
+      [&](const std::string&, auto& p) {
+        for (double v : p.value.to_host()) decoder1_after.push_back(v);
+      },
+      "");
+  CHECK(encoder_after != encoder_before);
+  CHECK(decoder1_after != decoder1_before);
+  const auto rows = train::CsvLog::read(o.csv_path, 1000);
+  CHECK(std::count_if(rows.begin(), rows.end(), [](const auto& r) { return r.group == "all"; }) == 12);
+  for (const auto& r : rows)
+    if (r.group == "all") CHECK(r.loss == doctest::Approx(report.steps[static_cast<std::size_t>(r.step - 1)].loss));
+}
+
+TEST_CASE("progress line: counts, bar, per-group losses, rate and ETA; plain lines every N off a terminal") {
+  CHECK(train::progress_line(5, 10, {{"g0", 0.5}, {"g1", 0.25}}, 2.0, 10) ==
+        "step 5/10 [#####.....]  50.0% | loss g0 0.5 g1 0.25 | 2 steps/s | ETA 3s");
+  CHECK(train::format_duration(3725) == "1h02m");
+  CHECK(train::format_duration(61) == "1m01s");
+  std::ostringstream lines;
+  train::ProgressOptions p;
+  p.mode = train::ProgressOptions::Mode::Lines;
+  p.out = &lines;
+  p.every = 2;
+  train::ProgressBar bar(0, 5, p);
+  for (int s = 1; s <= 5; ++s) bar.update(s, {{"", 1.0}});
+  const std::string text = lines.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 3);  // steps 2, 4 and the last
+  CHECK(text.find('\r') == std::string::npos);
+  CHECK(text.find("step 4/5") != std::string::npos);
+  CHECK(text.find("step 3/5") == std::string::npos);
+  std::ostringstream tty;
+  p.mode = train::ProgressOptions::Mode::Redraw;
+  p.out = &tty;
+  train::ProgressBar redraw(0, 3, p);
+  for (int s = 1; s <= 3; ++s) redraw.update(s, {{"", 1.0}});
+  const std::string drawn = tty.str();
+  CHECK(std::count(drawn.begin(), drawn.end(), '\r') == 3);
+  CHECK(drawn.back() == '\n');
+}
+
+TEST_CASE("CSV log and loss plot: rows per step, no duplicates after a resume, a PNG at the end") {
+  const auto data = patterns(12);
+  const Schedule schedule;
+  train::TrainOptions o = quiet_options(4);
+  o.checkpoint_every = 2;
+  o.checkpoint_path = scratch("csv.safetensors");
+  o.csv_path = scratch("log.csv");
+  o.plot_path = scratch("loss.png");
+  auto first = base_model(8);
+  CHECK_THROWS_AS(train::train_stage1(first, schedule, data, o,
+                                      [](const train::StepInfo& s) {
+                                        if (s.step == 3) throw Killed{};
+                                      }),
+                  Killed);
+  CHECK(train::CsvLog::read(o.csv_path, 100).size() == 3);  // the killed run logged step 3
+  auto second = base_model(8);
+  const auto report = train::train_stage1(second, schedule, data, o);
+  const auto rows = train::CsvLog::read(o.csv_path, 100);
+  REQUIRE(rows.size() == 4);
+  for (std::size_t i = 0; i < 4; ++i) {
+    CHECK(rows[i].step == static_cast<std::int64_t>(i + 1));
+    CHECK(rows[i].group == "0");
+  }
+  CHECK(rows[3].loss == doctest::Approx(report.steps[1].loss).epsilon(1e-8));
+  CHECK(rows[3].lr == doctest::Approx(1e-3));
+  const auto png = progdiff::io::read_png(o.plot_path);
+  CHECK(png.width == 640);
+  CHECK(png.height == 400);
+}
+
+TEST_CASE("line plot: axes, polylines and background where the documented geometry puts them") {
+  progdiff::io::PlotOptions o;
+  o.width = 200, o.height = 100;
+  o.margin_left = 20, o.margin_right = 10, o.margin_top = 10, o.margin_bottom = 20;
+  o.ticks = 0;
+  o.legend = false;
+  o.x_min = 0, o.x_max = 10, o.y_min = 0, o.y_max = 10;
+  const progdiff::io::Rgb red{200, 0, 0}, blue{0, 0, 200};
+  const std::vector<progdiff::io::LineSeries> series{{"diagonal", {0, 5, 10}, {0, 5, 10}, red},
+                                                     {"flat", {0, 10}, {5, 5}, blue}};
+  const auto path = scratch("plot.png");
+  progdiff::io::write_line_plot(path.string(), series, o);
+  const auto img = progdiff::io::read_png(path);
+  REQUIRE(img.channels == 3);
+  auto at = [&](int x, int y) {
+    const auto* p = &img.pixels[static_cast<std::size_t>((y * img.width + x) * 3)];
+    return std::array<int, 3>{p[0], p[1], p[2]};
+  };
+  // plot area columns [20, 189], rows [10, 79]
+  for (int y = 10; y <= 80; ++y) CHECK(at(19, y) == std::array<int, 3>{0, 0, 0});
+  for (int x = 19; x <= 189; ++x) CHECK(at(x, 80) == std::array<int, 3>{0, 0, 0});
+  for (int x = 20; x <= 189; ++x) {  // y = 5 maps to row 79 - round(34.5) = 44, drawn after the diagonal
+    CHECK(at(x, 44) == std::array<int, 3>{0, 0, 200});
+  }
+  for (int i = 0; i <= 10; ++i) {  // the diagonal passes through (20 + round(16.9 i), 79 - round(6.9 i))
+    const int x = 20 + static_cast<int>(std::lround(16.9 * i)), y = 79 - static_cast<int>(std::lround(6.9 * i));
+    if (y != 44) CHECK(at(x, y) == std::array<int, 3>{200, 0, 0});
+  }
+  CHECK(at(150, 20) == std::array<int, 3>{255, 255, 255});
+  CHECK(at(5, 5) == std::array<int, 3>{255, 255, 255});
 }

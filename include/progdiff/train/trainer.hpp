@@ -173,6 +173,22 @@ class Trainer {
     return noise;
   }
 
+  // A user's sampler must stay inside its group: a stray timestep would train another group.
+  TimestepDraw checked_draw(std::int64_t k, std::int64_t count) {
+    auto& sampler = samplers_[static_cast<std::size_t>(k)];
+    TimestepDraw d = sampler.draw(timesteps_, count);
+    const auto [begin, end] = sampler.range();
+    require(static_cast<std::int64_t>(d.timesteps.size()) == count && d.weights.size() == d.timesteps.size(),
+            "Trainer: the sampler of group " + std::to_string(k) + " returned " + std::to_string(d.timesteps.size()) +
+                " timesteps and " + std::to_string(d.weights.size()) + " weights for " + std::to_string(count) +
+                " samples");
+    for (std::int64_t t : d.timesteps)
+      require(t >= begin && t < end, "Trainer: the sampler of group " + std::to_string(k) + " drew timestep " +
+                                         std::to_string(t) + ", outside the group's [" + std::to_string(begin) + ", " +
+                                         std::to_string(end) + ")");
+    return d;
+  }
+
   void zero_grads() {
     model_.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
   }
@@ -195,7 +211,7 @@ class Trainer {
     for (std::int64_t k = 0; k < model_.group_count(); ++k) {
       auto& sampler = samplers_[static_cast<std::size_t>(k)];
       const auto batch = batches_.template next<T, B>();
-      const TimestepDraw draw = sampler.draw(timesteps_, batch.images.dim(0));
+      const TimestepDraw draw = checked_draw(k, batch.images.dim(0));
       const LossResult<T, B> loss = forward_backward(batch.images, draw);
       detail::GroupParameters<Model> group{model_, k};
       check_finite(loss.loss, group, step_ + 1, std::to_string(k));
@@ -229,8 +245,7 @@ class Trainer {
     for (std::int64_t k = 0; k < p.groups(); ++k) {
       const auto& s = slots[static_cast<std::size_t>(k)];
       if (s.empty()) continue;
-      const TimestepDraw d =
-          samplers_[static_cast<std::size_t>(k)].draw(timesteps_, static_cast<std::int64_t>(s.size()));
+      const TimestepDraw d = checked_draw(k, static_cast<std::int64_t>(s.size()));
       for (std::size_t j = 0; j < s.size(); ++j) {
         draw.timesteps[s[j]] = d.timesteps[j];
         draw.weights[s[j]] = d.weights[j];
