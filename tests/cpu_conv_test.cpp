@@ -106,3 +106,17 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
   };
   for (const auto& g : cases) check_conv<T>(g);
 }
+
+TEST_CASE_TEMPLATE("Cpu channel bias gradient (the convolution's dbias) matches a double sum", T, float, double) {
+  // hw = 600: two full 256-element blocks and a partial one per row.
+  const std::int64_t n = 3, c = 5, hw = 600;
+  const auto dy = uniform(std::size_t(n * c * hw), 21), db0 = uniform(std::size_t(c), 22);
+  std::vector<double> want = db0;
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < c; ++j)
+      for (std::int64_t k = 0; k < hw; ++k) want[std::size_t(j)] += dy[std::size_t((i * c + j) * hw + k)];
+  const auto dyt = cast<T>(dy);
+  std::vector<T> db = cast<T>(db0);  // accumulates into what is there
+  Cpu::channel_bias_grad<T>(n, c, hw, dyt.data(), db.data());
+  CHECK(worst_error(db, want) <= tolerance<T>(n * hw));
+}

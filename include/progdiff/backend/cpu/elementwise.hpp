@@ -126,7 +126,15 @@ struct Elementwise {
       double s = 0.0;
       for (std::int64_t i = 0; i < n; ++i) {
         const T* row = dy + (i * c + j) * hw;
-        for (std::int64_t k = 0; k < hw; ++k) s += static_cast<double>(row[k]);
+        // Vector partial sums over 256-element blocks, added in double: a single double
+        // accumulator is one dependent add per element (about 5 ms at 64 x 128 x 32 x 32).
+        for (std::int64_t k0 = 0; k0 < hw; k0 += 256) {
+          const std::int64_t k1 = std::min<std::int64_t>(hw, k0 + 256);
+          T part = T(0);
+#pragma omp simd reduction(+ : part)
+          for (std::int64_t k = k0; k < k1; ++k) part += row[k];
+          s += static_cast<double>(part);
+        }
       }
       dbias[j] += static_cast<T>(s);
     }
