@@ -64,13 +64,13 @@ inline Rgb series_color(std::size_t i) {
 
 namespace detail {
 
-// 3x5 glyphs, one row per 3-bit mask (bit 2 = left column).
+// 3x5 glyphs, one row per 3-bit mask (bit 2 = left column); 'g' is drawn as a capital G.
 inline const std::array<std::uint8_t, 5>* glyph(char c) {
   static constexpr std::array<std::uint8_t, 5> digits[10] = {
       {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
       {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}};
   static constexpr std::array<std::uint8_t, 5> dot{0, 0, 0, 0, 2}, minus{0, 0, 7, 0, 0}, plus{0, 2, 7, 2, 0},
-      e{7, 5, 7, 4, 7}, a{0, 7, 1, 7, 7}, l{6, 2, 2, 2, 7}, g{7, 5, 7, 1, 7};
+      e{7, 5, 7, 4, 7}, a{0, 7, 1, 7, 7}, l{6, 2, 2, 2, 7}, g{7, 4, 5, 5, 7};
   if (c >= '0' && c <= '9') return &digits[c - '0'];
   switch (c) {
     case '.':

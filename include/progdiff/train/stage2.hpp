@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <type_traits>
 
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/progressive.hpp"
@@ -22,7 +23,8 @@
 
 namespace progdiff::train {
 
-/// Called once per group, after the copy of the base and before fine-tuning.
+/// Called once per group, after the copy of the base and before fine-tuning (a lambda converts:
+/// the functions below take it in a non-deduced context).
 template <class Net>
 using GroupHook = std::function<void(std::int64_t group, Net& denoiser)>;
 
@@ -30,7 +32,7 @@ using GroupHook = std::function<void(std::int64_t group, Net& denoiser)>;
 /// `partition` (dropout seeds from Generator(seed, k)), then `hook` on each group.
 template <class Net>
 model::Progressive<Net> copy_into_groups(model::Progressive<Net>& base, group::Partition partition, std::uint64_t seed,
-                                         const GroupHook<Net>& hook = {}) {
+                                         const std::type_identity_t<GroupHook<Net>>& hook = {}) {
   require(base.group_count() == 1,
           "copy_into_groups: the base must have one group, it has " + std::to_string(base.group_count()));
   require(partition.size() == base.partition().size(),
@@ -49,7 +51,7 @@ model::Progressive<Net> copy_into_groups(model::Progressive<Net>& base, group::P
 template <class Net, schedule::NoiseSchedule Schedule>
 model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Partition partition,
                                      const Schedule& schedule, const data::ImageDataset& dataset,
-                                     const TrainOptions& options, const GroupHook<Net>& hook = {},
+                                     const TrainOptions& options, const std::type_identity_t<GroupHook<Net>>& hook = {},
                                      TrainReport* report = nullptr, StepCallback on_step = {}) {
   std::optional<model::Progressive<Net>> grouped;
   if (options.resume && !options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {

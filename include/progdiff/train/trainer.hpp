@@ -301,9 +301,11 @@ class Trainer {
   void plot(const std::vector<CsvRow>& rows) const {
     std::vector<io::LineSeries> series;
     for (const auto& r : rows) {
-      auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == r.group; });
+      auto it = std::find_if(series.begin(), series.end(),
+                             [&](const auto& s) { return s.name == r.group || s.name == "g" + r.group; });
       if (it == series.end()) {
         series.push_back({r.group, {}, {}, io::series_color(series.size())});
+        if (r.group != "all") series.back().name = "g" + r.group;  // the plot font has digits, g, a, l
         it = series.end() - 1;
       }
       it->x.push_back(static_cast<double>(r.step));
@@ -311,6 +313,7 @@ class Trainer {
     }
     io::PlotOptions o;
     o.log_y = true;
+    o.line_width = 2;
     io::write_line_plot(options_.plot_path.string(), series, o);
   }
 
