@@ -298,18 +298,18 @@ def main():
 
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     envs = list(torch_envs)
-    header = "| model | measurement | parameters | progdiff img/s | " + " | ".join(
-        f"PyTorch ({k}) img/s | progdiff time / PyTorch ({k})" for k in envs) + " |"
+    header = "| model | measurement | parameters | progdiff s | progdiff img/s | " + " | ".join(
+        f"PyTorch ({k}) s | PyTorch ({k}) img/s | progdiff time / PyTorch ({k})" for k in envs) + " |"
     print(header)
-    print("|" + "---|" * (4 + 2 * len(envs)))
+    print("|" + "---|" * (5 + 3 * len(envs)))
     for row in results:
         n = row["batch"]
         label = f"train step, batch {n}" if row["what"] == "train" else f"DDIM {a.ddim_steps} steps, batch {n}"
         ours = row["median_s"]["progdiff"]
-        cells = [row["model"], label, f"{row['parameters']:,}", f"{n / ours:.1f}"]
+        cells = [row["model"], label, f"{row['parameters']:,}", f"{ours:.2f}", f"{n / ours:.2f}"]
         for k in envs:
             t = row["median_s"][f"torch_{k}"]
-            cells += [f"{n / t:.1f}", f"{ours / t:.2f}"]
+            cells += [f"{t:.2f}", f"{n / t:.2f}", f"{ours / t:.2f}"]
         print("| " + " | ".join(cells) + " |")
     for row in results:
         if row["what"] == "train":
