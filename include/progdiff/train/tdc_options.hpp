@@ -1,0 +1,109 @@
+#pragma once
+// The settings and the report of the TDC pipeline (train/tdc_pipeline.hpp): which criterion
+// prunes each group of a progressive model (Step-Adaptive Training, eqs. 12-17 and Tables 4 and
+// 6), how the held-out loss that the proxy minimises is measured, and how each pruned group is
+// fine-tuned (eq. 13).
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "progdiff/core/error.hpp"
+#include "progdiff/prune/importance_magnitude.hpp"
+#include "progdiff/train/trainer_options.hpp"
+
+namespace progdiff::train {
+
+/// How a group's sub-network is chosen from the base (Table 4's rows).
+enum class TdcPruning {
+  None,         // no pruning: every group fine-tunes a full copy of the base (Table 2)
+  Random,       // prune_to_flops with random channel scores
+  Magnitude,    // ... with the L1 / L2 norm of each channel's weights (Li et al. 2017)
+  Taylor,       // ... with |w dL/dw| over batches of the group's timesteps (Molchanov et al. 2019)
+  DiffPruning,  // ... with |w sum_t dL_t/dw| over the group's timesteps, ascending (Fang et al. 2023)
+  Proxy,        // per-layer widths by proxy_prune (eqs. 16-17) over the held-out loss; channels by magnitude
+};
+
+inline const char* tdc_pruning_name(TdcPruning p) {
+  switch (p) {
+    case TdcPruning::None:
+      return "none";
+    case TdcPruning::Random:
+      return "random";
+    case TdcPruning::Magnitude:
+      return "magnitude";
+    case TdcPruning::Taylor:
+      return "taylor";
+    case TdcPruning::DiffPruning:
+      return "diff-pruning";
+    case TdcPruning::Proxy:
+      return "proxy";
+  }
+  return "?";
+}
+
+/// The criterion called `name` (as tdc_pruning_name writes it); ConfigError listing the names otherwise.
+inline TdcPruning parse_tdc_pruning(const std::string& name) {
+  for (TdcPruning p : {TdcPruning::None, TdcPruning::Random, TdcPruning::Magnitude, TdcPruning::Taylor,
+                       TdcPruning::DiffPruning, TdcPruning::Proxy})
+    if (name == tdc_pruning_name(p)) return p;
+  throw ConfigError("TDC: unknown pruning criterion '" + name +
+                    "' (none, random, magnitude, taylor, diff-pruning, proxy)");
+}
+
+struct TdcOptions {
+  std::filesystem::path out_dir;           // group<g>/ per group, and tdc.json
+  TdcPruning pruning = TdcPruning::Proxy;  // the criterion of every group
+  std::int64_t only_group = -1;            // >= 0: prune and fine-tune this group only, and assemble nothing
+  bool assemble = true;                    // with only_group < 0: build the progressive model from the groups
+  std::uint64_t seed = 0;                  // random scores, importance batches, held-out draws, proxy search
+
+  // Importance estimation (Taylor: batches of random group timesteps; Diff-Pruning: that many
+  // group timesteps, evenly spaced and visited from the least noisy).
+  std::int64_t importance_batches = 8;
+  std::int64_t importance_batch_size = 16;
+  double diff_pruning_threshold = 0.1;  // Diff-Pruning skips steps whose loss is below this share of the largest
+  prune::Norm magnitude_norm = prune::Norm::l2;
+
+  // The proxy search: rounds R and schemes per round (the paper's Fig. 7: 5 rounds of 3).
+  std::int64_t proxy_rounds = 5;
+  std::size_t proxy_candidates = 3;
+
+  // The held-out loss of a pruned group: the first eval_samples images of the evaluation data,
+  // each at a timestep of the group, noise and timestep fixed by (seed, group, image).
+  std::int64_t eval_samples = 64;
+  std::int64_t eval_batch_size = 64;
+
+  // Fine-tuning of each pruned group (eq. 13). The pipeline sets checkpoint_path, csv_path and
+  // plot_path per group and derives each group's seed from finetune.seed and the group index;
+  // finetune.make_sampler, if set, is called with the group's own range [begin, end).
+  TrainOptions finetune{};
+  bool use_ema_weights = true;  // the assembled groups take their EMA weights (when finetune.use_ema)
+};
+
+/// What the pipeline did for one group.
+struct TdcGroupReport {
+  std::int64_t group = 0;
+  std::int64_t begin = 0, end = 0;  // the group's timesteps [begin, end)
+  double budget = 1.0;              // FLOPs budget as a fraction of the base (the partition's)
+  double flops_limit = 0.0;         // budget * base FLOPs per sample
+  std::int64_t flops = 0;           // FLOPs per sample of the pruned group's denoiser
+  std::int64_t parameters = 0;
+  double pruned_loss = 0.0;            // held-out loss right after pruning (NaN when this run did not prune)
+  double finetuned_loss = 0.0;         // held-out loss after fine-tuning (the weights the model takes)
+  std::int64_t proxy_evaluations = 0;  // schemes the proxy search evaluated in this run
+  double prune_seconds = 0.0, finetune_seconds = 0.0;  // this run's wall time
+  bool reused = false;                                 // the group was already finished (done marker) and only loaded
+};
+
+/// The report of a whole pipeline run.
+struct TdcReport {
+  std::vector<TdcGroupReport> groups;  // the groups this run handled (all, or only_group)
+  std::int64_t base_flops = 0;         // FLOPs per sample of the base
+  std::int64_t base_parameters = 0;
+  double average_flops = 0.0;  // sum_g |group g| / T * flops_g over the groups of the partition (0 if not assembled)
+  std::int64_t total_parameters = 0;  // of every group's denoiser (0 if not assembled)
+};
+
+}  // namespace progdiff::train

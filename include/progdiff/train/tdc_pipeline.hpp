@@ -1,0 +1,408 @@
+#pragma once
+// TDC stage 2 with pruning (Step-Adaptive Training, sec. 4.3; TDC Training, Algorithm 1): the
+// trained base model becomes a progressive model, one pruned and fine-tuned denoiser per
+// timestep group.
+//
+// For each group g of the partition (its budget a fraction of the base's FLOPs, as
+// group::FlopsIntervalGrouper sets it, eq. 9):
+//   1. prune the base to budget_g * FLOPs(base) by the chosen criterion (train/tdc_pruning.hpp,
+//      eqs. 12, 14-17), recording schemes in the group's memory bank;
+//   2. fine-tune the pruned denoiser on the group's timesteps only (eq. 13);
+//   3. mark the group done.
+// Then the groups' denoisers are assembled into one model::Progressive.
+//
+// The entry point a main job calls:
+//
+//   train::TdcOptions o;
+//   o.out_dir = "run/tdc";  o.pruning = train::TdcPruning::Proxy;  o.finetune = finetune_options;
+//   train::TdcResult<Net> r = train::run_tdc(base, partition, schedule, train_data, test_data, o);
+//   r.model->predict(x, timesteps);           // the assembled progressive model
+//   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
+//
+// On disk, out_dir/tdc.json records the partition, budgets and criterion (a rerun with others is
+// a ConfigError), and out_dir/group<g>/ holds
+//   memory_bank.json         the pruning schemes evaluated for the group (prune/memory_bank.hpp)
+//   pruned.safetensors       the pruned denoiser before fine-tuning
+//   checkpoint.safetensors   the fine-tuning checkpoint (train/checkpoint.hpp), written every
+//                            finetune.checkpoint_every steps and at the end
+//   finetune.csv, finetune.png   the fine-tuning loss log and plot
+//   done.json                written (atomically) only once the group's fine-tuning finished
+// so a killed run, started again with the same arguments, skips finished groups, resumes a
+// group's fine-tuning from its checkpoint (bit for bit, as train::Trainer does), reuses a pruned
+// denoiser, and resumes an interrupted proxy search from its memory bank.
+//
+// Parallel processes: with options.only_group = g each process prunes and fine-tunes group g
+// alone; groups draw nothing from one another (every seed is derived from the group index), so
+// a last run without only_group finds every group done and assembles exactly the model one
+// process would have built.
+//
+// Each group trains as a one-group model over the whole schedule (so its checkpoint is an
+// ordinary progressive checkpoint) whose timestep sampler draws only the group's timesteps.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "progdiff/io/atomic_file.hpp"
+#include "progdiff/io/safetensors.hpp"
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/train/checkpoint.hpp"
+#include "progdiff/train/tdc_group_loss.hpp"
+#include "progdiff/train/tdc_options.hpp"
+#include "progdiff/train/tdc_pruning.hpp"
+#include "progdiff/train/trainer.hpp"
+
+namespace progdiff::train {
+
+/// A sampler of a one-group model over [0, T) that draws only from a sub-range [begin, end):
+/// the timesteps of one TDC group, through `inner` (a sampler of [begin, end)).
+class SubrangeTimesteps {
+ public:
+  SubrangeTimesteps(AnyTimestepSampler inner, std::int64_t timesteps) : inner_(std::move(inner)), size_(timesteps) {
+    const auto [b, e] = inner_.range();
+    require(b >= 0 && e <= timesteps && b < e, "SubrangeTimesteps: the sub-range [" + std::to_string(b) + ", " +
+                                                   std::to_string(e) + ") is not inside [0, " +
+                                                   std::to_string(timesteps) + ")");
+  }
+  TimestepDraw draw(Generator& gen, std::int64_t count) { return inner_.draw(gen, count); }
+  std::pair<std::int64_t, std::int64_t> range() const { return {0, size_}; }
+  void record(std::span<const std::int64_t> timesteps, std::span<const double> losses) {
+    inner_.record(timesteps, losses);
+  }
+
+ private:
+  AnyTimestepSampler inner_;
+  std::int64_t size_;
+};
+
+/// The assembled model (absent when only one group ran, or options.assemble is false) and the report.
+template <class Net>
+struct TdcResult {
+  std::optional<model::Progressive<Net>> model;
+  TdcReport report;
+};
+
+/// Called after every fine-tuning step of group `group`.
+using TdcStepCallback = std::function<void(std::int64_t group, const StepInfo&)>;
+
+template <class Net, schedule::NoiseSchedule Schedule>
+class TdcPipeline {
+ public:
+  using T = typename Net::value_type;
+  using B = typename Net::backend_type;
+  using GroupModel = model::Progressive<Net>;
+
+  /// `base`: the stage-1 model (one group); `partition`: the groups with their FLOPs budgets
+  /// (fractions of the base's FLOPs; no budgets: 1 each); `train_data` for importance batches
+  /// and fine-tuning, `eval_data` for the held-out loss.
+  TdcPipeline(GroupModel& base, group::Partition partition, const Schedule& schedule,
+              const data::ImageDataset& train_data, const data::ImageDataset& eval_data, TdcOptions options)
+      : base_(base),
+        partition_(std::move(partition)),
+        schedule_(schedule),
+        train_data_(train_data),
+        eval_data_(eval_data),
+        options_(std::move(options)) {
+    require(base.group_count() == 1,
+            "TDC: the base model must have one group, it has " + std::to_string(base.group_count()));
+    partition_.validate(static_cast<std::int64_t>(schedule.size()));
+    require(base.partition().size() == partition_.size(),
+            "TDC: the partition covers " + std::to_string(partition_.size()) + " timesteps, the base model " +
+                std::to_string(base.partition().size()));
+    if (partition_.budgets.empty()) partition_.budgets.assign(static_cast<std::size_t>(partition_.groups()), 1.0);
+    for (std::size_t g = 0; g < partition_.budgets.size(); ++g)
+      require(partition_.budgets[g] > 0.0 && partition_.budgets[g] <= 1.0 + 1e-12,
+              "TDC: group " + std::to_string(g) + " has budget " + std::to_string(partition_.budgets[g]) +
+                  ", it must lie in (0, 1]");
+    require(!options_.out_dir.empty(), "TDC: options.out_dir is empty");
+    require(options_.only_group < partition_.groups(), "TDC: only_group " + std::to_string(options_.only_group) +
+                                                           " is outside the " + std::to_string(partition_.groups()) +
+                                                           " groups");
+    train_data.validate("TDC training data");
+    eval_data.validate("TDC evaluation data");
+    image_ = Shape{1, train_data.channels, train_data.height, train_data.width};
+  }
+
+  void on_step(TdcStepCallback callback) { callback_ = std::move(callback); }
+
+  std::filesystem::path group_dir(std::int64_t g) const { return options_.out_dir / ("group" + std::to_string(g)); }
+  std::filesystem::path bank_path(std::int64_t g) const { return group_dir(g) / "memory_bank.json"; }
+  std::filesystem::path pruned_path(std::int64_t g) const { return group_dir(g) / "pruned.safetensors"; }
+  std::filesystem::path checkpoint_path(std::int64_t g) const { return group_dir(g) / "checkpoint.safetensors"; }
+  std::filesystem::path done_path(std::int64_t g) const { return group_dir(g) / "done.json"; }
+  bool done(std::int64_t g) const { return std::filesystem::exists(done_path(g)); }
+  const group::Partition& partition() const { return partition_; }
+  std::int64_t base_flops() const { return base_.denoiser(0).flops(image_); }
+
+  /// Every group (or only options.only_group), then the assembly (see the top of this file).
+  TdcResult<Net> run() {
+    write_manifest();
+    TdcResult<Net> result;
+    result.report.base_flops = base_flops();
+    result.report.base_parameters = base_.parameter_count();
+    for (std::int64_t g = 0; g < partition_.groups(); ++g)
+      if (options_.only_group < 0 || options_.only_group == g) result.report.groups.push_back(run_group(g));
+    if (options_.only_group < 0 && options_.assemble) {
+      result.model.emplace(assemble());
+      result.report.average_flops = result.model->average_flops(image_);
+      result.report.total_parameters = result.model->parameter_count();
+    }
+    return result;
+  }
+
+  /// Prunes (or reuses the pruned denoiser of) group g, fine-tunes it (resuming a checkpoint)
+  /// and marks it done; a group already done is only loaded.
+  TdcGroupReport run_group(std::int64_t g) {
+    require(g >= 0 && g < partition_.groups(),
+            "TDC: group " + std::to_string(g) + " is outside the " + std::to_string(partition_.groups()) + " groups");
+    write_manifest();
+    std::filesystem::create_directories(group_dir(g));
+    TdcGroupReport r = group_header(g);
+    if (done(g)) {
+      read_done(g, r);
+      r.reused = true;
+      return r;
+    }
+    const GroupBatches<T, B> held_out = held_out_set(g);
+    r.pruned_loss = std::numeric_limits<double>::quiet_NaN();
+    std::optional<GroupModel> m;
+    if (std::filesystem::exists(checkpoint_path(g))) {
+      m.emplace(model_from_file(g, checkpoint_path(g)));  // Trainer::run loads its weights
+    } else if (std::filesystem::exists(pruned_path(g))) {
+      m.emplace(model_from_file(g, pruned_path(g)));
+      load_weights(g, pruned_path(g), *m, false);
+    } else {
+      const auto start = std::chrono::steady_clock::now();
+      GroupPruningTask<T, B, Schedule> task{schedule_,
+                                            base_.prediction_type(),
+                                            g,
+                                            partition_.begin(g),
+                                            partition_.end(g),
+                                            r.flops_limit,
+                                            image_,
+                                            train_data_,
+                                            held_out,
+                                            bank_path(g)};
+      GroupPruningResult<Net> pruned = prune_for_group(base_.denoiser(0), options_.pruning, task, options_);
+      r.proxy_evaluations = pruned.evaluations;
+      r.pruned_loss = held_out.loss(pruned.net);
+      m.emplace(std::move(pruned.net), partition_.size(), base_.prediction_type());
+      save_checkpoint(pruned_path(g), *m, description(*m), TrainingState{});
+      r.prune_seconds = seconds_since(start);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    Trainer<GroupModel, Schedule> trainer(*m, schedule_, train_data_, group_train_options(g), BatchMode::PerGroup);
+    if (callback_) trainer.on_step([this, g](const StepInfo& info) { callback_(g, info); });
+    try {
+      trainer.run();
+    } catch (const FormatError& e) {
+      throw FormatError("TDC group " + std::to_string(g) + ": cannot resume from " + checkpoint_path(g).string() +
+                        ": " + e.what() + " (remove the file to restart the group's fine-tuning)");
+    } catch (const ShapeError& e) {
+      throw FormatError("TDC group " + std::to_string(g) + ": cannot resume from " + checkpoint_path(g).string() +
+                        ": " + e.what() + " (remove the file to restart the group's fine-tuning)");
+    }
+    r.finetune_seconds = seconds_since(start);
+    if (options_.use_ema_weights && options_.finetune.use_ema && options_.finetune.steps > 0) trainer.ema().copy_to(*m);
+    r.flops = m->flops(image_, 0);
+    r.parameters = m->parameter_count();
+    r.finetuned_loss = held_out.loss(m->denoiser(0));
+    write_done(g, r);
+    return r;
+  }
+
+  /// The progressive model of every group's fine-tuned denoiser; ConfigError naming the groups
+  /// that are not done.
+  GroupModel assemble() {
+    std::string missing;
+    for (std::int64_t g = 0; g < partition_.groups(); ++g)
+      if (!done(g)) missing += (missing.empty() ? "" : ", ") + std::to_string(g);
+    if (!missing.empty())
+      throw ConfigError("TDC: cannot assemble the progressive model, group(s) " + missing + " of " +
+                        options_.out_dir.string() + " have not finished");
+    std::vector<Net> nets;
+    for (std::int64_t g = 0; g < partition_.groups(); ++g) nets.push_back(std::move(load_group(g).denoiser(0)));
+    return GroupModel(partition_, std::move(nets), base_.prediction_type());
+  }
+
+  /// Group g's fine-tuned denoiser as a one-group model (the EMA weights when options say so).
+  GroupModel load_group(std::int64_t g) {
+    const bool trained = std::filesystem::exists(checkpoint_path(g));
+    const std::filesystem::path file = trained ? checkpoint_path(g) : pruned_path(g);
+    GroupModel m = model_from_file(g, file);
+    load_weights(g, file, m, trained && options_.use_ema_weights && options_.finetune.use_ema);
+    return m;
+  }
+
+ private:
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  TdcGroupReport group_header(std::int64_t g) const {
+    TdcGroupReport r;
+    r.group = g;
+    r.begin = partition_.begin(g);
+    r.end = partition_.end(g);
+    r.budget = partition_.budgets[static_cast<std::size_t>(g)];
+    r.flops_limit = r.budget * static_cast<double>(base_flops());
+    return r;
+  }
+
+  GroupBatches<T, B> held_out_set(std::int64_t g) const {
+    return GroupBatches<T, B>::held_out(schedule_, base_.prediction_type(), eval_data_, partition_.begin(g),
+                                        partition_.end(g), options_.eval_samples, options_.eval_batch_size,
+                                        options_.seed, kTdcHeldOutStream + 2 * static_cast<std::uint64_t>(g));
+  }
+
+  TrainOptions group_train_options(std::int64_t g) const {
+    TrainOptions t = options_.finetune;
+    t.seed = options_.finetune.seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(g + 1);
+    t.checkpoint_path = checkpoint_path(g);
+    t.csv_path = group_dir(g) / "finetune.csv";
+    t.plot_path = group_dir(g) / "finetune.png";
+    t.resume = true;
+    const std::int64_t begin = partition_.begin(g), end = partition_.end(g), size = partition_.size();
+    const SamplerFactory inner = options_.finetune.make_sampler;
+    t.make_sampler = [inner, g, begin, end, size](std::int64_t, std::int64_t, std::int64_t) {
+      AnyTimestepSampler s = inner ? inner(g, begin, end) : AnyTimestepSampler(UniformTimesteps(begin, end));
+      return AnyTimestepSampler(SubrangeTimesteps(std::move(s), size));
+    };
+    return t;
+  }
+
+  ModelDescription description(const GroupModel& m) const {
+    ModelDescription d = m.describe();
+    model::describe_schedule(d, schedule_);
+    return d;
+  }
+
+  // A one-group model of the widths `file` describes; FormatError naming the group and file.
+  GroupModel model_from_file(std::int64_t g, const std::filesystem::path& file) const {
+    try {
+      Generator gen(options_.seed, 0x54444347u + static_cast<std::uint64_t>(g));  // "TDCG"
+      return GroupModel::from_description(io::read_safetensors(file).metadata, gen, base_.denoiser(0).config());
+    } catch (const Error& e) {
+      throw FormatError("TDC group " + std::to_string(g) + ": " + file.string() +
+                        " is not a readable group checkpoint: " + e.what() +
+                        " (remove it to redo the group's step that wrote it)");
+    }
+  }
+
+  void load_weights(std::int64_t g, const std::filesystem::path& file, GroupModel& m, bool ema) const {
+    try {
+      if (ema) {
+        Ema<T, B> average;
+        load_checkpoint(file, m, description(m), static_cast<AdamW<T, B>*>(nullptr), &average);
+        average.copy_to(m);
+      } else {
+        load_checkpoint(file, m, description(m));
+      }
+    } catch (const Error& e) {
+      throw FormatError("TDC group " + std::to_string(g) + ": " + file.string() +
+                        " is not a readable group checkpoint: " + e.what());
+    }
+  }
+
+  nlohmann::json manifest() const {
+    nlohmann::json j;
+    j["format"] = "progdiff.tdc";
+    j["version"] = 1;
+    j["starts"] = partition_.starts;
+    j["budgets"] = partition_.budgets;
+    j["pruning"] = tdc_pruning_name(options_.pruning);
+    j["base_flops"] = base_flops();
+    j["finetune_steps"] = options_.finetune.steps;
+    return j;
+  }
+
+  // Writes out_dir/tdc.json, or checks it against this run's settings.
+  void write_manifest() const {
+    const nlohmann::json want = manifest();
+    const std::filesystem::path path = options_.out_dir / "tdc.json";
+    if (std::filesystem::exists(path)) {
+      const nlohmann::json have = read_json(path);
+      for (const auto& [key, value] : want.items())
+        if (!have.contains(key) || have[key] != value)
+          throw ConfigError("TDC: " + path.string() + " was written by a run with " + key + " = " +
+                            (have.contains(key) ? have[key].dump() : std::string("nothing")) + ", this run has " +
+                            value.dump() + "; use another out_dir or remove it");
+      return;
+    }
+    std::filesystem::create_directories(options_.out_dir);
+    write_json(path, want);
+  }
+
+  static nlohmann::json read_json(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw IoError("TDC: cannot open " + path.string());
+    std::ostringstream text;
+    text << in.rdbuf();
+    try {
+      return nlohmann::json::parse(text.str());
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("TDC: " + path.string() + " is not valid JSON: " + e.what());
+    }
+  }
+
+  static void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
+    const std::string text = j.dump(2) + "\n";
+    io::write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
+  }
+
+  void write_done(std::int64_t g, const TdcGroupReport& r) const {
+    nlohmann::json j;
+    j["group"] = g;
+    j["flops"] = r.flops;
+    j["parameters"] = r.parameters;
+    j["pruned_loss"] = std::isfinite(r.pruned_loss) ? nlohmann::json(r.pruned_loss) : nlohmann::json();
+    j["finetuned_loss"] = r.finetuned_loss;
+    j["steps"] = options_.finetune.steps;
+    write_json(done_path(g), j);
+  }
+
+  void read_done(std::int64_t g, TdcGroupReport& r) const {
+    const nlohmann::json j = read_json(done_path(g));
+    try {
+      r.flops = j.at("flops").get<std::int64_t>();
+      r.parameters = j.at("parameters").get<std::int64_t>();
+      r.pruned_loss =
+          j.at("pruned_loss").is_null() ? std::numeric_limits<double>::quiet_NaN() : j.at("pruned_loss").get<double>();
+      r.finetuned_loss = j.at("finetuned_loss").get<double>();
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError("TDC group " + std::to_string(g) + ": " + done_path(g).string() + ": " + e.what());
+    }
+  }
+
+  GroupModel& base_;
+  group::Partition partition_;
+  const Schedule& schedule_;
+  const data::ImageDataset& train_data_;
+  const data::ImageDataset& eval_data_;
+  TdcOptions options_;
+  Shape image_;
+  TdcStepCallback callback_;
+};
+
+/// Runs the TDC pipeline (see the top of this file) and returns the assembled progressive model
+/// with per-group FLOPs, parameters and losses, and the average FLOPs against the base.
+template <class Net, schedule::NoiseSchedule Schedule>
+TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
+                       const data::ImageDataset& train_data, const data::ImageDataset& eval_data,
+                       const TdcOptions& options, TdcStepCallback on_step = {}) {
+  TdcPipeline<Net, Schedule> pipeline(base, std::move(partition), schedule, train_data, eval_data, options);
+  pipeline.on_step(std::move(on_step));
+  return pipeline.run();
+}
+
+}  // namespace progdiff::train
