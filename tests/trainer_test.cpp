@@ -20,11 +20,14 @@
 #include "progdiff/io/png_decode.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/model.hpp"
+#include "progdiff/sample/ddim.hpp"
+#include "progdiff/sample/stepper.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
+#include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace {
@@ -463,4 +466,49 @@ TEST_CASE("line plot: axes, polylines and background where the documented geomet
   }
   CHECK(at(150, 20) == std::array<int, 3>{255, 255, 255});
   CHECK(at(5, 5) == std::array<int, 3>{255, 255, 255});
+}
+
+TEST_CASE("multi-stage resumes bit for bit; separate experts train and sample through the same trainer") {
+  const auto data = patterns(12);
+  const Schedule schedule;
+  auto make = [] {
+    Generator gen(31);
+    Multi net(Multi::default_widths(8, {8, 4}), Multi::default_config());
+    net.initialize(gen);
+    return model::IntervalRouted<Multi>(std::move(net), {{0, 60, 100}, {}});
+  };
+  auto full_model = make();
+  const auto full = train::train_multi_stage(full_model, schedule, data, quiet_options(4));
+  train::TrainOptions o = quiet_options(4);
+  o.checkpoint_every = 2;
+  o.checkpoint_path = scratch("multi.safetensors");
+  auto killed = make();
+  CHECK_THROWS_AS(train::train_multi_stage(killed, schedule, data, o,
+                                           [](const train::StepInfo& s) {
+                                             if (s.step == 3) throw Killed{};
+                                           }),
+                  Killed);
+  auto resumed_model = make();
+  const auto resumed = train::train_multi_stage(resumed_model, schedule, data, o);
+  REQUIRE(resumed.steps.size() == 2);
+  CHECK(resumed.steps[0].loss == full.steps[2].loss);
+  CHECK(resumed.steps[1].loss == full.steps[3].loss);
+  CHECK(all_weights(resumed_model) == all_weights(full_model));
+
+  using Experts = unet::SeparateExperts<Net, 2>;
+  Generator gen(5);
+  Experts experts({Net::default_widths(), narrow_widths()}, Net::default_config());
+  experts.initialize(gen);
+  model::IntervalRouted<Experts> routed(std::move(experts), {{0, 50, 100}, {}});
+  static_assert(!model::IntervalRouted<Experts>::shares_parameters);
+  CHECK(routed.describe().at("expert1.width.down.0.res.0") == "4");
+  train::Trainer<model::IntervalRouted<Experts>, Schedule> trainer(routed, schedule, data, quiet_options(2),
+                                                                   train::BatchMode::PerGroup);
+  const auto report = trainer.run();
+  REQUIRE(report.steps.size() == 2);
+  CHECK(report.steps[1].group_losses.size() == 2);
+  CHECK(std::isfinite(report.steps[1].group_losses[1]));
+  const auto ddim = progdiff::sample::Ddim::from_schedule(schedule, 5);
+  const auto x = progdiff::sample::generate<double, Cpu>(ddim, routed, Shape{2, 1, 8, 8}, 1).to_host();
+  CHECK(std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); }));
 }
