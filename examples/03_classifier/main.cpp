@@ -127,8 +127,9 @@ int main(int argc, char** argv) try {
       {"train[0:10000] vs test", 10000, test_set.count, pd::metrics::frechet_distance(train_stats, test_stats)});
   for (double sigma : {0.05, 0.1, 0.2, 0.4}) {
     const auto stats = pd::metrics::classifier_feature_statistics(model, corrupted(test_set, sigma, opt.seed));
-    rows.push_back({"test vs test + N(0, " + std::to_string(sigma).substr(0, 4) + "^2) noise", test_set.count,
-                    test_set.count, pd::metrics::frechet_distance(test_stats, stats)});
+    char label[64];
+    std::snprintf(label, sizeof label, "test vs test + N(0, %.2f^2) noise", sigma);
+    rows.push_back({label, test_set.count, test_set.count, pd::metrics::frechet_distance(test_stats, stats)});
   }
   {
     Images noise(pd::Shape{test_set.count, 1, 32, 32});
