@@ -83,7 +83,7 @@ fs::path scratch(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / "progdiff_trainer_test";
   fs::create_directories(dir);
   const fs::path p = dir / name;
-  fs::remove(p);
+  fs::remove_all(p);
   return p;
 }
 
@@ -412,7 +412,7 @@ TEST_CASE("CSV log and loss plot: rows per step, no duplicates after a resume, a
   train::TrainOptions o = quiet_options(4);
   o.checkpoint_every = 2;
   o.checkpoint_path = scratch("csv.safetensors");
-  o.csv_path = scratch("log.csv");
+  o.csv_path = scratch("logs") / "log.csv";  // a directory the trainer creates
   o.plot_path = scratch("loss.png");
   auto first = base_model(8);
   CHECK_THROWS_AS(train::train_stage1(first, schedule, data, o,

@@ -132,6 +132,8 @@ class Trainer {
     double seconds_before = 0.0;
     if (options_.resume && !options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path))
       seconds_before = restore();
+    for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
+      if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
     std::optional<CsvLog> csv;
     if (!options_.csv_path.empty()) csv.emplace(options_.csv_path, step_);
     model_.set_training(true);
