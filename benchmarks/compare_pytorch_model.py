@@ -220,8 +220,11 @@ def torch_worker(a):
             t0 = time.perf_counter()
             ddim(steps)
             seconds.append(time.perf_counter() - t0)
+    import resource
+
     print(json.dumps({"model": a.model, "what": a.what, "batch": batch, "parameters": params, "seconds": seconds,
-                      "threads": torch.get_num_threads()}))
+                      "threads": torch.get_num_threads(),
+                      "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 # ------------------------------------------------------------------------------- the driver
@@ -293,7 +296,7 @@ def main():
                     f"{model}: {side} has {res['parameters']} parameters, progdiff {ours_params}")
             row = {"model": model, "what": what, "batch": BATCH[what], "parameters": ours_params,
                    "median_s": {k: statistics.median(v) for k, v in times.items()}, "all_s": times,
-                   "progdiff": extra["progdiff"]}
+                   "progdiff": extra["progdiff"], "torch": {k[6:]: v for k, v in extra.items() if k != "progdiff"}}
             results.append(row)
 
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
@@ -316,7 +319,8 @@ def main():
             p = row["progdiff"]
             print(f"{row['model']} training step: tensor memory {p['tensor_bytes_before'] / 2**20:.1f} MiB between steps, "
                   f"peak {p['tensor_bytes_peak'] / 2**20:.1f} MiB, {p['tensor_bytes_after'] / 2**20:.1f} MiB after; "
-                  f"max RSS {p['max_rss_kb'] / 1024:.0f} MiB")
+                  f"max RSS {p['max_rss_kb'] / 1024:.0f} MiB; PyTorch's max RSS " +
+                  ", ".join(f"{k} {row['torch'][k]['max_rss_kb'] / 1024:.0f} MiB" for k in row["torch"]))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
