@@ -103,6 +103,9 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 3, 3, 8, 5, 3, 3, 1, 1},      // 8-wide rows, 24 pixels: not whole vectors
       {2, 19, 16, 16, 21, 3, 3, 1, 1},  // 16x16, channels not multiples of 16
       {1, 7, 16, 48, 9, 3, 3, 1, 1},    // 48-wide rows: panels start inside a row
+      {2, 40, 8, 8, 45, 3, 3, 1, 1},    // direct path: two input-channel blocks each way
+      {2, 35, 8, 16, 3, 1, 1, 1, 0},    // direct path, 1x1: B read in place
+      {1, 3, 4, 16, 2, 5, 5, 1, 2},     // direct path, 5x5 on a 4-row image
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

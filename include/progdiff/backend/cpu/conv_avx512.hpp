@@ -2,7 +2,9 @@
 // Single-precision 2-D convolution on the AVX-512 micro-kernel of sgemm_avx512.hpp, as
 // implicit GEMMs whose im2col operand is built block by block straight into the packed
 // layout the kernel reads, so it never leaves L2:
-//   forward          y_n[c_out, hw]   = W[c_out, c_in*k*k] * col(x_n)[c_in*k*k, hw]
+//   forward          y_n[c_out, hw]   = W[c_out, c_in*k*k] * col(x_n)[c_in*k*k, hw]; with stride 1
+//                    and "same" padding the micro-kernel reads col(x_n) straight from x (each
+//                    tap is x shifted by a fixed offset, padding lanes masked off): no im2col
 //   backward data    stride 1: a forward convolution of dy with the flipped, transposed
 //                    weights and padding k-1-p (no col2im); other strides go the generic way
 //   backward weight  dW^T[c_in*k*k, c_out] += col(x_n)[c_in*k*k, hw] * dy_n^T[hw, c_out]
@@ -178,8 +180,101 @@ inline void im2col(const ConvGeometry& g, const float* x, std::int64_t r0, std::
   }
 }
 
+/// Whether the forward can read B straight from x (no im2col): stride 1, "same" padding
+/// (output as large as the input, so pixel j of a tap reads x at j plus a fixed offset),
+/// at most 5x5, and whole pixel panels (no panel spans two samples).
+inline bool direct_applies(const ConvGeometry& g) {
+  return g.stride == 1 && g.kh == g.kw && 2 * g.pad + 1 == g.kh && g.kh * g.kw <= 25 && (g.h * g.w) % kNr == 0;
+}
+
+/// The 6x64 micro-kernel of sgemm_avx512.hpp with B read from the input: for channel ch
+/// and tap t, the 4 vectors of the pixel panel are x_panel[ch * hw + offset[t] + 16 v],
+/// masked by mask[t][v] (lanes whose input pixel falls into the padding read as zero; a
+/// masked-off lane neither reads nor faults). A is packed [channels * taps][kMr].
+inline void direct_kernel_6x64(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
+                               std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, std::int64_t mvalid,
+                               float beta, float* c, std::int64_t ldc) {
+  __m512 acc[kMr][4];
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (std::int64_t ch = 0; ch < channels; ++ch) {
+    const float* xc = x_panel + ch * hw;
+    for (std::int64_t t = 0; t < taps; ++t, a += kMr) {
+      const float* b = xc + offset[t];
+      __m512 bv[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mask[4 * t + j], b + 16 * j);
+#pragma GCC unroll 6
+      for (int i = 0; i < kMr; ++i) {
+        const __m512 av = _mm512_set1_ps(a[i]);
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < kMr; ++i) {
+    if (i >= mvalid) break;
+    float* ci = c + i * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m512 r = acc[i][j];
+      if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * j));
+      _mm512_storeu_ps(ci + 16 * j, r);
+    }
+  }
+}
+
+/// y = conv(x, weight) for direct_applies geometries: the packed weights run over pixel
+/// panels read in place from x, blocked by input channels so a block's rows stay in cache.
+inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+  const std::int64_t m = g.c_out, taps = g.kh * g.kw, k = g.patch(), hw = g.h * g.w;
+  const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = hw / kNr, panels = g.n * panels_per_sample;
+  const std::int64_t nchunks = (panels + kNcPanels - 1) / kNcPanels;
+  const std::int64_t block_channels =
+      std::max<std::int64_t>(1, even_block(g.c_in, std::max<std::int64_t>(1, kKc / taps)));
+  thread_local std::vector<float> a_buffer;
+  float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
+  pack_a(Trans::No, m, k, weight, k, pa, 0, mpanels);  // before the region, as in the im2col path
+  std::int64_t offset[25];
+  for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / g.kw - g.pad) * g.w + (t % g.kw - g.pad);
+#pragma omp parallel if (!omp_in_parallel())
+  {
+    __mmask16 mask[25 * 4];
+#pragma omp for schedule(dynamic)
+    for (std::int64_t chunk = 0; chunk < nchunks; ++chunk) {
+      const std::int64_t p0 = chunk * kNcPanels, p1 = std::min(panels, p0 + kNcPanels);
+      for (std::int64_t p = p0; p < p1; ++p) {
+        const std::int64_t i = p / panels_per_sample, j0 = (p % panels_per_sample) * kNr;
+        // Padding masks of this panel, lane by lane (a vector may span several narrow rows).
+        for (std::int64_t t = 0; t < taps; ++t)
+          for (std::int64_t v = 0; v < 4; ++v) {
+            unsigned bits = 0;
+            for (std::int64_t lane = 0; lane < 16; ++lane) {
+              const std::int64_t j = j0 + 16 * v + lane;
+              const std::int64_t yi = j / g.w + t / g.kw - g.pad, xi = j % g.w + t % g.kw - g.pad;
+              if (yi >= 0 && yi < g.h && xi >= 0 && xi < g.w) bits |= 1u << lane;
+            }
+            mask[4 * t + v] = static_cast<__mmask16>(bits);
+          }
+        const float* xp = x + i * g.c_in * hw + j0;
+        float* yp = y + i * m * hw + j0;
+        for (std::int64_t c0 = 0; c0 < g.c_in; c0 += block_channels) {
+          const std::int64_t channels = std::min(block_channels, g.c_in - c0);
+          for (std::int64_t mp = 0; mp < mpanels; ++mp)
+            direct_kernel_6x64(channels, taps, pa + mp * k * kMr + c0 * taps * kMr, xp + c0 * hw, hw, offset, mask,
+                               std::min(kMr, m - mp * kMr), c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
+        }
+      }
+    }
+  }
+}
+
 /// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
 inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+  if (direct_applies(g)) return conv2d_forward_direct(g, x, weight, y);
   const std::int64_t m = g.c_out, k = g.patch(), n = g.out_hw();
   const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = (n + kNr - 1) / kNr;
   // Pixel panels of all samples form one sequence cut into chunks of kNcPanels, so small
