@@ -70,8 +70,11 @@ struct GroupParameters {
 };
 }  // namespace detail
 
-template <model::GroupedModel Model, schedule::NoiseSchedule Schedule>
+template <class Model, class Schedule>
 class Trainer {
+  static_assert(model::check_grouped_model<Model>());
+  static_assert(schedule::check_noise_schedule<Schedule>());
+
  public:
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
