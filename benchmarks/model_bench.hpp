@@ -23,11 +23,12 @@ namespace progdiff::bench {
 using Cpu = backend::Cpu;
 using TensorF = Tensor<float, Cpu>;
 
-/// The small Fashion-MNIST U-Net: 1x32x32 images, 32 channels, multipliers 1-2-2, one ResBlock
-/// per level, no attention (BASELINES.md's PyTorch DDPM, 612k parameters).
-using DefaultNet =
-    unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::SingleEncoderAttention,
-               unet::ImageSize<32>, unet::ImageChannels<1>, unet::BaseChannels<32>, unet::DropoutPercent<0>>;
+/// The main job's default model (examples/02_progressive, SmallScale at its default width):
+/// 1x32x32 images, 32 channels, multipliers 1-2-2, one ResBlock per encoder level, no attention,
+/// 8 GroupNorm groups, no dropout.
+using DefaultNet = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>,
+                              unet::SingleEncoderAttention, unet::ImageSize<32>, unet::ImageChannels<1>,
+                              unet::BaseChannels<32>, unet::GroupNormGroups<8>, unet::DropoutPercent<0>>;
 
 /// The CIFAR-size U-Net: 3x32x32, 64 channels, 1-2-2, two ResBlocks per level, one attention
 /// block at 16x16 (reference/pytorch_unet_bench.py with three image channels, 6.14M parameters).

@@ -1,6 +1,6 @@
 // Times one end-to-end configuration of a U-Net and prints JSON, for compare_pytorch_model.py:
 //   progdiff_model_timing <model> <what> <batch> <repetitions> [ddim_steps]
-// model: default (1x32x32, 32 channels, 1-2-2, one ResBlock per level, no attention) |
+// model: default (1x32x32, 32 channels, 1-2-2, one ResBlock per level, no attention, 8 groups) |
 //        cifar (3x32x32, 64 channels, 1-2-2, two ResBlocks per level, attention at 16x16).
 // what:  train (forward, epsilon MSE, backward, AdamW; seconds per step) |
 //        ddim (deterministic DDIM of ddim_steps steps, default 100; seconds per sampling run) |
