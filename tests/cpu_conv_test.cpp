@@ -106,6 +106,7 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 40, 8, 8, 45, 3, 3, 1, 1},    // direct path: two input-channel blocks each way
       {2, 35, 8, 16, 3, 1, 1, 1, 0},    // direct path, 1x1: B read in place
       {1, 3, 4, 16, 2, 5, 5, 1, 2},     // direct path, 5x5 on a 4-row image
+      {10, 3, 8, 8, 70, 3, 3, 1, 1},    // backward weight: a group of 8 samples and one of 2
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

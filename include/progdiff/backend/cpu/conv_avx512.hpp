@@ -371,10 +371,11 @@ inline void transpose16x16(__m512 r[16]) {
   }
 }
 
-/// dy_n [co, hw] -> dy_n^T as the micro-kernel's B operand, panels [ceil(co/kNr)][hw][kNr],
-/// in 16x16 register transposes (a scalar loop reads dy hw floats apart: one cache line,
-/// often one page, per element). Channels past co are zero.
-inline void pack_transposed_panels(std::int64_t co, std::int64_t hw, const float* dy, float* packed) {
+/// dy_n [co, hw] -> dy_n^T as the micro-kernel's B operand, panels of [hw][kNr] output
+/// channels `panel_stride` floats apart, in 16x16 register transposes (a scalar loop reads
+/// dy hw floats apart: one cache line, often one page, per element). Channels past co are zero.
+inline void pack_transposed_panels(std::int64_t co, std::int64_t hw, const float* dy, float* packed,
+                                   std::int64_t panel_stride) {
   const std::int64_t npanels = (co + kNr - 1) / kNr;
   __m512 r[16];
   for (std::int64_t np = 0; np < npanels; ++np)
@@ -385,19 +386,24 @@ inline void pack_transposed_panels(std::int64_t co, std::int64_t hw, const float
         for (std::int64_t i = 0; i < 16; ++i)
           r[i] = c0 + i < co ? _mm512_maskz_loadu_ps(mask, dy + (c0 + i) * hw + p0) : _mm512_setzero_ps();
         transpose16x16(r);
-        float* out = packed + np * hw * kNr + p0 * kNr + (c0 - np * kNr);
+        float* out = packed + np * panel_stride + p0 * kNr + (c0 - np * kNr);
         for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + q * kNr, r[q]);
       }
     }
 }
 
 /// dweight[c_out, c_in*kh*kw] += sum_n dy_n * col(x_n)^T. Each thread sums its samples into a
-/// private dW^T, then the threads add theirs into dweight (accumulates).
+/// private dW^T, then the threads add theirs into dweight (accumulates). Small images go
+/// several samples per group, their pixels side by side along k: each micro-kernel call then
+/// runs at least 512 steps before it reads and writes its accumulator tile (at 8x8, one
+/// sample is 64 steps, and 256 channels make a 2.4 MB accumulator that does not stay in L2).
 inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
   const std::int64_t k = g.patch(), co = g.c_out, hw = g.out_hw();
   const std::int64_t npanels = (co + kNr - 1) / kNr;
+  const std::int64_t group = std::clamp<std::int64_t>(512 / hw, 1, g.n), groups = (g.n + group - 1) / group;
+  const std::int64_t span = group * hw;          // pixels of a full group, the k of its GEMMs
   const std::int64_t rows_per_block = 16 * kMr;  // im2col rows built at a time (~400 KiB at 32x32)
-  const std::int64_t ld = hw + 16;               // keeps the 6 row streams off one cache set
+  const std::int64_t ld = span + 16;             // keeps the 6 row streams off one cache set
   const std::int64_t x_stride = g.c_in * g.h * g.w;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
@@ -406,21 +412,24 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
     thread_local std::vector<float> acc_buffer, col_buffer, dyt_buffer;
     float* acc = thread_scratch(acc_buffer, static_cast<std::size_t>(k * co));
     float* col = thread_scratch(col_buffer, static_cast<std::size_t>(rows_per_block * ld));
-    float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * hw * kNr));
+    float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * span * kNr));
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * k * co);
 #pragma omp for schedule(dynamic)
-    for (std::int64_t i = 0; i < g.n; ++i) {
-      // dy_i^T packed as the B operand: panels [hw][kNr] of output channels.
-      pack_transposed_panels(co, hw, dy + i * co * hw, dyt);
+    for (std::int64_t gi = 0; gi < groups; ++gi) {
+      const std::int64_t i0 = gi * group, samples = std::min(group, g.n - i0), pixels = samples * hw;
+      // dy^T of the group packed as the B operand: panels [pixels][kNr] of output channels.
+      for (std::int64_t s = 0; s < samples; ++s)
+        pack_transposed_panels(co, hw, dy + (i0 + s) * co * hw, dyt + s * hw * kNr, pixels * kNr);
       for (std::int64_t r0 = 0; r0 < k; r0 += rows_per_block) {
         const std::int64_t rows = std::min(rows_per_block, k - r0);
-        im2col(g, x + i * x_stride, r0, rows, 0, hw, Im2colTarget{col, ld, kNr});
+        for (std::int64_t s = 0; s < samples; ++s)
+          im2col(g, x + (i0 + s) * x_stride, r0, rows, 0, hw, Im2colTarget{col + s * hw, ld, kNr});
         for (std::int64_t mp = 0; mp * kMr < rows; ++mp) {
           const AView av{col + mp * kMr * ld, ld, 1};
           const std::int64_t mvalid = std::min(kMr, rows - mp * kMr);
           for (std::int64_t np = 0; np < npanels; ++np)
-            micro_kernel(hw, av, mvalid, dyt + np * hw * kNr, kNr, std::min(kNr, co - np * kNr), 1.0f, 1.0f,
+            micro_kernel(pixels, av, mvalid, dyt + np * pixels * kNr, kNr, std::min(kNr, co - np * kNr), 1.0f, 1.0f,
                          acc + (r0 + mp * kMr) * co + np * kNr, co);
         }
       }
