@@ -42,8 +42,9 @@ struct ClassifierConfig {
   train::ModelDescription description() const {
     std::string widths, strides;
     for (const auto& s : stages) {
-      widths += (widths.empty() ? "" : ",") + std::to_string(s.channels);
-      strides += (strides.empty() ? "" : ",") + std::to_string(s.stride);
+      if (!widths.empty()) widths += ',', strides += ',';
+      widths += std::to_string(s.channels);
+      strides += std::to_string(s.stride);
     }
     return {{"model", "fashion_classifier"},
             {"in_channels", std::to_string(in_channels)},

@@ -22,7 +22,13 @@ namespace progdiff::metrics {
 namespace detail {
 
 inline std::string matrix_shape(const Eigen::MatrixXd& m) {
-  return "[" + std::to_string(m.rows()) + ", " + std::to_string(m.cols()) + "]";
+  // Appended piece by piece: GCC 12 misreads "literal" + std::string&& as an overlapping copy (-Wrestrict).
+  std::string s(1, '[');
+  s += std::to_string(m.rows());
+  s += ", ";
+  s += std::to_string(m.cols());
+  s += ']';
+  return s;
 }
 
 // The square root of a symmetric positive semi-definite matrix through its eigen-decomposition.
