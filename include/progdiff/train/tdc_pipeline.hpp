@@ -196,7 +196,9 @@ class TdcPipeline {
       GroupPruningResult<Net> pruned = prune_for_group(base_.denoiser(0), options_.pruning, task, options_);
       r.proxy_evaluations = pruned.evaluations;
       r.pruned_loss = held_out.loss(pruned.net);
-      m.emplace(std::move(pruned.net), partition_.size(), base_.prediction_type());
+      // dropout seeds as a reload from the group's files would draw them
+      Generator gen = group_generator(g);
+      m.emplace(model::clone_net(pruned.net, gen), partition_.size(), base_.prediction_type());
       save_checkpoint(pruned_path(g), *m, description(*m), TrainingState{});
       r.prune_seconds = seconds_since(start);
     }
@@ -287,10 +289,15 @@ class TdcPipeline {
     return d;
   }
 
+  // The dropout seeds of group g's denoiser, whether it was just pruned or is read from a file.
+  Generator group_generator(std::int64_t g) const {
+    return Generator(options_.seed, 0x54444347u + static_cast<std::uint64_t>(g));  // "TDCG"
+  }
+
   // A one-group model of the widths `file` describes; FormatError naming the group and file.
   GroupModel model_from_file(std::int64_t g, const std::filesystem::path& file) const {
     try {
-      Generator gen(options_.seed, 0x54444347u + static_cast<std::uint64_t>(g));  // "TDCG"
+      Generator gen = group_generator(g);
       return GroupModel::from_description(io::read_safetensors(file).metadata, gen, base_.denoiser(0).config());
     } catch (const Error& e) {
       throw FormatError("TDC group " + std::to_string(g) + ": " + file.string() +
