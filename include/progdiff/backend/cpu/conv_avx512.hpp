@@ -57,7 +57,7 @@ inline bool whole_rows_apply(const ConvGeometry& g, std::int64_t j0, std::int64_
 /// horizontal or vertical padding, and one full store.
 inline void im2col_narrow_rows(const ConvGeometry& g, const float* x, std::int64_t r0, std::int64_t rows,
                                std::int64_t j0, std::int64_t cols, const Im2colTarget& t) {
-  const std::int64_t ow = g.w, taps = g.kh * g.kw, rows_per_vector = 16 / ow;
+  const std::int64_t ow = g.w, taps = g.kh * g.kw;
   __mmask16 column_mask[16];  // lanes whose input column is inside the image, per tap column
   for (std::int64_t kj = 0; kj < g.kw; ++kj) {
     column_mask[kj] = 0;
