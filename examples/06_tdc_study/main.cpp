@@ -481,7 +481,10 @@ int main(int argc, char** argv) {
     };
     table("FLOPs schedules (Table 3), proxy pruning", {"base", "both", "schedule"});
     table("Pruning criteria at equal FLOPs on the SNR schedule (Tables 4 and 6)", {"base", "both", "pruning"});
-    md << "![per-bin test loss relative to the base](tdc_results.png)\n";
+    md << "![per-bin test loss relative to the base](tdc_results.png)\n\nThe plot: each run's test loss per bin of "
+          "timesteps (x: the bin's middle timestep) divided by the base's. Series:";
+    for (std::size_t i = 1; i < rows.size(); ++i) md << (i > 1 ? "," : "") << " " << i << " = " << rows[i].name;
+    md << ".\n";
     {
       std::ofstream f(o.docs / "tdc_results.md");
       f << md.str();
@@ -492,7 +495,7 @@ int main(int argc, char** argv) {
     std::vector<pd::io::LineSeries> series;
     const Row& base_row = rows.front();
     for (std::size_t i = 1; i < rows.size(); ++i) {
-      pd::io::LineSeries s{rows[i].name.substr(0, rows[i].name.find(' ')), {}, {}, pd::io::series_color(i - 1)};
+      pd::io::LineSeries s{std::to_string(i), {}, {}, pd::io::series_color(i - 1)};  // the plot font has digits only
       for (std::size_t b = 0; b < rows[i].bin_loss.size(); ++b) {
         s.x.push_back(
             static_cast<double>(bins.begin(static_cast<std::int64_t>(b)) + bins.end(static_cast<std::int64_t>(b))) / 2);
