@@ -415,7 +415,9 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
     float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * span * kNr));
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * k * co);
-#pragma omp for schedule(dynamic)
+    // Static: each thread's partial sum then covers the same samples on every run, so with a
+    // given thread count the float result is reproducible (a resumed run matches bit for bit).
+#pragma omp for schedule(static)
     for (std::int64_t gi = 0; gi < groups; ++gi) {
       const std::int64_t i0 = gi * group, samples = std::min(group, g.n - i0), pixels = samples * hw;
       // dy^T of the group packed as the B operand: panels [pixels][kNr] of output channels.
