@@ -6,6 +6,7 @@
 // and its gradient dL/dout_ij = 2 w_i (out_ij - target_ij) / (N D), D the elements of one sample.
 // This is torch's (w * F.mse_loss(out, target, reduction="none").mean(dims)).mean(). Weights w_i
 // come from loss_weighting.hpp, optionally times an importance weight of the timestep sampler.
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <span>
@@ -51,19 +52,38 @@ std::vector<double> alpha_bars_at(const S& schedule, std::span<const std::int64_
 
 namespace detail {
 
-// out_i = ca_i a_i + cb_i b_i for each sample i (a, b: [N, ...]).
+// out_i = ca_i a_i + cb_i b_i for each sample i (a, b: [N, ...]), in one launch of the back
+// end's per-sample weighted sum (the samplers' update kernel), summed in double.
 template <class T, class B>
 Tensor<T, B> per_sample_combination(const Tensor<T, B>& a, std::span<const double> ca, const Tensor<T, B>& b,
                                     std::span<const double> cb) {
-  Tensor<T, B> out(a.shape());
   const std::int64_t n = a.dim(0);
-  for (std::int64_t i = 0; i < n; ++i) {
-    Tensor<T, B> o = out.slice(i, i + 1);
-    B::template copy<T>(o.data(), a.slice(i, i + 1).data(), o.size());
-    B::template scale<T>(o.size(), static_cast<T>(ca[static_cast<std::size_t>(i)]), o.data());
-    B::template axpy<T>(o.size(), static_cast<T>(cb[static_cast<std::size_t>(i)]), b.slice(i, i + 1).data(), o.data());
+  const auto terms = static_cast<std::size_t>(B::sampler_terms);
+  std::vector<double> w(static_cast<std::size_t>(n) * terms, 0.0);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+    w[i * terms] = ca[i];
+    w[i * terms + 1] = cb[i];
   }
+  const auto weights = Tensor<double, B>::from_host(Shape{n, B::sampler_terms}, w);
+  std::array<const T*, B::sampler_terms> operands{};
+  operands[0] = a.data();
+  operands[1] = b.data();
+  Tensor<T, B> out(a.shape());
+  B::template weighted_sum<T>(n, a.numel() / n, weights.data(), operands, out.data());
   return out;
+}
+
+// x_i *= c_i for each sample i of x [N, ...], in place, in one launch.
+template <class T, class B>
+void scale_per_sample(Tensor<T, B>& x, std::span<const double> c) {
+  const std::int64_t n = x.dim(0);
+  const auto terms = static_cast<std::size_t>(B::sampler_terms);
+  std::vector<double> w(static_cast<std::size_t>(n) * terms, 0.0);
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) w[i * terms] = c[i];
+  const auto weights = Tensor<double, B>::from_host(Shape{n, B::sampler_terms}, w);
+  std::array<const T*, B::sampler_terms> operands{};
+  operands[0] = x.data();
+  B::template weighted_sum<T>(n, x.numel() / n, weights.data(), operands, x.data());
 }
 
 inline void check_batch(const Shape& x0, const Shape& other, std::size_t coefficients, const char* who) {
@@ -119,16 +139,24 @@ LossResult<T, B> weighted_mse(const Tensor<T, B>& output, const Tensor<T, B>& ta
   LossResult<T, B> r;
   r.grad = output.clone();
   B::template axpy<T>(r.grad.size(), T(-1), target.data(), r.grad.data());  // diff = out - target
+  // Per-sample sums of squares in one reduction (rows of the [1, N, D] view), so the host waits
+  // for the device once per batch rather than once per sample.
+  Tensor<T, B> squares(r.grad.shape());
+  B::template mul<T>(squares.size(), r.grad.data(), r.grad.data(), squares.data());
+  Tensor<T, B> sums(Shape{n});
+  B::template sample_channel_sum<T>(1, n, static_cast<std::int64_t>(per), squares.data(), sums.data());
+  const std::vector<T> sum_host = sums.to_host();
   r.per_sample.resize(static_cast<std::size_t>(n));
+  std::vector<double> grad_scale(static_cast<std::size_t>(n));
   double total = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    T* diff = r.grad.slice(i, i + 1).data();
-    const double w = weights[static_cast<std::size_t>(i)];
-    const double mse = B::template dot<T>(per, diff, diff) / static_cast<double>(per);
-    r.per_sample[static_cast<std::size_t>(i)] = mse;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n); ++i) {
+    const double w = weights[i];
+    const double mse = static_cast<double>(sum_host[i]) / static_cast<double>(per);
+    r.per_sample[i] = mse;
     total += w * mse;
-    B::template scale<T>(per, static_cast<T>(2.0 * w / (static_cast<double>(n) * static_cast<double>(per))), diff);
+    grad_scale[i] = 2.0 * w / (static_cast<double>(n) * static_cast<double>(per));
   }
+  detail::scale_per_sample(r.grad, grad_scale);
   r.loss = total / static_cast<double>(n);
   return r;
 }
