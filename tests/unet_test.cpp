@@ -2,6 +2,7 @@
 // closed forms, central differences, per-sample routing of the multi-decoder and expert models.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -221,6 +222,42 @@ TEST_CASE("UNet takes and returns an explicit width table") {
       },
       std::string());
   CHECK(visited == 2);
+}
+
+TEST_CASE("visit_random_state names every ResBlock's dropout as its parameters, and counts training forwards") {
+  TinyNet<float> net;  // DropoutPercent<10> by default
+  Generator gen(8);
+  net.initialize(gen);
+  std::vector<std::string> parameters, dropouts;
+  net.visit_parameters([&](const std::string& name, auto&) { parameters.push_back(name); }, std::string());
+  net.visit_random_state(
+      [&](const std::string& name, auto& d) {
+        dropouts.push_back(name);
+        CHECK(d.config().p == doctest::Approx(0.1));
+        CHECK(d.calls() == 0);
+      },
+      std::string());
+  // Levels<1, 2>, ResBlocks<1>: 2 down, 2 middle and 2 x 2 up ResBlocks
+  REQUIRE(dropouts.size() == 8);
+  CHECK(dropouts.front() == "down.0.res.0.dropout");
+  CHECK(dropouts.back() == "up.0.res.1.dropout");
+  for (const auto& d : dropouts) {
+    const std::string block = d.substr(0, d.size() - std::string(".dropout").size());
+    CHECK_MESSAGE(std::find(parameters.begin(), parameters.end(), block + ".norm2.gamma") != parameters.end(), d);
+  }
+  const auto x = random_tensor<float>(Shape{1, 3, 16, 16}, gen);
+  run<float>(net, x, {10});
+  net.set_training(false);
+  run<float>(net, x, {10});  // evaluation draws no mask
+  net.visit_random_state([&](const std::string&, auto& d) { CHECK(d.calls() == 1); }, std::string());
+
+  GradMulti<2> multi(GradMulti<2>::default_widths(4, {4, 4}), GradMulti<2>::default_config());
+  std::vector<std::string> names;
+  multi.visit_random_state([&](const std::string& name, auto&) { names.push_back(name); }, std::string());
+  REQUIRE(names.size() == 4 + 2 * 4);
+  CHECK(names[0] == "encoder.down.0.res.0.dropout");
+  CHECK(names[4] == "decoder.0.up.1.res.0.dropout");
+  CHECK(names.back() == "decoder.1.up.0.res.1.dropout");
 }
 
 TEST_CASE("UNet gradients match central differences") {

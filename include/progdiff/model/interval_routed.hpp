@@ -101,6 +101,11 @@ class IntervalRouted {
   void visit_parameters(F&& f, const std::string& prefix) {
     model_.visit_parameters(f, prefix);
   }
+  /// Every dropout layer, f(name, nn::Dropout&), under the inner model's names.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    model_.visit_random_state(f, prefix);
+  }
   /// Decoder k of a shared-encoder model, expert k of separate experts.
   template <class F>
   void visit_group_parameters(std::int64_t k, F&& f, const std::string& prefix) {

@@ -197,6 +197,12 @@ class Progressive {
     denoiser(k).visit_parameters(f, nn::scoped(prefix, group_prefix(k)));
   }
   static std::string group_prefix(std::int64_t k) { return "group" + std::to_string(k); }
+  /// Every dropout layer of every group, f(name, nn::Dropout&), names "group<k>.<Net's names>".
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    for (std::int64_t k = 0; k < group_count(); ++k)
+      denoiser(k).visit_random_state(f, nn::scoped(prefix, group_prefix(k)));
+  }
 
   /// The checkpoint description: kind, structure, boundaries, prediction type, and per group
   /// "group<k>.config.*" and "group<k>.width.<layer>".

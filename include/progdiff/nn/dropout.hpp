@@ -38,6 +38,8 @@ class Dropout {
   void initialize(Generator& gen) { config_.seed = gen.below(std::numeric_limits<std::uint64_t>::max()); }
 
   const DropoutConfig& config() const { return config_; }
+  /// Replaces the mask seed (a checkpoint restores it with the call count).
+  void set_seed(std::uint64_t seed) { config_.seed = seed; }
   bool training() const { return training_; }
   void set_training(bool training) { training_ = training; }
   /// Training forwards so far: the stream of the next mask. Checkpoints store it.
@@ -70,6 +72,11 @@ class Dropout {
   ChannelAxes channel_axes() const { return {}; }
   template <class F>
   void visit_parameters(F&&, const std::string&) {}
+  /// The layer's random state for checkpoints: f(name, *this) (calls() / set_calls()).
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    f(prefix, *this);
+  }
 
  private:
   DropoutConfig config_;

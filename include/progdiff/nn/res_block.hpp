@@ -177,6 +177,11 @@ class ResBlock {
     conv2_.visit_parameters(f, scoped(prefix, "conv2"));
     if (has_skip()) skip_.visit_parameters(f, scoped(prefix, "skip"));
   }
+  /// The dropout layer, named "<prefix>.dropout": f(name, Dropout&).
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    dropout_.visit_random_state(f, scoped(prefix, "dropout"));
+  }
 
  private:
   ResBlockConfig config_;

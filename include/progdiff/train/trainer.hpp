@@ -14,17 +14,27 @@
 // the shared ones, one global clip.
 //
 // Around the steps: resume from options.checkpoint_path when it exists (weights, AdamW moments,
-// EMA, step, the noise and timestep generators, the data iterator's position), checkpoints every
-// checkpoint_every steps and at the end (atomic, train/checkpoint.hpp), a progress bar, a CSV
-// log and a PNG loss plot. A resumed run computes exactly the losses of an uninterrupted one
-// (given dropout 0 or a model whose dropout streams are restored; importance samplers restart
-// their loss history). A NaN or infinite loss or gradient throws NonFiniteError naming the step
-// (1 = the first) and the group before anything is updated, so the last checkpoint stays valid.
+// EMA, step, the noise and timestep generators, the data iterator's position, each dropout
+// layer's mask seed and count), checkpoints every checkpoint_every steps and at the end (atomic,
+// train/checkpoint.hpp), a progress bar, a CSV log and a PNG loss plot. A resumed run computes
+// exactly the losses of an uninterrupted one (importance samplers restart their loss history).
+// A NaN or infinite loss or gradient throws NonFiniteError naming the step (1 = the first) and
+// the group before anything is updated, so the last checkpoint stays valid.
+//
+// Dropout state: each nn::Dropout draws mask k from Philox (seed, stream = k) and counts its
+// training forwards; for a model with visit_random_state(f, prefix) (UNet, MultiDecoderUNet,
+// SeparateExperts, Progressive, IntervalRouted) each layer with p > 0 is saved as the generator
+// "rng.dropout.<layer name>" = (mask seed, call count, 0) and restored, so even a model built
+// with other dropout seeds resumes exactly. (Deriving the stream from the training step instead
+// would need no state, but every caller that runs forward more than once a step, or outside
+// this trainer, would have to pass a step and a call index down to every layer; the counters
+// keep the layers self-contained and the checkpoint names each one.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -69,6 +79,11 @@ struct GroupParameters {
   }
 };
 }  // namespace detail
+
+inline const std::string kDropoutState = "dropout.";  // checkpoint generator prefix of dropout layers
+
+// The visitor shape of visit_random_state, for detecting models that have dropout layers.
+inline constexpr auto dropout_visitor_probe = [](const std::string&, auto&) {};
 
 template <class Model, class Schedule>
 class Trainer {
@@ -328,6 +343,13 @@ class Trainer {
     s.generators.emplace("noise", noise_);
     s.generators.emplace("timesteps", timesteps_);
     batches_.save_position(s.counters, "data");
+    if constexpr (requires { model_.visit_random_state(dropout_visitor_probe, std::string()); })
+      model_.visit_random_state(
+          [&](const std::string& name, auto& dropout) {
+            if (dropout.config().p > 0.0)
+              s.generators.emplace(kDropoutState + name, Generator(dropout.config().seed, dropout.calls()));
+          },
+          std::string());
     s.counters["seconds_ms"] = static_cast<std::int64_t>(seconds_ * 1000.0);
     return s;
   }
@@ -351,6 +373,21 @@ class Trainer {
     noise_ = generator("noise");
     timesteps_ = generator("timesteps");
     batches_.restore_position(s.counters, "data");
+    if constexpr (requires { model_.visit_random_state(dropout_visitor_probe, std::string()); }) {
+      // find every layer's state before setting any, so a bad checkpoint leaves the layers unchanged
+      std::vector<std::function<void()>> staged;
+      model_.visit_random_state(
+          [&](const std::string& name, auto& dropout) {
+            if (dropout.config().p == 0.0) return;  // draws nothing: not saved
+            const Generator g = generator((kDropoutState + name).c_str());
+            staged.emplace_back([&dropout, g] {
+              dropout.set_seed(g.seed());
+              dropout.set_calls(g.stream());
+            });
+          },
+          std::string());
+      for (auto& set : staged) set();
+    }
     step_ = s.step;
     auto ms = s.counters.find("seconds_ms");
     return ms == s.counters.end() ? 0.0 : static_cast<double>(ms->second) / 1000.0;

@@ -181,6 +181,16 @@ class Decoder {
     norm_out_.visit_parameters(f, nn::scoped(prefix, "norm_out"));
     conv_out_.visit_parameters(f, nn::scoped(prefix, "conv_out"));
   }
+  /// Every ResBlock's dropout: up.<l>.res.<j>.dropout.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    int l = S::level_count - 1;
+    for (auto& level : levels_) {
+      const std::string lp = nn::scoped(prefix, "up." + std::to_string(l--));
+      for (std::size_t j = 0; j < level.blocks.size(); ++j)
+        level.blocks[j].visit_random_state(f, lp + ".res." + std::to_string(j));
+    }
+  }
 
  private:
   struct Level {

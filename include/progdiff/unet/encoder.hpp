@@ -50,6 +50,10 @@ struct AttendedResBlock {
     res.visit_parameters(f, res_name);
     if (attend) attn.visit_parameters(f, attn_name);
   }
+  template <class F>
+  void visit_random_state(F&& f, const std::string& res_name) {
+    res.visit_random_state(f, res_name);
+  }
 };
 
 template <class S>
@@ -269,6 +273,17 @@ class Encoder {
     }
     mid_.visit_parameters(f, nn::scoped(prefix, "mid.res.0"), nn::scoped(prefix, "mid.attn"));
     mid_res1_.visit_parameters(f, nn::scoped(prefix, "mid.res.1"));
+  }
+  /// Every ResBlock's dropout, named as its parameters: down.<l>.res.<j>.dropout, mid.res.<i>.dropout.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    for (std::size_t l = 0; l < levels_.size(); ++l) {
+      const std::string lp = nn::scoped(prefix, "down." + std::to_string(l));
+      for (std::size_t j = 0; j < levels_[l].blocks.size(); ++j)
+        levels_[l].blocks[j].visit_random_state(f, lp + ".res." + std::to_string(j));
+    }
+    mid_.visit_random_state(f, nn::scoped(prefix, "mid.res.0"));
+    mid_res1_.visit_random_state(f, nn::scoped(prefix, "mid.res.1"));
   }
 
  private:

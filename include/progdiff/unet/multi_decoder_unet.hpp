@@ -170,6 +170,13 @@ class MultiDecoderUNet {
     for (std::size_t k = 0; k < decoders_.size(); ++k)
       decoders_[k].visit_parameters(f, nn::scoped(prefix, "decoder." + std::to_string(k)));
   }
+  /// Every dropout layer, f(name, nn::Dropout&), named as the parameters.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    encoder_.visit_random_state(f, nn::scoped(prefix, "encoder"));
+    for (std::size_t k = 0; k < decoders_.size(); ++k)
+      decoders_[k].visit_random_state(f, nn::scoped(prefix, "decoder." + std::to_string(k)));
+  }
 
  private:
   void route(const Shape& x, std::span<const std::int64_t> interval) {

@@ -100,6 +100,12 @@ class SeparateExperts {
     for (std::size_t k = 0; k < experts_.size(); ++k)
       experts_[k].visit_parameters(f, nn::scoped(prefix, "expert." + std::to_string(k)));
   }
+  /// Every dropout layer, f(name, nn::Dropout&), named as the parameters.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    for (std::size_t k = 0; k < experts_.size(); ++k)
+      experts_[k].visit_random_state(f, nn::scoped(prefix, "expert." + std::to_string(k)));
+  }
 
  private:
   std::vector<Net> experts_;

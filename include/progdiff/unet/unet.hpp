@@ -97,6 +97,13 @@ class UNet {
     encoder_.visit_parameters(f, prefix);
     decoder_.visit_parameters(f, prefix);
   }
+  /// Every dropout layer, f(name, nn::Dropout&), named as the parameters ("down.0.res.0.dropout",
+  /// ...): the counters a checkpoint stores so that a resumed run draws the same masks.
+  template <class F>
+  void visit_random_state(F&& f, const std::string& prefix) {
+    encoder_.visit_random_state(f, prefix);
+    decoder_.visit_random_state(f, prefix);
+  }
 
   static Tensor<T, B> timestep_tensor(std::span<const double> t) {
     std::vector<T> v(t.begin(), t.end());
