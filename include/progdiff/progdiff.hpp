@@ -58,6 +58,7 @@
 #include "progdiff/io/atomic_file.hpp"
 #include "progdiff/io/dtype.hpp"
 #include "progdiff/io/float_formats.hpp"
+#include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/line_plot.hpp"
 #include "progdiff/io/png.hpp"
 #include "progdiff/io/png_decode.hpp"
