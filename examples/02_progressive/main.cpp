@@ -1,0 +1,383 @@
+// The main job: a progressive diffusion model on Fashion-MNIST, end to end.
+//
+//   1. stage 1: a small U-Net learns every timestep of a 1000-step DDPM schedule;
+//   2. the timesteps are split into groups by FLOPs intervals (eqs. 8-10 of the step-adaptive
+//      training paper);
+//   3. stage 2: each group gets a copy of the base, fine-tuned on its own timesteps
+//      (--variant experts; --variant unified keeps one net, --variant multi-stage trains a
+//      shared-encoder model with one decoder per group instead);
+//   4. DDIM samples a grid (samples.png) and the images for the Frechet distance in the feature
+//      space of a Fashion-MNIST classifier; the denoising loss of each group is measured on the
+//      test split; report.md collects FLOPs, parameters, losses, the distance and wall times.
+//
+// Every stage writes a resumable checkpoint, a CSV log and a loss plot to the output directory;
+// a second run with the same flags picks up where the first stopped. `--help` lists the flags.
+// The program checks its own results: finite losses, samples in range, a grid that decodes,
+// a Frechet distance computed; exit status 1 on a failure, 2 on bad flags, 77 (a skip) when
+// Fashion-MNIST is not installed.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models.hpp"
+#include "options.hpp"
+#include "progdiff/data/data.hpp"
+#include "progdiff/difficulty/snr_flops.hpp"
+#include "progdiff/group/flops_interval.hpp"
+#include "progdiff/io/image_grid.hpp"
+#include "progdiff/io/png_decode.hpp"
+#include "progdiff/metrics/metrics.hpp"
+#include "progdiff/sample/ddim.hpp"
+#include "progdiff/train/multi_stage.hpp"
+#include "progdiff/train/stage1.hpp"
+#include "progdiff/train/stage2.hpp"
+#include "report.hpp"
+
+namespace {
+
+using namespace job;
+namespace fs = std::filesystem;
+
+using Clock = std::chrono::steady_clock;
+constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for the examples
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// A phase of the job, timed into the report.
+template <class F>
+auto timed(Report& report, const std::string& phase, F&& f) {
+  std::printf("== %s\n", phase.c_str());
+  std::fflush(stdout);
+  const auto start = Clock::now();
+  if constexpr (std::is_void_v<decltype(f())>) {
+    f();
+    report.times.push_back({phase, seconds_since(start)});
+  } else {
+    auto r = f();
+    report.times.push_back({phase, seconds_since(start)});
+    return r;
+  }
+}
+
+/// Settings shared by every training stage.
+pd::train::TrainOptions train_options(const Options& o, const std::string& stage, std::int64_t steps, double lr) {
+  pd::train::TrainOptions t;
+  t.steps = steps;
+  t.batch_size = o.batch;
+  t.seed = o.seed;
+  t.random_flip = true;
+  t.adamw.weight_decay = 0.0;
+  t.lr.lr = lr;
+  t.lr.warmup_steps = std::min<std::int64_t>(100, steps / 10);
+  t.lr.decay = pd::train::LrDecay::Cosine;
+  t.lr.lr_min = lr / 10;
+  t.clip_norm = 1.0;
+  // An average over about the last 200 steps (decay 0.995), warmed up from the first steps.
+  t.ema.decay = o.paper_scale ? 0.9999 : 0.995;
+  t.ema.warmup = pd::train::EmaWarmup::Simple;
+  t.checkpoint_path = o.out / (stage + ".safetensors");
+  t.checkpoint_every = std::max<std::int64_t>(100, steps / 5);
+  t.csv_path = o.out / (stage + "_log.csv");
+  t.plot_path = o.out / (stage + "_loss.png");
+  return t;
+}
+
+unet::UNetConfig net_config(const Options& o, const unet::UNetConfig& defaults) {
+  unet::UNetConfig c = defaults;
+  if (!o.paper_scale) c.groups = 8;
+  return c;
+}
+
+/// The metric's classifier: loaded from its file, or trained and saved there. The tiny
+/// configuration trains a short one of its own (its distances compare only with each other).
+pd::metrics::TrainedClassifier<float, Cpu> classifier(const Options& o, const pd::data::ImageDataset& train,
+                                                      const pd::data::ImageDataset& test) {
+  const fs::path path = o.tiny ? o.out / "classifier_tiny.safetensors" : o.classifier;
+  pd::metrics::TrainedClassifier<float, Cpu> c;
+  if (fs::exists(path)) {
+    c.test_accuracy = pd::metrics::load_classifier(path, c.model);
+    std::printf("classifier %s: test accuracy %.4f\n", path.string().c_str(), c.test_accuracy);
+    return c;
+  }
+  pd::metrics::ClassifierTrainingConfig config;
+  config.seed = 0;  // one classifier for every run, whatever the job's seed
+  // One epoch (about 87% test accuracy) keeps the first run within its time budget; any
+  // classifier file of the default structure may be given instead (--classifier).
+  config.epochs = 1;
+  if (o.tiny) config.max_steps = 20, config.batch_size = 32, config.warmup_steps = 5;
+  std::printf("training the classifier (saved to %s for later runs)\n", path.string().c_str());
+  c.report = pd::metrics::train_classifier(c.model, train, &test, config, [](const pd::metrics::ClassifierEpoch& e) {
+    std::printf("  epoch %lld: train loss %.4f, test accuracy %.4f, %.0f s\n", static_cast<long long>(e.epoch + 1),
+                e.train_loss, e.test_accuracy, e.seconds);
+    std::fflush(stdout);
+  });
+  c.test_accuracy = c.report.test_accuracy;
+  c.trained = true;
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  pd::metrics::save_classifier(path, c.model, std::llround(c.test_accuracy * static_cast<double>(test.count)),
+                               test.count, config.seed);
+  return c;
+}
+
+/// The last logged loss of each group (the mean over the last 10% of steps), from a report.
+std::vector<double> final_losses(const pd::train::TrainReport& r, std::int64_t groups) {
+  std::vector<double> sum(static_cast<std::size_t>(groups), 0.0), count(static_cast<std::size_t>(groups), 0.0);
+  const std::size_t from = r.steps.size() - std::min<std::size_t>(r.steps.size(), r.steps.size() / 10 + 1);
+  for (std::size_t i = from; i < r.steps.size(); ++i)
+    for (std::size_t k = 0; k < r.steps[i].group_losses.size() && k < sum.size(); ++k)
+      if (std::isfinite(r.steps[i].group_losses[k])) sum[k] += r.steps[i].group_losses[k], count[k] += 1;
+  for (std::size_t k = 0; k < sum.size(); ++k) sum[k] = count[k] > 0 ? sum[k] / count[k] : std::nan("");
+  return sum;
+}
+
+/// Sampling, metrics and the report for a trained model of any kind (a model::GroupedModel).
+template <class Model>
+void evaluate(const Options& o, Model& model, const pd::group::Partition& partition, const Schedule& schedule,
+              const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+  const pd::Shape image{1, 1, 32, 32};
+  report.model_groups = model.group_count();
+  for (std::int64_t k = 0; k < model.group_count(); ++k)
+    report.model_rows.push_back(
+        {model.partition().begin(k), model.partition().end(k), model.flops(image, k), model.parameter_count(k)});
+  report.parameters = model.parameter_count();
+  report.average_flops = model.average_flops(image);
+
+  // Per-group denoising loss on the test split, on the job's partition (the unified model's
+  // single group is measured on the same groups as the others).
+  report.test_losses = timed(report, "per-group test loss", [&] {
+    pd::metrics::GroupLossConfig c;
+    c.samples_per_group = std::min(o.loss_samples, test.count);
+    c.seed = 1234;  // the same noised inputs for every variant and seed: a paired comparison
+    return pd::metrics::denoising_loss_per_group<float, Cpu>(model, schedule, partition, test, c);
+  });
+
+  // Samples: the grid is the first `grid` of the images the Frechet distance uses.
+  const std::int64_t count = std::max(o.grid, o.fid_samples);
+  const auto sampler = pd::sample::Ddim::from_schedule(schedule, o.ddim_steps);
+  const auto samples = timed(
+      report, "DDIM sampling (" + std::to_string(count) + " images, " + std::to_string(o.ddim_steps) + " steps)", [&] {
+        std::vector<float> all;
+        const std::int64_t batch = 250;
+        for (std::int64_t first = 0; first < count; first += batch) {
+          const std::int64_t n = std::min(batch, count - first);
+          const auto x =
+              sampler.sample<float, Cpu>(model, pd::Shape{n, 1, 32, 32}, o.seed, static_cast<std::uint64_t>(first));
+          const auto v = x.to_host();
+          all.insert(all.end(), v.begin(), v.end());
+          std::printf("  %lld / %lld\n", static_cast<long long>(first + n), static_cast<long long>(count));
+          std::fflush(stdout);
+        }
+        return pd::Tensor<float, Cpu>::from_host(pd::Shape{count, 1, 32, 32}, all);
+      });
+  const auto host = samples.to_host();
+  std::int64_t bad = 0;
+  double mean = 0.0;
+  for (float v : host) {
+    bad += !std::isfinite(v);
+    mean += v;
+  }
+  report.sample_mean = mean / static_cast<double>(host.size());
+  if (bad) throw std::runtime_error(std::to_string(bad) + " sampled pixel values are not finite");
+  const fs::path grid_path = o.out / "samples.png";
+  pd::io::write_image_grid(grid_path, samples.slice(0, o.grid), {.columns = 8});
+  const auto decoded = pd::io::read_png(grid_path);  // the file must decode
+  std::printf("wrote %s (%d x %d)\n", grid_path.string().c_str(), decoded.width, decoded.height);
+
+  if (o.fid_samples >= 2) {
+    auto c = timed(report, "classifier", [&] { return classifier(o, train, test); });
+    report.classifier_accuracy = c.test_accuracy;
+    report.classifier_trained = c.trained;
+    timed(report, "Frechet distance", [&] {
+      // The distance of `fid_samples` generated images to the test split, and of as many
+      // training images: the floor a perfect model would reach at this sample count.
+      const auto real = pd::metrics::classifier_feature_statistics(c.model, test);
+      report.frechet = pd::metrics::frechet_distance(
+          real, pd::metrics::classifier_feature_statistics(c.model, samples.slice(0, o.fid_samples)));
+      const std::int64_t n = std::min(o.fid_samples, train.count);
+      report.frechet_train =
+          pd::metrics::frechet_distance(real, pd::metrics::classifier_feature_statistics(c.model, train, 0, n));
+      report.frechet_samples = o.fid_samples;
+      report.frechet_train_samples = n;
+      if (!std::isfinite(report.frechet)) throw std::runtime_error("the Frechet distance is not finite");
+    });
+  }
+}
+
+template <class Scale>
+struct Job {
+  using Net = typename Scale::Net;
+  const Options& o;
+  const Schedule& schedule;
+  const pd::group::Partition& partition;
+  const pd::data::ImageDataset& train;
+  const pd::data::ImageDataset& test;
+  Report& report;
+
+  pd::model::Progressive<Net> new_base() const {
+    const auto config = net_config(o, Net::default_config());
+    pd::model::Progressive<Net> base(Net(Net::default_widths(o.channels), config), schedule.size());
+    pd::Generator gen(o.seed, 0x494e4954u);  // "INIT"
+    base.initialize(gen);
+    return base;
+  }
+
+  /// Stage 1 (all timesteps) for `steps`; the EMA weights are loaded into the returned model.
+  pd::model::Progressive<Net> stage1(std::int64_t steps) {
+    auto base = new_base();
+    auto options = train_options(o, "stage1", steps, o.lr);
+    const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep",
+                         [&] { return pd::train::train_stage1(base, schedule, train, options); });
+    report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
+                             options.checkpoint_path});
+    load_ema_weights(options.checkpoint_path, base, schedule);
+    return base;
+  }
+
+  void experts() {
+    auto base = stage1(o.steps);
+    if (o.stage2_steps == 0) {
+      report.notes.push_back("--stage2-steps 0: the groups are copies of the base, not fine-tuned");
+      auto grouped = pd::train::copy_into_groups(base, partition, o.seed);
+      evaluate(o, grouped, partition, schedule, train, test, report);
+      return;
+    }
+    auto options = train_options(o, "stage2", o.stage2_steps, o.lr / 2);
+    pd::train::TrainReport r;
+    auto grouped = timed(report,
+                         "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " +
+                             std::to_string(partition.groups()) + " groups",
+                         [&] { return pd::train::train_stage2(base, partition, schedule, train, options, {}, &r); });
+    report.stages.push_back({"stage 2", o.stage2_steps, o.stage2_steps * o.batch * partition.groups(),
+                             final_losses(r, partition.groups()), options.csv_path, options.plot_path,
+                             options.checkpoint_path});
+    load_ema_weights(options.checkpoint_path, grouped, schedule);
+    report.checkpoint = options.checkpoint_path;
+    evaluate(o, grouped, partition, schedule, train, test, report);
+  }
+
+  void unified() {
+    // As many training images as stage 1 and stage 2 of the experts see together.
+    const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
+    auto base = stage1(steps);
+    report.checkpoint = o.out / "stage1.safetensors";
+    evaluate(o, base, partition, schedule, train, test, report);
+  }
+
+  template <int K>
+  void multi_stage() {
+    using Multi = typename Scale::template Multi<K>;
+    const auto config = net_config(o, Multi::default_config());
+    const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, K));
+    pd::model::IntervalRouted<Multi> model(Multi(widths, config), partition);
+    pd::Generator gen(o.seed, 0x494e4954u);
+    model.initialize(gen);
+    const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
+    auto options = train_options(o, "multi_stage", steps, o.lr);
+    const auto r = timed(report, "multi-stage training: " + std::to_string(steps) + " steps on mixed batches",
+                         [&] { return pd::train::train_multi_stage(model, schedule, train, options); });
+    report.stages.push_back({"multi-stage", steps, steps * o.batch, final_losses(r, K), options.csv_path,
+                             options.plot_path, options.checkpoint_path});
+    load_ema_weights(options.checkpoint_path, model, schedule);
+    report.checkpoint = options.checkpoint_path;
+    evaluate(o, model, partition, schedule, train, test, report);
+  }
+
+  void run() {
+    switch (o.variant) {
+      case Variant::Experts:
+        return experts();
+      case Variant::Unified:
+        return unified();
+      case Variant::MultiStage:
+        switch (partition.groups()) {
+          case 2:
+            return multi_stage<2>();
+          case 3:
+            return multi_stage<3>();
+          case 4:
+            return multi_stage<4>();
+          default:
+            throw pd::ConfigError("--variant multi-stage: the grouper gave " + std::to_string(partition.groups()) +
+                                  " groups; the job is built for " + std::to_string(kMinDecoders) + " to " +
+                                  std::to_string(kMaxDecoders) + " decoders (choose --groups in that range)");
+        }
+    }
+  }
+};
+
+int run(const Options& o, const std::string& command) {
+  const auto start = Clock::now();
+  for (const auto& name : {"train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"})
+    if (!fs::exists(o.data / name)) {
+      std::fprintf(stderr,
+                   "skipped: %s is missing (Debian installs Fashion-MNIST with: apt-get install "
+                   "dataset-fashion-mnist)\n",
+                   (o.data / name).string().c_str());
+      return kSkipped;
+    }
+  fs::create_directories(o.out);
+  Report report;
+  report.command = command;
+  report.options = o;
+
+  const Schedule schedule;
+  const pd::group::Partition partition = pd::group::FlopsIntervalGrouper<pd::difficulty::SnrFlops>{
+      o.groups, pd::difficulty::SnrFlops{
+                    o.min_flops_ratio}}.group(schedule);
+  if (partition.groups() != o.groups)
+    report.notes.push_back("the FLOPs-interval grouper gave " + std::to_string(partition.groups()) +
+                           " groups for --groups " + std::to_string(o.groups) +
+                           " (an interval of the budget held no timestep)");
+  report.partition = partition;
+
+  const auto [train, test] = timed(report, "loading Fashion-MNIST", [&] {
+    auto tr = pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images);
+    auto te = pd::data::load_fashion_mnist(pd::data::Split::Test, o.data, o.test_images);
+    return std::pair{std::move(tr), std::move(te)};
+  });
+  std::printf("%lld training and %lld test images; groups (timesteps):", static_cast<long long>(train.count),
+              static_cast<long long>(test.count));
+  for (std::int64_t k = 0; k < partition.groups(); ++k)
+    std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
+  std::printf("\n");
+
+  if (o.paper_scale)
+    Job<PaperScale>{o, schedule, partition, train, test, report}.run();
+  else
+    Job<SmallScale>{o, schedule, partition, train, test, report}.run();
+
+  report.total_seconds = seconds_since(start);
+  const fs::path report_path = o.out / "report.md";
+  write_report(report_path, report);
+  std::printf("wrote %s; total %.1f s\n", report_path.string().c_str(), report.total_seconds);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse_options(argc, argv);
+  } catch (const progdiff::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  if (o.help) {
+    std::fputs(usage(), stdout);
+    return 0;
+  }
+  std::string command = "progdiff_example_02_progressive";
+  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+  try {
+    return run(o, command);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

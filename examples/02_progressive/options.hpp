@@ -1,0 +1,224 @@
+#pragma once
+// Command-line options of the main job (examples/02_progressive): parsing, defaults of the
+// three configurations (default, --tiny, --paper-scale) and the --help text.
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "progdiff/core/error.hpp"
+
+namespace job {
+
+enum class Variant { Experts, Unified, MultiStage };
+
+inline const char* variant_name(Variant v) {
+  switch (v) {
+    case Variant::Experts:
+      return "experts";
+    case Variant::Unified:
+      return "unified";
+    case Variant::MultiStage:
+      return "multi-stage";
+  }
+  return "?";
+}
+
+/// Everything the job does, after the configuration's defaults and the flags are applied.
+struct Options {
+  Variant variant = Variant::Experts;
+  bool tiny = false;              // a smoke-test configuration: small data, model and step counts
+  bool paper_scale = false;       // the papers' CIFAR-size U-Net (hours on a CPU)
+  std::int64_t groups = 3;        // timestep groups (N of the FLOPs-interval grouper)
+  double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
+  std::int64_t steps = 0;         // stage-1 optimizer steps
+  std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
+  std::int64_t batch = 0;
+  std::int64_t channels = 0;  // base width of the U-Net
+  double lr = 0.0;
+  std::int64_t train_images = 0;  // 0: the whole training split
+  std::int64_t test_images = 0;   // 0: the whole test split (metrics and the classifier's accuracy)
+  std::int64_t ddim_steps = 0;
+  std::int64_t grid = 0;          // images in samples.png
+  std::int64_t fid_samples = 0;   // generated images for the Frechet distance (0: skip it)
+  std::int64_t loss_samples = 0;  // test images per group for the per-group loss
+  std::uint64_t seed = 0;
+  std::filesystem::path out;  // empty: progressive_<variant>[_tiny | _paper] in the working directory
+  std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
+  std::filesystem::path classifier;  // empty: <out>/../fashion_classifier.safetensors
+  bool help = false;
+};
+
+inline const char* usage() {
+  return R"(usage: progdiff_example_02_progressive [flags]
+
+Trains a small U-Net on Fashion-MNIST (stage 1), splits the timesteps into groups by the
+FLOPs-interval rule, trains one denoiser per group (stage 2), samples a grid with DDIM and
+writes samples.png, report.md (per-group FLOPs, parameters, test loss, Frechet distance,
+wall times), training logs, loss plots and checkpoints to the output directory.
+
+  --variant V        experts (default): stage 1, then a copy of the base per group,
+                       each fine-tuned on its group's timesteps
+                     unified: one U-Net for every timestep, trained for the same number
+                       of images as the experts (the baseline)
+                     multi-stage: one shared encoder and one decoder per group, the
+                       decoders narrower for noisier groups, trained on mixed batches
+  --groups N         timestep groups (default 3)
+  --min-flops K      k of eq. 8, the noisiest group's FLOPs share (default 0.5; it sets
+                       the groups' boundaries and the multi-stage decoder widths)
+  --steps N          stage-1 steps (multi-stage: its training steps)
+  --stage2-steps N   stage-2 steps; each trains every group on a batch of its own
+  --batch N          images per batch
+  --channels N       base width of the U-Net (a multiple of 8)
+  --lr X             peak learning rate (linear warm-up, cosine decay)
+  --train-images N   use the first N training images (0: all 60000)
+  --test-images N    use the first N test images (0: all 10000)
+  --ddim-steps N     DDIM steps for samples.png and the Frechet distance
+  --grid N           images in samples.png
+  --fid-samples N    generated images for the Frechet distance (0: skip it)
+  --loss-samples N   test images per group for the per-group loss
+  --seed N           seed of initialization, data order, noise and sampling
+  --out DIR          output directory (default progressive_<variant>, with _tiny or _paper
+                       for those configurations); a run there is resumed from its checkpoints
+  --data DIR         Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
+  --classifier FILE  the metric's classifier, trained and saved there when missing
+                       (default: fashion_classifier.safetensors beside DIR)
+  --tiny             a configuration for smoke tests (about a minute): few images, a narrow
+                       net, few steps; flags after it still apply
+  --paper-scale      the papers' U-Net (channels 128, levels 1-2-2-2, two residual blocks,
+                       attention at 16x16) and training length: days on a CPU
+  --help             this text
+)";
+}
+
+/// The defaults of the configuration the flags select (tiny / default / paper scale).
+inline void apply_configuration(Options& o) {
+  if (o.paper_scale) {
+    o.steps = 80000, o.stage2_steps = 20000, o.batch = 128, o.channels = 128, o.lr = 2e-4;
+    o.ddim_steps = 100, o.grid = 64, o.fid_samples = 10000, o.loss_samples = 2000;
+  } else if (o.tiny) {
+    o.steps = 20, o.stage2_steps = 10, o.batch = 16, o.channels = 8, o.lr = 2e-3, o.train_images = 512;
+    o.test_images = 1000;
+    o.ddim_steps = 5, o.grid = 16, o.fid_samples = 32, o.loss_samples = 32;
+  } else {
+    o.steps = 600, o.stage2_steps = 120, o.batch = 64, o.channels = 32, o.lr = 2e-3;
+    o.ddim_steps = 20, o.grid = 64, o.fid_samples = 500, o.loss_samples = 500;
+  }
+}
+
+namespace detail {
+inline std::int64_t to_integer(const std::string& flag, const std::string& v, std::int64_t lo, std::int64_t hi) {
+  char* end = nullptr;
+  errno = 0;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE)
+    throw progdiff::ConfigError(flag + ": expected an integer, got '" + v + "'");
+  if (x < lo || x > hi)
+    throw progdiff::ConfigError(flag + ": " + v + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "]");
+  return x;
+}
+inline double to_real(const std::string& flag, const std::string& v, double lo, double hi) {
+  char* end = nullptr;
+  const double x = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0') throw progdiff::ConfigError(flag + ": expected a number, got '" + v + "'");
+  if (!(x >= lo && x <= hi))
+    throw progdiff::ConfigError(flag + ": " + v + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                "]");
+  return x;
+}
+}  // namespace detail
+
+/// The options of argv; ConfigError names the flag and what is wrong with it.
+inline Options parse_options(int argc, const char* const* argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Options o;
+  // The configuration flags choose the defaults first, wherever they stand.
+  for (const auto& a : args) {
+    o.tiny = o.tiny || a == "--tiny";
+    o.paper_scale = o.paper_scale || a == "--paper-scale";
+  }
+  if (o.tiny && o.paper_scale) throw progdiff::ConfigError("--tiny and --paper-scale exclude each other");
+  apply_configuration(o);
+  constexpr std::int64_t kMax = std::int64_t{1} << 40;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& flag = args[i];
+    if (flag == "--tiny" || flag == "--paper-scale") continue;
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+      continue;
+    }
+    if (flag.rfind("--", 0) != 0)
+      throw progdiff::ConfigError("unexpected argument '" + flag + "': flags start with -- (see --help)");
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw progdiff::ConfigError(flag + " needs a value (see --help)");
+      return args[++i];
+    };
+    if (flag == "--variant") {
+      const std::string v = value();
+      if (v == "experts")
+        o.variant = Variant::Experts;
+      else if (v == "unified")
+        o.variant = Variant::Unified;
+      else if (v == "multi-stage")
+        o.variant = Variant::MultiStage;
+      else
+        throw progdiff::ConfigError("--variant: unknown variant '" + v + "' (choose unified, multi-stage or experts)");
+    } else if (flag == "--groups") {
+      o.groups = detail::to_integer(flag, value(), 1, 8);
+    } else if (flag == "--min-flops") {
+      o.min_flops_ratio = detail::to_real(flag, value(), 0.05, 1.0);
+    } else if (flag == "--steps") {
+      o.steps = detail::to_integer(flag, value(), 1, kMax);
+    } else if (flag == "--stage2-steps") {
+      o.stage2_steps = detail::to_integer(flag, value(), 0, kMax);
+    } else if (flag == "--batch") {
+      o.batch = detail::to_integer(flag, value(), 1, 4096);
+    } else if (flag == "--channels") {
+      o.channels = detail::to_integer(flag, value(), 8, 512);
+      if (o.channels % 8 != 0)
+        throw progdiff::ConfigError("--channels: " + std::to_string(o.channels) +
+                                    " is not a multiple of 8 (the GroupNorm groups)");
+    } else if (flag == "--lr") {
+      o.lr = detail::to_real(flag, value(), 1e-7, 1.0);
+    } else if (flag == "--train-images") {
+      o.train_images = detail::to_integer(flag, value(), 0, 60000);
+    } else if (flag == "--test-images") {
+      o.test_images = detail::to_integer(flag, value(), 0, 10000);
+    } else if (flag == "--ddim-steps") {
+      o.ddim_steps = detail::to_integer(flag, value(), 1, 1000);
+    } else if (flag == "--grid") {
+      o.grid = detail::to_integer(flag, value(), 1, 1024);
+    } else if (flag == "--fid-samples") {
+      o.fid_samples = detail::to_integer(flag, value(), 0, 100000);
+      if (o.fid_samples == 1) throw progdiff::ConfigError("--fid-samples: the Frechet distance needs 0 or >= 2 images");
+    } else if (flag == "--loss-samples") {
+      o.loss_samples = detail::to_integer(flag, value(), 1, 10000);
+    } else if (flag == "--seed") {
+      o.seed = static_cast<std::uint64_t>(detail::to_integer(flag, value(), 0, kMax));
+    } else if (flag == "--out") {
+      o.out = value();
+    } else if (flag == "--data") {
+      o.data = value();
+    } else if (flag == "--classifier") {
+      o.classifier = value();
+    } else {
+      throw progdiff::ConfigError("unknown flag '" + flag + "' (see --help)");
+    }
+  }
+  if (o.batch < 2 && o.variant == Variant::MultiStage)
+    throw progdiff::ConfigError("--batch: multi-stage training mixes groups in a batch and needs at least 2 images");
+  if (o.out.empty())
+    o.out = std::string("progressive_") + (o.variant == Variant::MultiStage ? "multi_stage" : variant_name(o.variant)) +
+            (o.tiny ? "_tiny" : (o.paper_scale ? "_paper" : ""));
+  if (o.classifier.empty()) {
+    auto dir = std::filesystem::absolute(o.out).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();  // "run/" names the directory "run"
+    o.classifier = dir.parent_path() / "fashion_classifier.safetensors";
+  }
+  return o;
+}
+
+}  // namespace job

@@ -1,0 +1,154 @@
+#pragma once
+// report.md of the main job: what ran, with which flags, how long each phase took, and the
+// per-group FLOPs, parameters and test losses, the Frechet distance and the files written.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "options.hpp"
+#include "progdiff/core/error.hpp"
+#include "progdiff/group/partition.hpp"
+#include "progdiff/metrics/group_loss.hpp"
+
+namespace job {
+
+struct StageSummary {
+  std::string name;
+  std::int64_t steps = 0;
+  std::int64_t images = 0;           // training images seen (steps x batch x groups per step)
+  std::vector<double> final_losses;  // per group: mean training loss over the last tenth of the steps
+  std::filesystem::path csv, plot, checkpoint;
+};
+
+struct GroupCost {
+  std::int64_t begin = 0, end = 0;  // timesteps [begin, end)
+  std::int64_t flops = 0;           // per image, forward
+  std::int64_t parameters = 0;      // the parameters this group's prediction uses
+};
+
+struct Report {
+  std::string command;
+  Options options;
+  progdiff::group::Partition partition;
+  std::vector<std::string> notes;
+  std::vector<std::pair<std::string, double>> times;  // phase, seconds
+  std::vector<StageSummary> stages;
+  std::int64_t model_groups = 0;
+  std::vector<GroupCost> model_rows;
+  std::int64_t parameters = 0;
+  double average_flops = 0.0;
+  std::vector<progdiff::metrics::GroupLoss> test_losses;
+  double sample_mean = 0.0;
+  double classifier_accuracy = -1.0;
+  bool classifier_trained = false;
+  double frechet = std::nan(""), frechet_train = std::nan("");
+  std::int64_t frechet_samples = 0, frechet_train_samples = 0;
+  std::filesystem::path checkpoint;
+  double total_seconds = 0.0;
+};
+
+namespace detail {
+inline std::string fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+inline std::string mflops(double flops) { return fixed(flops / 1e6, 1); }
+inline std::string name_of(const std::filesystem::path& p) { return p.filename().string(); }
+}  // namespace detail
+
+inline std::string render_report(const Report& r) {
+  using detail::fixed;
+  const Options& o = r.options;
+  std::string s;
+  s += "# Progressive diffusion on Fashion-MNIST\n\n";
+  s += "Command: `" + r.command + "`\n\n";
+  s += "| setting | value |\n|---|---|\n";
+  s += "| variant | " + std::string(variant_name(o.variant)) + " |\n";
+  s += "| scale | " + std::string(o.paper_scale ? "paper" : (o.tiny ? "tiny" : "default")) + " |\n";
+  s += "| U-Net base channels | " + std::to_string(o.channels) + " |\n";
+  s += "| stage-1 steps / stage-2 steps | " + std::to_string(o.steps) + " / " + std::to_string(o.stage2_steps) + " |\n";
+  s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
+  s += "| schedule | DDPM linear betas, 1000 steps |\n";
+  s += "| grouping | FLOPs intervals (eqs. 8-10), N = " + std::to_string(o.groups) +
+       ", k = " + fixed(o.min_flops_ratio, 2) + " |\n";
+  s += "| sampler | DDIM, " + std::to_string(o.ddim_steps) + " steps, eta 0 |\n";
+  s += "| seed | " + std::to_string(o.seed) + " |\n\n";
+  for (const auto& n : r.notes) s += "Note: " + n + ".\n\n";
+
+  s += "## Groups: cost and test loss\n\n";
+  s += "Loss: mean squared error of the predicted noise on " +
+       std::to_string(r.test_losses.empty() ? 0 : r.test_losses.front().samples) +
+       " test images per group, each at a timestep drawn uniformly in the group (the same noised inputs for "
+       "every run). FLOPs: one forward pass per 32x32 image, multiply-adds counted as 2.\n\n";
+  s += "| group | timesteps | FLOPs budget (eq. 8) | model part | MFLOPs / image | parameters | test MSE |\n";
+  s += "|---|---|---|---|---|---|---|\n";
+  for (std::size_t g = 0; g < r.test_losses.size(); ++g) {
+    const auto& l = r.test_losses[g];
+    // The model may have one group (unified) for all of the job's groups.
+    const std::size_t m = r.model_rows.size() == r.test_losses.size() ? g : 0;
+    const GroupCost& c = r.model_rows.at(m);
+    const double budget = g < r.partition.budgets.size() ? r.partition.budgets[g] : std::nan("");
+    s += "| " + std::to_string(g) + " | [" + std::to_string(l.first_timestep) + ", " + std::to_string(l.end_timestep) +
+         ") | " + fixed(budget, 3) + " | " +
+         (r.model_rows.size() == 1
+              ? std::string("the one net")
+              : (o.variant == Variant::MultiStage ? "encoder + decoder " : "net ") + std::to_string(m)) +
+         " | " + detail::mflops(static_cast<double>(c.flops)) + " | " + std::to_string(c.parameters) + " | " +
+         fixed(l.mse, 5) + " |\n";
+  }
+  double mean_mse = 0.0, weight = 0.0;
+  for (const auto& l : r.test_losses) {
+    const double share = static_cast<double>(l.end_timestep - l.first_timestep);
+    mean_mse += share * l.mse;
+    weight += share;
+  }
+  s += "\nWhole model: " + std::to_string(r.parameters) + " parameters, " + detail::mflops(r.average_flops) +
+       " MFLOPs per image averaged over the timesteps, test MSE " +
+       fixed(weight > 0 ? mean_mse / weight : std::nan(""), 5) + " averaged over the timesteps.\n\n";
+
+  s += "## Samples\n\n![samples](samples.png)\n\n";
+  s += "`samples.png`: the first " + std::to_string(o.grid) + " DDIM samples (seed " + std::to_string(o.seed) +
+       "); mean pixel value " + fixed(r.sample_mean, 3) + " (the data's is about -0.43).\n\n";
+  if (r.frechet_samples > 0) {
+    s += "## Frechet distance\n\n";
+    s += "In the feature space of a Fashion-MNIST classifier (test accuracy " + fixed(r.classifier_accuracy, 4) +
+         (r.classifier_trained ? ", trained in this run" : ", loaded") + "):\n\n";
+    s += "| images | distance to the test split |\n|---|---|\n";
+    s += "| " + std::to_string(r.frechet_samples) + " generated | " + fixed(r.frechet, 3) + " |\n";
+    s += "| " + std::to_string(r.frechet_train_samples) + " training images (the floor at this count) | " +
+         fixed(r.frechet_train, 3) + " |\n\n";
+  }
+  s += "## Training\n\n| stage | steps | images seen | final training loss per group | log | plot | checkpoint |\n";
+  s += "|---|---|---|---|---|---|---|\n";
+  for (const auto& st : r.stages) {
+    std::string losses;
+    for (std::size_t k = 0; k < st.final_losses.size(); ++k) losses += (k ? ", " : "") + fixed(st.final_losses[k], 4);
+    s += "| " + st.name + " | " + std::to_string(st.steps) + " | " + std::to_string(st.images) + " | " + losses +
+         " | `" + detail::name_of(st.csv) + "` | `" + detail::name_of(st.plot) + "` | `" +
+         detail::name_of(st.checkpoint) + "` |\n";
+  }
+  for (const auto& st : r.stages) s += "\n![" + st.name + "](" + detail::name_of(st.plot) + ")\n";
+  s += "\nThe model sampled here (EMA weights): `" + detail::name_of(r.checkpoint) +
+       "`; `progdiff_example_04_sample_checkpoint` samples it again.\n\n";
+  s += "## Wall time\n\n| phase | seconds |\n|---|---|\n";
+  for (const auto& [phase, sec] : r.times) s += "| " + phase + " | " + fixed(sec, 1) + " |\n";
+  s += "| **total** | **" + fixed(r.total_seconds, 1) + "** |\n\n";
+  s += "A resumed run counts only the time it spent itself.\n";
+  return s;
+}
+
+/// Writes the report; IoError names the path on failure.
+inline void write_report(const std::filesystem::path& path, const Report& r) {
+  std::ofstream f(path);
+  if (!f) throw progdiff::IoError("write_report: cannot open " + path.string() + " for writing");
+  f << render_report(r);
+  if (!f) throw progdiff::IoError("write_report: writing " + path.string() + " failed");
+}
+
+}  // namespace job
