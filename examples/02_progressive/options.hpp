@@ -9,10 +9,11 @@
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/train/tdc_options.hpp"
 
 namespace job {
 
-enum class Variant { Experts, Unified, MultiStage };
+enum class Variant { Experts, Unified, MultiStage, Tdc };
 
 inline const char* variant_name(Variant v) {
   switch (v) {
@@ -22,6 +23,8 @@ inline const char* variant_name(Variant v) {
       return "unified";
     case Variant::MultiStage:
       return "multi-stage";
+    case Variant::Tdc:
+      return "tdc";
   }
   return "?";
 }
@@ -48,6 +51,8 @@ struct Options {
   std::filesystem::path out;  // empty: progressive_<variant>[_tiny | _paper] in the working directory
   std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
   std::filesystem::path classifier;  // empty: <out>/../fashion_classifier.safetensors
+  std::string pruning = "proxy";     // --variant tdc: the pruning criterion of every group
+  std::int64_t tdc_group = -1;       // --variant tdc: >= 0 runs this group only (one process per group)
   bool help = false;
 };
 
@@ -65,6 +70,12 @@ wall times), training logs, loss plots and checkpoints to the output directory.
                        of images as the experts (the baseline)
                      multi-stage: one shared encoder and one decoder per group, the
                        decoders narrower for noisier groups, trained on mixed batches
+                     tdc: stage 1, then per group the base pruned to the group's FLOPs
+                       budget and fine-tuned on its timesteps (TDC stage 2)
+  --tdc              the same as --variant tdc
+  --pruning C        tdc: proxy (default), random, magnitude, taylor, diff-pruning or none
+  --tdc-group G      tdc: prune and fine-tune group G only, for one process per group; a
+                       last run without it assembles the groups and evaluates
   --groups N         timestep groups (default 3)
   --min-flops K      k of eq. 8, the noisiest group's FLOPs share (default 0.5; it sets
                        the groups' boundaries and the multi-stage decoder widths)
@@ -164,8 +175,22 @@ inline Options parse_options(int argc, const char* const* argv) {
         o.variant = Variant::Unified;
       else if (v == "multi-stage")
         o.variant = Variant::MultiStage;
+      else if (v == "tdc")
+        o.variant = Variant::Tdc;
       else
-        throw progdiff::ConfigError("--variant: unknown variant '" + v + "' (choose unified, multi-stage or experts)");
+        throw progdiff::ConfigError("--variant: unknown variant '" + v +
+                                    "' (choose unified, multi-stage, experts or tdc)");
+    } else if (flag == "--tdc") {
+      o.variant = Variant::Tdc;
+    } else if (flag == "--pruning") {
+      o.pruning = value();
+      try {
+        progdiff::train::parse_tdc_pruning(o.pruning);
+      } catch (const progdiff::ConfigError& e) {
+        throw progdiff::ConfigError(std::string("--pruning: ") + e.what());
+      }
+    } else if (flag == "--tdc-group") {
+      o.tdc_group = detail::to_integer(flag, value(), 0, 7);
     } else if (flag == "--groups") {
       o.groups = detail::to_integer(flag, value(), 1, 8);
     } else if (flag == "--min-flops") {
@@ -208,6 +233,11 @@ inline Options parse_options(int argc, const char* const* argv) {
       throw progdiff::ConfigError("unknown flag '" + flag + "' (see --help)");
     }
   }
+  if (o.tdc_group >= 0 && o.variant != Variant::Tdc)
+    throw progdiff::ConfigError("--tdc-group: only the tdc variant runs groups separately (add --tdc)");
+  if (o.tdc_group >= o.groups)
+    throw progdiff::ConfigError("--tdc-group: group " + std::to_string(o.tdc_group) + " does not exist with --groups " +
+                                std::to_string(o.groups));
   if (o.batch < 2 && o.variant == Variant::MultiStage)
     throw progdiff::ConfigError("--batch: multi-stage training mixes groups in a batch and needs at least 2 images");
   if (o.out.empty())

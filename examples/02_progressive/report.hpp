@@ -41,6 +41,8 @@ struct Report {
   std::vector<GroupCost> model_rows;
   std::int64_t parameters = 0;
   double average_flops = 0.0;
+  double base_flops = 0.0;           // tdc: the unpruned base's FLOPs per image
+  std::int64_t base_parameters = 0;  // tdc: the base's parameters
   std::vector<progdiff::metrics::GroupLoss> test_losses;
   double sample_mean = 0.0;
   double classifier_accuracy = -1.0;
@@ -111,6 +113,10 @@ inline std::string render_report(const Report& r) {
   s += "\nWhole model: " + std::to_string(r.parameters) + " parameters, " + detail::mflops(r.average_flops) +
        " MFLOPs per image averaged over the timesteps, test MSE " +
        fixed(weight > 0 ? mean_mse / weight : std::nan(""), 5) + " averaged over the timesteps.\n\n";
+  if (r.base_flops > 0)
+    s += "Against the unpruned base (" + detail::mflops(r.base_flops) + " MFLOPs, " +
+         std::to_string(r.base_parameters) + " parameters): average FLOPs over the timesteps " +
+         fixed(100.0 * r.average_flops / r.base_flops, 1) + "% of the base's.\n\n";
 
   s += "## Samples\n\n![samples](samples.png)\n\n";
   s += "`samples.png`: the first " + std::to_string(o.grid) + " DDIM samples (seed " + std::to_string(o.seed) +
@@ -134,8 +140,12 @@ inline std::string render_report(const Report& r) {
          detail::name_of(st.checkpoint) + "` |\n";
   }
   for (const auto& st : r.stages) s += "\n![" + st.name + "](" + detail::name_of(st.plot) + ")\n";
-  s += "\nThe model sampled here (EMA weights): `" + detail::name_of(r.checkpoint) +
-       "`; `progdiff_example_04_sample_checkpoint` samples it again.\n\n";
+  if (o.variant == Variant::Tdc)
+    s += "\nThe groups' pruned and fine-tuned denoisers: `tdc/group<g>/checkpoint.safetensors`, with the "
+         "pruning schemes evaluated in `tdc/group<g>/memory_bank.json`.\n\n";
+  else
+    s += "\nThe model sampled here (EMA weights): `" + detail::name_of(r.checkpoint) +
+         "`; `progdiff_example_04_sample_checkpoint` samples it again.\n\n";
   s += "## Wall time\n\n| phase | seconds |\n|---|---|\n";
   for (const auto& [phase, sec] : r.times) s += "| " + phase + " | " + fixed(sec, 1) + " |\n";
   s += "| **total** | **" + fixed(r.total_seconds, 1) + "** |\n\n";
