@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/difficulty/difficulty.hpp"
@@ -88,6 +89,13 @@ struct UnevenSnr {
   double scale(std::int64_t) const { return 1.0; }
   double alpha_bar(std::int64_t i) const { return 1 / (1 + sigma(i) * sigma(i)); }
 };
+
+TEST_CASE("Partition routes fractional timesteps by their nearest grid index") {
+  const progdiff::group::Partition p{{0, 3, 7, 10}, {}};
+  // nearest indices 0 (clamped), 2, 3, 7 (half rounds away from zero), 9 (clamped), 9
+  const std::vector<double> t{-0.4, 2.4, 2.6, 6.5, 9.7, 12.0};
+  CHECK(p.groups_of_nearest(t) == std::vector<std::int64_t>{0, 0, 1, 2, 2, 2});
+}
 
 TEST_CASE("FlopsInterval: eqs. 9-10 on a hand-computed case") {
   // budgets 0.5, 0.75, 1 (eq. 8, k = 0.5); N = 2: w(0) = 0.75, w(1) = 1

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,19 @@ TEST_CASE("Progressive routes each sample to its group's denoiser; other groups 
   CHECK(max_abs_diff(rows(y, 0, 1), m.denoiser(0).forward(x.slice(0, 1).clone(), t0).to_host()) < 1e-12);
   CHECK(max_abs_diff(rows(y, 1, 3), m.denoiser(1).forward(x.slice(1, 3).clone(), t1).to_host()) < 1e-12);
   m.backward(Tensor::full(y.shape(), 1.0));  // clears the stray caches of the two single-net forwards too
+
+  // Fractional timesteps (continuous-time samplers) go to the group of the nearest grid index:
+  // 4.6 -> 5 (group 0), 59.5 -> 60 and 99.2 -> 99 (group 1), each net seeing t as it is.
+  const std::vector<double> tf{4.6, 59.5, 99.2};
+  const Tensor yf = m.predict(x, std::span<const double>(tf));
+  const Tensor tf0 = Tensor::from_host(Shape{1}, std::vector<double>{4.6});
+  const Tensor tf1 = Tensor::from_host(Shape{2}, std::vector<double>{59.5, 99.2});
+  m.set_training(false);
+  const auto want0 = m.denoiser(0).forward(x.slice(0, 1).clone(), tf0).to_host();
+  const auto want1 = m.denoiser(1).forward(x.slice(1, 3).clone(), tf1).to_host();
+  m.set_training(true);
+  CHECK(max_abs_diff(rows(yf, 0, 1), want0) < 1e-12);
+  CHECK(max_abs_diff(rows(yf, 1, 3), want1) < 1e-12);
 
   m.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
   const std::vector<std::int64_t> only0{0, 17, 39};

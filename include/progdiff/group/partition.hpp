@@ -1,7 +1,10 @@
 #pragma once
 // Partition: the result of every grouper. Groups are contiguous, ordered runs of grid indices
 // covering [0, size) exactly once: group g holds indices [starts[g], starts[g + 1]).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -29,6 +32,15 @@ struct Partition {
       (starts[static_cast<std::size_t>(mid)] <= i ? lo : hi) = mid;
     }
     return lo;
+  }
+
+  /// The group of each fractional timestep: that of its nearest grid index, clamped to
+  /// [0, size) (what a continuous-time sampler's off-grid steps are routed by).
+  std::vector<std::int64_t> groups_of_nearest(std::span<const double> timesteps) const {
+    std::vector<std::int64_t> g;
+    g.reserve(timesteps.size());
+    for (double t : timesteps) g.push_back(group_of(std::clamp<std::int64_t>(std::llround(t), 0, size() - 1)));
+    return g;
   }
 
   /// The N - 1 inner boundaries as grid indices (the first index of groups 1..N-1).

@@ -157,13 +157,8 @@ class Progressive {
   /// sample::ContinuousDenoiser: fractional timesteps go to the nets as they are; each sample's
   /// group is that of the nearest grid index.
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const double> timesteps) {
-    std::vector<std::int64_t> groups;
-    std::vector<T> tv;
-    for (double t : timesteps) {
-      const auto i = std::clamp<std::int64_t>(std::llround(t), 0, partition_.size() - 1);
-      groups.push_back(partition_.group_of(i));
-      tv.push_back(static_cast<T>(t));
-    }
+    const std::vector<std::int64_t> groups = partition_.groups_of_nearest(timesteps);
+    const std::vector<T> tv(timesteps.begin(), timesteps.end());
     const bool was = training_;
     set_training(false);
     Tensor<T, B> y = forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(tv.size())}, tv), groups);
