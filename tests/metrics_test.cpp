@@ -95,7 +95,11 @@ TEST_CASE("frechet_distance: equals NumPy's route through the eigenvalues of S1 
     const double got = metrics::frechet_distance(matrix(f, c + ".mean1"), matrix(f, c + ".cov1"),
                                                  matrix(f, c + ".mean2"), matrix(f, c + ".cov2"));
     INFO(c << ": got " << got << ", NumPy " << want);
-    CHECK(std::abs(got - want) < 1e-9 * std::max(1.0, std::abs(want)));
+    // A singular product has eigenvalues that are zero up to rounding (about 1e-16 of its
+    // norm); their square roots, about 1e-8 each, enter the trace, so the two routes agree to
+    // about 1e-8 relative there (2e-9 measured without FMA contraction), 1e-9 at full rank.
+    const double tolerance = c == "full" ? 1e-9 : 1e-7;
+    CHECK(std::abs(got - want) < tolerance * std::max(1.0, std::abs(want)));
   }
 }
 
