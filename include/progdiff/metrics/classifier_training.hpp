@@ -27,6 +27,7 @@
 
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/data/batch_iterator.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
@@ -84,6 +85,7 @@ template <class T, class B>
 double classifier_accuracy(FashionClassifier<T, B>& model, const data::ImageDataset& dataset,
                            std::int64_t batch_size = 500) {
   require(dataset.count > 0 && batch_size > 0, "classifier_accuracy: needs a non-empty dataset and batch size >= 1");
+  const InferenceMode inference;
   std::int64_t correct = 0;
   for (std::int64_t begin = 0; begin < dataset.count; begin += batch_size) {
     const std::int64_t end = std::min(dataset.count, begin + batch_size);

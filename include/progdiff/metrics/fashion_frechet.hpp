@@ -9,6 +9,7 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/metrics/classifier.hpp"
@@ -24,6 +25,7 @@ FeatureStatistics classifier_feature_statistics(FashionClassifier<T, B>& model, 
                                                 std::int64_t batch_size = 500) {
   expect_nchw(images.shape(), "classifier_feature_statistics");
   require(batch_size > 0, "classifier_feature_statistics: batch_size must be positive");
+  const InferenceMode inference;
   FeatureStatistics stats(model.feature_dim());
   for (std::int64_t begin = 0; begin < images.dim(0); begin += batch_size)
     stats.add(model.features(images.slice(begin, std::min(images.dim(0), begin + batch_size))));
@@ -40,6 +42,7 @@ FeatureStatistics classifier_feature_statistics(FashionClassifier<T, B>& model, 
                       "classifier_feature_statistics: range [" + std::to_string(begin) + ", " + std::to_string(end) +
                           ") outside a dataset of " + std::to_string(dataset.count));
   require(batch_size > 0, "classifier_feature_statistics: batch_size must be positive");
+  const InferenceMode inference;
   FeatureStatistics stats(model.feature_dim());
   for (std::int64_t b = begin; b < end; b += batch_size)
     stats.add(model.features(dataset_images<T, B>(dataset, b, std::min(end, b + batch_size))));

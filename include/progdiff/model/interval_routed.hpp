@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "progdiff/model/description.hpp"
+#include "progdiff/model/evaluation_scope.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
@@ -52,6 +53,7 @@ class IntervalRouted {
     training_ = training;
     model_.set_training(training);
   }
+  bool training() const { return training_; }
   const group::Partition& partition() const { return partition_; }
   std::int64_t group_count() const { return partition_.groups(); }
   schedule::PredictionType prediction_type() const { return prediction_; }
@@ -66,23 +68,16 @@ class IntervalRouted {
   }
   Tensor<T, B> backward(const Tensor<T, B>& dy) { return model_.backward(dy); }
 
-  /// sample::Denoiser: evaluation mode for the call, then the training mode is restored.
+  /// sample::Denoiser: evaluation and inference mode for the call (EvaluationScope).
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
-    const bool was = training_;
-    set_training(false);
-    Tensor<T, B> y = forward(x, timesteps);
-    set_training(was);
-    return y;
+    EvaluationScope scope(*this);
+    return forward(x, timesteps);
   }
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const double> timesteps) {
     const std::vector<std::int64_t> groups = partition_.groups_of_nearest(timesteps);
     const std::vector<T> tv(timesteps.begin(), timesteps.end());
-    const bool was = training_;
-    set_training(false);
-    Tensor<T, B> y =
-        model_.forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(tv.size())}, tv), groups);
-    set_training(was);
-    return y;
+    EvaluationScope scope(*this);
+    return model_.forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(tv.size())}, tv), groups);
   }
 
   std::int64_t flops(const Shape& image, std::int64_t k) const { return model_.flops(image, k); }

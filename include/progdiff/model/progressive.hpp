@@ -31,6 +31,7 @@
 #include "progdiff/core/random.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/model/description.hpp"
+#include "progdiff/model/evaluation_scope.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/interval_model.hpp"
@@ -145,13 +146,12 @@ class Progressive {
     return dx;
   }
 
-  /// sample::Denoiser: the prediction in evaluation mode (no dropout); the training mode is restored.
+  /// sample::Denoiser: the prediction in evaluation mode (no dropout) and inference mode (no
+  /// activations kept), both ended with the call (EvaluationScope).
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
-    const bool was = training_;
-    set_training(false);
+    EvaluationScope scope(*this);
     Tensor<T, B> y = forward(x, timesteps);
     rows_.clear();
-    set_training(was);
     return y;
   }
   /// sample::ContinuousDenoiser: fractional timesteps go to the nets as they are; each sample's
@@ -159,11 +159,9 @@ class Progressive {
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const double> timesteps) {
     const std::vector<std::int64_t> groups = partition_.groups_of_nearest(timesteps);
     const std::vector<T> tv(timesteps.begin(), timesteps.end());
-    const bool was = training_;
-    set_training(false);
+    EvaluationScope scope(*this);
     Tensor<T, B> y = forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(tv.size())}, tv), groups);
     rows_.clear();
-    set_training(was);
     return y;
   }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <string>
 
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/nn/group_norm.hpp"
@@ -70,35 +71,37 @@ class AttentionBlock {
     output_shape(x.shape());
     const std::int64_t n = x.dim(0), c = config_.channels, hw = x.dim(2) * x.dim(3);
     const std::int64_t heads = config_.heads, d = c / heads;
-    qkv_out_ = qkv_.forward(norm_.forward(x));
-    probs_ = Tensor<T, B>(Shape{n, heads, hw, hw});
+    const Tensor<T, B> qkv_out = qkv_.forward(norm_.forward(x));
+    Tensor<T, B> probs(Shape{n, heads, hw, hw});
     Tensor<T, B> o(x.shape());
     // One batched GEMM per head over all samples (the back end runs the samples in parallel);
     // sample i of head h: q at qkv[i, h*d], scores at probs[i, h].
     const std::int64_t qkv_stride = 3 * c * hw, probs_stride = heads * hw * hw;
     for (std::int64_t h = 0; h < heads; ++h) {
-      const T* q = qkv_out_.data() + h * d * hw;
+      const T* q = qkv_out.data() + h * d * hw;
       const T* k = q + c * hw;
-      T* a = probs_.data() + h * hw * hw;
+      T* a = probs.data() + h * hw * hw;
       // scores = q_h^T k_h: [HW, HW]
       B::template gemm_strided_batched<T>(Trans::Yes, Trans::No, hw, hw, d, T(1), q, hw, qkv_stride, k, hw, qkv_stride,
                                           T(0), a, hw, probs_stride, n);
     }
-    B::softmax_rows(n * heads * hw, hw, T(1) / std::sqrt(static_cast<T>(d)), probs_.data(), probs_.data());
+    B::softmax_rows(n * heads * hw, hw, T(1) / std::sqrt(static_cast<T>(d)), probs.data(), probs.data());
     for (std::int64_t h = 0; h < heads; ++h) {
-      const T* v = qkv_out_.data() + 2 * c * hw + h * d * hw;
+      const T* v = qkv_out.data() + 2 * c * hw + h * d * hw;
       // o_h = v_h A_h^T: [d, HW]
       B::template gemm_strided_batched<T>(Trans::No, Trans::Yes, d, hw, hw, T(1), v, hw, qkv_stride,
-                                          probs_.data() + h * hw * hw, hw, probs_stride, T(0), o.data() + h * d * hw,
-                                          hw, c * hw, n);
+                                          probs.data() + h * hw * hw, hw, probs_stride, T(0), o.data() + h * d * hw, hw,
+                                          c * hw, n);
     }
     Tensor<T, B> y = proj_.forward(o);
     B::add(y.size(), y.data(), x.data(), y.data());
+    keep_for_backward(qkv_out_, qkv_out);
+    keep_for_backward(probs_, probs);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
-    require(!probs_.empty(), "AttentionBlock::backward called without a preceding forward");
+    require(!probs_.empty(), "AttentionBlock::backward called without a preceding forward outside inference mode");
     const Shape in{qkv_out_.dim(0), config_.channels, qkv_out_.dim(2), qkv_out_.dim(3)};
     expect_shape(dy.shape(), in, "AttentionBlock::backward dy");
     const std::int64_t n = in[0], c = config_.channels, hw = in[2] * in[3];

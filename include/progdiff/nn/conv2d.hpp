@@ -3,6 +3,7 @@
 #include <string>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/init.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -68,12 +69,12 @@ class Conv2d {
     Tensor<T, B> y(Shape{g.n, g.c_out, g.out_h(), g.out_w()});
     B::conv2d_forward(g, x.data(), weight_.value.data(), y.data());
     if (config_.bias) B::add_channel_bias(g.n, g.c_out, g.out_hw(), bias_.value.data(), y.data());
-    input_ = x;
+    keep_for_backward(input_, x);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
-    require(!input_.empty(), "Conv2d::backward called without a preceding forward");
+    require(!input_.empty(), "Conv2d::backward called without a preceding forward outside inference mode");
     const ConvGeometry g = geometry(input_.shape());
     expect_shape(dy.shape(), Shape{g.n, g.c_out, g.out_h(), g.out_w()}, "Conv2d::backward dy");
     Tensor<T, B> dx(input_.shape());

@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
 
@@ -52,16 +53,17 @@ class GroupNorm {
     output_shape(x.shape());
     const std::int64_t n = x.dim(0), c = config_.channels, hw = spatial_size(x.shape());
     Tensor<T, B> y(x.shape());
-    mean_ = Tensor<T, B>(Shape{n, config_.groups});
-    rstd_ = Tensor<T, B>(Shape{n, config_.groups});
+    Tensor<T, B> mean(Shape{n, config_.groups}), rstd(Shape{n, config_.groups});
     B::group_norm_forward(n, c, hw, config_.groups, config_.eps, x.data(), gamma_.value.data(), beta_.value.data(),
-                          y.data(), mean_.data(), rstd_.data());
-    input_ = x;
+                          y.data(), mean.data(), rstd.data());
+    keep_for_backward(input_, x);
+    keep_for_backward(mean_, mean);
+    keep_for_backward(rstd_, rstd);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
-    require(!input_.empty(), "GroupNorm::backward called without a preceding forward");
+    require(!input_.empty(), "GroupNorm::backward called without a preceding forward outside inference mode");
     expect_shape(dy.shape(), input_.shape(), "GroupNorm::backward dy");
     const std::int64_t n = dy.dim(0), c = config_.channels, hw = spatial_size(dy.shape());
     Tensor<T, B> dx(dy.shape());

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <string>
 
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/init.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -54,12 +55,12 @@ class Linear {
                         fo);
     // [N, F] is [N, F, 1] in the channel layout: y[i, j] += bias[j].
     if (config_.bias) B::add_channel_bias(n, fo, std::int64_t{1}, bias_.value.data(), y.data());
-    input_ = x;
+    keep_for_backward(input_, x);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
-    require(!input_.empty(), "Linear::backward called without a preceding forward");
+    require(!input_.empty(), "Linear::backward called without a preceding forward outside inference mode");
     const std::int64_t n = input_.dim(0), fi = config_.in_features, fo = config_.out_features;
     expect_shape(dy.shape(), Shape{n, fo}, "Linear::backward dy");
     Tensor<T, B> dx(input_.shape());

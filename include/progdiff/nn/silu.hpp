@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/nn/layer.hpp"
 
 namespace progdiff::nn {
@@ -17,12 +18,12 @@ class SiLU {
   Tensor<T, B> forward(const Tensor<T, B>& x) {
     Tensor<T, B> y(x.shape());
     B::silu_forward(x.size(), x.data(), y.data());
-    input_ = x;
+    keep_for_backward(input_, x);
     return y;
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
-    require(!input_.empty(), "SiLU::backward called without a preceding forward");
+    require(!input_.empty(), "SiLU::backward called without a preceding forward outside inference mode");
     expect_shape(dy.shape(), input_.shape(), "SiLU::backward dy");
     Tensor<T, B> dx(dy.shape());
     B::silu_backward(dy.size(), input_.data(), dy.data(), dx.data());

@@ -8,6 +8,9 @@
 // on sigmas (Euler, Heun) pass the continuous timestep of each sigma: a model that also has
 // predict(x, std::span<const double>) gets it as is, any other gets the nearest integer, as a
 // discrete model run by diffusers' Euler scheduler would see after rounding.
+//
+// Samplers call predict in inference mode (core/inference_mode.hpp): layers keep nothing for a
+// backward pass during the call, as under PyTorch's no_grad.
 #include <concepts>
 #include <cstdint>
 #include <span>

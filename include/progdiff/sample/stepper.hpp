@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/sample/denoiser.hpp"
 #include "progdiff/sample/noise.hpp"
@@ -168,6 +169,8 @@ Tensor<T, B> evaluate(const S& sampler, D& denoiser, const SamplerState<T, B>& s
     terms[kSampleTerm] = st.x.data();
     input = detail::combine<T, B>(rows, terms, st.x.shape());
   }
+  // No sampler calls backward: the denoiser runs in inference mode and keeps no activations.
+  const InferenceMode inference;
   Tensor<T, B> out;
   if constexpr (ContinuousDenoiser<D, T, B>) {
     std::vector<double> t;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
@@ -68,6 +69,7 @@ class GroupBatches {
   /// The mean weighted loss of `net` (a U-Net: forward(x, t)) in evaluation mode.
   template <class Net>
   double loss(Net& net) const {
+    const InferenceMode inference;
     net.set_training(false);
     double sum = 0.0;
     for (const auto& b : batches_) {

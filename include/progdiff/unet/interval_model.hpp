@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/nn/parameter.hpp"
@@ -59,6 +60,7 @@ class IntervalDenoiser {
   Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
     const std::vector<T> t(timesteps.begin(), timesteps.end());
     const auto k = intervals(timesteps);
+    const InferenceMode inference;  // a sampler never calls backward
     return model_.forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(t.size())}, t), k);
   }
 
