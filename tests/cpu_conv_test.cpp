@@ -107,6 +107,8 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 35, 8, 16, 3, 1, 1, 1, 0},    // direct path, 1x1: B read in place
       {1, 3, 4, 16, 2, 5, 5, 1, 2},     // direct path, 5x5 on a 4-row image
       {10, 3, 8, 8, 70, 3, 3, 1, 1},    // backward weight: a group of 8 samples and one of 2
+      {2, 32, 16, 16, 32, 3, 3, 1, 1},  // 32 channels: a 2-row last weight panel, half-wide dW tiles
+      {2, 8, 8, 8, 20, 3, 3, 1, 1},     // 20 channels: 2 rows left over, dW tiles of 1.25 vectors
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

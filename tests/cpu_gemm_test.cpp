@@ -78,6 +78,13 @@ TEST_CASE_TEMPLATE("Cpu::gemm scales by alpha and beta and blocks over large k",
     }
 }
 
+TEST_CASE("Cpu::gemm covers every micro-tile shape: 1-6 rows by 1-4 vectors, whole and masked") {
+  // m = 6q + r gives a last panel of r rows; n = 64q + c a last panel of c columns.
+  for (std::int64_t m : {1, 2, 3, 4, 5, 6, 10, 11})
+    for (std::int64_t n : {16, 20, 32, 45, 48, 60, 64, 96})
+      for (Trans ta : {Trans::No, Trans::Yes}) check_gemm<float>(Path::Dispatch, ta, Trans::No, m, n, 37, 1.5, 0.5);
+}
+
 TEST_CASE("Cpu::gemm with k = 0 scales C by beta") {
   std::vector<float> c = {1, 2, 3, 4};
   Cpu::gemm<float>(Trans::No, Trans::No, 2, 2, 0, 1.0f, nullptr, 1, nullptr, 2, 0.5f, c.data(), 2);

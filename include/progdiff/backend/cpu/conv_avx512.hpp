@@ -187,16 +187,17 @@ inline bool direct_applies(const ConvGeometry& g) {
   return g.stride == 1 && g.kh == g.kw && 2 * g.pad + 1 == g.kh && g.kh * g.kw <= 25 && (g.h * g.w) % kNr == 0;
 }
 
-/// The 6x64 micro-kernel of sgemm_avx512.hpp with B read from the input: for channel ch
+/// The micro-kernel of sgemm_avx512.hpp for MR (1..6) rows by 64 pixels with B read from the input: for channel ch
 /// and tap t, the 4 vectors of the pixel panel are x_panel[ch * hw + offset[t] + 16 v],
 /// masked by mask[t][v] (lanes whose input pixel falls into the padding read as zero; a
 /// masked-off lane neither reads nor faults). A is packed [channels * taps][kMr].
-inline void direct_kernel_6x64(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
-                               std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, std::int64_t mvalid,
-                               float beta, float* c, std::int64_t ldc) {
-  __m512 acc[kMr][4];
+template <int MR>
+inline void direct_kernel(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
+                          std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, float beta, float* c,
+                          std::int64_t ldc) {
+  __m512 acc[MR][4];
 #pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i)
+  for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
   for (std::int64_t ch = 0; ch < channels; ++ch) {
@@ -207,7 +208,7 @@ inline void direct_kernel_6x64(std::int64_t channels, std::int64_t taps, const f
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) bv[j] = _mm512_maskz_loadu_ps(mask[4 * t + j], b + 16 * j);
 #pragma GCC unroll 6
-      for (int i = 0; i < kMr; ++i) {
+      for (int i = 0; i < MR; ++i) {
         const __m512 av = _mm512_set1_ps(a[i]);
 #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
@@ -215,8 +216,7 @@ inline void direct_kernel_6x64(std::int64_t channels, std::int64_t taps, const f
     }
   }
 #pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    if (i >= mvalid) break;
+  for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
@@ -224,6 +224,26 @@ inline void direct_kernel_6x64(std::int64_t channels, std::int64_t taps, const f
       if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * j));
       _mm512_storeu_ps(ci + 16 * j, r);
     }
+  }
+}
+
+/// direct_kernel for the mvalid (1..kMr) live rows of a weight panel.
+inline void direct_kernel_rows(std::int64_t mvalid, std::int64_t channels, std::int64_t taps, const float* a,
+                               const float* x_panel, std::int64_t hw, const std::int64_t* offset, const __mmask16* mask,
+                               float beta, float* c, std::int64_t ldc) {
+  switch (mvalid) {
+    case 1:
+      return direct_kernel<1>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+    case 2:
+      return direct_kernel<2>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+    case 3:
+      return direct_kernel<3>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+    case 4:
+      return direct_kernel<4>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+    case 5:
+      return direct_kernel<5>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+    default:
+      return direct_kernel<6>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
   }
 }
 
@@ -264,8 +284,8 @@ inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const f
         for (std::int64_t c0 = 0; c0 < g.c_in; c0 += block_channels) {
           const std::int64_t channels = std::min(block_channels, g.c_in - c0);
           for (std::int64_t mp = 0; mp < mpanels; ++mp)
-            direct_kernel_6x64(channels, taps, pa + mp * k * kMr + c0 * taps * kMr, xp + c0 * hw, hw, offset, mask,
-                               std::min(kMr, m - mp * kMr), c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
+            direct_kernel_rows(std::min(kMr, m - mp * kMr), channels, taps, pa + mp * k * kMr + c0 * taps * kMr,
+                               xp + c0 * hw, hw, offset, mask, c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
         }
       }
     }

@@ -34,50 +34,52 @@ struct AView {
   std::int64_t row_stride, k_stride;
 };
 
-/// C tile [mvalid x nvalid] = alpha * A[mvalid x kc] * B[kc x nvalid] + beta * C.
-/// B rows are kNr wide at stride b_k_stride (zero padded or masked past nvalid). beta == 0
-/// never reads C, so C may hold garbage.
-template <bool FullN>
-inline void micro_kernel_6x64(std::int64_t kc, AView av, std::int64_t mvalid, const float* b, std::int64_t b_k_stride,
-                              std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
-  __m512 acc[kMr][4];
+/// C tile [MR x nvalid] = alpha * A[MR x kc] * B[kc x nvalid] + beta * C, with NV = the
+/// 16-float vectors that nvalid needs: a partial tile computes only its live rows and vectors
+/// (a 32-channel layer fills half of a 64-wide tile, its last 6-row panel has 2 rows). B rows
+/// are read at stride b_k_stride, masked past nvalid unless FullN (nvalid == 16 NV). beta == 0
+/// never reads C, so C may hold garbage. The sum over k runs in the same order whatever the
+/// tile, so results do not depend on MR or NV.
+template <int MR, int NV, bool FullN>
+inline void micro_kernel_tile(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride, std::int64_t nvalid,
+                              float alpha, float beta, float* c, std::int64_t ldc) {
+  static_assert(MR >= 1 && MR <= kMr && NV >= 1 && NV <= 4, "a micro-tile is at most 6 rows by 4 vectors");
+  __m512 acc[MR][NV];
 #pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i)
+  for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
 
-  // Rows past mvalid read row 0 again (valid memory); their results are never stored.
-  const float* ap[kMr];
-  for (int i = 0; i < kMr; ++i) ap[i] = av.a + (i < mvalid ? i : 0) * av.row_stride;
+  const float* ap[MR];
+  for (int i = 0; i < MR; ++i) ap[i] = av.a + i * av.row_stride;
   const std::int64_t ks = av.k_stride;
 
-  __mmask16 mask[4];
-  for (int j = 0; j < 4; ++j) {
+  __mmask16 mask[NV];
+  for (int j = 0; j < NV; ++j) {
     const std::int64_t left = std::clamp<std::int64_t>(nvalid - 16 * j, 0, 16);
     mask[j] = static_cast<__mmask16>((1u << left) - 1u);
   }
 
   std::int64_t off = 0;
   for (std::int64_t k = 0; k < kc; ++k, b += b_k_stride, off += ks) {
-    __m512 bv[4];
+    __m512 bv[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < NV; ++j)
       bv[j] = FullN ? _mm512_loadu_ps(b + 16 * j) : _mm512_maskz_loadu_ps(mask[j], b + 16 * j);
 #pragma GCC unroll 6
-    for (int i = 0; i < kMr; ++i) {
+    for (int i = 0; i < MR; ++i) {
       const __m512 a = _mm512_set1_ps(ap[i][off]);
 #pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(a, bv[j], acc[i][j]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(a, bv[j], acc[i][j]);
     }
   }
 
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 6
-  for (int i = 0; i < kMr; ++i) {
-    if (i >= mvalid) break;
+  for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < NV; ++j) {
       __m512 r = _mm512_mul_ps(va, acc[i][j]);
       if (beta != 0.0f) {
         const __m512 old = FullN ? _mm512_loadu_ps(ci + 16 * j) : _mm512_maskz_loadu_ps(mask[j], ci + 16 * j);
@@ -91,12 +93,46 @@ inline void micro_kernel_6x64(std::int64_t kc, AView av, std::int64_t mvalid, co
   }
 }
 
+/// The tile for MR rows: NV and FullN from nvalid (1..kNr).
+template <int MR>
+inline void micro_kernel_rows(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride, std::int64_t nvalid,
+                              float alpha, float beta, float* c, std::int64_t ldc) {
+  const std::int64_t vectors = (nvalid + 15) / 16;
+  const bool full = nvalid == 16 * vectors;
+#define PROGDIFF_TILE(NV)                                                                           \
+  return full ? micro_kernel_tile<MR, NV, true>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc) \
+              : micro_kernel_tile<MR, NV, false>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc)
+  switch (vectors) {
+    case 1:
+      PROGDIFF_TILE(1);
+    case 2:
+      PROGDIFF_TILE(2);
+    case 3:
+      PROGDIFF_TILE(3);
+    default:
+      PROGDIFF_TILE(4);
+  }
+#undef PROGDIFF_TILE
+}
+
+/// C tile [mvalid x nvalid] = alpha * A[mvalid x kc] * B[kc x nvalid] + beta * C (mvalid
+/// 1..kMr, nvalid 1..kNr): the micro_kernel_tile that covers exactly the live rows and vectors.
 inline void micro_kernel(std::int64_t kc, AView av, std::int64_t mvalid, const float* b, std::int64_t b_k_stride,
                          std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
-  if (nvalid == kNr)
-    micro_kernel_6x64<true>(kc, av, mvalid, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-  else
-    micro_kernel_6x64<false>(kc, av, mvalid, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+  switch (mvalid) {
+    case 1:
+      return micro_kernel_rows<1>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    case 2:
+      return micro_kernel_rows<2>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    case 3:
+      return micro_kernel_rows<3>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    case 4:
+      return micro_kernel_rows<4>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    case 5:
+      return micro_kernel_rows<5>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    default:
+      return micro_kernel_rows<6>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+  }
 }
 
 /// op(A)[m, k] -> panels [ceil(m/kMr)][k][kMr], rows past m zero.
