@@ -7,7 +7,9 @@
 //                    tap is x shifted by a fixed offset, padding lanes masked off): no im2col
 //   backward data    stride 1: a forward convolution of dy with the flipped, transposed
 //                    weights and padding k-1-p (no col2im); other strides go the generic way
-//   backward weight  dW^T[c_in*k*k, c_out] += col(x_n)[c_in*k*k, hw] * dy_n^T[hw, c_out]
+//   backward weight  dW^T[c_in*k*k, c_out] += col(x_n)[c_in*k*k, hw] * dy_n^T[hw, c_out]; with
+//                    stride 1 and "same" padding the rows of col(x_n) are read from a padded
+//                    copy of x (each tap a shifted view of its channel's plane): no im2col
 // One OpenMP region per call; the weights are packed once per call and shared by all threads.
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -412,6 +414,122 @@ inline void pack_transposed_panels(std::int64_t co, std::int64_t hw, const float
     }
 }
 
+/// Whether backward weight can read x in place (through a zero-padded copy) rather than
+/// building im2col rows: stride 1 and "same" padding, so tap (ki, kj) of output pixel (y, x)
+/// is padded pixel (y + ki, x + kj).
+inline bool backward_weight_direct_applies(const ConvGeometry& g) {
+  return g.stride == 1 && g.kh == g.kw && 2 * g.pad + 1 == g.kh;
+}
+
+/// The dW^T tile [MR rows (c_in, tap)] x [NV vectors of c_out] += sum over the pixels of
+/// `samples` samples of x_pad[row] * dy^T[pixel]: row i's scalars are read from a[i] (its
+/// channel's padded plane, shifted by its tap) at offset s * a_sample + y * wp + x, and the
+/// c_out vectors from b at s * b_sample + (y * w + x) * kNr. No im2col: each scalar of x is
+/// broadcast where the micro-kernel would have read its im2col copy.
+template <int MR, int NV, bool FullN>
+inline void backward_weight_direct_tile(const float* const* a, std::int64_t samples, std::int64_t a_sample,
+                                        std::int64_t h, std::int64_t w, std::int64_t wp, const float* b,
+                                        std::int64_t b_sample, std::int64_t nvalid, float* c, std::int64_t ldc) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
+  __mmask16 mask[NV];
+  for (int j = 0; j < NV; ++j) mask[j] = lane_range(0, nvalid - 16 * j);
+  for (std::int64_t s = 0; s < samples; ++s)
+    for (std::int64_t y = 0; y < h; ++y) {
+      const float* ap[MR];
+      for (int i = 0; i < MR; ++i) ap[i] = a[i] + s * a_sample + y * wp;
+      const float* bp = b + s * b_sample + y * w * kNr;
+      for (std::int64_t x = 0; x < w; ++x, bp += kNr) {
+        __m512 bv[NV];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; ++j)
+          bv[j] = FullN ? _mm512_loadu_ps(bp + 16 * j) : _mm512_maskz_loadu_ps(mask[j], bp + 16 * j);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; ++i) {
+          const __m512 av = _mm512_set1_ps(ap[i][x]);
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
+        }
+      }
+    }
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      if (FullN) {
+        _mm512_storeu_ps(ci + 16 * j, _mm512_add_ps(acc[i][j], _mm512_loadu_ps(ci + 16 * j)));
+      } else {
+        const __m512 old = _mm512_maskz_loadu_ps(mask[j], ci + 16 * j);
+        _mm512_mask_storeu_ps(ci + 16 * j, mask[j], _mm512_add_ps(acc[i][j], old));
+      }
+    }
+  }
+}
+
+/// backward_weight_direct_tile for MR rows, NV and FullN from nvalid (1..kNr).
+template <int MR>
+inline void backward_weight_direct_rows(const float* const* a, std::int64_t samples, std::int64_t a_sample,
+                                        std::int64_t h, std::int64_t w, std::int64_t wp, const float* b,
+                                        std::int64_t b_sample, std::int64_t nvalid, float* c, std::int64_t ldc) {
+  const std::int64_t vectors = (nvalid + 15) / 16;
+  const bool full = nvalid == 16 * vectors;
+#define PROGDIFF_TILE(NV)                                                                                             \
+  return full                                                                                                         \
+             ? backward_weight_direct_tile<MR, NV, true>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc) \
+             : backward_weight_direct_tile<MR, NV, false>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc)
+  switch (vectors) {
+    case 1:
+      PROGDIFF_TILE(1);
+    case 2:
+      PROGDIFF_TILE(2);
+    case 3:
+      PROGDIFF_TILE(3);
+    default:
+      PROGDIFF_TILE(4);
+  }
+#undef PROGDIFF_TILE
+}
+
+/// backward_weight_direct_tile for mvalid (1..kMr) rows.
+inline void backward_weight_direct(std::int64_t mvalid, const float* const* a, std::int64_t samples,
+                                   std::int64_t a_sample, std::int64_t h, std::int64_t w, std::int64_t wp,
+                                   const float* b, std::int64_t b_sample, std::int64_t nvalid, float* c,
+                                   std::int64_t ldc) {
+  switch (mvalid) {
+    case 1:
+      return backward_weight_direct_rows<1>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+    case 2:
+      return backward_weight_direct_rows<2>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+    case 3:
+      return backward_weight_direct_rows<3>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+    case 4:
+      return backward_weight_direct_rows<4>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+    case 5:
+      return backward_weight_direct_rows<5>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+    default:
+      return backward_weight_direct_rows<6>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
+  }
+}
+
+/// Copies sample x [c_in, h, w] into x_pad [c_in, h + 2 pad, w + 2 pad] with zero borders.
+inline void pad_sample(const ConvGeometry& g, const float* x, float* x_pad) {
+  const std::int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
+  for (std::int64_t c = 0; c < g.c_in; ++c) {
+    float* plane = x_pad + c * hp * wp;
+    std::memset(plane, 0, sizeof(float) * g.pad * wp);
+    for (std::int64_t y = 0; y < g.h; ++y) {
+      float* row = plane + (y + g.pad) * wp;
+      for (std::int64_t t = 0; t < g.pad; ++t) row[t] = row[g.pad + g.w + t] = 0.0f;
+      std::memcpy(row + g.pad, x + (c * g.h + y) * g.w, sizeof(float) * g.w);
+    }
+    std::memset(plane + (g.pad + g.h) * wp, 0, sizeof(float) * g.pad * wp);
+  }
+}
+
 /// dweight[c_out, c_in*kh*kw] += sum_n dy_n * col(x_n)^T. Each thread sums its samples into a
 /// private dW^T, then the threads add theirs into dweight (accumulates). Small images go
 /// several samples per group, their pixels side by side along k: each micro-kernel call then
@@ -425,14 +543,19 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
   const std::int64_t rows_per_block = 16 * kMr;  // im2col rows built at a time (~400 KiB at 32x32)
   const std::int64_t ld = span + 16;             // keeps the 6 row streams off one cache set
   const std::int64_t x_stride = g.c_in * g.h * g.w;
+  // Stride 1, "same" padding: x is read in place from a zero-padded copy, no im2col.
+  const bool direct = backward_weight_direct_applies(g);
+  const std::int64_t taps = g.kh * g.kw, hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, padded_stride = g.c_in * hp * wp;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
 #pragma omp parallel num_threads(threads)
   {
     thread_local std::vector<float> acc_buffer, col_buffer, dyt_buffer;
     float* acc = thread_scratch(acc_buffer, static_cast<std::size_t>(k * co));
-    float* col = thread_scratch(col_buffer, static_cast<std::size_t>(rows_per_block * ld));
+    float* col = direct ? nullptr : thread_scratch(col_buffer, static_cast<std::size_t>(rows_per_block * ld));
     float* dyt = thread_scratch(dyt_buffer, static_cast<std::size_t>(npanels * span * kNr));
+    thread_local std::vector<float> pad_buffer;
+    float* x_pad = direct ? thread_scratch(pad_buffer, static_cast<std::size_t>(group * padded_stride)) : nullptr;
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * k * co);
     // Static: each thread's partial sum then covers the same samples on every run, so with a
@@ -443,6 +566,21 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
       // dy^T of the group packed as the B operand: panels [pixels][kNr] of output channels.
       for (std::int64_t s = 0; s < samples; ++s)
         pack_transposed_panels(co, hw, dy + (i0 + s) * co * hw, dyt + s * hw * kNr, pixels * kNr);
+      if (direct) {
+        for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + (i0 + s) * x_stride, x_pad + s * padded_stride);
+        for (std::int64_t r0 = 0; r0 < k; r0 += kMr) {
+          const std::int64_t mvalid = std::min(kMr, k - r0);
+          const float* rows[kMr];
+          for (std::int64_t i = 0; i < mvalid; ++i) {
+            const std::int64_t r = r0 + i, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
+            rows[i] = x_pad + c * hp * wp + ki * wp + kj;
+          }
+          for (std::int64_t np = 0; np < npanels; ++np)
+            backward_weight_direct(mvalid, rows, samples, padded_stride, g.h, g.w, wp, dyt + np * pixels * kNr,
+                                   hw * kNr, std::min(kNr, co - np * kNr), acc + r0 * co + np * kNr, co);
+        }
+        continue;
+      }
       for (std::int64_t r0 = 0; r0 < k; r0 += rows_per_block) {
         const std::int64_t rows = std::min(rows_per_block, k - r0);
         for (std::int64_t s = 0; s < samples; ++s)
