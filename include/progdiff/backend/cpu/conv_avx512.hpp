@@ -262,25 +262,29 @@ inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const f
   pack_a(Trans::No, m, k, weight, k, pa, 0, mpanels);  // before the region, as in the im2col path
   std::int64_t offset[25];
   for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / g.kw - g.pad) * g.w + (t % g.kw - g.pad);
+  // Padding masks [panel of a sample][tap][vector]: the same for every sample, so they are set
+  // once per call, pixel by pixel (a vector may span several narrow rows).
+  thread_local std::vector<__mmask16> mask_buffer;
+  mask_buffer.assign(static_cast<std::size_t>(panels_per_sample * taps * 4), 0);
+  __mmask16* const masks = mask_buffer.data();
+  for (std::int64_t yy = 0; yy < g.h; ++yy)
+    for (std::int64_t xx = 0; xx < g.w; ++xx) {
+      const std::int64_t j = yy * g.w + xx;
+      const auto bit = static_cast<__mmask16>(1u << (j & 15));
+      __mmask16* panel = masks + (j / kNr) * taps * 4 + (j % kNr) / 16;
+      for (std::int64_t t = 0; t < taps; ++t) {
+        const std::int64_t yi = yy + t / g.kw - g.pad, xi = xx + t % g.kw - g.pad;
+        if (yi >= 0 && yi < g.h && xi >= 0 && xi < g.w) panel[4 * t] |= bit;
+      }
+    }
 #pragma omp parallel if (!omp_in_parallel())
   {
-    __mmask16 mask[25 * 4];
 #pragma omp for schedule(dynamic)
     for (std::int64_t chunk = 0; chunk < nchunks; ++chunk) {
       const std::int64_t p0 = chunk * kNcPanels, p1 = std::min(panels, p0 + kNcPanels);
       for (std::int64_t p = p0; p < p1; ++p) {
         const std::int64_t i = p / panels_per_sample, j0 = (p % panels_per_sample) * kNr;
-        // Padding masks of this panel, lane by lane (a vector may span several narrow rows).
-        for (std::int64_t t = 0; t < taps; ++t)
-          for (std::int64_t v = 0; v < 4; ++v) {
-            unsigned bits = 0;
-            for (std::int64_t lane = 0; lane < 16; ++lane) {
-              const std::int64_t j = j0 + 16 * v + lane;
-              const std::int64_t yi = j / g.w + t / g.kw - g.pad, xi = j % g.w + t % g.kw - g.pad;
-              if (yi >= 0 && yi < g.h && xi >= 0 && xi < g.w) bits |= 1u << lane;
-            }
-            mask[4 * t + v] = static_cast<__mmask16>(bits);
-          }
+        const __mmask16* mask = masks + (p % panels_per_sample) * taps * 4;
         const float* xp = x + i * g.c_in * hw + j0;
         float* yp = y + i * m * hw + j0;
         for (std::int64_t c0 = 0; c0 < g.c_in; c0 += block_channels) {
