@@ -194,9 +194,9 @@ inline bool direct_applies(const ConvGeometry& g) {
 /// masked by mask[t][v] (lanes whose input pixel falls into the padding read as zero; a
 /// masked-off lane neither reads nor faults). A is packed [channels * taps][kMr].
 template <int MR>
-inline void direct_kernel(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
-                          std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, float beta, float* c,
-                          std::int64_t ldc) {
+[[gnu::noinline]] void direct_kernel(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
+                                     std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, float beta,
+                                     float* c, std::int64_t ldc) {
   __m512 acc[MR][4];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -430,10 +430,12 @@ inline bool backward_weight_direct_applies(const ConvGeometry& g) {
 /// channel's padded plane, shifted by its tap) at offset s * a_sample + y * wp + x, and the
 /// c_out vectors from b at s * b_sample + (y * w + x) * kNr. No im2col: each scalar of x is
 /// broadcast where the micro-kernel would have read its im2col copy.
+// Never inlined: inside the OpenMP body the row pointers would be spilled to vector registers.
 template <int MR, int NV, bool FullN>
-inline void backward_weight_direct_tile(const float* const* a, std::int64_t samples, std::int64_t a_sample,
-                                        std::int64_t h, std::int64_t w, std::int64_t wp, const float* b,
-                                        std::int64_t b_sample, std::int64_t nvalid, float* c, std::int64_t ldc) {
+[[gnu::noinline]] void backward_weight_direct_tile(const float* const* a, std::int64_t samples, std::int64_t a_sample,
+                                                   std::int64_t h, std::int64_t w, std::int64_t wp, const float* b,
+                                                   std::int64_t b_sample, std::int64_t nvalid, float* c,
+                                                   std::int64_t ldc) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -441,24 +443,28 @@ inline void backward_weight_direct_tile(const float* const* a, std::int64_t samp
     for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
   __mmask16 mask[NV];
   for (int j = 0; j < NV; ++j) mask[j] = lane_range(0, nvalid - 16 * j);
-  for (std::int64_t s = 0; s < samples; ++s)
-    for (std::int64_t y = 0; y < h; ++y) {
-      const float* ap[MR];
-      for (int i = 0; i < MR; ++i) ap[i] = a[i] + s * a_sample + y * wp;
-      const float* bp = b + s * b_sample + y * w * kNr;
-      for (std::int64_t x = 0; x < w; ++x, bp += kNr) {
+  // The row pointers stay fixed and one offset walks the pixels (skipping the padding columns
+  // at each row end), so the inner loop needs few registers besides the MR row pointers.
+  const float* ap[MR];
+  for (int i = 0; i < MR; ++i) ap[i] = a[i];
+  for (std::int64_t s = 0; s < samples; ++s) {
+    const float* bp = b + s * b_sample;
+    std::int64_t off = s * a_sample;
+    for (std::int64_t y = 0; y < h; ++y, off += wp - w) {
+      for (const std::int64_t end = off + w; off < end; ++off, bp += kNr) {
         __m512 bv[NV];
 #pragma GCC unroll 4
         for (int j = 0; j < NV; ++j)
           bv[j] = FullN ? _mm512_loadu_ps(bp + 16 * j) : _mm512_maskz_loadu_ps(mask[j], bp + 16 * j);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; ++i) {
-          const __m512 av = _mm512_set1_ps(ap[i][x]);
+          const __m512 av = _mm512_set1_ps(ap[i][off]);
 #pragma GCC unroll 4
           for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
         }
       }
     }
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;

@@ -41,8 +41,8 @@ struct AView {
 /// never reads C, so C may hold garbage. The sum over k runs in the same order whatever the
 /// tile, so results do not depend on MR or NV.
 template <int MR, int NV, bool FullN>
-inline void micro_kernel_tile(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride, std::int64_t nvalid,
-                              float alpha, float beta, float* c, std::int64_t ldc) {
+[[gnu::noinline]] void micro_kernel_tile(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride,
+                                         std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
   static_assert(MR >= 1 && MR <= kMr && NV >= 1 && NV <= 4, "a micro-tile is at most 6 rows by 4 vectors");
   __m512 acc[MR][NV];
 #pragma GCC unroll 6
