@@ -20,7 +20,9 @@ struct DropoutConfig {
 /// philox_uniform(seed, k, i) > p. Every training forward (p > 0) takes the next stream, so masks
 /// differ between calls, and a run restored with set_calls() reproduces them exactly.
 /// (With p = 0 or in evaluation mode nothing is drawn and the stream does not advance.)
-/// backward recomputes the same mask instead of storing it.
+/// backward recomputes the same mask instead of storing it. When inactive (p = 0 or evaluation)
+/// forward returns x itself and backward dy itself, sharing their storage as PyTorch's dropout
+/// does in evaluation: no copy per call.
 template <class T, class B>
 class Dropout {
  public:
@@ -51,7 +53,7 @@ class Dropout {
   Tensor<T, B> forward(const Tensor<T, B>& x) {
     shape_ = x.shape();
     active_ = training_ && config_.p > 0.0;
-    if (!active_) return x.clone();
+    if (!active_) return x;
     stream_ = calls_++;
     Tensor<T, B> y(x.shape());
     B::dropout(x.size(), config_.p, config_.seed, stream_, x.data(), y.data());
@@ -60,7 +62,7 @@ class Dropout {
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     expect_shape(dy.shape(), shape_, "Dropout::backward dy");
-    if (!active_) return dy.clone();
+    if (!active_) return dy;
     Tensor<T, B> dx(dy.shape());
     B::dropout(dy.size(), config_.p, config_.seed, stream_, dy.data(), dx.data());
     return dx;
