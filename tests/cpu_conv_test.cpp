@@ -51,6 +51,15 @@ void check_conv(const ConvGeometry& g) {
   Cpu::conv2d_forward<T>(g, xt.data(), wt.data(), y.data());
   CHECK(worst_error(y, y_ref) <= tolerance<T>(g.patch()));
 
+  // With the bias fused (the direct kernel starts each sum from it; other paths add it after).
+  const auto bias = uniform(std::size_t(g.c_out), 15);
+  std::vector<double> yb_ref = y_ref;
+  for (std::size_t i = 0; i < y_size; ++i) yb_ref[i] += bias[(i / std::size_t(g.out_hw())) % std::size_t(g.c_out)];
+  const auto biast = cast<T>(bias);
+  std::fill(y.begin(), y.end(), T(NAN));
+  Cpu::conv2d_forward_bias<T>(g, xt.data(), wt.data(), biast.data(), y.data());
+  CHECK(worst_error(y, yb_ref) <= tolerance<T>(g.patch() + 1));
+
   std::vector<double> dx_ref(x_size);
   reference::conv2d_backward_data<double>(g, dy.data(), w.data(), dx_ref.data());
   std::vector<T> dx(x_size, T(NAN));

@@ -67,6 +67,14 @@ class Conv2d {
   Tensor<T, B> forward(const Tensor<T, B>& x) {
     const ConvGeometry g = geometry(x.shape());
     Tensor<T, B> y(Shape{g.n, g.c_out, g.out_h(), g.out_w()});
+    // A back end with a fused convolution + bias uses it; the others add the bias afterwards.
+    if constexpr (requires(const T* p, T* q) { B::conv2d_forward_bias(g, p, p, p, q); }) {
+      if (config_.bias) {
+        B::conv2d_forward_bias(g, x.data(), weight_.value.data(), bias_.value.data(), y.data());
+        keep_for_backward(input_, x);
+        return y;
+      }
+    }
     B::conv2d_forward(g, x.data(), weight_.value.data(), y.data());
     if (config_.bias) B::add_channel_bias(g.n, g.c_out, g.out_hw(), bias_.value.data(), y.data());
     keep_for_backward(input_, x);

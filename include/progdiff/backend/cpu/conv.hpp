@@ -12,6 +12,7 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/conv_avx512.hpp"
+#include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
 
 namespace progdiff::backend::cpu {
@@ -79,6 +80,19 @@ struct Conv {
     if constexpr (std::is_same_v<T, float>) return avx512::conv2d_forward_rowmajor(g, x, weight, y);
 #endif
     im2col_forward<T>(g, x, weight, y);
+  }
+
+  /// y = conv(x, weight) + bias[c_out] per channel (assigns): the direct AVX-512 kernel adds
+  /// the bias as it computes y, the other paths in a second pass. The Conv2d layer uses it
+  /// where a back end has it (an optional member of the Backend interface).
+  template <class T>
+  static void conv2d_forward_bias(const ConvGeometry& g, const T* x, const T* weight, const T* bias, T* y) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>)
+      if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, bias, y);
+#endif
+    conv2d_forward<T>(g, x, weight, y);
+    Elementwise::add_channel_bias<T>(g.n, g.c_out, g.out_hw(), bias, y);
   }
 
   /// dx = conv_transpose(dy, weight) (assigns).

@@ -195,13 +195,14 @@ inline bool direct_applies(const ConvGeometry& g) {
 /// masked-off lane neither reads nor faults). A is packed [channels * taps][kMr].
 template <int MR>
 [[gnu::noinline]] void direct_kernel(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
-                                     std::int64_t hw, const std::int64_t* offset, const __mmask16* mask, float beta,
-                                     float* c, std::int64_t ldc) {
+                                     std::int64_t hw, const std::int64_t* offset, const __mmask16* mask,
+                                     const float* bias, float beta, float* c, std::int64_t ldc) {
+  // The sum starts from the rows' bias, if given (fused: no second pass over the output).
   __m512 acc[MR][4];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < 4; ++j) acc[i][j] = bias ? _mm512_set1_ps(bias[i]) : _mm512_setzero_ps();
   for (std::int64_t ch = 0; ch < channels; ++ch) {
     const float* xc = x_panel + ch * hw;
     for (std::int64_t t = 0; t < taps; ++t, a += kMr) {
@@ -232,34 +233,34 @@ template <int MR>
 /// direct_kernel for the mvalid (1..kMr) live rows of a weight panel.
 inline void direct_kernel_rows(std::int64_t mvalid, std::int64_t channels, std::int64_t taps, const float* a,
                                const float* x_panel, std::int64_t hw, const std::int64_t* offset, const __mmask16* mask,
-                               float beta, float* c, std::int64_t ldc) {
+                               const float* bias, float beta, float* c, std::int64_t ldc) {
   switch (mvalid) {
     case 1:
-      return direct_kernel<1>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<1>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
     case 2:
-      return direct_kernel<2>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<2>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
     case 3:
-      return direct_kernel<3>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<3>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
     case 4:
-      return direct_kernel<4>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<4>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
     case 5:
-      return direct_kernel<5>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<5>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
     default:
-      return direct_kernel<6>(channels, taps, a, x_panel, hw, offset, mask, beta, c, ldc);
+      return direct_kernel<6>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
   }
 }
 
 /// y = conv(x, weight) for direct_applies geometries: the packed weights run over pixel
 /// panels read in place from x, blocked by input channels so a block's rows stay in cache.
-inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+/// The weights are given packed by pack_a (panels [c_out / kMr][c_in * taps][kMr]); bias
+/// [c_out] (nullptr: none) is added in the kernel.
+inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, const float* pa, const float* bias,
+                                         float* y) {
   const std::int64_t m = g.c_out, taps = g.kh * g.kw, k = g.patch(), hw = g.h * g.w;
   const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = hw / kNr, panels = g.n * panels_per_sample;
   const std::int64_t nchunks = (panels + kNcPanels - 1) / kNcPanels;
   const std::int64_t block_channels =
       std::max<std::int64_t>(1, even_block(g.c_in, std::max<std::int64_t>(1, kKc / taps)));
-  thread_local std::vector<float> a_buffer;
-  float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
-  pack_a(Trans::No, m, k, weight, k, pa, 0, mpanels);  // before the region, as in the im2col path
   std::int64_t offset[25];
   for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / g.kw - g.pad) * g.w + (t % g.kw - g.pad);
   // Padding masks [panel of a sample][tap][vector]: the same for every sample, so they are set
@@ -291,16 +292,27 @@ inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const f
           const std::int64_t channels = std::min(block_channels, g.c_in - c0);
           for (std::int64_t mp = 0; mp < mpanels; ++mp)
             direct_kernel_rows(std::min(kMr, m - mp * kMr), channels, taps, pa + mp * k * kMr + c0 * taps * kMr,
-                               xp + c0 * hw, hw, offset, mask, c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
+                               xp + c0 * hw, hw, offset, mask, c0 == 0 && bias ? bias + mp * kMr : nullptr,
+                               c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
         }
       }
     }
   }
 }
 
+/// conv2d_forward_direct_packed for weights given row-major [c_out, c_in*kh*kw].
+inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight, const float* bias,
+                                  float* y) {
+  const std::int64_t mpanels = (g.c_out + kMr - 1) / kMr, k = g.patch();
+  thread_local std::vector<float> a_buffer;
+  float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
+  pack_a(Trans::No, g.c_out, k, weight, k, pa, 0, mpanels);  // before the region, as in the im2col path
+  conv2d_forward_direct_packed(g, x, pa, bias, y);
+}
+
 /// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
 inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const float* weight, float* y) {
-  if (direct_applies(g)) return conv2d_forward_direct(g, x, weight, y);
+  if (direct_applies(g)) return conv2d_forward_direct(g, x, weight, nullptr, y);
   const std::int64_t m = g.c_out, k = g.patch(), n = g.out_hw();
   const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = (n + kNr - 1) / kNr;
   // Pixel panels of all samples form one sequence cut into chunks of kNcPanels, so small
@@ -355,19 +367,35 @@ inline bool backward_data_as_forward(const ConvGeometry& g) {
 /// dx = conv(dy, flip(W)^T) with padding k-1-p: the gradient of a stride-1 convolution (assigns).
 inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
   const std::int64_t taps = g.kh * g.kw;
-  thread_local std::vector<float> flipped_buffer;
-  float* flipped = thread_scratch(flipped_buffer, static_cast<std::size_t>(g.c_in * g.c_out * taps));
-  // flipped[ci, co, kh-1-ki, kw-1-kj] = weight[co, ci, ki, kj]
-  for (std::int64_t co = 0; co < g.c_out; ++co)
-    for (std::int64_t ci = 0; ci < g.c_in; ++ci)
-      for (std::int64_t t = 0; t < taps; ++t)
-        flipped[(ci * g.c_out + co) * taps + (taps - 1 - t)] = weight[(co * g.c_in + ci) * taps + t];
   ConvGeometry t = g;
   t.c_in = g.c_out;
   t.c_out = g.c_in;
   t.h = g.out_h();
   t.w = g.out_w();
   t.pad = g.kh - 1 - g.pad;
+  if (direct_applies(t)) {
+    // Flip, transpose and pack in one pass: panel p row i (input channel 6p + i), column
+    // co * taps + u holds weight[co, 6p + i, taps - 1 - u]; rows past c_in are zero.
+    const std::int64_t mpanels = (g.c_in + kMr - 1) / kMr, k = g.c_out * taps;
+    thread_local std::vector<float> packed_buffer;
+    float* pa = thread_scratch(packed_buffer, static_cast<std::size_t>(mpanels * k * kMr));
+    for (std::int64_t p = 0; p < mpanels; ++p) {
+      const std::int64_t rows = std::min(kMr, g.c_in - p * kMr);
+      float* dst = pa + p * k * kMr;
+      for (std::int64_t co = 0; co < g.c_out; ++co)
+        for (std::int64_t u = 0; u < taps; ++u, dst += kMr)
+          for (std::int64_t i = 0; i < kMr; ++i)
+            dst[i] = i < rows ? weight[(co * g.c_in + p * kMr + i) * taps + (taps - 1 - u)] : 0.0f;
+    }
+    return conv2d_forward_direct_packed(t, dy, pa, nullptr, dx);
+  }
+  thread_local std::vector<float> flipped_buffer;
+  float* flipped = thread_scratch(flipped_buffer, static_cast<std::size_t>(g.c_in * g.c_out * taps));
+  // flipped[ci, co, kh-1-ki, kw-1-kj] = weight[co, ci, ki, kj]
+  for (std::int64_t co = 0; co < g.c_out; ++co)
+    for (std::int64_t ci = 0; ci < g.c_in; ++ci)
+      for (std::int64_t u = 0; u < taps; ++u)
+        flipped[(ci * g.c_out + co) * taps + (taps - 1 - u)] = weight[(co * g.c_in + ci) * taps + u];
   conv2d_forward_rowmajor(t, dy, flipped, dx);
 }
 
