@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "memory_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/core/inference_mode.hpp"
@@ -26,24 +27,13 @@ namespace pd = progdiff;
 namespace unet = progdiff::unet;
 using Cpu = pd::backend::Cpu;
 using TensorF = pd::Tensor<float, Cpu>;
-using pd::backend::cpu::block_bytes;
 using pd::backend::cpu::memory_stats;
 
-// Attention in the encoder, the middle and the decoder, and dropout: every kind of cached state.
-using Net = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
-                       unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>>;
-using Multi =
-    unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
-                           unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::Decoders<2>>;
-
-std::size_t live() { return memory_stats().live_bytes; }
-std::size_t bytes_of(const TensorF& t) { return block_bytes<float>(t.size()); }
-
-TensorF ramp(const pd::Shape& s) {
-  std::vector<float> v(static_cast<std::size_t>(s.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 17) / 17.0f - 0.5f;
-  return TensorF::from_host(s, v);
-}
+using Net = pd::test::MemoryNet;
+using Multi = pd::test::MemoryMulti;
+using pd::test::bytes_of;
+using pd::test::ramp;
+std::size_t live() { return pd::test::live_bytes(); }
 
 TensorF timesteps() { return TensorF::from_host(pd::Shape{3}, std::vector<float>{10, 500, 990}); }
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "memory_support.hpp"
 #include "progdiff/backend/block_cache.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/memory_stats.hpp"
@@ -18,7 +19,6 @@ namespace pd = progdiff;
 namespace unet = progdiff::unet;
 using Cpu = pd::backend::Cpu;
 using TensorF = pd::Tensor<float, Cpu>;
-using pd::backend::cpu::block_bytes;
 using pd::backend::cpu::memory_stats;
 
 struct MallocSource {
@@ -27,21 +27,11 @@ struct MallocSource {
 };
 using SmallCache = pd::backend::BlockCache<MallocSource, 64, 8192>;
 
-// DDPM attention (encoder, middle, decoder) and 10% dropout: every kind of cached state.
-using Net = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
-                       unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>>;
-using Multi =
-    unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
-                           unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::Decoders<2>>;
-
-std::size_t live() { return memory_stats().live_bytes; }
-std::size_t bytes_of(const TensorF& t) { return block_bytes<float>(t.size()); }
-
-TensorF ramp(const pd::Shape& s) {
-  std::vector<float> v(static_cast<std::size_t>(s.numel()));
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 17) / 17.0f - 0.5f;
-  return TensorF::from_host(s, v);
-}
+using Net = pd::test::MemoryNet;
+using Multi = pd::test::MemoryMulti;
+using pd::test::bytes_of;
+using pd::test::ramp;
+std::size_t live() { return pd::test::live_bytes(); }
 
 // Runs forward and backward of `model` (forward(x, t, route...)) and checks that after backward
 // only the tensors this function holds are live beyond what persists between steps.
@@ -115,7 +105,7 @@ TEST_CASE("CPU tensors report their blocks to memory_stats") {
   {
     const TensorF a(pd::Shape{3, 1000});  // 12000 bytes: a 12288-byte block
     CHECK(live() == before + 12288);
-    CHECK(block_bytes<float>(3000) == 12288);
+    CHECK(pd::backend::cpu::block_bytes<float>(3000) == 12288);
     const TensorF b = a;  // a view shares the block
     CHECK(live() == before + 12288);
   }

@@ -230,28 +230,6 @@ template <int MR>
   }
 }
 
-/// direct_kernel for the mvalid (1..kMr) live rows of a weight panel.
-inline void direct_kernel_rows(std::int64_t mvalid, std::int64_t channels, std::int64_t taps, const float* a,
-                               const float* x_panel, std::int64_t hw, const std::int64_t* offset, const __mmask16* mask,
-                               const float* bias, float beta, float* c, std::int64_t ldc) {
-  switch (mvalid) {
-    case 1:
-      return direct_kernel<1>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-    case 2:
-      return direct_kernel<2>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-    case 3:
-      return direct_kernel<3>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-    case 4:
-      return direct_kernel<4>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-    case 5:
-      return direct_kernel<5>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-    default:
-      return direct_kernel<6>(channels, taps, a, x_panel, hw, offset, mask, bias, beta, c, ldc);
-  }
-}
-
-/// y = conv(x, weight) for direct_applies geometries: the packed weights run over pixel
-/// panels read in place from x, blocked by input channels so a block's rows stay in cache.
 /// The weights are given packed by pack_a (panels [c_out / kMr][c_in * taps][kMr]); bias
 /// [c_out] (nullptr: none) is added in the kernel.
 inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, const float* pa, const float* bias,
@@ -291,9 +269,11 @@ inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, 
         for (std::int64_t c0 = 0; c0 < g.c_in; c0 += block_channels) {
           const std::int64_t channels = std::min(block_channels, g.c_in - c0);
           for (std::int64_t mp = 0; mp < mpanels; ++mp)
-            direct_kernel_rows(std::min(kMr, m - mp * kMr), channels, taps, pa + mp * k * kMr + c0 * taps * kMr,
-                               xp + c0 * hw, hw, offset, mask, c0 == 0 && bias ? bias + mp * kMr : nullptr,
-                               c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw, hw);
+            with_tile_rows(std::min(kMr, m - mp * kMr), [&]<int MR>() {
+              direct_kernel<MR>(channels, taps, pa + mp * k * kMr + c0 * taps * kMr, xp + c0 * hw, hw, offset, mask,
+                                c0 == 0 && bias ? bias + mp * kMr : nullptr, c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw,
+                                hw);
+            });
         }
       }
     }
@@ -508,51 +488,6 @@ template <int MR, int NV, bool FullN>
   }
 }
 
-/// backward_weight_direct_tile for MR rows, NV and FullN from nvalid (1..kNr).
-template <int MR>
-inline void backward_weight_direct_rows(const float* const* a, std::int64_t samples, std::int64_t a_sample,
-                                        std::int64_t h, std::int64_t w, std::int64_t wp, const float* b,
-                                        std::int64_t b_sample, std::int64_t nvalid, float* c, std::int64_t ldc) {
-  const std::int64_t vectors = (nvalid + 15) / 16;
-  const bool full = nvalid == 16 * vectors;
-#define PROGDIFF_TILE(NV)                                                                                             \
-  return full                                                                                                         \
-             ? backward_weight_direct_tile<MR, NV, true>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc) \
-             : backward_weight_direct_tile<MR, NV, false>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc)
-  switch (vectors) {
-    case 1:
-      PROGDIFF_TILE(1);
-    case 2:
-      PROGDIFF_TILE(2);
-    case 3:
-      PROGDIFF_TILE(3);
-    default:
-      PROGDIFF_TILE(4);
-  }
-#undef PROGDIFF_TILE
-}
-
-/// backward_weight_direct_tile for mvalid (1..kMr) rows.
-inline void backward_weight_direct(std::int64_t mvalid, const float* const* a, std::int64_t samples,
-                                   std::int64_t a_sample, std::int64_t h, std::int64_t w, std::int64_t wp,
-                                   const float* b, std::int64_t b_sample, std::int64_t nvalid, float* c,
-                                   std::int64_t ldc) {
-  switch (mvalid) {
-    case 1:
-      return backward_weight_direct_rows<1>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-    case 2:
-      return backward_weight_direct_rows<2>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-    case 3:
-      return backward_weight_direct_rows<3>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-    case 4:
-      return backward_weight_direct_rows<4>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-    case 5:
-      return backward_weight_direct_rows<5>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-    default:
-      return backward_weight_direct_rows<6>(a, samples, a_sample, h, w, wp, b, b_sample, nvalid, c, ldc);
-  }
-}
-
 /// Copies sample x [c_in, h, w] into x_pad [c_in, h + 2 pad, w + 2 pad] with zero borders.
 inline void pad_sample(const ConvGeometry& g, const float* x, float* x_pad) {
   const std::int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
@@ -613,9 +548,16 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
             const std::int64_t r = r0 + i, c = r / taps, ki = (r / g.kw) % g.kh, kj = r % g.kw;
             rows[i] = x_pad + c * hp * wp + ki * wp + kj;
           }
-          for (std::int64_t np = 0; np < npanels; ++np)
-            backward_weight_direct(mvalid, rows, samples, padded_stride, g.h, g.w, wp, dyt + np * pixels * kNr,
-                                   hw * kNr, std::min(kNr, co - np * kNr), acc + r0 * co + np * kNr, co);
+          for (std::int64_t np = 0; np < npanels; ++np) {
+            const std::int64_t nvalid = std::min(kNr, co - np * kNr);
+            with_tile_rows(mvalid, [&]<int MR>() {
+              with_tile_vectors(nvalid, [&]<int NV, bool Full>() {
+                backward_weight_direct_tile<MR, NV, Full>(rows, samples, padded_stride, g.h, g.w, wp,
+                                                          dyt + np * pixels * kNr, hw * kNr, nvalid,
+                                                          acc + r0 * co + np * kNr, co);
+              });
+            });
+          }
         }
         continue;
       }

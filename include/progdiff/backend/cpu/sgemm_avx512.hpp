@@ -93,46 +93,54 @@ template <int MR, int NV, bool FullN>
   }
 }
 
-/// The tile for MR rows: NV and FullN from nvalid (1..kNr).
-template <int MR>
-inline void micro_kernel_rows(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride, std::int64_t nvalid,
-                              float alpha, float beta, float* c, std::int64_t ldc) {
-  const std::int64_t vectors = (nvalid + 15) / 16;
-  const bool full = nvalid == 16 * vectors;
-#define PROGDIFF_TILE(NV)                                                                           \
-  return full ? micro_kernel_tile<MR, NV, true>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc) \
-              : micro_kernel_tile<MR, NV, false>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc)
+/// Calls f.template operator()<MR>() with MR = rows (1..kMr): a run-time row count becomes the
+/// tile height of a micro-kernel template.
+template <class F>
+inline void with_tile_rows(std::int64_t rows, F&& f) {
+  switch (rows) {
+    case 1:
+      return f.template operator()<1>();
+    case 2:
+      return f.template operator()<2>();
+    case 3:
+      return f.template operator()<3>();
+    case 4:
+      return f.template operator()<4>();
+    case 5:
+      return f.template operator()<5>();
+    default:
+      return f.template operator()<6>();
+  }
+}
+
+/// Calls f.template operator()<NV, Full>() for `columns` (1..kNr): NV 16-float vectors cover
+/// them, Full when they fill all NV (no masks needed).
+template <class F>
+inline void with_tile_vectors(std::int64_t columns, F&& f) {
+  const std::int64_t vectors = (columns + 15) / 16;
+  const bool full = columns == 16 * vectors;
+  auto call = [&]<int NV>() { return full ? f.template operator()<NV, true>() : f.template operator()<NV, false>(); };
   switch (vectors) {
     case 1:
-      PROGDIFF_TILE(1);
+      return call.template operator()<1>();
     case 2:
-      PROGDIFF_TILE(2);
+      return call.template operator()<2>();
     case 3:
-      PROGDIFF_TILE(3);
+      return call.template operator()<3>();
     default:
-      PROGDIFF_TILE(4);
+      return call.template operator()<4>();
   }
-#undef PROGDIFF_TILE
 }
 
 /// C tile [mvalid x nvalid] = alpha * A[mvalid x kc] * B[kc x nvalid] + beta * C (mvalid
 /// 1..kMr, nvalid 1..kNr): the micro_kernel_tile that covers exactly the live rows and vectors.
 inline void micro_kernel(std::int64_t kc, AView av, std::int64_t mvalid, const float* b, std::int64_t b_k_stride,
                          std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
-  switch (mvalid) {
-    case 1:
-      return micro_kernel_rows<1>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-    case 2:
-      return micro_kernel_rows<2>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-    case 3:
-      return micro_kernel_rows<3>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-    case 4:
-      return micro_kernel_rows<4>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-    case 5:
-      return micro_kernel_rows<5>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-    default:
-      return micro_kernel_rows<6>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
-  }
+  with_tile_rows(mvalid, [&]<int MR>() {
+    with_tile_vectors(nvalid, [&]<int NV, bool Full>() {
+      micro_kernel_tile<MR, NV, Full>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+    });
+  });
 }
 
 /// op(A)[m, k] -> panels [ceil(m/kMr)][k][kMr], rows past m zero.
