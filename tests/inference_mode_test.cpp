@@ -125,9 +125,8 @@ TEST_CASE("a U-Net forward in inference mode keeps no activation and matches an 
 }
 
 TEST_CASE("a multi-decoder U-Net forward in inference mode keeps no activation of any decoder") {
-  Multi multi(Multi::default_widths(8, {8, 4}), Multi::default_config());
   pd::Generator gen(6);
-  multi.initialize(gen);
+  Multi multi = pd::test::initialized_multi(gen);
   const std::vector<std::int64_t> intervals{0, 1, 1};
   check_inference_forward(multi, std::span<const std::int64_t>(intervals));
 }
@@ -138,8 +137,7 @@ TEST_CASE("predict of the grouped models runs in evaluation and inference mode a
   a.initialize(gen);
   b.initialize(gen);
   pd::model::Progressive<Net> progressive(pd::group::Partition{{0, 400, 1000}, {}}, {std::move(a), std::move(b)});
-  Multi multi(Multi::default_widths(8, {8, 4}), Multi::default_config());
-  multi.initialize(gen);
+  Multi multi = pd::test::initialized_multi(gen);
   pd::model::IntervalRouted<Multi> routed(std::move(multi), {{0, 400, 1000}, {}});
   const std::vector<std::int64_t> t{10, 500, 990};
   const TensorF x = ramp(pd::Shape{3, 2, 16, 16});
@@ -160,9 +158,8 @@ TEST_CASE("predict of the grouped models runs in evaluation and inference mode a
 }
 
 TEST_CASE("an IntervalDenoiser's predictions keep no activation") {
-  Multi multi(Multi::default_widths(8, {8, 4}), Multi::default_config());
   pd::Generator gen(8);
-  multi.initialize(gen);
+  Multi multi = pd::test::initialized_multi(gen);
   multi.set_training(false);
   unet::IntervalDenoiser<Multi> denoiser(multi, {{0, 400, 1000}, {}});
   const std::vector<std::int64_t> t{10, 500, 990};

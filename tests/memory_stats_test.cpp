@@ -120,9 +120,8 @@ TEST_CASE("a U-Net's backward frees the activations its forward kept") {
 }
 
 TEST_CASE("a multi-decoder U-Net's backward frees the activations and routing copies of every decoder") {
-  Multi multi(Multi::default_widths(8, {8, 4}), Multi::default_config());
   pd::Generator gen(4);
-  multi.initialize(gen);
+  Multi multi = pd::test::initialized_multi(gen);
   const std::vector<std::int64_t> intervals{0, 1, 1};
   check_step_frees_activations(multi, std::span<const std::int64_t>(intervals));
 }

@@ -19,6 +19,13 @@ using MemoryMulti =
                            unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::Decoders<2>>;
 using CpuTensorF = Tensor<float, backend::Cpu>;
 
+/// A MemoryMulti with decoder widths 8 and 4, initialized from `gen`.
+inline MemoryMulti initialized_multi(Generator& gen) {
+  MemoryMulti multi(MemoryMulti::default_widths(8, {8, 4}), MemoryMulti::default_config());
+  multi.initialize(gen);
+  return multi;
+}
+
 /// Bytes held by CPU tensors now.
 inline std::size_t live_bytes() { return backend::cpu::memory_stats().live_bytes; }
 /// The bytes a tensor's block holds.
