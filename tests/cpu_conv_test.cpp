@@ -1,5 +1,5 @@
-// The CPU back end's convolution kernels (implicit GEMM on AVX-512 for float where compiled,
-// im2col + GEMM otherwise) against the plain-loop reference evaluated in double.
+// The CPU back end's convolution kernels (Winograd F(2x2, 3x3) and implicit GEMM on AVX-512
+// for float where compiled, im2col + GEMM otherwise) against the plain-loop reference evaluated in double.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -118,6 +118,11 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {10, 3, 8, 8, 70, 3, 3, 1, 1},    // backward weight: a group of 8 samples and one of 2
       {2, 32, 16, 16, 32, 3, 3, 1, 1},  // 32 channels: a 2-row last weight panel, half-wide dW tiles
       {2, 8, 8, 8, 20, 3, 3, 1, 1},     // 20 channels: 2 rows left over, dW tiles of 1.25 vectors
+      {2, 17, 7, 9, 18, 3, 3, 1, 1},    // Winograd: odd sizes, the last tile row and column half outside
+      {1, 16, 1, 1, 16, 3, 3, 1, 1},    // Winograd: a 1x1 image, one tile mostly padding
+      {2, 24, 5, 30, 80, 3, 3, 1, 1},   // Winograd: two c_out panels, rows of 30 (a partial 16-pixel store)
+      {3, 130, 6, 8, 20, 3, 3, 1, 1},   // Winograd: 144 padded input channels, 20 outputs (backward: 130)
+      {2, 256, 4, 4, 64, 3, 3, 1, 1},   // Winograd: deep and small, one tile row per block
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

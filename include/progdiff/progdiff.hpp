@@ -18,6 +18,7 @@
 #include "progdiff/backend/cpu/sampling.hpp"
 #include "progdiff/backend/cpu/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/vector_math_avx512.hpp"
+#include "progdiff/backend/cpu/winograd_avx512.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"

@@ -1,6 +1,7 @@
 #pragma once
-// 2-D convolution on the CPU. Single precision on an AVX-512 target runs the implicit-GEMM
-// kernels of conv_avx512.hpp; the portable path (double, or no AVX-512) does im2col per
+// 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
+// (winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels, the implicit-GEMM
+// kernels of conv_avx512.hpp otherwise; the portable path (double, or no AVX-512) does im2col per
 // sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1
 // stride-1 convolution skips im2col). The plain-loop reference is conv_reference.hpp.
 #include <omp.h>
@@ -14,6 +15,7 @@
 #include "progdiff/backend/cpu/conv_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
+#include "progdiff/backend/cpu/winograd_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -24,6 +26,13 @@ struct Conv {
     thread_local std::vector<T> buffer;
     if (buffer.size() < n) buffer.resize(n);
     return buffer.data();
+  }
+
+  /// tap(o, i, ki, kj) of row-major weights [c_out, c_in, 3, 3], for the Winograd path.
+  static auto forward_taps(const ConvGeometry& g, const float* weight) {
+    return [weight, c_in = g.c_in](std::int64_t o, std::int64_t i, int ki, int kj) {
+      return weight[(o * c_in + i) * 9 + ki * 3 + kj];
+    };
   }
 
   static bool is_pointwise(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0; }
@@ -77,7 +86,10 @@ struct Conv {
   template <class T>
   static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) return avx512::conv2d_forward_rowmajor(g, x, weight, y);
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), nullptr, y);
+      return avx512::conv2d_forward_rowmajor(g, x, weight, y);
+    }
 #endif
     im2col_forward<T>(g, x, weight, y);
   }
@@ -88,8 +100,10 @@ struct Conv {
   template <class T>
   static void conv2d_forward_bias(const ConvGeometry& g, const T* x, const T* weight, const T* bias, T* y) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), bias, y);
       if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, bias, y);
+    }
 #endif
     conv2d_forward<T>(g, x, weight, y);
     Elementwise::add_channel_bias<T>(g.n, g.c_out, g.out_hw(), bias, y);
@@ -99,8 +113,20 @@ struct Conv {
   template <class T>
   static void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx512::winograd_applies(g)) {
+        // The gradient of a 3x3 "same" convolution is one too, of dy with the flipped kernels
+        // and the channel roles swapped.
+        ConvGeometry t = g;
+        t.c_in = g.c_out;
+        t.c_out = g.c_in;
+        const auto flipped = [weight, c_in = g.c_in](std::int64_t o, std::int64_t i, int ki, int kj) {
+          return weight[(i * c_in + o) * 9 + (2 - ki) * 3 + (2 - kj)];
+        };
+        return avx512::conv2d_winograd(t, dy, flipped, nullptr, dx);
+      }
       if (avx512::backward_data_as_forward(g)) return avx512::conv2d_backward_data_stride1(g, dy, weight, dx);
+    }
 #endif
     im2col_backward_data<T>(g, dy, weight, dx);
   }

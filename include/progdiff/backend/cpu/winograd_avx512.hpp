@@ -1,0 +1,243 @@
+#pragma once
+// Winograd F(2x2, 3x3) for 3x3, stride-1, pad-1 convolutions in single precision (Lavin and
+// Gray, "Fast Algorithms for Convolutional Neural Networks", 2016). Each 2x2 output tile is
+// A^T [ (G g G^T) . (B^T d B) ] A of its 4x4 input tile d: 16 multiplies per tile and channel
+// pair instead of 36, so the GEMM work is 2.25x smaller than a direct convolution's. The
+// transforms are additions only, with the coefficients of G being 1 and 1/2, so the rounding
+// stays close to the direct convolution's.
+//
+// Channels run along the vector lanes: x is first copied into a zero-bordered NHWC buffer
+// (16x16 register transposes), so a tile's 16 input positions are 16 plain vector loads and
+// the input transform is 64 additions per 16 channels. The 16 element-wise products become
+// 16 GEMMs M_e[tiles, c_out] = V_e[tiles, c_in] U_e[c_in, c_out] on the micro-kernel of
+// sgemm_avx512.hpp (V broadcast, U read as 64-wide packed panels). Tiles are taken a few
+// tile rows at a time so V stays in L2 and each panel's M in L1; the output transform writes
+// a small NHWC staging block that is transposed back into the NCHW output.
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/conv_avx512.hpp"
+#include "progdiff/backend/cpu/sgemm_avx512.hpp"
+
+namespace progdiff::backend::cpu::avx512 {
+
+/// Whether the Winograd path takes the convolution: 3x3, stride 1, pad 1 ("same"), and
+/// enough channels on both sides that the transforms are a small part of the work (a stem
+/// convolution from 1 or 3 channels would pad its channels to 16 and lose).
+inline bool winograd_applies(const ConvGeometry& g) {
+  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && g.c_in >= 16 && g.c_out >= 16;
+}
+
+namespace winograd {
+
+inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
+
+inline std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
+
+/// U_e = G g G^T for every (c_out, c_in) pair, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+/// stored as the micro-kernel's B operand: [e][c_out panel][c_in_padded][kNr], zero past c_out
+/// and c_in. tap(o, i, ki, kj) gives the 3x3 kernel of output o and input i (so the
+/// backward-data pass can hand in its flipped, transposed weights without a copy).
+template <class Tap>
+void transform_weights(std::int64_t c_out, std::int64_t c_in, std::int64_t c_in_padded, Tap tap, float* u) {
+  const std::int64_t npanels = (c_out + kNr - 1) / kNr, position_stride = npanels * c_in_padded * kNr;
+#pragma omp for schedule(static)
+  for (std::int64_t o = 0; o < npanels * kNr; ++o) {
+    float* column = u + (o / kNr) * c_in_padded * kNr + o % kNr;
+    for (std::int64_t i = 0; i < c_in_padded; ++i) {
+      float t[4][4] = {};
+      if (o < c_out && i < c_in) {
+        float gt[4][3];  // G g, then (G g) G^T
+        for (int c = 0; c < 3; ++c) {
+          const float g0 = tap(o, i, 0, c), g1 = tap(o, i, 1, c), g2 = tap(o, i, 2, c);
+          gt[0][c] = g0;
+          gt[1][c] = 0.5f * (g0 + g1 + g2);
+          gt[2][c] = 0.5f * (g0 - g1 + g2);
+          gt[3][c] = g2;
+        }
+        for (int r = 0; r < 4; ++r) {
+          t[r][0] = gt[r][0];
+          t[r][1] = 0.5f * (gt[r][0] + gt[r][1] + gt[r][2]);
+          t[r][2] = 0.5f * (gt[r][0] - gt[r][1] + gt[r][2]);
+          t[r][3] = gt[r][2];
+        }
+      }
+      for (int e = 0; e < kPositions; ++e) column[e * position_stride + i * kNr] = t[e / 4][e % 4];
+    }
+  }
+}
+
+/// Sample x [c_in, h, w] -> xp [hp][wp][c_in_padded] with x at (1, 1) and zeros around it
+/// and in the padding channels.
+inline void to_padded_nhwc(const float* x, std::int64_t c_in, std::int64_t h, std::int64_t w, std::int64_t hp,
+                           std::int64_t wp, std::int64_t c_in_padded, float* xp) {
+  const std::int64_t row = wp * c_in_padded;
+  std::memset(xp, 0, sizeof(float) * row);
+  std::memset(xp + (h + 1) * row, 0, sizeof(float) * (hp - h - 1) * row);
+  __m512 r[16];
+  for (std::int64_t y = 0; y < h; ++y) {
+    float* out = xp + (y + 1) * row;
+    std::memset(out, 0, sizeof(float) * c_in_padded);
+    std::memset(out + (w + 1) * c_in_padded, 0, sizeof(float) * (wp - w - 1) * c_in_padded);
+    for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
+      const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
+      const __mmask16 mask = lane_range(0, pixels);
+      for (std::int64_t c0 = 0; c0 < c_in_padded; c0 += 16) {
+        for (std::int64_t i = 0; i < 16; ++i)
+          r[i] = c0 + i < c_in ? _mm512_maskz_loadu_ps(mask, x + ((c0 + i) * h + y) * w + x0) : _mm512_setzero_ps();
+        transpose16x16(r);
+        for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + (x0 + 1 + q) * c_in_padded + c0, r[q]);
+      }
+    }
+  }
+}
+
+/// V_e[t, c] = (B^T d B)_e for the 4x4 input tile d whose top-left is xp_tile, 16 channels at a
+/// time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. v points at V_0[t, 0]; V_e is
+/// position_stride floats further.
+inline void transform_input_tile(const float* xp_tile, std::int64_t row, std::int64_t c_in_padded, float* v,
+                                 std::int64_t position_stride) {
+  for (std::int64_t c0 = 0; c0 < c_in_padded; c0 += 16) {
+    __m512 d[4][4], t[4][4];
+    for (int r = 0; r < 4; ++r)
+      for (int c = 0; c < 4; ++c) d[r][c] = _mm512_loadu_ps(xp_tile + r * row + c * c_in_padded + c0);
+    for (int c = 0; c < 4; ++c) {
+      t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
+      t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
+      t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
+      t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
+    }
+    for (int r = 0; r < 4; ++r) {
+      float* out = v + 4 * r * position_stride + c0;
+      _mm512_storeu_ps(out, _mm512_sub_ps(t[r][0], t[r][2]));
+      _mm512_storeu_ps(out + position_stride, _mm512_add_ps(t[r][1], t[r][2]));
+      _mm512_storeu_ps(out + 2 * position_stride, _mm512_sub_ps(t[r][2], t[r][1]));
+      _mm512_storeu_ps(out + 3 * position_stride, _mm512_sub_ps(t[r][1], t[r][3]));
+    }
+  }
+}
+
+/// The 2x2 output tile A^T M A (+ bias) for 16 channels, A^T = [1 1 1 0; 0 1 -1 -1]: m points
+/// at M_0 of the tile, M_e is position_stride floats further. out[r * out_row + c] receives
+/// pixel (r, c).
+inline void transform_output_tile(const float* m, std::int64_t position_stride, __m512 bias, float* out,
+                                  std::int64_t out_row, std::int64_t out_pixel) {
+  __m512 s[2][4];
+  for (int c = 0; c < 4; ++c) {
+    const __m512 m0 = _mm512_loadu_ps(m + c * position_stride), m1 = _mm512_loadu_ps(m + (4 + c) * position_stride);
+    const __m512 m2 = _mm512_loadu_ps(m + (8 + c) * position_stride),
+                 m3 = _mm512_loadu_ps(m + (12 + c) * position_stride);
+    s[0][c] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+    s[1][c] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+  }
+  for (int r = 0; r < 2; ++r) {
+    const __m512 y0 = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), s[r][2]);
+    const __m512 y1 = _mm512_sub_ps(_mm512_sub_ps(s[r][1], s[r][2]), s[r][3]);
+    _mm512_storeu_ps(out + r * out_row, _mm512_add_ps(y0, bias));
+    _mm512_storeu_ps(out + r * out_row + out_pixel, _mm512_add_ps(y1, bias));
+  }
+}
+
+/// Staging [rows][2 tx][kNr] (NHWC, one c_out panel) -> y rows [y0, y0 + rows) of channels
+/// [c0, c0 + channels) of one sample, 16 pixels by 16 channels per register transpose.
+inline void store_rows_nchw(const float* staging, std::int64_t rows, std::int64_t staged_width, float* y,
+                            std::int64_t y0, std::int64_t h, std::int64_t w, std::int64_t c0, std::int64_t channels) {
+  __m512 r[16];
+  for (std::int64_t row = 0; row < rows && y0 + row < h; ++row)
+    for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
+      const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
+      const __mmask16 mask = lane_range(0, pixels);
+      for (std::int64_t cv = 0; cv < channels; cv += 16) {
+        const float* in = staging + (row * staged_width + x0) * kNr + cv;
+        for (std::int64_t q = 0; q < 16; ++q) r[q] = q < pixels ? _mm512_loadu_ps(in + q * kNr) : _mm512_setzero_ps();
+        transpose16x16(r);
+        const std::int64_t live = std::min<std::int64_t>(16, channels - cv);
+        for (std::int64_t i = 0; i < live; ++i)
+          _mm512_mask_storeu_ps(y + ((c0 + cv + i) * h + y0 + row) * w + x0, mask, r[i]);
+      }
+    }
+}
+
+}  // namespace winograd
+
+/// y = conv3x3(x, weights) + bias (bias may be nullptr) for a geometry winograd_applies to;
+/// tap(o, i, ki, kj) is the kernel of output channel o and input channel i (assigns).
+template <class Tap>
+void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y) {
+  using namespace winograd;
+  const std::int64_t cip = round_up16(g.c_in), npanels = (g.c_out + kNr - 1) / kNr;
+  const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
+  const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, sample_stride = hp * wp * cip;
+  // Tile rows per block: V_e of the block (64 bytes per tile and input channel over all 16 e)
+  // within about 384 KiB, so it stays in L2 while every c_out panel runs over it.
+  const std::int64_t target_tiles = std::clamp<std::int64_t>(6144 / cip, 12, 96);
+  const std::int64_t rows_per_block = std::max<std::int64_t>(1, target_tiles / tiles_x);
+  const std::int64_t tile_rows = g.n * tiles_y, blocks = (tile_rows + rows_per_block - 1) / rows_per_block;
+  const std::int64_t max_tiles = rows_per_block * tiles_x;
+
+  thread_local std::vector<float> u_buffer, xp_buffer;
+  float* u = thread_scratch(u_buffer, static_cast<std::size_t>(kPositions * npanels * cip * kNr));
+  float* xp = thread_scratch(xp_buffer, static_cast<std::size_t>(g.n * sample_stride));
+  const std::int64_t u_position_stride = npanels * cip * kNr;
+
+#pragma omp parallel if (!omp_in_parallel())
+  {
+    transform_weights(g.c_out, g.c_in, cip, tap, u);
+#pragma omp for schedule(static)
+    for (std::int64_t s = 0; s < g.n; ++s)
+      to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, xp + s * sample_stride);
+    // (implicit barriers: U and xp are complete)
+
+    thread_local std::vector<float> v_buffer, m_buffer, staging_buffer;
+    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * max_tiles * cip));
+    float* m = thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * max_tiles * kNr));
+    float* staging = thread_scratch(staging_buffer, static_cast<std::size_t>(max_tiles * 4 * kNr));
+#pragma omp for schedule(dynamic)
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, tile_rows - r0);
+      const std::int64_t tiles = rows * tiles_x;
+      const std::int64_t v_stride = tiles * cip, m_stride = tiles * kNr;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
+        const float* xrow = xp + s * sample_stride + 2 * ty * wp * cip;
+        for (std::int64_t tx = 0; tx < tiles_x; ++tx)
+          transform_input_tile(xrow + 2 * tx * cip, wp * cip, cip, v + (r * tiles_x + tx) * cip, v_stride);
+      }
+      for (std::int64_t np = 0; np < npanels; ++np) {
+        const std::int64_t c0 = np * kNr, channels = std::min(kNr, g.c_out - c0);
+        for (std::int64_t e = 0; e < kPositions; ++e) {
+          const float* ue = u + e * u_position_stride + np * cip * kNr;
+          for (std::int64_t t0 = 0; t0 < tiles; t0 += kMr)
+            micro_kernel(cip, AView{v + e * v_stride + t0 * cip, cip, 1}, std::min(kMr, tiles - t0), ue, kNr, channels,
+                         1.0f, 0.0f, m + e * m_stride + t0 * kNr, kNr);
+        }
+        // Staging [rows][2][2 tiles_x][kNr]: two output rows per tile row.
+        const std::int64_t staged_width = 2 * tiles_x;
+        for (std::int64_t cv = 0; cv < channels; cv += 16) {
+          const __m512 bias_v =
+              bias ? _mm512_maskz_loadu_ps(lane_range(0, channels - cv), bias + c0 + cv) : _mm512_setzero_ps();
+          for (std::int64_t t = 0; t < tiles; ++t) {
+            const std::int64_t r = t / tiles_x, tx = t % tiles_x;
+            transform_output_tile(m + t * kNr + cv, m_stride, bias_v,
+                                  staging + ((2 * r * staged_width) + 2 * tx) * kNr + cv, staged_width * kNr, kNr);
+          }
+        }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
+          store_rows_nchw(staging + 2 * r * staged_width * kNr, 2, staged_width, y + s * g.c_out * g.h * g.w, 2 * ty,
+                          g.h, g.w, c0, channels);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace progdiff::backend::cpu::avx512
+#endif
