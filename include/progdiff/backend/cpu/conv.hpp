@@ -135,7 +135,10 @@ struct Conv {
   template <class T>
   static void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
 #if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) return avx512::conv2d_backward_weight(g, x, dy, dweight);
+    if constexpr (std::is_same_v<T, float>) {
+      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd_backward_weight(g, x, dy, dweight);
+      return avx512::conv2d_backward_weight(g, x, dy, dweight);
+    }
 #endif
     im2col_backward_weight<T>(g, x, dy, dweight);
   }

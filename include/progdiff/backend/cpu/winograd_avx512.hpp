@@ -74,26 +74,26 @@ void transform_weights(std::int64_t c_out, std::int64_t c_in, std::int64_t c_in_
   }
 }
 
-/// Sample x [c_in, h, w] -> xp [hp][wp][c_in_padded] with x at (1, 1) and zeros around it
-/// and in the padding channels.
-inline void to_padded_nhwc(const float* x, std::int64_t c_in, std::int64_t h, std::int64_t w, std::int64_t hp,
-                           std::int64_t wp, std::int64_t c_in_padded, float* xp) {
-  const std::int64_t row = wp * c_in_padded;
-  std::memset(xp, 0, sizeof(float) * row);
-  std::memset(xp + (h + 1) * row, 0, sizeof(float) * (hp - h - 1) * row);
+/// Sample x [c, h, w] -> xp [hp][wp][c_padded] with x at (border, border) and zeros around
+/// it and in the padding channels.
+inline void to_padded_nhwc(const float* x, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t hp,
+                           std::int64_t wp, std::int64_t c_padded, std::int64_t border, float* xp) {
+  const std::int64_t row = wp * c_padded;
+  std::memset(xp, 0, sizeof(float) * border * row);
+  std::memset(xp + (h + border) * row, 0, sizeof(float) * (hp - h - border) * row);
   __m512 r[16];
   for (std::int64_t y = 0; y < h; ++y) {
-    float* out = xp + (y + 1) * row;
-    std::memset(out, 0, sizeof(float) * c_in_padded);
-    std::memset(out + (w + 1) * c_in_padded, 0, sizeof(float) * (wp - w - 1) * c_in_padded);
+    float* out = xp + (y + border) * row;
+    std::memset(out, 0, sizeof(float) * border * c_padded);
+    std::memset(out + (w + border) * c_padded, 0, sizeof(float) * (wp - w - border) * c_padded);
     for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
       const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
       const __mmask16 mask = lane_range(0, pixels);
-      for (std::int64_t c0 = 0; c0 < c_in_padded; c0 += 16) {
+      for (std::int64_t c0 = 0; c0 < c_padded; c0 += 16) {
         for (std::int64_t i = 0; i < 16; ++i)
-          r[i] = c0 + i < c_in ? _mm512_maskz_loadu_ps(mask, x + ((c0 + i) * h + y) * w + x0) : _mm512_setzero_ps();
+          r[i] = c0 + i < c ? _mm512_maskz_loadu_ps(mask, x + ((c0 + i) * h + y) * w + x0) : _mm512_setzero_ps();
         transpose16x16(r);
-        for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + (x0 + 1 + q) * c_in_padded + c0, r[q]);
+        for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + (x0 + border + q) * c_padded + c0, r[q]);
       }
     }
   }
@@ -165,6 +165,46 @@ inline void store_rows_nchw(const float* staging, std::int64_t rows, std::int64_
     }
 }
 
+/// Z_e[t, c] = (A g A^T)_e for the 2x2 output-gradient tile g whose top-left is dyp_tile, 16
+/// channels at a time; A = [1 0; 1 1; 1 -1; 0 -1]. z points at Z_0[t, 0], Z_e is
+/// position_stride floats further.
+inline void transform_gradient_tile(const float* dyp_tile, std::int64_t row, std::int64_t c_padded, float* z,
+                                    std::int64_t position_stride) {
+  for (std::int64_t c0 = 0; c0 < c_padded; c0 += 16) {
+    __m512 t[4][2];
+    for (int c = 0; c < 2; ++c) {
+      const __m512 a = _mm512_loadu_ps(dyp_tile + c * c_padded + c0),
+                   b = _mm512_loadu_ps(dyp_tile + row + c * c_padded + c0);
+      t[0][c] = a;
+      t[1][c] = _mm512_add_ps(a, b);
+      t[2][c] = _mm512_sub_ps(a, b);
+      t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), b);
+    }
+    for (int r = 0; r < 4; ++r) {
+      float* out = z + 4 * r * position_stride + c0;
+      _mm512_storeu_ps(out, t[r][0]);
+      _mm512_storeu_ps(out + position_stride, _mm512_add_ps(t[r][0], t[r][1]));
+      _mm512_storeu_ps(out + 2 * position_stride, _mm512_sub_ps(t[r][0], t[r][1]));
+      _mm512_storeu_ps(out + 3 * position_stride, _mm512_sub_ps(_mm512_setzero_ps(), t[r][1]));
+    }
+  }
+}
+
+/// dg = G^T s G: the 3x3 kernel gradient from the 4x4 sum s of Z (.) V over tiles.
+inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
+  double q[3][4];
+  for (int j = 0; j < 4; ++j) {
+    q[0][j] = s[0][j] + 0.5 * (s[1][j] + s[2][j]);
+    q[1][j] = 0.5 * (s[1][j] - s[2][j]);
+    q[2][j] = 0.5 * (s[1][j] + s[2][j]) + s[3][j];
+  }
+  for (int a = 0; a < 3; ++a) {
+    dg[a][0] = q[a][0] + 0.5 * (q[a][1] + q[a][2]);
+    dg[a][1] = 0.5 * (q[a][1] - q[a][2]);
+    dg[a][2] = 0.5 * (q[a][1] + q[a][2]) + q[a][3];
+  }
+}
+
 }  // namespace winograd
 
 /// y = conv3x3(x, weights) + bias (bias may be nullptr) for a geometry winograd_applies to;
@@ -192,7 +232,7 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
     transform_weights(g.c_out, g.c_in, cip, tap, u);
 #pragma omp for schedule(static)
     for (std::int64_t s = 0; s < g.n; ++s)
-      to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, xp + s * sample_stride);
+      to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, 1, xp + s * sample_stride);
     // (implicit barriers: U and xp are complete)
 
     thread_local std::vector<float> v_buffer, m_buffer, staging_buffer;
@@ -236,6 +276,77 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
         }
       }
     }
+  }
+}
+
+/// dweight [c_out, c_in, 3, 3] += the weight gradient of a convolution winograd_applies to:
+/// dW = G^T [ sum over tiles of (A dy A^T) . (B^T x B) ] G, so the sum over tiles is 16 GEMMs
+/// S_e[c_in, c_out] += V_e^T Z_e, 2.25x fewer multiply-adds than the direct sum over pixels.
+/// Each thread sums its tile rows into a private S (static schedule: with a given thread count
+/// the float result is reproducible); the threads' S are added and transformed at the end.
+inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
+  using namespace winograd;
+  const std::int64_t cip = round_up16(g.c_in), cop = round_up16(g.c_out);
+  const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
+  const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, x_stride = hp * wp * cip;
+  const std::int64_t dy_stride = 4 * tiles_y * tiles_x * cop;
+  // About 256 tiles per chunk: each S_e tile of the micro-kernel is loaded and stored once per
+  // 256 multiply-add steps, and V_e, Z_e of a chunk (1 KiB per tile and 16 channels) stay in L2.
+  const std::int64_t rows_per_chunk = std::max<std::int64_t>(1, 256 / tiles_x);
+  const std::int64_t tile_rows = g.n * tiles_y, chunks = (tile_rows + rows_per_chunk - 1) / rows_per_chunk;
+  const std::int64_t max_tiles = rows_per_chunk * tiles_x, s_stride = cip * cop;
+
+  thread_local std::vector<float> xp_buffer, dyp_buffer;
+  float* xp = thread_scratch(xp_buffer, static_cast<std::size_t>(g.n * x_stride));
+  float* dyp = thread_scratch(dyp_buffer, static_cast<std::size_t>(g.n * dy_stride));
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp for schedule(static)
+    for (std::int64_t s = 0; s < g.n; ++s) {
+      to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, 1, xp + s * x_stride);
+      to_padded_nhwc(dy + s * g.c_out * g.h * g.w, g.c_out, g.h, g.w, 2 * tiles_y, 2 * tiles_x, cop, 0,
+                     dyp + s * dy_stride);
+    }
+    thread_local std::vector<float> s_buffer, v_buffer, z_buffer;
+    float* acc = thread_scratch(s_buffer, static_cast<std::size_t>(kPositions * s_stride));
+    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * max_tiles * cip));
+    float* z = thread_scratch(z_buffer, static_cast<std::size_t>(kPositions * max_tiles * cop));
+    partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
+    std::memset(acc, 0, sizeof(float) * kPositions * s_stride);
+#pragma omp for schedule(static)
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::int64_t r0 = chunk * rows_per_chunk, rows = std::min(rows_per_chunk, tile_rows - r0);
+      const std::int64_t tiles = rows * tiles_x, v_stride = tiles * cip, z_stride = tiles * cop;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
+        const float* xrow = xp + s * x_stride + 2 * ty * wp * cip;
+        const float* dyrow = dyp + s * dy_stride + 2 * ty * 2 * tiles_x * cop;
+        for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
+          const std::int64_t t = r * tiles_x + tx;
+          transform_input_tile(xrow + 2 * tx * cip, wp * cip, cip, v + t * cip, v_stride);
+          transform_gradient_tile(dyrow + 2 * tx * cop, 2 * tiles_x * cop, cop, z + t * cop, z_stride);
+        }
+      }
+      for (std::int64_t e = 0; e < kPositions; ++e)
+        for (std::int64_t c0 = 0; c0 < g.c_in; c0 += kMr)
+          for (std::int64_t o0 = 0; o0 < g.c_out; o0 += kNr)
+            micro_kernel(tiles, AView{v + e * v_stride + c0, 1, cip}, std::min(kMr, g.c_in - c0), z + e * z_stride + o0,
+                         cop, std::min(kNr, g.c_out - o0), 1.0f, 1.0f, acc + e * s_stride + c0 * cop + o0, cop);
+    }
+    // (implicit barrier) dweight[o, i] += G^T (sum over threads of S[., i, o]) G
+#pragma omp for schedule(static)
+    for (std::int64_t o = 0; o < g.c_out; ++o)
+      for (std::int64_t i = 0; i < g.c_in; ++i) {
+        double sum[4][4] = {}, dg[3][3];
+        for (const float* part : partial)
+          if (part)
+            for (int e = 0; e < kPositions; ++e) sum[e / 4][e % 4] += part[e * s_stride + i * cop + o];
+        kernel_gradient(sum, dg);
+        float* out = dweight + (o * g.c_in + i) * 9;
+        for (int a = 0; a < 9; ++a) out[a] += static_cast<float>(dg[a / 3][a % 3]);
+      }
   }
 }
 
