@@ -335,18 +335,28 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
             micro_kernel(tiles, AView{v + e * v_stride + c0, 1, cip}, std::min(kMr, g.c_in - c0), z + e * z_stride + o0,
                          cop, std::min(kNr, g.c_out - o0), 1.0f, 1.0f, acc + e * s_stride + c0 * cop + o0, cop);
     }
-    // (implicit barrier) dweight[o, i] += G^T (sum over threads of S[., i, o]) G
+    // (implicit barrier) dweight[o, i] += G^T (sum over threads of S[., i, o]) G, one input
+    // channel i at a time so S is read along its rows.
+    thread_local std::vector<double> row_buffer;
+    row_buffer.resize(static_cast<std::size_t>(kPositions * g.c_out));
+    double* row = row_buffer.data();
 #pragma omp for schedule(static)
-    for (std::int64_t o = 0; o < g.c_out; ++o)
-      for (std::int64_t i = 0; i < g.c_in; ++i) {
-        double sum[4][4] = {}, dg[3][3];
-        for (const float* part : partial)
-          if (part)
-            for (int e = 0; e < kPositions; ++e) sum[e / 4][e % 4] += part[e * s_stride + i * cop + o];
+    for (std::int64_t i = 0; i < g.c_in; ++i) {
+      std::fill(row, row + kPositions * g.c_out, 0.0);
+      for (const float* part : partial)
+        if (part)
+          for (std::int64_t e = 0; e < kPositions; ++e) {
+            const float* in = part + e * s_stride + i * cop;
+            for (std::int64_t o = 0; o < g.c_out; ++o) row[e * g.c_out + o] += in[o];
+          }
+      for (std::int64_t o = 0; o < g.c_out; ++o) {
+        double sum[4][4], dg[3][3];
+        for (int e = 0; e < kPositions; ++e) sum[e / 4][e % 4] = row[e * g.c_out + o];
         kernel_gradient(sum, dg);
         float* out = dweight + (o * g.c_in + i) * 9;
-        for (int a = 0; a < 9; ++a) out[a] += static_cast<float>(dg[a / 3][a % 3]);
+        for (int t = 0; t < 9; ++t) out[t] += static_cast<float>(dg[t / 3][t % 3]);
       }
+    }
   }
 }
 
