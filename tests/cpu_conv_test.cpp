@@ -123,6 +123,7 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 24, 5, 30, 80, 3, 3, 1, 1},   // Winograd: two c_out panels, rows of 30 (a partial 16-pixel store)
       {3, 130, 6, 8, 20, 3, 3, 1, 1},   // Winograd: 144 padded input channels, 20 outputs (backward: 130)
       {2, 256, 4, 4, 64, 3, 3, 1, 1},   // Winograd: deep and small, one tile row per block
+      {2, 48, 8, 8, 50, 3, 3, 1, 1},    // Winograd forward where the direct kernel would apply too
   };
   for (const auto& g : cases) check_conv<T>(g);
 }

@@ -1,9 +1,9 @@
 #pragma once
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
-// (winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels, the implicit-GEMM
-// kernels of conv_avx512.hpp otherwise; the portable path (double, or no AVX-512) does im2col per
-// sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1
-// stride-1 convolution skips im2col). The plain-loop reference is conv_reference.hpp.
+// (winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
+// faster one, the implicit-GEMM kernels of conv_avx512.hpp otherwise; the portable path (double, or no AVX-512) does
+// im2col per sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution
+// skips im2col). The plain-loop reference is conv_reference.hpp.
 #include <omp.h>
 
 #include <cstdint>
@@ -87,7 +87,7 @@ struct Conv {
   static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), nullptr, y);
+      if (avx512::winograd_forward_pays(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), nullptr, y);
       return avx512::conv2d_forward_rowmajor(g, x, weight, y);
     }
 #endif
@@ -101,7 +101,7 @@ struct Conv {
   static void conv2d_forward_bias(const ConvGeometry& g, const T* x, const T* weight, const T* bias, T* y) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), bias, y);
+      if (avx512::winograd_forward_pays(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), bias, y);
       if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, bias, y);
     }
 #endif
@@ -114,7 +114,7 @@ struct Conv {
   static void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      if (avx512::winograd_applies(g)) {
+      if (avx512::winograd_forward_pays(g)) {
         // The gradient of a 3x3 "same" convolution is one too, of dy with the flipped kernels
         // and the channel roles swapped.
         ConvGeometry t = g;

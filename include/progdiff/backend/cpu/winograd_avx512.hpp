@@ -28,11 +28,20 @@
 
 namespace progdiff::backend::cpu::avx512 {
 
-/// Whether the Winograd path takes the convolution: 3x3, stride 1, pad 1 ("same"), and
-/// enough channels on both sides that the transforms are a small part of the work (a stem
-/// convolution from 1 or 3 channels would pad its channels to 16 and lose).
+/// Whether the Winograd kernels can take the convolution: 3x3, stride 1, pad 1 ("same"),
+/// and at least 16 channels on both sides (a stem convolution from 1 or 3 channels would pad
+/// its channels to 16 and lose). The weight gradient takes every such convolution.
 inline bool winograd_applies(const ConvGeometry& g) {
   return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && g.c_in >= 16 && g.c_out >= 16;
+}
+
+/// Whether the forward (and the backward data, a forward with the channel roles swapped) is
+/// faster through Winograd than through the direct kernel. Where the direct kernel applies
+/// (whole 64-pixel panels), its forward still wins below 48 channels: at 32 channels the
+/// transforms' traffic outweighs the 2.25x fewer multiply-adds (single-thread, batch 64,
+/// 32x32: 5.7 ms against 5.3; at 64 channels 16.6 against 21.2).
+inline bool winograd_forward_pays(const ConvGeometry& g) {
+  return winograd_applies(g) && (!direct_applies(g) || std::min(g.c_in, g.c_out) >= 48);
 }
 
 namespace winograd {
@@ -40,6 +49,11 @@ namespace winograd {
 inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
 
 inline std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
+
+/// Floats between the 16 position planes of a block of `floats_per_position`: one cache line
+/// more than needed, so the 16 streams a transform writes (and the output transform reads)
+/// never all fall into one L1 set (at 32x32, a plain stride is a multiple of 4 KiB).
+inline std::int64_t position_stride(std::int64_t floats_per_position) { return floats_per_position + 16; }
 
 /// U_e = G g G^T for every (c_out, c_in) pair, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
 /// stored as the micro-kernel's B operand: [e][c_out panel][c_in_padded][kNr], zero past c_out
@@ -236,14 +250,14 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
     // (implicit barriers: U and xp are complete)
 
     thread_local std::vector<float> v_buffer, m_buffer, staging_buffer;
-    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * max_tiles * cip));
-    float* m = thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * max_tiles * kNr));
+    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
+    float* m = thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * kNr)));
     float* staging = thread_scratch(staging_buffer, static_cast<std::size_t>(max_tiles * 4 * kNr));
 #pragma omp for schedule(dynamic)
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, tile_rows - r0);
       const std::int64_t tiles = rows * tiles_x;
-      const std::int64_t v_stride = tiles * cip, m_stride = tiles * kNr;
+      const std::int64_t v_stride = position_stride(tiles * cip), m_stride = position_stride(tiles * kNr);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
         const float* xrow = xp + s * sample_stride + 2 * ty * wp * cip;
@@ -311,14 +325,15 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
     }
     thread_local std::vector<float> s_buffer, v_buffer, z_buffer;
     float* acc = thread_scratch(s_buffer, static_cast<std::size_t>(kPositions * s_stride));
-    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * max_tiles * cip));
-    float* z = thread_scratch(z_buffer, static_cast<std::size_t>(kPositions * max_tiles * cop));
+    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
+    float* z = thread_scratch(z_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cop)));
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * kPositions * s_stride);
 #pragma omp for schedule(static)
     for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
       const std::int64_t r0 = chunk * rows_per_chunk, rows = std::min(rows_per_chunk, tile_rows - r0);
-      const std::int64_t tiles = rows * tiles_x, v_stride = tiles * cip, z_stride = tiles * cop;
+      const std::int64_t tiles = rows * tiles_x, v_stride = position_stride(tiles * cip),
+                         z_stride = position_stride(tiles * cop);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
         const float* xrow = xp + s * x_stride + 2 * ty * wp * cip;
