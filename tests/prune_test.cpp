@@ -186,6 +186,36 @@ void check_halving_preserves_outputs(M& net, const std::vector<bool>& halve) {
   CHECK(prune::channel_groups(pruned).flops() < groups.flops());
 }
 
+// check_halving_preserves_outputs for each prunable group alone (each a subcase on the net
+// make(group_seed + g); groups that cannot halve alone or share a norm over a skip concatenation
+// are skipped), then for all prunable groups at once on make(all_seed). Returns how many groups
+// were checked alone.
+template <class Make>
+int check_halving_each_group_then_all(const prune::ChannelGroups& groups, const Make& make, std::uint64_t group_seed,
+                                      std::uint64_t all_seed) {
+  int tested = 0;
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    if (!groups.groups[g].prunable) continue;
+    std::vector<bool> halve(groups.size(), false);
+    halve[g] = true;
+    std::vector<std::int64_t> w = groups.widths();
+    w[g] /= 2;
+    if (!groups.feasible(w) || in_concat_norm(groups, groups.groups[g])) continue;
+    SUBCASE(("group " + groups.groups[g].name + couplings(groups.groups[g])).c_str()) {
+      auto net = make(group_seed + g);
+      check_halving_preserves_outputs(net, halve);
+    }
+    ++tested;
+  }
+  SUBCASE("all groups at once") {
+    auto net = make(all_seed);
+    std::vector<bool> halve(groups.size());
+    for (std::size_t g = 0; g < groups.size(); ++g) halve[g] = groups.groups[g].prunable;
+    check_halving_preserves_outputs(net, halve);
+  }
+  return tested;
+}
+
 // Every parameter axis that carries channels is covered by exactly one group slice per index;
 // only image-channel and kernel axes are not.
 template <class M>
@@ -284,50 +314,14 @@ TEST_CASE("channel groups follow the U-Net's couplings") {
 }
 
 TEST_CASE("removing redundant channels leaves a U-Net's output unchanged, coupling by coupling") {
-  const prune::ChannelGroups groups = prune::channel_groups(make_net());
-  int tested = 0;
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (!groups.groups[g].prunable) continue;
-    std::vector<bool> halve(groups.size(), false);
-    halve[g] = true;
-    std::vector<std::int64_t> w = groups.widths();
-    w[g] /= 2;
-    if (!groups.feasible(w) || in_concat_norm(groups, groups.groups[g])) continue;
-    SUBCASE(("group " + groups.groups[g].name + couplings(groups.groups[g])).c_str()) {
-      Net net = make_net(10 + g);
-      check_halving_preserves_outputs(net, halve);
-    }
-    ++tested;
-  }
+  const int tested = check_halving_each_group_then_all(
+      prune::channel_groups(make_net()), [](std::uint64_t seed) { return make_net(seed); }, 10, 5);
   CHECK(tested >= 4);
-  SUBCASE("all groups at once") {
-    Net net = make_net(5);
-    std::vector<bool> halve(groups.size());
-    for (std::size_t g = 0; g < groups.size(); ++g) halve[g] = groups.groups[g].prunable;
-    check_halving_preserves_outputs(net, halve);
-  }
 }
 
 TEST_CASE("removing redundant channels leaves a shared-encoder model's output unchanged") {
-  const prune::ChannelGroups groups = prune::channel_groups(make_multi());
-  for (std::size_t g = 0; g < groups.size(); ++g) {
-    if (!groups.groups[g].prunable) continue;
-    std::vector<bool> halve(groups.size(), false);
-    halve[g] = true;
-    std::vector<std::int64_t> w = groups.widths();
-    w[g] /= 2;
-    if (!groups.feasible(w) || in_concat_norm(groups, groups.groups[g])) continue;
-    SUBCASE(("group " + groups.groups[g].name + couplings(groups.groups[g])).c_str()) {
-      Multi net = make_multi(20 + g);
-      check_halving_preserves_outputs(net, halve);
-    }
-  }
-  SUBCASE("all groups at once") {
-    Multi net = make_multi(6);
-    std::vector<bool> halve(groups.size());
-    for (std::size_t g = 0; g < groups.size(); ++g) halve[g] = groups.groups[g].prunable;
-    check_halving_preserves_outputs(net, halve);
-  }
+  check_halving_each_group_then_all(
+      prune::channel_groups(make_multi()), [](std::uint64_t seed) { return make_multi(seed); }, 20, 6);
 }
 
 TEST_CASE("FLOPs of pruned models equal the count from their parameter shapes") {

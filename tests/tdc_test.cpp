@@ -21,6 +21,7 @@
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
 #include "progdiff/unet/unet.hpp"
+#include "train_support.hpp"
 
 namespace {
 
@@ -83,24 +84,9 @@ train::TdcOptions options(const fs::path& dir, train::TdcPruning pruning, std::i
   return o;
 }
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "progdiff_tdc_test" / name;
-  fs::remove_all(dir);
-  return dir;
-}
-
-template <class M>
-std::vector<float> all_weights(M& m) {
-  std::vector<float> w;
-  m.visit_parameters(
-      [&](const std::string&, auto& p) {
-        for (float v : p.value.to_host()) w.push_back(v);
-      },
-      std::string());
-  return w;
-}
-
-struct Killed {};
+const train_test::ScratchDir scratch("progdiff_tdc_test");
+using train_test::all_weights;
+using train_test::Killed;
 
 // Bit-for-bit comparisons run on one thread: the float convolution's weight gradient sums
 // per-thread partial sums over a dynamic schedule of samples (backend/cpu/conv_avx512.hpp), so
@@ -219,7 +205,7 @@ TEST_CASE("a run killed in one group's fine-tuning resumes group by group to the
   OneThread one_thread;
   Fixture whole;
   auto uninterrupted = whole.run(options(scratch("resume_whole"), train::TdcPruning::Proxy, 6));
-  const auto expected = all_weights(*uninterrupted.model);
+  const auto expected = all_weights<float>(*uninterrupted.model);
 
   const fs::path dir = scratch("resume_killed");
   const auto o = options(dir, train::TdcPruning::Proxy, 6);
@@ -255,7 +241,7 @@ TEST_CASE("a run killed in one group's fine-tuning resumes group by group to the
   CHECK(resumed.report.groups[0].reused);
   CHECK(resumed.report.groups[1].reused);
   CHECK(!resumed.report.groups[2].reused);
-  CHECK(all_weights(*resumed.model) == expected);
+  CHECK(all_weights<float>(*resumed.model) == expected);
   CHECK(resumed.report.average_flops == uninterrupted.report.average_flops);
 }
 
@@ -309,7 +295,7 @@ TEST_CASE("groups run separately, as parallel processes would, then assembled eq
   auto assembled = f.run(options(dir, train::TdcPruning::Taylor, 4));
   REQUIRE(assembled.model.has_value());
   for (const auto& g : assembled.report.groups) CHECK(g.reused);
-  CHECK(all_weights(*assembled.model) == all_weights(*together.model));
+  CHECK(all_weights<float>(*assembled.model) == all_weights<float>(*together.model));
   CHECK(assembled.model->widths() == together.model->widths());
   CHECK(assembled.report.average_flops == together.report.average_flops);
   for (std::size_t g = 0; g < 3; ++g)

@@ -1,8 +1,12 @@
 #pragma once
 // A small model made of nn layers (Linear -> SiLU -> Linear on [N, F] rows) for the training tests,
-// and fixture loading.
+// fixture loading, scratch paths, every weight of a model in one list, and an exception that
+// stands for a killed process.
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/core/random.hpp"
@@ -44,8 +48,45 @@ class TinyMlp {
   progdiff::nn::SiLU<T, Cpu> act_;
 };
 
+// The CUDA tests have no fixture directory.
+#ifdef PROGDIFF_FIXTURES_DIR
 inline progdiff::io::SafetensorsFile read_train_fixture(const std::string& name) {
   return progdiff::io::read_safetensors(std::string(PROGDIFF_FIXTURES_DIR) + "/train/" + name + ".safetensors");
 }
+#endif
+
+// Fresh paths under <temp>/<folder>/: one folder per test file, so that test binaries run side by
+// side by ctest never share a file.
+class ScratchDir {
+ public:
+  explicit ScratchDir(std::string folder) : folder_(std::move(folder)) {}
+
+  // <temp>/<folder>/<name>, with whatever an earlier run left there removed; its parent exists.
+  std::filesystem::path operator()(const std::string& name) const {
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / folder_;
+    std::filesystem::create_directories(dir);
+    const std::filesystem::path p = dir / name;
+    std::filesystem::remove_all(p);
+    return p;
+  }
+
+ private:
+  std::string folder_;
+};
+
+// Every parameter value of `m` in visiting order, each converted to E, to compare two models.
+template <class E, class M>
+std::vector<E> all_weights(M& m) {
+  std::vector<E> w;
+  m.visit_parameters(
+      [&](const std::string&, auto& p) {
+        for (E v : p.value.to_host()) w.push_back(v);
+      },
+      std::string());
+  return w;
+}
+
+// Thrown from a step callback to stop a run midway, as a killed process would.
+struct Killed {};
 
 }  // namespace train_test

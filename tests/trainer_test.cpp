@@ -29,6 +29,7 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
+#include "train_support.hpp"
 
 namespace {
 
@@ -84,40 +85,20 @@ train::TrainOptions quiet_options(std::int64_t steps) {
   return o;
 }
 
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "progdiff_trainer_test";
-  fs::create_directories(dir);
-  const fs::path p = dir / name;
-  fs::remove_all(p);
-  return p;
-}
+const train_test::ScratchDir scratch("progdiff_trainer_test");
 
 std::string file_bytes(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
 }
 
-template <class M>
-std::vector<double> all_weights(M& m) {
-  std::vector<double> w;
-  m.visit_parameters(
-      [&](const std::string&, auto& p) {
-        for (double v : p.value.to_host()) w.push_back(v);
-      },
-      std::string());
-  return w;
-}
-
-struct Killed {};
-
-progdiff::io::SafetensorsFile read_fixture(const std::string& name) {
-  return progdiff::io::read_safetensors(std::string(PROGDIFF_FIXTURES_DIR) + "/train/" + name + ".safetensors");
-}
+using train_test::all_weights;
+using train_test::Killed;
 
 }  // namespace
 
 TEST_CASE("three stage-1 steps match PyTorch: batches, timesteps, noise, loss, clip, AdamW with warm-up, EMA") {
-  const auto f = read_fixture("stage1_steps");
+  const auto f = train_test::read_train_fixture("stage1_steps");
   progdiff::data::ImageDataset data;
   data.count = 6, data.channels = 1, data.height = 8, data.width = 8;
   data.pixels = f.values<float>("data");
@@ -202,7 +183,7 @@ TEST_CASE_TEMPLATE("resume: a run killed after a checkpoint continues bit for bi
     CHECK(resumed.steps[i].step == full.steps[i + 2].step);
     CHECK(resumed.steps[i].loss == full.steps[i + 2].loss);  // bit for bit
   }
-  CHECK(all_weights(resumed_model) == all_weights(uninterrupted_model));
+  CHECK(all_weights<double>(resumed_model) == all_weights<double>(uninterrupted_model));
 }
 
 TEST_CASE("finite guard: a NaN stops training naming step and group; the last checkpoint stays intact") {
@@ -324,7 +305,7 @@ TEST_CASE(
   REQUIRE(resumed.steps.size() == 2);
   CHECK(resumed.steps[0].group_losses == full.steps[2].group_losses);
   CHECK(resumed.steps[1].group_losses == full.steps[3].group_losses);
-  CHECK(all_weights(again) == all_weights(grouped));
+  CHECK(all_weights<double>(again) == all_weights<double>(grouped));
 }
 
 TEST_CASE("a sampler drawing outside its group is refused, naming the group") {
@@ -509,7 +490,7 @@ TEST_CASE("multi-stage resumes bit for bit; separate experts train and sample th
   REQUIRE(resumed.steps.size() == 2);
   CHECK(resumed.steps[0].loss == full.steps[2].loss);
   CHECK(resumed.steps[1].loss == full.steps[3].loss);
-  CHECK(all_weights(resumed_model) == all_weights(full_model));
+  CHECK(all_weights<double>(resumed_model) == all_weights<double>(full_model));
 
   using Experts = unet::SeparateExperts<Net, 2>;
   Generator gen(5);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "../train_support.hpp"
 #include "cuda_compare.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/metrics/fashion_frechet.hpp"
@@ -88,16 +89,7 @@ train::TrainOptions quiet_options(std::int64_t steps, std::int64_t batch) {
   return o;
 }
 
-template <class M>
-std::vector<float> all_weights(M& m) {
-  std::vector<float> w;
-  m.visit_parameters(
-      [&](const std::string&, auto& p) {
-        for (float v : p.value.to_host()) w.push_back(v);
-      },
-      std::string());
-  return w;
-}
+using train_test::all_weights;
 
 std::vector<double> step_losses(const train::TrainReport& r) {
   std::vector<double> l;
@@ -143,7 +135,7 @@ Results run_everything(const fs::path& scratch) {
   {
     N pruned = prune::prune_to_flops(net, magnitude, 0.6 * base_flops);
     r.magnitude_widths = flat_widths({pruned.widths()});
-    r.magnitude_weights = all_weights(pruned);
+    r.magnitude_weights = all_weights<float>(pruned);
     expect_true(std::string(B::name()) + ": prune_to_flops meets its limit", pruned.flops(kImage) <= 0.6 * base_flops);
   }
   {
@@ -158,7 +150,7 @@ Results run_everything(const fs::path& scratch) {
     taylor.observe(net, groups);
     N pruned = prune::prune_to_flops(net, taylor, 0.6 * base_flops);
     r.taylor_widths = flat_widths({pruned.widths()});
-    r.taylor_weights = all_weights(pruned);
+    r.taylor_weights = all_weights<float>(pruned);
     nn::zero_grad(net);
   }
   {
@@ -166,13 +158,13 @@ Results run_everything(const fs::path& scratch) {
     const auto plan = prune::plan_widths_for_flops(groups, magnitude, 0.5 * base_flops);
     N pruned = prune::prune_unet(net, prune::RandomImportance{9}, std::span<const std::int64_t>(plan.widths));
     r.random_widths = flat_widths({pruned.widths()});
-    r.random_weights = all_weights(pruned);
+    r.random_weights = all_weights<float>(pruned);
   }
 
   // Stage 1: the unified model on every timestep.
   model::Progressive<N> base(std::move(net), Schedule::steps);
   r.stage1_losses = step_losses(train::train_stage1(base, schedule, train_data, quiet_options(3, 4)));
-  r.stage1_weights = all_weights(base);
+  r.stage1_weights = all_weights<float>(base);
 
   // Stage 2: two groups, the first pruned to 70% of the FLOPs by the initial magnitudes.
   const group::Partition partition{{0, 20, 60}, {0.7, 1.0}};
@@ -182,7 +174,7 @@ Results run_everything(const fs::path& scratch) {
   train::TrainReport stage2;
   auto grouped = train::train_stage2(base, partition, schedule, train_data, quiet_options(2, 4), hook, &stage2);
   r.stage2_losses = step_losses(stage2);
-  r.stage2_weights = all_weights(grouped);
+  r.stage2_weights = all_weights<float>(grouped);
   r.stage2_widths = flat_widths(grouped.widths());
 
   // The samplers on the progressive model (each sample routed to its group's denoiser).
@@ -201,7 +193,7 @@ Results run_everything(const fs::path& scratch) {
     multi.initialize(g);
     model::IntervalRouted<Multi<B>> m(std::move(multi), partition);
     r.multi_losses = step_losses(train::train_multi_stage(m, schedule, train_data, quiet_options(2, 8)));
-    r.multi_weights = all_weights(m);
+    r.multi_weights = all_weights<float>(m);
     r.multi_ddim = sample::Ddim::from_schedule(schedule, 5).template sample<float, B>(m, batch, 14).to_host();
   }
 
@@ -219,7 +211,7 @@ Results run_everything(const fs::path& scratch) {
     expect_true(std::string(B::name()) + ": run_tdc assembled a model", tdc.model.has_value());
     if (tdc.model) {
       r.tdc_widths = flat_widths(tdc.model->widths());
-      r.tdc_weights = all_weights(*tdc.model);
+      r.tdc_weights = all_weights<float>(*tdc.model);
     }
     for (const auto& g : tdc.report.groups) r.tdc_losses.push_back(g.finetuned_loss);
     fs::remove_all(o.out_dir);
