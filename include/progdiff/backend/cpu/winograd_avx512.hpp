@@ -50,6 +50,18 @@ inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
 
 inline std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
 
+/// Grow-only scratch of the calling thread, one set for every Winograd call (the forward for
+/// each kernel-reading function, the backward data and the weight gradient run one after the
+/// other, so they share it rather than each keeping its own).
+struct Scratch {
+  std::vector<float> padded_input, padded_gradient, weights;  // whole-call buffers
+  std::vector<float> transformed, products, staging, sums;    // per-thread buffers
+};
+inline Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
 /// Floats between the 16 position planes of a block of `floats_per_position`: one cache line
 /// more than needed, so the 16 streams a transform writes (and the output transform reads)
 /// never all fall into one L1 set (at 32x32, a plain stride is a multiple of 4 KiB).
@@ -236,9 +248,8 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
   const std::int64_t tile_rows = g.n * tiles_y, blocks = (tile_rows + rows_per_block - 1) / rows_per_block;
   const std::int64_t max_tiles = rows_per_block * tiles_x;
 
-  thread_local std::vector<float> u_buffer, xp_buffer;
-  float* u = thread_scratch(u_buffer, static_cast<std::size_t>(kPositions * npanels * cip * kNr));
-  float* xp = thread_scratch(xp_buffer, static_cast<std::size_t>(g.n * sample_stride));
+  float* u = thread_scratch(scratch().weights, static_cast<std::size_t>(kPositions * npanels * cip * kNr));
+  float* xp = thread_scratch(scratch().padded_input, static_cast<std::size_t>(g.n * sample_stride));
   const std::int64_t u_position_stride = npanels * cip * kNr;
 
 #pragma omp parallel if (!omp_in_parallel())
@@ -249,10 +260,10 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
       to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, 1, xp + s * sample_stride);
     // (implicit barriers: U and xp are complete)
 
-    thread_local std::vector<float> v_buffer, m_buffer, staging_buffer;
-    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
-    float* m = thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * kNr)));
-    float* staging = thread_scratch(staging_buffer, static_cast<std::size_t>(max_tiles * 4 * kNr));
+    Scratch& own = scratch();
+    float* v = thread_scratch(own.transformed, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
+    float* m = thread_scratch(own.products, static_cast<std::size_t>(kPositions * position_stride(max_tiles * kNr)));
+    float* staging = thread_scratch(own.staging, static_cast<std::size_t>(max_tiles * 4 * kNr));
 #pragma omp for schedule(dynamic)
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, tile_rows - r0);
@@ -310,9 +321,8 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
   const std::int64_t tile_rows = g.n * tiles_y, chunks = (tile_rows + rows_per_chunk - 1) / rows_per_chunk;
   const std::int64_t max_tiles = rows_per_chunk * tiles_x, s_stride = cip * cop;
 
-  thread_local std::vector<float> xp_buffer, dyp_buffer;
-  float* xp = thread_scratch(xp_buffer, static_cast<std::size_t>(g.n * x_stride));
-  float* dyp = thread_scratch(dyp_buffer, static_cast<std::size_t>(g.n * dy_stride));
+  float* xp = thread_scratch(scratch().padded_input, static_cast<std::size_t>(g.n * x_stride));
+  float* dyp = thread_scratch(scratch().padded_gradient, static_cast<std::size_t>(g.n * dy_stride));
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
 #pragma omp parallel num_threads(threads)
@@ -323,10 +333,10 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
       to_padded_nhwc(dy + s * g.c_out * g.h * g.w, g.c_out, g.h, g.w, 2 * tiles_y, 2 * tiles_x, cop, 0,
                      dyp + s * dy_stride);
     }
-    thread_local std::vector<float> s_buffer, v_buffer, z_buffer;
-    float* acc = thread_scratch(s_buffer, static_cast<std::size_t>(kPositions * s_stride));
-    float* v = thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
-    float* z = thread_scratch(z_buffer, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cop)));
+    Scratch& own = scratch();
+    float* acc = thread_scratch(own.sums, static_cast<std::size_t>(kPositions * s_stride));
+    float* v = thread_scratch(own.transformed, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
+    float* z = thread_scratch(own.products, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cop)));
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::memset(acc, 0, sizeof(float) * kPositions * s_stride);
 #pragma omp for schedule(static)
