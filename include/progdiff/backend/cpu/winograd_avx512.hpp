@@ -238,6 +238,7 @@ inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
 template <class Tap>
 void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y) {
   using namespace winograd;
+  require(winograd_applies(g), "conv2d_winograd: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
   const std::int64_t cip = round_up16(g.c_in), npanels = (g.c_out + kNr - 1) / kNr;
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
   const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, sample_stride = hp * wp * cip;
@@ -311,6 +312,8 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
 /// the float result is reproducible); the threads' S are added and transformed at the end.
 inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
   using namespace winograd;
+  require(winograd_applies(g),
+          "conv2d_winograd_backward_weight: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
   const std::int64_t cip = round_up16(g.c_in), cop = round_up16(g.c_out);
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
   const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, x_stride = hp * wp * cip;
