@@ -114,7 +114,7 @@ inline void apply_configuration(Options& o) {
     o.test_images = 1000;
     o.ddim_steps = 5, o.grid = 16, o.fid_samples = 32, o.loss_samples = 32;
   } else {
-    o.steps = 600, o.stage2_steps = 120, o.batch = 64, o.channels = 32, o.lr = 2e-3;
+    o.steps = 1000, o.stage2_steps = 200, o.batch = 64, o.channels = 32, o.lr = 2e-3;
     o.ddim_steps = 20, o.grid = 64, o.fid_samples = 500, o.loss_samples = 500;
   }
 }
