@@ -141,3 +141,17 @@ TEST_CASE_TEMPLATE("Cpu channel bias gradient (the convolution's dbias) matches 
   Cpu::channel_bias_grad<T>(n, c, hw, dyt.data(), db.data());
   CHECK(worst_error(db, want) <= tolerance<T>(n * hw));
 }
+
+#if defined(__AVX512F__)
+TEST_CASE("The Winograd kernels refuse a geometry they do not cover") {
+  namespace avx512 = progdiff::backend::cpu::avx512;
+  const ConvGeometry strided{1, 16, 8, 8, 16, 3, 3, 2, 1};  // stride 2: not F(2x2, 3x3)
+  const ConvGeometry shallow{1, 3, 8, 8, 16, 3, 3, 1, 1};   // 3 input channels
+  std::vector<float> x(16 * 64), w(16 * 16 * 9), y(16 * 64);
+  const auto taps = Cpu::forward_taps(strided, w.data());
+  CHECK_THROWS_WITH(avx512::conv2d_winograd(strided, x.data(), taps, nullptr, y.data()),
+                    doctest::Contains("conv2d_winograd: not a 3x3, stride-1, pad-1"));
+  CHECK_THROWS_WITH(avx512::conv2d_winograd_backward_weight(shallow, x.data(), y.data(), w.data()),
+                    doctest::Contains("16 or more channels"));
+}
+#endif
