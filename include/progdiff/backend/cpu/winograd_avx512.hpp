@@ -12,7 +12,9 @@
 // 16 GEMMs M_e[tiles, c_out] = V_e[tiles, c_in] U_e[c_in, c_out] on the micro-kernel of
 // sgemm_avx512.hpp (V broadcast, U read as 64-wide packed panels). Tiles are taken a few
 // tile rows at a time so V stays in L2 and each panel's M in L1; the output transform writes
-// a small NHWC staging block that is transposed back into the NCHW output.
+// a small NHWC staging block that is transposed back into the NCHW output. Backward data is
+// the same kernel on dy with the flipped kernels; the weight gradient sums (A dy A^T) . V over
+// tiles with 16 more GEMMs and applies G^T . G once at the end.
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
@@ -25,6 +27,7 @@
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/conv_avx512.hpp"
 #include "progdiff/backend/cpu/sgemm_avx512.hpp"
+#include "progdiff/core/error.hpp"
 
 namespace progdiff::backend::cpu::avx512 {
 
