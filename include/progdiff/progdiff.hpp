@@ -136,6 +136,7 @@
 #include "progdiff/schedule/continuous.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 #include "progdiff/schedule/quantities.hpp"
 #include "progdiff/schedule/runtime_schedule.hpp"
 #include "progdiff/schedule/schedule.hpp"

@@ -14,8 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "progdiff/schedule/betas.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/schedule/runtime_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 #include "progdiff/unet/config.hpp"
 #include "progdiff/unet/width_table.hpp"
 

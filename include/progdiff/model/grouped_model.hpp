@@ -22,7 +22,7 @@
 #include "progdiff/group/partition.hpp"
 #include "progdiff/model/description.hpp"
 #include "progdiff/nn/parameter.hpp"
-#include "progdiff/schedule/runtime_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 
 namespace progdiff::model {
 

@@ -16,7 +16,7 @@
 #include <span>
 
 #include "progdiff/core/tensor.hpp"
-#include "progdiff/schedule/runtime_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 
 namespace progdiff::sample {
 

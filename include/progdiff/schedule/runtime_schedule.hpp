@@ -17,12 +17,12 @@
 #include "progdiff/schedule/betas.hpp"
 #include "progdiff/schedule/continuous.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 #include "progdiff/schedule/spacing.hpp"
 
 namespace progdiff::schedule {
 
 enum class ScheduleKind { Linear, ScaledLinear, Cosine, Trained, VP, VE, EDM };
-enum class PredictionType { Epsilon, Sample, VPrediction };
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Linear;

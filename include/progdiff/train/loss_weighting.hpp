@@ -18,7 +18,7 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
-#include "progdiff/schedule/runtime_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 
 namespace progdiff::train {
 

@@ -16,7 +16,7 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/nn/parameter.hpp"
-#include "progdiff/schedule/runtime_schedule.hpp"
+#include "progdiff/schedule/prediction_type.hpp"
 
 namespace progdiff::unet {
 
