@@ -5,7 +5,7 @@
 // own mean and scatter matrix, then a rank-one correction for the shift of the means, so the result
 // equals a one-pass computation over all rows without the cancellation of sum(x x^T) - n mu mu^T.
 // The covariance is the unbiased one (divided by n - 1), as numpy.cov and pytorch-fid compute it.
-#include <Eigen/Dense>
+#include <Eigen/Core>
 #include <cstdint>
 #include <span>
 #include <string>

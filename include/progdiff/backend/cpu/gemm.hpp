@@ -26,14 +26,28 @@ struct Gemm {
   static void gemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                    std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
 #if defined(__AVX512F__)
+    // float never reaches Eigen here, so a program that does not ask for Eigen's GEMM does not
+    // compile it (its product kernels are slow to compile).
     if constexpr (std::is_same_v<T, float>) {
-      if (m > 0 && n > 0 && k > 0) {
-        avx512::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      if (m == 0 || n == 0) return;
+      if (k == 0) {
+        scale_rows(m, n, beta, c, ldc);
         return;
       }
+      avx512::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    } else {
+      gemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
-#endif
+#else
     gemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
+  }
+
+  /// C = beta C for an m x n matrix with leading dimension ldc (beta 0 clears, NaNs included).
+  template <class T>
+  static void scale_rows(std::int64_t m, std::int64_t n, T beta, T* c, std::int64_t ldc) {
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
   }
 
   /// The portable path: Eigen's blocked GEMM.
