@@ -29,6 +29,7 @@
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/host_device.hpp"
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/shape.hpp"
 #include "progdiff/core/tensor.hpp"

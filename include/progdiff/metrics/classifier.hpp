@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/metrics/global_average_pool.hpp"
 #include "progdiff/nn/conv2d.hpp"
@@ -150,3 +151,10 @@ class FashionClassifier {
 };
 
 }  // namespace progdiff::metrics
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::metrics {
+extern template class FashionClassifier<float, backend::Cpu>;
+}  // namespace progdiff::metrics
+#endif

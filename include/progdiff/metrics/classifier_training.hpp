@@ -28,6 +28,7 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/data/batch_iterator.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
@@ -207,3 +208,22 @@ TrainedClassifier<T, B> load_or_train_classifier(const std::filesystem::path& pa
 }
 
 }  // namespace progdiff::metrics
+
+#if PROGDIFF_PRECOMPILED
+namespace progdiff::metrics {
+extern template Tensor<float, backend::Cpu> dataset_images<float, backend::Cpu>(const data::ImageDataset&, std::int64_t,
+                                                                                std::int64_t);
+extern template double classifier_accuracy(FashionClassifier<float, backend::Cpu>&, const data::ImageDataset&,
+                                           std::int64_t);
+extern template ClassifierTrainingReport train_classifier(FashionClassifier<float, backend::Cpu>&,
+                                                          const data::ImageDataset&, const data::ImageDataset*,
+                                                          const ClassifierTrainingConfig&,
+                                                          const std::function<void(const ClassifierEpoch&)>&);
+extern template void save_classifier(const std::filesystem::path&, FashionClassifier<float, backend::Cpu>&,
+                                     std::int64_t, std::int64_t, std::uint64_t);
+extern template double load_classifier(const std::filesystem::path&, FashionClassifier<float, backend::Cpu>&);
+extern template TrainedClassifier<float, backend::Cpu> load_or_train_classifier<float, backend::Cpu>(
+    const std::filesystem::path&, const std::filesystem::path&, std::uint64_t,
+    const std::function<void(const ClassifierEpoch&)>&);
+}  // namespace progdiff::metrics
+#endif

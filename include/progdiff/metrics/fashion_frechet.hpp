@@ -10,6 +10,7 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/metrics/classifier.hpp"
@@ -59,3 +60,15 @@ double fashion_frechet_distance(FashionClassifier<T, B>& model, const data::Imag
 }
 
 }  // namespace progdiff::metrics
+
+#if PROGDIFF_PRECOMPILED
+namespace progdiff::metrics {
+extern template FeatureStatistics classifier_feature_statistics(FashionClassifier<float, backend::Cpu>&,
+                                                                const Tensor<float, backend::Cpu>&, std::int64_t);
+extern template FeatureStatistics classifier_feature_statistics(FashionClassifier<float, backend::Cpu>&,
+                                                                const data::ImageDataset&, std::int64_t, std::int64_t,
+                                                                std::int64_t);
+extern template double fashion_frechet_distance(FashionClassifier<float, backend::Cpu>&, const data::ImageDataset&,
+                                                const Tensor<float, backend::Cpu>&, std::int64_t);
+}  // namespace progdiff::metrics
+#endif

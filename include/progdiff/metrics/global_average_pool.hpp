@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/nn/layer.hpp"
 
 namespace progdiff::metrics {
@@ -56,3 +57,10 @@ class GlobalAveragePool {
 };
 
 }  // namespace progdiff::metrics
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::metrics {
+extern template class GlobalAveragePool<float, backend::Cpu>;
+}  // namespace progdiff::metrics
+#endif

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/nn/group_norm.hpp"
@@ -189,3 +190,10 @@ class AttentionBlock {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class AttentionBlock<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

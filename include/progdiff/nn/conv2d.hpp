@@ -4,6 +4,7 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/init.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -114,3 +115,10 @@ class Conv2d {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class Conv2d<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -54,3 +55,10 @@ class Downsample {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class Downsample<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -3,6 +3,7 @@
 #include <limits>
 #include <string>
 
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
 
@@ -90,3 +91,10 @@ class Dropout {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class Dropout<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

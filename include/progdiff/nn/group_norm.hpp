@@ -2,6 +2,7 @@
 #include <string>
 
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
 
@@ -101,3 +102,10 @@ class GroupNorm {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class GroupNorm<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/init.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -97,3 +98,10 @@ class Linear {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class Linear<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

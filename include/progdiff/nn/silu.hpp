@@ -2,6 +2,7 @@
 #include <string>
 
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/nn/layer.hpp"
 
 namespace progdiff::nn {
@@ -43,3 +44,10 @@ class SiLU {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class SiLU<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <string>
 
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
 #include "progdiff/nn/linear.hpp"
@@ -104,3 +105,10 @@ class TimestepEmbedding {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class TimestepEmbedding<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -1,6 +1,7 @@
 #pragma once
 #include <string>
 
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -81,3 +82,10 @@ class Upsample {
 };
 
 }  // namespace progdiff::nn
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::nn {
+extern template class Upsample<float, backend::Cpu>;
+}  // namespace progdiff::nn
+#endif

@@ -10,6 +10,7 @@
 
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/nn/parameter.hpp"
 
@@ -74,3 +75,10 @@ class AdamW {
 };
 
 }  // namespace progdiff::train
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::train {
+extern template class AdamW<float, backend::Cpu>;
+}  // namespace progdiff::train
+#endif

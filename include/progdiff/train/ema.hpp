@@ -12,6 +12,7 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/nn/parameter.hpp"
 
@@ -98,3 +99,10 @@ class Ema {
 };
 
 }  // namespace progdiff::train
+
+#if PROGDIFF_PRECOMPILED
+#include "progdiff/backend/cpu/cpu.hpp"
+namespace progdiff::train {
+extern template class Ema<float, backend::Cpu>;
+}  // namespace progdiff::train
+#endif
