@@ -1,0 +1,103 @@
+#pragma once
+// The main job's variants, declared once. Each variant of each scale is compiled in a
+// translation unit of its own (variant_*.cpp, from job_steps.hpp), so no unit instantiates
+// more than one family of models and the build runs them side by side.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <type_traits>
+
+#include "models.hpp"
+#include "options.hpp"
+#include "progdiff/core/error.hpp"
+#include "progdiff/data/image_dataset.hpp"
+#include "progdiff/group/partition.hpp"
+#include "report.hpp"
+
+namespace job {
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+/// A phase of the job, timed into the report.
+template <class F>
+auto timed(Report& report, const std::string& phase, F&& f) {
+  std::printf("== %s\n", phase.c_str());
+  std::fflush(stdout);
+  const auto start = Clock::now();
+  if constexpr (std::is_void_v<decltype(f())>) {
+    f();
+    report.times.push_back({phase, seconds_since(start)});
+  } else {
+    auto r = f();
+    report.times.push_back({phase, seconds_since(start)});
+    return r;
+  }
+}
+
+template <class Scale>
+struct Job {
+  using Net = typename Scale::Net;
+  const Options& o;
+  const Schedule& schedule;
+  const pd::group::Partition& partition;
+  const pd::data::ImageDataset& train;
+  const pd::data::ImageDataset& test;
+  Report& report;
+
+  /// A freshly initialized base model of the scale.
+  pd::model::Progressive<Net> new_base() const;
+  /// Stage 1 (all timesteps) for `steps`; the EMA weights are loaded into the returned model.
+  pd::model::Progressive<Net> stage1(std::int64_t steps);
+  /// Stage 1, then a copy of the base per group fine-tuned on its timesteps.
+  void experts();
+  /// TDC stage 2: per group, the base pruned to the group's FLOPs budget by the chosen
+  /// criterion and fine-tuned on the group's timesteps (train/tdc_pipeline.hpp).
+  void tdc();
+  /// One U-Net for every timestep, trained for as many images as the experts see.
+  void unified();
+  /// A shared encoder with one decoder per group (K groups), trained on mixed batches.
+  template <int K>
+  void multi_stage();
+  /// The variant the options choose.
+  void run();
+};
+
+template <class Scale>
+inline void Job<Scale>::run() {
+  switch (o.variant) {
+    case Variant::Experts:
+      return experts();
+    case Variant::Unified:
+      return unified();
+    case Variant::Tdc:
+      return tdc();
+    case Variant::MultiStage:
+      switch (partition.groups()) {
+        case 2:
+          return multi_stage<2>();
+        case 3:
+          return multi_stage<3>();
+        case 4:
+          return multi_stage<4>();
+        default:
+          throw pd::ConfigError("--variant multi-stage: the grouper gave " + std::to_string(partition.groups()) +
+                                " groups; the job is built for " + std::to_string(kMinDecoders) + " to " +
+                                std::to_string(kMaxDecoders) + " decoders (choose --groups in that range)");
+      }
+  }
+}
+// Each variant is compiled once, in its own unit (variant_*.cpp).
+#define PROGDIFF_JOB_VARIANTS(Scale)                 \
+  extern template void Job<Scale>::experts();        \
+  extern template void Job<Scale>::unified();        \
+  extern template void Job<Scale>::tdc();            \
+  extern template void Job<Scale>::multi_stage<2>(); \
+  extern template void Job<Scale>::multi_stage<3>(); \
+  extern template void Job<Scale>::multi_stage<4>();
+PROGDIFF_JOB_VARIANTS(SmallScale)
+PROGDIFF_JOB_VARIANTS(PaperScale)
+#undef PROGDIFF_JOB_VARIANTS
+
+}  // namespace job

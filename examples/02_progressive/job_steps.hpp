@@ -1,0 +1,276 @@
+#pragma once
+// The definitions behind job.hpp: the timed phases, training settings, the metric's classifier,
+// the evaluation shared by every variant, and the variants themselves. Included only by the
+// variant_*.cpp units, each of which instantiates one family.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "job.hpp"
+#include "progdiff/data/data.hpp"
+#include "progdiff/io/image_grid.hpp"
+#include "progdiff/io/png_decode.hpp"
+#include "progdiff/metrics/metrics.hpp"
+#include "progdiff/sample/ddim.hpp"
+#include "progdiff/train/multi_stage.hpp"
+#include "progdiff/train/stage1.hpp"
+#include "progdiff/train/stage2.hpp"
+#include "progdiff/train/tdc_pipeline.hpp"
+
+namespace job {
+
+namespace fs = std::filesystem;
+
+/// Settings shared by every training stage.
+inline pd::train::TrainOptions train_options(const Options& o, const std::string& stage, std::int64_t steps,
+                                             double lr) {
+  pd::train::TrainOptions t;
+  t.steps = steps;
+  t.batch_size = o.batch;
+  t.seed = o.seed;
+  t.random_flip = true;
+  t.adamw.weight_decay = 0.0;
+  t.lr.lr = lr;
+  t.lr.warmup_steps = std::min<std::int64_t>(100, steps / 10);
+  t.lr.decay = pd::train::LrDecay::Cosine;
+  t.lr.lr_min = lr / 10;
+  t.clip_norm = 1.0;
+  // An average over about the last 200 steps (decay 0.995), warmed up from the first steps.
+  t.ema.decay = o.paper_scale ? 0.9999 : 0.995;
+  t.ema.warmup = pd::train::EmaWarmup::Simple;
+  t.checkpoint_path = o.out / (stage + ".safetensors");
+  t.checkpoint_every = std::max<std::int64_t>(100, steps / 5);
+  t.csv_path = o.out / (stage + "_log.csv");
+  t.plot_path = o.out / (stage + "_loss.png");
+  return t;
+}
+
+inline unet::UNetConfig net_config(const Options& o, const unet::UNetConfig& defaults) {
+  unet::UNetConfig c = defaults;
+  if (!o.paper_scale) c.groups = 8;
+  return c;
+}
+
+/// The metric's classifier: loaded from its file, or trained and saved there. The tiny
+/// configuration trains a short one of its own (its distances compare only with each other).
+inline pd::metrics::TrainedClassifier<float, Cpu> classifier(const Options& o, const pd::data::ImageDataset& train,
+                                                             const pd::data::ImageDataset& test) {
+  const fs::path path = o.tiny ? o.out / "classifier_tiny.safetensors" : o.classifier;
+  pd::metrics::TrainedClassifier<float, Cpu> c;
+  if (fs::exists(path)) {
+    c.test_accuracy = pd::metrics::load_classifier(path, c.model);
+    std::printf("classifier %s: test accuracy %.4f\n", path.string().c_str(), c.test_accuracy);
+    return c;
+  }
+  pd::metrics::ClassifierTrainingConfig config;
+  config.seed = 0;  // one classifier for every run, whatever the job's seed
+  // Three epochs (about 89% test accuracy, under a minute on 2 cores); any classifier file of
+  // the default structure may be given instead (--classifier).
+  config.epochs = 3;
+  if (o.tiny) config.max_steps = 20, config.batch_size = 32, config.warmup_steps = 5;
+  std::printf("training the classifier (saved to %s for later runs)\n", path.string().c_str());
+  c.report = pd::metrics::train_classifier(c.model, train, &test, config, [](const pd::metrics::ClassifierEpoch& e) {
+    std::printf("  epoch %lld: train loss %.4f, test accuracy %.4f, %.0f s\n", static_cast<long long>(e.epoch + 1),
+                e.train_loss, e.test_accuracy, e.seconds);
+    std::fflush(stdout);
+  });
+  c.test_accuracy = c.report.test_accuracy;
+  c.trained = true;
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  pd::metrics::save_classifier(path, c.model, std::llround(c.test_accuracy * static_cast<double>(test.count)),
+                               test.count, config.seed);
+  return c;
+}
+
+/// The last logged loss of each group (the mean over the last 10% of steps), from a report.
+inline std::vector<double> final_losses(const pd::train::TrainReport& r, std::int64_t groups) {
+  std::vector<double> sum(static_cast<std::size_t>(groups), 0.0), count(static_cast<std::size_t>(groups), 0.0);
+  const std::size_t from = r.steps.size() - std::min<std::size_t>(r.steps.size(), r.steps.size() / 10 + 1);
+  for (std::size_t i = from; i < r.steps.size(); ++i)
+    for (std::size_t k = 0; k < r.steps[i].group_losses.size() && k < sum.size(); ++k)
+      if (std::isfinite(r.steps[i].group_losses[k])) sum[k] += r.steps[i].group_losses[k], count[k] += 1;
+  for (std::size_t k = 0; k < sum.size(); ++k) sum[k] = count[k] > 0 ? sum[k] / count[k] : std::nan("");
+  return sum;
+}
+
+/// Sampling, metrics and the report for a trained model of any kind (a model::GroupedModel).
+template <class Model>
+void evaluate(const Options& o, Model& model, const pd::group::Partition& partition, const Schedule& schedule,
+              const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+  const pd::Shape image{1, 1, 32, 32};
+  report.model_groups = model.group_count();
+  for (std::int64_t k = 0; k < model.group_count(); ++k)
+    report.model_rows.push_back(
+        {model.partition().begin(k), model.partition().end(k), model.flops(image, k), model.parameter_count(k)});
+  report.parameters = model.parameter_count();
+  report.average_flops = model.average_flops(image);
+
+  // Per-group denoising loss on the test split, on the job's partition (the unified model's
+  // single group is measured on the same groups as the others).
+  report.test_losses = timed(report, "per-group test loss", [&] {
+    pd::metrics::GroupLossConfig c;
+    c.samples_per_group = std::min(o.loss_samples, test.count);
+    c.seed = 1234;  // the same noised inputs for every variant and seed: a paired comparison
+    return pd::metrics::denoising_loss_per_group<float, Cpu>(model, schedule, partition, test, c);
+  });
+
+  // Samples: the grid is the first `grid` of the images the Frechet distance uses.
+  const std::int64_t count = std::max(o.grid, o.fid_samples);
+  const auto sampler = pd::sample::Ddim::from_schedule(schedule, o.ddim_steps);
+  const auto samples = timed(
+      report, "DDIM sampling (" + std::to_string(count) + " images, " + std::to_string(o.ddim_steps) + " steps)", [&] {
+        std::vector<float> all;
+        const std::int64_t batch = 250;
+        for (std::int64_t first = 0; first < count; first += batch) {
+          const std::int64_t n = std::min(batch, count - first);
+          const auto x =
+              sampler.sample<float, Cpu>(model, pd::Shape{n, 1, 32, 32}, o.seed, static_cast<std::uint64_t>(first));
+          const auto v = x.to_host();
+          all.insert(all.end(), v.begin(), v.end());
+          std::printf("  %lld / %lld\n", static_cast<long long>(first + n), static_cast<long long>(count));
+          std::fflush(stdout);
+        }
+        return pd::Tensor<float, Cpu>::from_host(pd::Shape{count, 1, 32, 32}, all);
+      });
+  const auto host = samples.to_host();
+  std::int64_t bad = 0;
+  double mean = 0.0;
+  for (float v : host) {
+    bad += !std::isfinite(v);
+    mean += v;
+  }
+  report.sample_mean = mean / static_cast<double>(host.size());
+  if (bad) throw std::runtime_error(std::to_string(bad) + " sampled pixel values are not finite");
+  const fs::path grid_path = o.out / "samples.png";
+  pd::io::write_image_grid(grid_path, samples.slice(0, o.grid), {.columns = 8});
+  const auto decoded = pd::io::read_png(grid_path);  // the file must decode
+  std::printf("wrote %s (%d x %d)\n", grid_path.string().c_str(), decoded.width, decoded.height);
+
+  if (o.fid_samples >= 2) {
+    auto c = timed(report, "classifier", [&] { return classifier(o, train, test); });
+    report.classifier_accuracy = c.test_accuracy;
+    report.classifier_trained = c.trained;
+    timed(report, "Frechet distance", [&] {
+      // The distance of `fid_samples` generated images to the test split, and of as many
+      // training images: the floor a perfect model would reach at this sample count.
+      const auto real = pd::metrics::classifier_feature_statistics(c.model, test);
+      report.frechet = pd::metrics::frechet_distance(
+          real, pd::metrics::classifier_feature_statistics(c.model, samples.slice(0, o.fid_samples)));
+      const std::int64_t n = std::min(o.fid_samples, train.count);
+      report.frechet_train =
+          pd::metrics::frechet_distance(real, pd::metrics::classifier_feature_statistics(c.model, train, 0, n));
+      report.frechet_samples = o.fid_samples;
+      report.frechet_train_samples = n;
+      if (!std::isfinite(report.frechet)) throw std::runtime_error("the Frechet distance is not finite");
+    });
+  }
+}
+
+template <class Scale>
+pd::model::Progressive<typename Scale::Net> Job<Scale>::new_base() const {
+  const auto config = net_config(o, Net::default_config());
+  pd::model::Progressive<Net> base(Net(Net::default_widths(o.channels), config), schedule.size());
+  pd::Generator gen(o.seed, 0x494e4954u);  // "INIT"
+  base.initialize(gen);
+  return base;
+}
+
+template <class Scale>
+pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t steps) {
+  auto base = new_base();
+  auto options = train_options(o, "stage1", steps, o.lr);
+  const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep",
+                       [&] { return pd::train::train_stage1(base, schedule, train, options); });
+  report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
+                           options.checkpoint_path});
+  load_ema_weights(options.checkpoint_path, base, schedule);
+  return base;
+}
+
+template <class Scale>
+void Job<Scale>::experts() {
+  auto base = stage1(o.steps);
+  if (o.stage2_steps == 0) {
+    report.notes.push_back("--stage2-steps 0: the groups are copies of the base, not fine-tuned");
+    auto grouped = pd::train::copy_into_groups(base, partition, o.seed);
+    evaluate(o, grouped, partition, schedule, train, test, report);
+    return;
+  }
+  auto options = train_options(o, "stage2", o.stage2_steps, o.lr / 2);
+  pd::train::TrainReport r;
+  auto grouped = timed(report,
+                       "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " +
+                           std::to_string(partition.groups()) + " groups",
+                       [&] { return pd::train::train_stage2(base, partition, schedule, train, options, {}, &r); });
+  report.stages.push_back({"stage 2", o.stage2_steps, o.stage2_steps * o.batch * partition.groups(),
+                           final_losses(r, partition.groups()), options.csv_path, options.plot_path,
+                           options.checkpoint_path});
+  load_ema_weights(options.checkpoint_path, grouped, schedule);
+  report.checkpoint = options.checkpoint_path;
+  evaluate(o, grouped, partition, schedule, train, test, report);
+}
+
+template <class Scale>
+void Job<Scale>::tdc() {
+  auto base = stage1(o.steps);
+  pd::train::TdcOptions t;
+  t.out_dir = o.out / "tdc";
+  t.pruning = pd::train::parse_tdc_pruning(o.pruning);
+  t.only_group = o.tdc_group;
+  t.seed = o.seed;
+  t.finetune = train_options(o, "tdc", o.stage2_steps, o.lr / 2);
+  auto r =
+      timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(o.stage2_steps) + " steps per group",
+            [&] { return pd::train::run_tdc(base, partition, schedule, train, test, t); });
+  for (const auto& g : r.report.groups)
+    std::printf("group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, held-out loss %.5f\n",
+                static_cast<long long>(g.group), static_cast<long long>(g.begin), static_cast<long long>(g.end),
+                g.budget, static_cast<double>(g.flops) / 1e6, g.flops_limit / 1e6, static_cast<long long>(g.parameters),
+                g.finetuned_loss);
+  if (!r.model) {
+    std::printf("group %lld done; run again without --tdc-group to assemble and evaluate\n",
+                static_cast<long long>(o.tdc_group));
+    report.notes.push_back("--tdc-group " + std::to_string(o.tdc_group) +
+                           ": this run pruned and fine-tuned one group and evaluated nothing");
+    return;
+  }
+  report.base_flops = static_cast<double>(r.report.base_flops);
+  report.base_parameters = r.report.base_parameters;
+  report.checkpoint = t.out_dir;
+  evaluate(o, *r.model, partition, schedule, train, test, report);
+}
+
+template <class Scale>
+void Job<Scale>::unified() {
+  // As many training images as stage 1 and stage 2 of the experts see together.
+  const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
+  auto base = stage1(steps);
+  report.checkpoint = o.out / "stage1.safetensors";
+  evaluate(o, base, partition, schedule, train, test, report);
+}
+
+template <class Scale>
+template <int K>
+void Job<Scale>::multi_stage() {
+  using Multi = typename Scale::template Multi<K>;
+  const auto config = net_config(o, Multi::default_config());
+  const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, K));
+  pd::model::IntervalRouted<Multi> model(Multi(widths, config), partition);
+  pd::Generator gen(o.seed, 0x494e4954u);
+  model.initialize(gen);
+  const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
+  auto options = train_options(o, "multi_stage", steps, o.lr);
+  const auto r = timed(report, "multi-stage training: " + std::to_string(steps) + " steps on mixed batches",
+                       [&] { return pd::train::train_multi_stage(model, schedule, train, options); });
+  report.stages.push_back({"multi-stage", steps, steps * o.batch, final_losses(r, K), options.csv_path,
+                           options.plot_path, options.checkpoint_path});
+  load_ema_weights(options.checkpoint_path, model, schedule);
+  report.checkpoint = options.checkpoint_path;
+  evaluate(o, model, partition, schedule, train, test, report);
+}
+
+}  // namespace job

@@ -1,0 +1,5 @@
+// The main job, small scale: copies per group and the unified baseline.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallScale>::experts();
+template void job::Job<job::SmallScale>::unified();
