@@ -70,9 +70,13 @@ int run(const Options& o, const std::string& command) {
     std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
   std::printf("\n");
 
-  if (o.paper_scale)
+  if (o.paper_scale) {
+#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
+    throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
+#else
     Job<PaperScale>{o, schedule, partition, train, test, report}.run();
-  else
+#endif
+  } else
     Job<SmallScale>{o, schedule, partition, train, test, report}.run();
 
   report.total_seconds = seconds_since(start);

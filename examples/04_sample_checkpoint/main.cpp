@@ -187,7 +187,12 @@ int run(const Flags& f) {
   if (structure == small)
     run_scale<SmallScale>(f, d, schedule);
   else if (structure == paper)
+#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
+    throw pd::ConfigError(src + ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
+                                "test build)");
+#else
     run_scale<PaperScale>(f, d, schedule);
+#endif
   else
     throw pd::ConfigError(src + ": the checkpoint's U-Net structure\n  '" + structure +
                           "'\nis neither the main job's default\n  '" + small + "'\nnor its paper scale\n  '" + paper +
