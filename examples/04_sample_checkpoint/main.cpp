@@ -188,8 +188,9 @@ int run(const Flags& f) {
     run_scale<SmallScale>(f, d, schedule);
   else if (structure == paper)
 #ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
-    throw pd::ConfigError(src + ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
-                                "test build)");
+    throw pd::ConfigError(src +
+                          ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
+                          "test build)");
 #else
     run_scale<PaperScale>(f, d, schedule);
 #endif

@@ -7,4 +7,3 @@
 #ifndef PROGDIFF_PRECOMPILED
 #define PROGDIFF_PRECOMPILED 0
 #endif
-
