@@ -6,26 +6,25 @@ execute_process(COMMAND "${NM}" -C --defined-only "${OBJECT}" OUTPUT_VARIABLE sy
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${NM} failed on ${OBJECT}")
 endif()
+# Member functions of the component's classes, and its function templates, as nm -C names them.
+set(classes
+    "nn::Conv2d" "nn::ResBlock" "nn::GroupNorm" "nn::Linear" "nn::AttentionBlock" "nn::TimestepEmbedding"
+    "nn::Downsample" "nn::Upsample" "metrics::FashionClassifier")
+set(members "forward" "backward" "initialize" "flops" "features")
 set(compiled_once
-    "progdiff::nn::Conv2d<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::ResBlock<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::GroupNorm<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::Linear<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::AttentionBlock<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::TimestepEmbedding<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::Downsample<float, progdiff::backend::Cpu>::"
-    "progdiff::nn::Upsample<float, progdiff::backend::Cpu>::"
-    "progdiff::metrics::FashionClassifier<float, progdiff::backend::Cpu>::"
-    "progdiff::metrics::")
-set(members "forward" "backward" "initialize" "flops" "features" "trace_sqrt_product<void>")
-set(found "")
-foreach(prefix IN LISTS compiled_once)
+    "progdiff::metrics::trace_sqrt_product<void>" "progdiff::metrics::frechet_distance<void>"
+    "progdiff::metrics::frechet_distance<progdiff::metrics::FeatureStatistics>")
+foreach(class IN LISTS classes)
   foreach(member IN LISTS members)
-    string(FIND "${symbols}" "${prefix}${member}" at)
-    if(NOT at EQUAL -1)
-      list(APPEND found "${prefix}${member}")
-    endif()
+    list(APPEND compiled_once "progdiff::${class}<float, progdiff::backend::Cpu>::${member}")
   endforeach()
+endforeach()
+set(found "")
+foreach(name IN LISTS compiled_once)
+  string(FIND "${symbols}" "${name}" at)
+  if(NOT at EQUAL -1)
+    list(APPEND found "${name}")
+  endif()
 endforeach()
 # The probe's own function must be there, or the symbol table was not read.
 string(FIND "${symbols}" "probe_precompiled()" own)
