@@ -25,6 +25,20 @@ if(DEFINED CMAKE_CUDA20_STANDARD_COMPILE_OPTION)
 elseif(NOT CMAKE_CUDA_FLAGS MATCHES "-std=c\\+\\+(20|2a|23)")
   string(APPEND CMAKE_CUDA_FLAGS " -std=c++20")
 endif()
+
+# Host code in .cu files is compiled by the same host compiler as the .cpp files it links with,
+# and must target the same CPU: Eigen's allocation scheme (EIGEN_MAX_ALIGN_BYTES) and progdiff's
+# kernels follow -march, and a matrix allocated by an AVX-512 object and freed by an SSE2 one
+# corrupts the heap. So the C++ flags' -m options (-march=native, ...) reach nvcc's host side too.
+string(TOUPPER "${CMAKE_BUILD_TYPE}" progdiff_config)
+string(REGEX MATCHALL "(^| )-m[A-Za-z0-9_.=-]+" progdiff_host_machine_flags
+             "${CMAKE_CXX_FLAGS} ${CMAKE_CXX_FLAGS_${progdiff_config}}")
+foreach(flag IN LISTS progdiff_host_machine_flags)
+  string(STRIP "${flag}" flag)
+  if(NOT CMAKE_CUDA_FLAGS MATCHES " -Xcompiler=${flag}( |$)")
+    string(APPEND CMAKE_CUDA_FLAGS " -Xcompiler=${flag}")
+  endif()
+endforeach()
 find_package(CUDAToolkit REQUIRED)
 message(STATUS "progdiff CUDA: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
 

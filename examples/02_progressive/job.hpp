@@ -98,6 +98,10 @@ inline void Job<Scale>::run() {
   extern template void Job<Scale>::multi_stage<4>();
 PROGDIFF_JOB_VARIANTS(SmallScale)
 PROGDIFF_JOB_VARIANTS(PaperScale)
+#ifdef __CUDACC__
+PROGDIFF_JOB_VARIANTS(SmallScaleOn<pd::backend::Cuda>)
+PROGDIFF_JOB_VARIANTS(PaperScaleOn<pd::backend::Cuda>)
+#endif
 #undef PROGDIFF_JOB_VARIANTS
 
 }  // namespace job

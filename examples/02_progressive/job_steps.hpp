@@ -14,6 +14,8 @@
 #include "progdiff/data/data.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
+#include "progdiff/io/safetensors.hpp"
+#include "progdiff/io/tensor_io.hpp"
 #include "progdiff/metrics/metrics.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/train/multi_stage.hpp"
@@ -101,6 +103,7 @@ inline std::vector<double> final_losses(const pd::train::TrainReport& r, std::in
 template <class Model>
 void evaluate(const Options& o, Model& model, const pd::group::Partition& partition, const Schedule& schedule,
               const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+  using B = typename Model::backend_type;
   const pd::Shape image{1, 1, 32, 32};
   report.model_groups = model.group_count();
   for (std::int64_t k = 0; k < model.group_count(); ++k)
@@ -115,7 +118,7 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
     pd::metrics::GroupLossConfig c;
     c.samples_per_group = std::min(o.loss_samples, test.count);
     c.seed = 1234;  // the same noised inputs for every variant and seed: a paired comparison
-    return pd::metrics::denoising_loss_per_group<float, Cpu>(model, schedule, partition, test, c);
+    return pd::metrics::denoising_loss_per_group<float, B>(model, schedule, partition, test, c);
   });
 
   // Samples: the grid is the first `grid` of the images the Frechet distance uses.
@@ -128,7 +131,7 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
         for (std::int64_t first = 0; first < count; first += batch) {
           const std::int64_t n = std::min(batch, count - first);
           const auto x =
-              sampler.sample<float, Cpu>(model, pd::Shape{n, 1, 32, 32}, o.seed, static_cast<std::uint64_t>(first));
+              sampler.sample<float, B>(model, pd::Shape{n, 1, 32, 32}, o.seed, static_cast<std::uint64_t>(first));
           const auto v = x.to_host();
           all.insert(all.end(), v.begin(), v.end());
           std::printf("  %lld / %lld\n", static_cast<long long>(first + n), static_cast<long long>(count));
@@ -145,6 +148,23 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
   }
   report.sample_mean = mean / static_cast<double>(host.size());
   if (bad) throw std::runtime_error(std::to_string(bad) + " sampled pixel values are not finite");
+  // The samples as drawn (before the grid's 8-bit rounding), for other metrics and for comparing
+  // runs, e.g. the same seed on the CPU and on the GPU (examples/04's --compare-with).
+  pd::io::SafetensorsFile raw;
+  pd::io::put_tensor(raw, "samples", samples);
+  raw.metadata = {{"seed", std::to_string(o.seed)},
+                  {"ddim_steps", std::to_string(o.ddim_steps)},
+                  {"backend", o.device == Device::Cuda ? "cuda" : "cpu"}};
+  pd::io::write_safetensors(o.out / "samples.safetensors", raw);
+  if (!o.compare_with.empty()) {
+    char line[512];
+    const double worst = compare_samples(host, samples.shape(), o.compare_with, o.tolerance);
+    std::snprintf(line, sizeof line,
+                  "samples against %s: largest difference %.3e (|a - b| / max(1, |b|)), tolerance %.0e: %s",
+                  o.compare_with.string().c_str(), worst, o.tolerance, worst <= o.tolerance ? "passed" : "FAILED");
+    report.notes.push_back(line);
+    report.comparison_failed = !(worst <= o.tolerance);
+  }
   const fs::path grid_path = o.out / "samples.png";
   pd::io::write_image_grid(grid_path, samples.slice(0, o.grid), {.columns = 8});
   const auto decoded = pd::io::read_png(grid_path);  // the file must decode

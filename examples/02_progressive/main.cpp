@@ -34,8 +34,24 @@ namespace fs = std::filesystem;
 
 constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for the examples
 
+/// The job of the chosen scale on back end `B`.
+template <class B>
+void run_on(const Options& o, const Schedule& schedule, const pd::group::Partition& partition,
+            const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+  if (o.paper_scale) {
+#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
+    throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
+#else
+    Job<PaperScaleOn<B>>{o, schedule, partition, train, test, report}.run();
+#endif
+  } else {
+    Job<SmallScaleOn<B>>{o, schedule, partition, train, test, report}.run();
+  }
+}
+
 int run(const Options& o, const std::string& command) {
   const auto start = Clock::now();
+  if (!device_present(o.device)) return kSkipped;
   for (const auto& name : {"train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"})
     if (!fs::exists(o.data / name)) {
       std::fprintf(stderr,
@@ -70,19 +86,23 @@ int run(const Options& o, const std::string& command) {
     std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
   std::printf("\n");
 
-  if (o.paper_scale) {
-#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
-    throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
-#else
-    Job<PaperScale>{o, schedule, partition, train, test, report}.run();
+  if (o.device == Device::Cuda) {
+#ifdef __CUDACC__
+    run_on<pd::backend::Cuda>(o, schedule, partition, train, test, report);
 #endif
-  } else
-    Job<SmallScale>{o, schedule, partition, train, test, report}.run();
+  } else {
+    run_on<Cpu>(o, schedule, partition, train, test, report);
+  }
 
   report.total_seconds = seconds_since(start);
   const fs::path report_path = o.out / "report.md";
   write_report(report_path, report);
   std::printf("wrote %s; total %.1f s\n", report_path.string().c_str(), report.total_seconds);
+  if (report.comparison_failed) {
+    std::fprintf(stderr, "error: the samples differ from %s by more than --tolerance\n",
+                 o.compare_with.string().c_str());
+    return 1;
+  }
   return 0;
 }
 

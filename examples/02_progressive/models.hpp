@@ -4,12 +4,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#ifdef __CUDACC__
+#include "progdiff/backend/cuda/cuda.cuh"
+#endif
 #include "progdiff/io/safetensors.hpp"
+#include "progdiff/io/tensor_io.hpp"
 #include "progdiff/model/model.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/checkpoint.hpp"
@@ -28,30 +34,84 @@ using Schedule = pd::schedule::Linear<1000>;
 
 /// The default scale: three levels (32, 16, 8 pixels), one residual block per level, no
 /// attention, gray 32x32 images, no dropout (short runs do not overfit); the base width is a
-/// run-time value (--channels).
-struct SmallScale {
+/// run-time value (--channels). `B` is the back end the models run on.
+template <class B>
+struct SmallScaleOn {
   static constexpr const char* name = "small";
-  using Net =
-      unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
-                 unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>, unet::DropoutPercent<0>>;
+  using Net = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
+                         unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
+                         unet::DropoutPercent<0>, unet::OnBackend<B>>;
   template <int K>
-  using Multi = unet::MultiDecoderUNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>,
-                                       unet::ImageSize<32>, unet::ImageChannels<1>, unet::BaseChannels<32>,
-                                       unet::GroupNormGroups<8>, unet::DropoutPercent<0>, unet::Decoders<K>>;
+  using Multi =
+      unet::MultiDecoderUNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
+                             unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
+                             unet::DropoutPercent<0>, unet::Decoders<K>, unet::OnBackend<B>>;
 };
+using SmallScale = SmallScaleOn<Cpu>;
 
 /// The papers' CIFAR-10 scale (DDPM's U-Net: 128 channels, levels 1-2-2-2, two residual blocks,
 /// attention at 16x16, dropout 0.1; the multi-stage paper's encoder), on gray images.
-struct PaperScale {
+template <class B>
+struct PaperScaleOn {
   static constexpr const char* name = "paper";
-  using Net =
-      unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
-                 unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>, unet::DropoutPercent<10>>;
+  using Net = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
+                         unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>,
+                         unet::DropoutPercent<10>, unet::OnBackend<B>>;
   template <int K>
-  using Multi = unet::MultiDecoderUNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>,
-                                       unet::ImageSize<32>, unet::ImageChannels<1>, unet::BaseChannels<128>,
-                                       unet::GroupNormGroups<32>, unet::DropoutPercent<10>, unet::Decoders<K>>;
+  using Multi =
+      unet::MultiDecoderUNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
+                             unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>,
+                             unet::DropoutPercent<10>, unet::Decoders<K>, unet::OnBackend<B>>;
 };
+using PaperScale = PaperScaleOn<Cpu>;
+
+/// The back end a run uses (--backend). CUDA exists only in the programs nvcc compiles
+/// (the *_cuda targets of a build configured with -DPROGDIFF_ENABLE_CUDA=ON).
+enum class Device { Cpu, Cuda };
+
+inline Device parse_device(const std::string& flag, const std::string& value) {
+  if (value == "cpu") return Device::Cpu;
+  if (value == "cuda") {
+#ifdef __CUDACC__
+    return Device::Cuda;
+#else
+    throw pd::ConfigError(flag +
+                          " cuda: this program was built without the CUDA back end; build its _cuda target "
+                          "(cmake -DPROGDIFF_ENABLE_CUDA=ON, or the cuda preset)");
+#endif
+  }
+  throw pd::ConfigError(flag + ": unknown back end '" + value + "' (choose cpu or cuda)");
+}
+
+/// Whether a run on `device` can start; prints why not (the caller exits with 77, a skip).
+inline bool device_present(Device device) {
+#ifdef __CUDACC__
+  if (device == Device::Cuda && pd::backend::Cuda::device_count() == 0) {
+    std::fprintf(stderr, "skipped: --backend cuda, and no CUDA device is present\n");
+    return false;
+  }
+#endif
+  (void)device;
+  return true;
+}
+
+/// Compares samples with the "samples" tensor of a safetensors file (of a run on another back
+/// end, say): prints and returns the largest |difference| / max(1, |reference|), absolute for
+/// pixels in [-1, 1] and relative for the large values an undertrained model draws (NaN counts
+/// as infinite); a ShapeError naming the file when the shapes differ.
+inline double compare_samples(const std::vector<float>& samples, const pd::Shape& shape,
+                              const std::filesystem::path& path, double tolerance) {
+  const auto theirs = pd::io::to_tensor<float>(pd::io::read_safetensors(path), "samples", shape).to_host();
+  double worst = 0.0, sum = 0.0;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const double d = std::fabs(double(samples[i]) - double(theirs[i])) / std::max(1.0, std::fabs(double(theirs[i])));
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+    sum += d;
+  }
+  std::printf("samples against %s: largest difference %.3e, mean %.3e (tolerance %.0e)\n", path.string().c_str(), worst,
+              sum / static_cast<double>(samples.size()), tolerance);
+  return worst;
+}
 
 /// Decoder counts the multi-stage variant is compiled for.
 inline constexpr int kMinDecoders = 2, kMaxDecoders = 4;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "models.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/train/tdc_options.hpp"
 
@@ -50,9 +51,12 @@ struct Options {
   std::uint64_t seed = 0;
   std::filesystem::path out;  // empty: progressive_<variant>[_tiny | _paper] in the working directory
   std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
-  std::filesystem::path classifier;  // empty: <out>/../fashion_classifier.safetensors
-  std::string pruning = "proxy";     // --variant tdc: the pruning criterion of every group
-  std::int64_t tdc_group = -1;       // --variant tdc: >= 0 runs this group only (one process per group)
+  std::filesystem::path classifier;    // empty: <out>/../fashion_classifier.safetensors
+  std::string pruning = "proxy";       // --variant tdc: the pruning criterion of every group
+  std::int64_t tdc_group = -1;         // --variant tdc: >= 0 runs this group only (one process per group)
+  Device device = Device::Cpu;         // --backend
+  std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
+  double tolerance = 0.05;
   bool help = false;
 };
 
@@ -96,6 +100,11 @@ wall times), training logs, loss plots and checkpoints to the output directory.
   --data DIR         Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)
   --classifier FILE  the metric's classifier, trained and saved there when missing
                        (default: fashion_classifier.safetensors beside DIR)
+  --backend B        cpu (default) or cuda: where the models train and sample (cuda in the
+                       _cuda build of this program; the metric's classifier stays on the CPU)
+  --compare-with F   compare the samples with those of another run (its samples.safetensors,
+                       e.g. the same flags on the other back end) and fail when a pixel
+                       differs by more than --tolerance times max(1, |theirs|) (default 0.05)
   --tiny             a configuration for smoke tests (about a minute): few images, a narrow
                        net, few steps; flags after it still apply
   --paper-scale      the papers' U-Net (channels 128, levels 1-2-2-2, two residual blocks,
@@ -229,6 +238,12 @@ inline Options parse_options(int argc, const char* const* argv) {
       o.data = value();
     } else if (flag == "--classifier") {
       o.classifier = value();
+    } else if (flag == "--backend") {
+      o.device = parse_device(flag, value());
+    } else if (flag == "--compare-with") {
+      o.compare_with = value();
+    } else if (flag == "--tolerance") {
+      o.tolerance = detail::to_real(flag, value(), 0.0, 2.0);
     } else {
       throw progdiff::ConfigError("unknown flag '" + flag + "' (see --help)");
     }

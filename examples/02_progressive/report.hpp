@@ -35,6 +35,7 @@ struct Report {
   Options options;
   progdiff::group::Partition partition;
   std::vector<std::string> notes;
+  bool comparison_failed = false;                     // --compare-with found a larger difference than --tolerance
   std::vector<std::pair<std::string, double>> times;  // phase, seconds
   std::vector<StageSummary> stages;
   std::int64_t model_groups = 0;

@@ -8,6 +8,7 @@
 // from it, is refused with a message naming every key that differs. The program checks that
 // the samples are finite and that the grid it wrote decodes; exit status 1 on a failure, 2 on
 // bad flags, 77 (nothing to sample) when the checkpoint file does not exist.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,8 @@
 #include "../02_progressive/models.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
+#include "progdiff/io/safetensors.hpp"
+#include "progdiff/io/tensor_io.hpp"
 #include "progdiff/sample/samplers.hpp"
 
 namespace {
@@ -33,6 +36,10 @@ struct Flags {
   std::int64_t count = 64;
   std::uint64_t seed = 1;
   fs::path out;  // empty: samples_<sampler>_<steps>_seed<seed>.png beside the checkpoint
+  Device device = Device::Cpu;
+  fs::path save_tensor;   // the samples as drawn, in a safetensors file ("samples")
+  fs::path compare_with;  // a file of that kind to compare the samples with
+  double tolerance = 1e-3;
   bool help = false;
 };
 
@@ -48,6 +55,13 @@ weights and writes a grid of samples.
   --seed N      sampling seed (default 1)
   --out FILE    the PNG to write (default: samples_<sampler>_<steps>_seed<seed>.png beside
                 the checkpoint)
+  --backend B   cpu (default) or cuda (in the _cuda build of this program)
+  --save-tensor FILE   also write the samples as drawn (float, before the PNG's rounding) to
+                a safetensors file, tensor "samples"
+  --compare-with FILE  compare the samples with such a file (of another back end, say) and
+                fail when an element differs by more than the tolerance
+  --tolerance X the largest allowed |difference| / max(1, |theirs|) for --compare-with
+                (default 1e-3)
   --help        this text
 )";
 }
@@ -85,6 +99,18 @@ Flags parse(int argc, char** argv) {
       f.seed = static_cast<std::uint64_t>(integer_flag(a, value(), 0, std::int64_t{1} << 40));
     } else if (a == "--out") {
       f.out = value();
+    } else if (a == "--backend") {
+      f.device = parse_device(a, value());
+    } else if (a == "--save-tensor") {
+      f.save_tensor = value();
+    } else if (a == "--compare-with") {
+      f.compare_with = value();
+    } else if (a == "--tolerance") {
+      const std::string v = value();
+      char* end = nullptr;
+      f.tolerance = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(f.tolerance >= 0))
+        throw pd::ConfigError("--tolerance: expected a number >= 0, got '" + v + "'");
     } else if (a.rfind("--", 0) == 0) {
       throw pd::ConfigError("unknown flag '" + a + "' (see --help)");
     } else if (f.checkpoint.empty()) {
@@ -102,17 +128,17 @@ Flags parse(int argc, char** argv) {
 }
 
 /// Samples `count` images from any sample::Denoiser with the chosen sampler.
-template <class Model>
-pd::Tensor<float, Cpu> draw(const Flags& f, Model& model, const Schedule& schedule) {
+template <class Model, class B = typename Model::backend_type>
+pd::Tensor<float, B> draw(const Flags& f, Model& model, const Schedule& schedule) {
   const pd::Shape shape{f.count, 1, 32, 32};
   namespace s = pd::sample;
-  if (f.sampler == "ddim") return s::Ddim::from_schedule(schedule, f.steps).sample<float, Cpu>(model, shape, f.seed);
-  if (f.sampler == "ddpm") return s::Ddpm::from_schedule(schedule, f.steps).sample<float, Cpu>(model, shape, f.seed);
+  if (f.sampler == "ddim") return s::Ddim::from_schedule(schedule, f.steps).sample<float, B>(model, shape, f.seed);
+  if (f.sampler == "ddpm") return s::Ddpm::from_schedule(schedule, f.steps).sample<float, B>(model, shape, f.seed);
   if (f.sampler == "dpm-solver")
-    return s::DpmSolverMultistep::from_schedule(schedule, f.steps).sample<float, Cpu>(model, shape, f.seed);
+    return s::DpmSolverMultistep::from_schedule(schedule, f.steps).sample<float, B>(model, shape, f.seed);
   const auto plan = s::SigmaPlan::karras(s::alphas_cumprod(schedule), f.steps);
-  if (f.sampler == "euler") return s::Euler(plan).sample<float, Cpu>(model, shape, f.seed);
-  return s::Heun(plan).sample<float, Cpu>(model, shape, f.seed);
+  if (f.sampler == "euler") return s::Euler(plan).sample<float, B>(model, shape, f.seed);
+  return s::Heun(plan).sample<float, B>(model, shape, f.seed);
 }
 
 template <class Model>
@@ -122,13 +148,28 @@ void sample_and_write(const Flags& f, Model& model, const Schedule& schedule) {
               f.checkpoint.string().c_str(), static_cast<long long>(model.group_count()),
               static_cast<long long>(model.parameter_count()), ema ? "EMA" : "raw", static_cast<long long>(f.count),
               f.sampler.c_str(), static_cast<long long>(f.steps), static_cast<unsigned long long>(f.seed));
-  const auto x = draw(f, model, schedule);
-  for (float v : x.to_host())
+  const auto host = draw(f, model, schedule).to_host();
+  for (float v : host)
     if (!std::isfinite(v)) throw std::runtime_error("a sampled pixel value is not finite");
+  const auto x = pd::Tensor<float, Cpu>::from_host(pd::Shape{f.count, 1, 32, 32}, host);
   if (f.out.has_parent_path()) fs::create_directories(f.out.parent_path());
   pd::io::write_image_grid(f.out, x, {.columns = 8});
   const auto png = pd::io::read_png(f.out);
   std::printf("wrote %s (%d x %d)\n", f.out.string().c_str(), png.width, png.height);
+  if (!f.save_tensor.empty()) {
+    pd::io::SafetensorsFile file;
+    pd::io::put_tensor(file, "samples", x);
+    file.metadata = {{"sampler", f.sampler},
+                     {"steps", std::to_string(f.steps)},
+                     {"seed", std::to_string(f.seed)},
+                     {"backend", f.device == Device::Cuda ? "cuda" : "cpu"}};
+    pd::io::write_safetensors(f.save_tensor, file);
+    std::printf("wrote %s\n", f.save_tensor.string().c_str());
+  }
+  if (!f.compare_with.empty()) {
+    if (!(compare_samples(host, x.shape(), f.compare_with, f.tolerance) <= f.tolerance))
+      throw std::runtime_error("the samples differ from " + f.compare_with.string() + " by more than the tolerance");
+  }
 }
 
 template <class Scale, int K>
@@ -172,7 +213,17 @@ void run_scale(const Flags& f, const pd::model::Description& d, const Schedule& 
   throw pd::ConfigError(src + ": model.kind '" + kind + "'; this program reads 'progressive' and 'multi_decoder'");
 }
 
+/// run_scale on the back end --backend chose.
+template <template <class> class Scale>
+void on_device(const Flags& f, const pd::model::Description& d, const Schedule& schedule) {
+#ifdef __CUDACC__
+  if (f.device == Device::Cuda) return run_scale<Scale<pd::backend::Cuda>>(f, d, schedule);
+#endif
+  run_scale<Scale<Cpu>>(f, d, schedule);
+}
+
 int run(const Flags& f) {
+  if (!device_present(f.device)) return 77;
   if (!fs::exists(f.checkpoint)) {
     std::fprintf(stderr, "skipped: no checkpoint at %s (progdiff_example_02_progressive writes one)\n",
                  f.checkpoint.string().c_str());
@@ -185,14 +236,14 @@ int run(const Flags& f) {
   const std::string small = pd::model::unet_structure<typename SmallScale::Net::spec>();
   const std::string paper = pd::model::unet_structure<typename PaperScale::Net::spec>();
   if (structure == small)
-    run_scale<SmallScale>(f, d, schedule);
+    on_device<SmallScaleOn>(f, d, schedule);
   else if (structure == paper)
 #ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
     throw pd::ConfigError(src +
                           ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
                           "test build)");
 #else
-    run_scale<PaperScale>(f, d, schedule);
+    on_device<PaperScaleOn>(f, d, schedule);
 #endif
   else
     throw pd::ConfigError(src + ": the checkpoint's U-Net structure\n  '" + structure +

@@ -7,6 +7,9 @@
 #include "progdiff/metrics/frechet.hpp"
 #include "progdiff/metrics/global_average_pool.hpp"
 
+// The symbol metrics/feature_statistics.hpp makes every linking unit refer to.
+extern "C" const int PROGDIFF_EIGEN_ALIGN_SYMBOL(EIGEN_MAX_ALIGN_BYTES) = EIGEN_MAX_ALIGN_BYTES;
+
 namespace progdiff::metrics {
 using backend::Cpu;
 template class FashionClassifier<float, Cpu>;

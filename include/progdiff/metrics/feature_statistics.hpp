@@ -11,7 +11,23 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/tensor.hpp"
+
+// FeatureStatistics holds Eigen matrices that the precompiled component allocates and the
+// program frees, and Eigen's allocation scheme depends on EIGEN_MAX_ALIGN_BYTES, which -march
+// sets. The component defines a symbol named after its value and every unit that links it
+// refers to the name of its own, so a program compiled for another CPU fails to link, naming
+// the value, instead of corrupting the heap at run time (build both with the same -march).
+#define PROGDIFF_EIGEN_ALIGN_SYMBOL_(bytes) progdiff_precompiled_built_with_eigen_max_align_bytes_##bytes
+#define PROGDIFF_EIGEN_ALIGN_SYMBOL(bytes) PROGDIFF_EIGEN_ALIGN_SYMBOL_(bytes)
+#if PROGDIFF_PRECOMPILED
+extern "C" const int PROGDIFF_EIGEN_ALIGN_SYMBOL(EIGEN_MAX_ALIGN_BYTES);
+namespace progdiff::metrics::detail {
+__attribute__((used)) static const int* const eigen_alignment_check =
+    &PROGDIFF_EIGEN_ALIGN_SYMBOL(EIGEN_MAX_ALIGN_BYTES);
+}  // namespace progdiff::metrics::detail
+#endif
 
 namespace progdiff::metrics {
 

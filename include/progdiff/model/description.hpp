@@ -54,9 +54,12 @@ std::string unet_structure() {
   }
   s += " res_blocks=" + std::to_string(S::res_blocks) + " attention=";
   if (S::attention_resolutions.size() == 0) s += "none";
-  for (std::size_t i = 0; i < S::attention_resolutions.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(S::attention_resolutions[i]);
+  // A range-for: an index loop over the empty array of AttentionAt<> makes nvcc warn (#186-D).
+  bool first = true;
+  for (const auto resolution : S::attention_resolutions) {
+    if (!first) s += ',';
+    first = false;
+    s += std::to_string(resolution);
   }
   s += std::string(" layout=") + (S::attention_every_block ? "ddpm" : "sparse");
   s += " image=" + std::to_string(S::image_size) + " channels=" + std::to_string(S::image_channels);

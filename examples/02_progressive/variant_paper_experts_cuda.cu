@@ -1,0 +1,5 @@
+// The main job on the CUDA back end, paper scale: copies per group and the unified baseline.
+#include "job_steps.hpp"
+
+template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::experts();
+template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::unified();
