@@ -159,6 +159,7 @@
 #include "progdiff/train/tdc_group_loss.hpp"
 #include "progdiff/train/tdc_options.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/train/tdc_validation.hpp"
 #include "progdiff/train/tdc_pruning.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
 #include "progdiff/train/train.hpp"

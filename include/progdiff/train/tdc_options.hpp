@@ -3,13 +3,17 @@
 // prunes each group of a progressive model (Step-Adaptive Training, eqs. 12-17 and Tables 4 and
 // 6), how the held-out loss that the proxy minimises is measured, and how each pruned group is
 // fine-tuned (eq. 13).
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/prune/any_proxy.hpp"
 #include "progdiff/prune/importance_magnitude.hpp"
 #include "progdiff/train/trainer_options.hpp"
 
@@ -25,32 +29,37 @@ enum class TdcPruning {
   Proxy,        // per-layer widths by proxy_prune (eqs. 16-17) over the held-out loss; channels by magnitude
 };
 
+/// The command-line name of every criterion, one row each; the count check below fails to compile
+/// when a criterion is added to the enum without a name here.
+inline constexpr std::array<std::pair<TdcPruning, const char*>, 6> kTdcPruningNames{{
+    {TdcPruning::None, "none"},
+    {TdcPruning::Random, "random"},
+    {TdcPruning::Magnitude, "magnitude"},
+    {TdcPruning::Taylor, "taylor"},
+    {TdcPruning::DiffPruning, "diff-pruning"},
+    {TdcPruning::Proxy, "proxy"},
+}};
+static_assert(kTdcPruningNames.size() == static_cast<std::size_t>(TdcPruning::Proxy) + 1,
+              "kTdcPruningNames needs one row per TdcPruning value (Proxy is the last)");
+
 inline const char* tdc_pruning_name(TdcPruning p) {
-  switch (p) {
-    case TdcPruning::None:
-      return "none";
-    case TdcPruning::Random:
-      return "random";
-    case TdcPruning::Magnitude:
-      return "magnitude";
-    case TdcPruning::Taylor:
-      return "taylor";
-    case TdcPruning::DiffPruning:
-      return "diff-pruning";
-    case TdcPruning::Proxy:
-      return "proxy";
-  }
+  for (const auto& [value, name] : kTdcPruningNames)
+    if (value == p) return name;
   return "?";
 }
 
 /// The criterion called `name` (as tdc_pruning_name writes it); ConfigError listing the names otherwise.
 inline TdcPruning parse_tdc_pruning(const std::string& name) {
-  for (TdcPruning p : {TdcPruning::None, TdcPruning::Random, TdcPruning::Magnitude, TdcPruning::Taylor,
-                       TdcPruning::DiffPruning, TdcPruning::Proxy})
-    if (name == tdc_pruning_name(p)) return p;
-  throw ConfigError("TDC: unknown pruning criterion '" + name +
-                    "' (none, random, magnitude, taylor, diff-pruning, proxy)");
+  std::string names;
+  for (const auto& [value, n] : kTdcPruningNames) {
+    if (name == n) return value;
+    names += (names.empty() ? "" : ", ") + std::string(n);
+  }
+  throw ConfigError("TDC: unknown pruning criterion '" + name + "' (" + names + ")");
 }
+
+/// The proxy of group `group` (eq. 16), given the seed the pipeline derives for that group.
+using TdcProxyFactory = std::function<prune::AnyPruningProxy(std::int64_t group, std::uint64_t seed)>;
 
 struct TdcOptions {
   std::filesystem::path out_dir;           // group<g>/ per group, and tdc.json
@@ -69,9 +78,18 @@ struct TdcOptions {
   // The proxy search: rounds R and schemes per round (the paper's Fig. 7: 5 rounds of 3).
   std::int64_t proxy_rounds = 5;
   std::size_t proxy_candidates = 3;
+  // Any prune::PruningProxy, made per group (an ExternalProxy, a user's type); empty: the
+  // built-in prune::SearchProxy. proxy_name tags the memory bank's entries and tdc.json, so a
+  // rerun with another proxy is refused rather than mixed into the same banks.
+  TdcProxyFactory make_proxy;
+  std::string proxy_name = "search";
 
-  // The held-out loss of a pruned group: the first eval_samples images of the evaluation data,
-  // each at a timestep of the group, noise and timestep fixed by (seed, group, image).
+  // The held-out loss that selects among pruning schemes: the first eval_samples images of the
+  // validation data, each at a timestep of the group, noise and timestep fixed by (seed, group,
+  // image). The validation data is carved from the training split, never the test split (which
+  // must be kept for the final numbers): run_tdc without validation data takes the last
+  // validation_images training images and trains on the others (train/tdc_validation.hpp).
+  std::int64_t validation_images = 5000;
   std::int64_t eval_samples = 64;
   std::int64_t eval_batch_size = 64;
 

@@ -15,7 +15,9 @@
 //
 //   train::TdcOptions o;
 //   o.out_dir = "run/tdc";  o.pruning = train::TdcPruning::Proxy;  o.finetune = finetune_options;
-//   train::TdcResult<Net> r = train::run_tdc(base, partition, schedule, train_data, test_data, o);
+//   train::TdcResult<Net> r = train::run_tdc(base, partition, schedule, train_data, o);
+//   (the last o.validation_images training images select the pruning schemes and are not
+//   trained on: train/tdc_validation.hpp; the test split plays no part)
 //   r.model->predict(x, timesteps);           // the assembled progressive model
 //   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
@@ -58,6 +60,7 @@
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/tdc_group_loss.hpp"
+#include "progdiff/train/tdc_importance.hpp"
 #include "progdiff/train/tdc_options.hpp"
 #include "progdiff/train/tdc_pruning.hpp"
 #include "progdiff/train/trainer.hpp"
@@ -104,15 +107,26 @@ class TdcPipeline {
 
   /// `base`: the stage-1 model (one group); `partition`: the groups with their FLOPs budgets
   /// (fractions of the base's FLOPs; no budgets: 1 each); `train_data` for importance batches
-  /// and fine-tuning, `eval_data` for the held-out loss.
+  /// and fine-tuning, `validation_data` for the loss that selects among pruning schemes and that
+  /// the report quotes: images held out of the training split (split_validation,
+  /// train/tdc_validation.hpp), never the test split. `criterion`, if set, scores channels in
+  /// place of options.pruning's built-in criterion (train/tdc_importance.hpp).
   TdcPipeline(GroupModel& base, group::Partition partition, const Schedule& schedule,
-              const data::ImageDataset& train_data, const data::ImageDataset& eval_data, TdcOptions options)
+              const data::ImageDataset& train_data, const data::ImageDataset& validation_data, TdcOptions options,
+              AnyImportance<Net> criterion = {})
       : base_(base),
         partition_(std::move(partition)),
         schedule_(schedule),
         train_data_(train_data),
-        eval_data_(eval_data),
-        options_(std::move(options)) {
+        validation_data_(validation_data),
+        options_(std::move(options)),
+        criterion_(std::move(criterion)) {
+    if (!criterion_ && options_.pruning != TdcPruning::None && options_.pruning != TdcPruning::Proxy)
+      criterion_ = builtin_importance<Net>(options_.pruning);
+    require(!criterion_ || options_.pruning != TdcPruning::Proxy,
+            "TDC: a criterion '" + criterion_.name() +
+                "' was given with options.pruning = proxy; set pruning to a "
+                "score criterion (its name is then the criterion's)");
     require(base.group_count() == 1,
             "TDC: the base model must have one group, it has " + std::to_string(base.group_count()));
     partition_.validate(static_cast<std::int64_t>(schedule.size()));
@@ -129,7 +143,7 @@ class TdcPipeline {
                                                            " is outside the " + std::to_string(partition_.groups()) +
                                                            " groups");
     train_data.validate("TDC training data");
-    eval_data.validate("TDC evaluation data");
+    validation_data.validate("TDC validation data");
     image_ = Shape{1, train_data.channels, train_data.height, train_data.width};
   }
 
@@ -193,7 +207,7 @@ class TdcPipeline {
                                             train_data_,
                                             held_out,
                                             bank_path(g)};
-      GroupPruningResult<Net> pruned = prune_for_group(base_.denoiser(0), options_.pruning, task, options_);
+      GroupPruningResult<Net> pruned = prune_for_group(base_.denoiser(0), options_.pruning, criterion_, task, options_);
       r.proxy_evaluations = pruned.evaluations;
       r.pruned_loss = held_out.loss(pruned.net);
       // dropout seeds as a reload from the group's files would draw them
@@ -262,7 +276,7 @@ class TdcPipeline {
   }
 
   GroupBatches<T, B> held_out_set(std::int64_t g) const {
-    return GroupBatches<T, B>::held_out(schedule_, base_.prediction_type(), eval_data_, partition_.begin(g),
+    return GroupBatches<T, B>::held_out(schedule_, base_.prediction_type(), validation_data_, partition_.begin(g),
                                         partition_.end(g), options_.eval_samples, options_.eval_batch_size,
                                         options_.seed, kTdcHeldOutStream + 2 * static_cast<std::uint64_t>(g));
   }
@@ -327,7 +341,9 @@ class TdcPipeline {
     j["version"] = 1;
     j["starts"] = partition_.starts;
     j["budgets"] = partition_.budgets;
-    j["pruning"] = tdc_pruning_name(options_.pruning);
+    j["pruning"] = criterion_ ? criterion_.name() : std::string(tdc_pruning_name(options_.pruning));
+    // Recorded only for another proxy than the built-in one, so older runs' files still match.
+    if (options_.pruning == TdcPruning::Proxy && options_.proxy_name != "search") j["proxy"] = options_.proxy_name;
     j["base_flops"] = base_flops();
     j["finetune_steps"] = options_.finetune.steps;
     return j;
@@ -339,6 +355,9 @@ class TdcPipeline {
     const std::filesystem::path path = options_.out_dir / "tdc.json";
     if (std::filesystem::exists(path)) {
       const nlohmann::json have = read_json(path);
+      if (have.contains("proxy") && !want.contains("proxy"))
+        throw ConfigError("TDC: " + path.string() + " was written by a run with proxy = " + have["proxy"].dump() +
+                          ", this run has the built-in search; use another out_dir or remove it");
       for (const auto& [key, value] : want.items())
         if (!have.contains(key) || have[key] != value)
           throw ConfigError("TDC: " + path.string() + " was written by a run with " + key + " = " +
@@ -395,19 +414,37 @@ class TdcPipeline {
   group::Partition partition_;
   const Schedule& schedule_;
   const data::ImageDataset& train_data_;
-  const data::ImageDataset& eval_data_;
+  const data::ImageDataset& validation_data_;
   TdcOptions options_;
+  AnyImportance<Net> criterion_;
   Shape image_;
   TdcStepCallback callback_;
 };
 
 /// Runs the TDC pipeline (see the top of this file) and returns the assembled progressive model
 /// with per-group FLOPs, parameters and losses, and the average FLOPs against the base.
+/// `validation_data` selects among pruning schemes: carve it from the training split
+/// (train/tdc_validation.hpp also has a run_tdc that does so), never pass the test split.
 template <class Net, schedule::NoiseSchedule Schedule>
 TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
-                       const data::ImageDataset& train_data, const data::ImageDataset& eval_data,
+                       const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
                        const TdcOptions& options, TdcStepCallback on_step = {}) {
-  TdcPipeline<Net, Schedule> pipeline(base, std::move(partition), schedule, train_data, eval_data, options);
+  TdcPipeline<Net, Schedule> pipeline(base, std::move(partition), schedule, train_data, validation_data, options);
+  pipeline.on_step(std::move(on_step));
+  return pipeline.run();
+}
+
+/// The same with an importance criterion of one's own (train/tdc_importance.hpp) in place of
+/// options.pruning's; options.pruning must then name a score criterion, not none or proxy.
+template <class Net, schedule::NoiseSchedule Schedule>
+TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
+                       const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
+                       const TdcOptions& options, AnyImportance<Net> criterion, TdcStepCallback on_step = {}) {
+  require(static_cast<bool>(criterion), "run_tdc: the criterion given is empty");
+  require(options.pruning != TdcPruning::None,
+          "run_tdc: a criterion '" + criterion.name() + "' was given with options.pruning = none");
+  TdcPipeline<Net, Schedule> pipeline(base, std::move(partition), schedule, train_data, validation_data, options,
+                                      std::move(criterion));
   pipeline.on_step(std::move(on_step));
   return pipeline.run();
 }

@@ -2,12 +2,14 @@
 // prune_for_group: the sub-network of one timestep group, U(i) = U_base - theta'(i) of eq. 12
 // (Step-Adaptive Training), within the group's FLOPs limit FLOPs_g(i) of eq. 9:
 //
-//   * Random, Magnitude, Taylor, Diff-Pruning: the channels of every dependency group are scored
-//     by the criterion (Taylor and Diff-Pruning on batches of the group's own timesteps) and
+//   * Random, Magnitude, Taylor, Diff-Pruning, or any criterion of train/tdc_importance.hpp: the
+//     channels of every dependency group are scored by the criterion (Taylor and Diff-Pruning on
+//     batches of the group's own timesteps, from the training data) and
 //     prune::prune_to_flops removes the globally least important ones until the limit holds;
 //     the result is recorded in the group's memory bank as one entry named after the criterion.
 //   * Proxy: prune::proxy_prune over the U-Net's search space, the proxy being the built-in
-//     prune::SearchProxy, each scheme scored by the held-out loss of the base pruned to it
+//     prune::SearchProxy or any other (TdcOptions::make_proxy), each scheme scored by the
+//     validation loss of the base pruned to it
 //     (eq. 17), channels within a layer chosen by magnitude; the memory bank is the group's file,
 //     so an interrupted search resumes where it stopped.
 //   * None, or a limit at or above the base's FLOPs: a copy of the base (recorded as "unpruned").
@@ -24,16 +26,15 @@
 
 #include "progdiff/core/random.hpp"
 #include "progdiff/model/progressive.hpp"
-#include "progdiff/prune/importance_diff_pruning.hpp"
+#include "progdiff/prune/any_proxy.hpp"
 #include "progdiff/prune/importance_magnitude.hpp"
-#include "progdiff/prune/importance_random.hpp"
-#include "progdiff/prune/importance_taylor.hpp"
 #include "progdiff/prune/memory_bank.hpp"
 #include "progdiff/prune/proxy_pruning.hpp"
 #include "progdiff/prune/prune_to_flops.hpp"
 #include "progdiff/prune/search_proxy.hpp"
 #include "progdiff/prune/unet_search_space.hpp"
 #include "progdiff/train/tdc_group_loss.hpp"
+#include "progdiff/train/tdc_importance.hpp"
 #include "progdiff/train/tdc_options.hpp"
 
 namespace progdiff::train {
@@ -75,55 +76,6 @@ void zero_gradients(Net& net) {
   net.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
 }
 
-// The channel scores of an importance criterion for the group.
-template <class Net, class T, class B, schedule::NoiseSchedule S>
-prune::ChannelScores importance_scores(Net& base, const prune::ChannelGroups& groups, TdcPruning pruning,
-                                       const GroupPruningTask<T, B, S>& task, const TdcOptions& o) {
-  const std::uint64_t stream = kTdcImportanceStream + static_cast<std::uint64_t>(task.group) * 4;
-  const std::int64_t bs = o.importance_batch_size;
-  require(o.importance_batches >= 1 && bs >= 1, "TDC: importance_batches and importance_batch_size must be >= 1");
-  switch (pruning) {
-    case TdcPruning::Random:
-      return prune::RandomImportance{o.seed ^ (0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(task.group + 1))}
-          .scores(base, groups);
-    case TdcPruning::Magnitude:
-      return prune::MagnitudeImportance{o.magnitude_norm}.scores(base, groups);
-    case TdcPruning::Taylor: {
-      prune::TaylorImportance taylor;
-      Generator pick(o.seed, stream);
-      for (std::int64_t b = 0; b < o.importance_batches; ++b) {
-        std::vector<std::int64_t> ts;
-        for (std::int64_t i = 0; i < bs; ++i)
-          ts.push_back(task.begin +
-                       static_cast<std::int64_t>(pick.below(static_cast<std::uint64_t>(task.end - task.begin))));
-        GroupBatches<T, B>::at_timesteps(task.schedule, task.prediction, task.train_data, b * bs, ts, o.seed,
-                                         stream + 1)
-            .loss_and_gradients(base);
-        taylor.observe(base, groups);
-      }
-      return taylor.scores(base, groups);
-    }
-    case TdcPruning::DiffPruning: {
-      prune::DiffPruningImportance diff(o.diff_pruning_threshold);
-      const std::int64_t span = task.end - task.begin;
-      const std::int64_t steps = std::min(o.importance_batches, span);
-      for (std::int64_t k = 0; k < steps; ++k) {
-        // evenly spaced over the group, from the least noisy timestep up
-        const std::int64_t t = task.begin + (steps == 1 ? 0 : k * (span - 1) / (steps - 1));
-        const double loss = GroupBatches<T, B>::at_timesteps(task.schedule, task.prediction, task.train_data, k * bs,
-                                                             std::vector<std::int64_t>(static_cast<std::size_t>(bs), t),
-                                                             o.seed, stream + 2)
-                                .loss_and_gradients(base);
-        diff.observe(base, loss);
-      }
-      return diff.scores(base, groups);
-    }
-    default:
-      break;
-  }
-  throw ConfigError(std::string("TDC: '") + tdc_pruning_name(pruning) + "' is not an importance criterion");
-}
-
 // The scheme over `space` of full group widths `w`, or an empty scheme when it is not one.
 inline prune::Scheme scheme_of(const prune::ChannelGroups& groups, const prune::SearchSpace& space,
                                const std::vector<std::int64_t>& w) {
@@ -135,9 +87,10 @@ inline prune::Scheme scheme_of(const prune::ChannelGroups& groups, const prune::
 }  // namespace detail
 
 /// The pruned denoiser of one group (see the top of this file).
+/// `criterion` scores the channels when `pruning` is neither None nor Proxy.
 template <class Net, class T, class B, schedule::NoiseSchedule S>
-GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, const GroupPruningTask<T, B, S>& task,
-                                        const TdcOptions& o) {
+GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImportance<Net>& criterion,
+                                        const GroupPruningTask<T, B, S>& task, const TdcOptions& o) {
   const double base_flops = static_cast<double>(base.flops(task.image));
   require(task.flops_limit > 0.0, "TDC: group " + std::to_string(task.group) + " has FLOPs limit " +
                                       std::to_string(task.flops_limit) + ", it must be positive");
@@ -163,21 +116,39 @@ GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, const Gro
     const prune::ChannelScores magnitude = prune::MagnitudeImportance{o.magnitude_norm}.scores(base, groups);
     prune::SearchProxyOptions po;
     po.seed = o.seed ^ (0xd1b54a32d192ed03ull * static_cast<std::uint64_t>(task.group + 1));
-    prune::SearchProxy proxy(po);
+    prune::AnyPruningProxy proxy = o.make_proxy ? o.make_proxy(task.group, po.seed) : prune::SearchProxy(po);
+    require(static_cast<bool>(proxy),
+            "TDC: options.make_proxy returned no proxy for group " + std::to_string(task.group));
     auto evaluate = [&](const prune::Scheme& scheme) {
       Net candidate = prune::apply_scheme(base, space, scheme, magnitude);
       return task.held_out.loss(candidate);
     };
     const prune::ProxyPruningResult r =
-        prune::proxy_prune(space, proxy, evaluate, o.proxy_rounds, o.proxy_candidates, bank, "search");
+        prune::proxy_prune(space, proxy, evaluate, o.proxy_rounds, o.proxy_candidates, bank, o.proxy_name);
     return {prune::apply_scheme(base, space, r.best, magnitude), static_cast<std::int64_t>(r.evaluated)};
   }
 
-  const prune::ChannelScores scores = detail::importance_scores(base, groups, pruning, task, o);
+  require(o.importance_batches >= 1 && o.importance_batch_size >= 1,
+          "TDC: importance_batches and importance_batch_size must be >= 1");
+  const std::uint64_t stream = kTdcImportanceStream + static_cast<std::uint64_t>(task.group) * 4;
+  ImportanceProbe<Net> probe{base,
+                             groups,
+                             task.group,
+                             task.begin,
+                             task.end,
+                             stream,
+                             o,
+                             [&](std::int64_t index, const std::vector<std::int64_t>& ts, std::uint64_t offset) {
+                               return GroupBatches<T, B>::at_timesteps(task.schedule, task.prediction, task.train_data,
+                                                                       index * o.importance_batch_size, ts, o.seed,
+                                                                       stream + offset)
+                                   .loss_and_gradients(base);
+                             }};
+  const prune::ChannelScores scores = criterion.scores(probe);
   detail::zero_gradients(base);
   const prune::FlopsPlan plan = prune::plan_widths_for_flops(groups, scores, task.flops_limit);
   Net pruned = prune::prune_unet(base, scores, std::span<const std::int64_t>(plan.widths));
-  record(pruned, plan.widths, plan.flops, tdc_pruning_name(pruning));
+  record(pruned, plan.widths, plan.flops, criterion.name());
   return {std::move(pruned), 0};
 }
 
