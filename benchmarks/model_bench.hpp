@@ -31,7 +31,7 @@ using DefaultNet = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::A
                               unet::BaseChannels<32>, unet::GroupNormGroups<8>, unet::DropoutPercent<0>>;
 
 /// The CIFAR-size U-Net: 3x32x32, 64 channels, 1-2-2, two ResBlocks per level, one attention
-/// block at 16x16 (reference/pytorch_unet_bench.py with three image channels, 6.14M parameters).
+/// block at 16x16 (the `cifar` model of compare_pytorch_model.py, three image channels, 6.14M parameters).
 using CifarNet =
     unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::SingleEncoderAttention,
                unet::ImageSize<32>, unet::ImageChannels<3>, unet::BaseChannels<64>, unet::DropoutPercent<0>>;

@@ -44,7 +44,14 @@ message(STATUS "progdiff CUDA: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, architecture
 
 # progdiff_cuda_all builds every target of the CUDA build and nothing else: the rest of the
 # cuda preset is the release preset's code with the same flags, already built and tested there.
+# Every CUDA target of the project also gets the CUDA compile options they share: OpenMP for the
+# CPU half of the programs (tests compare against the CPU back end), and quiet for what nvcc's
+# front end reports in code it only passes on to the host compiler: Eigen's host/device
+# annotations (20012-20015), GCC's unroll pragmas in the AVX-512 kernels (1675), and the
+# portable loop after an `if constexpr` AVX-512 branch that returns (128, "not reachable").
 add_custom_target(progdiff_cuda_all)
 function(progdiff_cuda_target name)
   add_dependencies(progdiff_cuda_all ${name})
+  target_compile_options(${name} PRIVATE
+    "$<$<COMPILE_LANGUAGE:CUDA>:-diag-suppress=20012,20013,20014,20015,1675,128;-Xcompiler=-fopenmp>")
 endfunction()

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "data_support.hpp"
 #include "progdiff/data/data.hpp"
 #include "progdiff/io/png.hpp"
 #include "progdiff/io/safetensors.hpp"
@@ -67,12 +68,9 @@ data::ImageDataset coded_dataset(std::int64_t count, std::int64_t c, std::int64_
 
 }  // namespace
 
-TEST_CASE("Fashion-MNIST: the installed files give the known counts, labels and pixel range") {
+TEST_CASE("Fashion-MNIST: the installed files give the known counts, labels and pixel range" *
+          test_data::fashion_mnist_required()) {
   const fs::path dir = data::kFashionMnistDirectory;
-  if (!fs::exists(dir / "train-images-idx3-ubyte.gz")) {
-    MESSAGE("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); the real-data checks are skipped");
-    return;
-  }
   const data::ImageDataset train = data::load_fashion_mnist(data::Split::Train);
   const data::ImageDataset test = data::load_fashion_mnist(data::Split::Test);
   CHECK(train.count == 60000);

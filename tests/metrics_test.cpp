@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "data_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
@@ -431,12 +432,9 @@ TEST_CASE("denoising_loss_per_group: the expected error of a known denoiser; bat
   CHECK_THROWS_AS(evaluate(short_partition), ConfigError);
 }
 
-TEST_CASE("FashionClassifier: a short training run on Fashion-MNIST well above chance; Frechet distances order") {
+TEST_CASE("FashionClassifier: a short training run on Fashion-MNIST well above chance; Frechet distances order" *
+          test_data::fashion_mnist_required()) {
   const std::filesystem::path dir = pd::data::kFashionMnistDirectory;
-  if (!std::filesystem::exists(dir / "train-images-idx3-ubyte.gz")) {
-    MESSAGE("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist); the training check is skipped");
-    return;
-  }
   const auto train = pd::data::load_fashion_mnist(pd::data::Split::Train, dir, 8000);
   const auto test = pd::data::load_fashion_mnist(pd::data::Split::Test, dir, 2000);
   metrics::FashionClassifier<float, Cpu> model;

@@ -155,7 +155,9 @@ TEST_CASE_TEMPLATE("UNet forward and backward match PyTorch", T, float, double) 
 }
 
 TEST_CASE("UNet FLOPs and parameters match the PyTorch benchmark model") {
-  // reference/pytorch_unet_bench.py: 6,138,369 parameters; MACs per 32x32 image:
+  // The PyTorch comparison model (docs/baselines.md; the `cifar` model of
+  // benchmarks/compare_pytorch_model.py with one image channel), counted by PyTorch: 6,138,369
+  // parameters; MACs per 32x32 image:
   // conv 1,428,291,584 + linear 557,056 + attention bmm 16,777,216.
   using Bench = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>,
                            unet::SingleEncoderAttention, unet::ImageChannels<1>, unet::ImageSize<32>>;
