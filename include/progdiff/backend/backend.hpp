@@ -2,11 +2,13 @@
 // The Backend concept: where tensors live and how their kernels run. Layer code calls only
 // these static functions, so a layer written once runs on every back end (CPU, CUDA, or a
 // user's own type that satisfies the concept).
+#include <array>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/math/adam.hpp"
 
 namespace progdiff {
 
@@ -75,9 +77,28 @@ concept BackendLayerKernels = requires(float* p, const float* cp, std::int64_t i
   B::template timestep_embedding<float>(i, i, cp, p, d, d);
 };
 
-/// Where tensors live and how every kernel the library calls runs.
+/// The update kernels of training and sampling: every sampler step and the loss's noisy
+/// input are out[i, :] = sum_k w[i, k] * terms[k][i, :] over `sampler_terms` operands (a null
+/// operand counts as zero; weights in double, one row per sample); AdamW updates a parameter
+/// tensor in place with the step's hyper-parameters (math/adam.hpp).
 template <class B>
-concept Backend = BackendMemory<B> && BackendGemm<B> && BackendElementwise<B> && BackendLayerKernels<B>;
+concept BackendUpdates = requires(float* p, const float* cp, const double* cw, std::size_t n, std::int64_t i,
+                                  const math::AdamHyper& hyper, long long step) {
+  { B::sampler_terms } -> std::convertible_to<int>;
+  requires B::sampler_terms == 6;  // sample, model output, noise and three history buffers
+  B::template weighted_sum<float>(i, i, cw, std::array<const float*, B::sampler_terms>{}, p);
+  B::template adamw<float>(n, p, cp, p, p, hyper, step);
+};
+
+/// Where tensors live and how every kernel the library calls runs. Beyond these, a back end
+/// may offer faster paths the library detects and uses when present, with a portable
+/// fallback otherwise: normal_rows (a batch's per-sample noise in one call,
+/// sample::RowNoiseBackend), row_sq_norms and gaussian_softmax_rows (the optimal denoiser on a
+/// device, group::DeviceOptimalDenoiser), conv2d_forward_bias (convolution and bias fused,
+/// nn::Conv2d) and device_count (a device check).
+template <class B>
+concept Backend =
+    BackendMemory<B> && BackendGemm<B> && BackendElementwise<B> && BackendLayerKernels<B> && BackendUpdates<B>;
 // clang-format on
 
 /// Readable failure at every composition point that takes a back end.
@@ -94,6 +115,9 @@ constexpr bool check_backend() {
   static_assert(BackendLayerKernels<B>,
                 "progdiff: the back-end type lacks layer kernels of progdiff::Backend (group_norm, softmax_rows, "
                 "conv2d, channel bias, sample channel, upsample, timestep_embedding)");
+  static_assert(BackendUpdates<B>,
+                "progdiff: the back-end type lacks the update kernels of progdiff::Backend (sampler_terms == 6, "
+                "weighted_sum, adamw) that every sampler, loss and optimizer step calls");
   return true;
 }
 
