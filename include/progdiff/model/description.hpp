@@ -95,6 +95,8 @@ inline void describe_config(Description& d, const std::string& prefix, const une
   d[prefix + "config.eps"] = exact(c.eps);
   d[prefix + "config.time_shift"] = exact(c.time_shift);
   d[prefix + "config.max_period"] = exact(c.max_period);
+  // Only when not the default, so descriptions written before the field existed still match.
+  if (c.downsample_padding != 1) d[prefix + "config.downsample_padding"] = std::to_string(c.downsample_padding);
 }
 
 /// Adds "schedule.*": the grid size, the beta kind and range of discrete schedules (types with

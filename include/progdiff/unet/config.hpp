@@ -19,6 +19,7 @@ struct UNetConfig {
   double eps = 1e-6;        // GroupNorm epsilon (DDPM)
   double time_shift = 1.0;  // sinusoid frequency shift: 1 as DDPM, 0 as diffusers
   double max_period = 10000.0;
+  std::int64_t downsample_padding = 1;  // 1: symmetric (PyTorch ports); 0: DDPM's original (diffusers' DDPM models)
 
   template <class S>
   static UNetConfig from_spec() {

@@ -103,7 +103,7 @@ class Encoder {
       if (l + 1 < S::level_count) {
         const std::int64_t out = widths.at(lp + ".downsample");
         expect_divisible(lp + ".downsample", out, g, what);
-        levels_[l].down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out});
+        levels_[l].down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out, config.downsample_padding});
         levels_[l].downsamples = true;
         cur = out;
         skip_widths_.push_back(cur);
