@@ -23,6 +23,7 @@
 #include "../train_support.hpp"
 #include "cuda_compare.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/group/optimal_denoiser_clustering.hpp"
 #include "progdiff/metrics/fashion_frechet.hpp"
 #include "progdiff/model/model.hpp"
 #include "progdiff/prune/importance_magnitude.hpp"
@@ -112,7 +113,9 @@ struct Results {
   std::vector<std::int64_t> stage2_widths, magnitude_widths, taylor_widths, random_widths, tdc_widths;
   std::vector<float> magnitude_weights, taylor_weights, random_weights, tdc_weights;
   std::vector<double> tdc_losses;
-  std::vector<float> ddim, dpm, euler, multi_ddim;
+  std::vector<float> ddim, dpm, euler, multi_ddim, ddpm, heun, dpm_single;
+  std::vector<double> cluster_similarities;  // Algorithm 1: S0 and S1 of every sample
+  std::vector<std::int64_t> cluster_starts;  // and the partition it chose
   std::vector<float> logits, features;
   double frechet = 0.0;
 };
@@ -185,6 +188,24 @@ Results run_everything(const fs::path& scratch) {
   r.euler = sample::Euler(sample::SigmaPlan::linspace(sample::alphas_cumprod(schedule), 5))
                 .template sample<float, B>(grouped, batch, 13)
                 .to_host();
+  r.ddpm = sample::Ddpm::from_schedule(schedule, 5).template sample<float, B>(grouped, batch, 15).to_host();
+  r.heun = sample::Heun(sample::SigmaPlan::karras(sample::alphas_cumprod(schedule), 3))
+               .template sample<float, B>(grouped, batch, 16)
+               .to_host();
+  r.dpm_single =
+      sample::DpmSolverSinglestep::from_schedule(schedule, 4).template sample<float, B>(grouped, batch, 17).to_host();
+
+  // Algorithm 1 of the multi-stage paper: the optimal denoiser of the training images at
+  // sampled timesteps against those at both ends of the grid, and the intervals it implies.
+  {
+    const group::OptimalDenoiser<B> denoiser(Tensor<float, B>::from_host(Shape{24, 64}, train_data.pixels));
+    const group::OptimalDenoiserClustering<B> clustering{&denoiser, 48, 0.9, 0.1, 8};
+    for (const auto& c : clustering.cluster(schedule).samples) {
+      r.cluster_similarities.push_back(c.s0);
+      r.cluster_similarities.push_back(c.s1);
+    }
+    r.cluster_starts = clustering.group(schedule).starts;
+  }
 
   // Multi-stage: a shared encoder with a decoder per group, on mixed batches.
   {
@@ -254,6 +275,11 @@ void compare(const Results& gpu, const Results& cpu) {
   expect_close("Progressive + DDIM (eta 1, 5 steps)", gpu.ddim, cpu.ddim, 1e-3);
   expect_close("Progressive + DPM-Solver++ 2M (5 steps)", gpu.dpm, cpu.dpm, 1e-3);
   expect_close("Progressive + Euler (5 steps)", gpu.euler, cpu.euler, 1e-3);
+  expect_close("Progressive + DDPM (5 steps)", gpu.ddpm, cpu.ddpm, 1e-3);
+  expect_close("Progressive + Heun (3 steps, Karras sigmas)", gpu.heun, cpu.heun, 1e-3);
+  expect_close("Progressive + single-step DPM-Solver (4 steps)", gpu.dpm_single, cpu.dpm_single, 1e-3);
+  expect_close("Algorithm 1: similarities to both ends", gpu.cluster_similarities, cpu.cluster_similarities, 1e-4);
+  expect_true("Algorithm 1: the same intervals", gpu.cluster_starts == cpu.cluster_starts);
   expect_close("multi-stage: losses of 2 steps", gpu.multi_losses, cpu.multi_losses, 1e-3);
   expect_close("multi-stage: weights after 2 steps", gpu.multi_weights, cpu.multi_weights, 2 * kLr);
   expect_close("IntervalRouted + DDIM (5 steps)", gpu.multi_ddim, cpu.multi_ddim, 1e-3);
