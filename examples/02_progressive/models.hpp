@@ -151,6 +151,9 @@ inline unet::UNetConfig config_from_description(const pd::model::Description& d,
   c.eps = std::stod(get("eps"));
   c.time_shift = std::stod(get("time_shift"));
   c.max_period = std::stod(get("max_period"));
+  // Recorded only when it is not the default (a U-Net imported from diffusers' DDPM models).
+  if (const auto it = d.find(prefix + "config.downsample_padding"); it != d.end())
+    c.downsample_padding = std::stoll(it->second);
   return c;
 }
 
