@@ -14,6 +14,7 @@ progdiff_require_package(Eigen3 libeigen3-dev 3.4 NO_MODULE)
 progdiff_require_package(xtensor xtensor-dev)
 progdiff_require_package(nlohmann_json nlohmann-json3-dev)
 progdiff_require_package(ZLIB zlib1g-dev)
+progdiff_require_package(PNG libpng-dev)
 progdiff_require_package(OpenMP libomp-dev COMPONENTS CXX)
 
 # Development only.

@@ -276,7 +276,7 @@ TEST_CASE("PNG decoder: every filter type, gray and RGB, and Pillow's output") {
   CHECK(decoded.pixels[0] == 255);
 }
 
-TEST_CASE("PNG decoder: malformed and unsupported files raise FormatError saying why") {
+TEST_CASE("PNG decoder: malformed files raise FormatError naming the file and why") {
   const auto good = read_bytes(kFixtures + "png_gray_filters.png");
   auto with_crc = [](std::vector<std::uint8_t> b, std::size_t chunk_at) {
     const std::uint32_t length =
@@ -292,19 +292,20 @@ TEST_CASE("PNG decoder: malformed and unsupported files raise FormatError saying
   };
   CHECK_THROWS_WITH_AS(io::decode_png({1, 2, 3}, "x.png"), doctest::Contains("x.png: missing the PNG signature"),
                        FormatError);
-  CHECK_THROWS_WITH_AS(io::decode_png(ihdr_with(12, 1), "x.png"), doctest::Contains("Adam7 interlaced"), FormatError);
-  CHECK_THROWS_WITH_AS(io::decode_png(ihdr_with(9, 6), "x.png"), doctest::Contains("color type 6 is not supported"),
-                       FormatError);
-  CHECK_THROWS_WITH_AS(io::decode_png(ihdr_with(8, 16), "x.png"), doctest::Contains("bit depth 16"), FormatError);
+  // Headers that promise more data than the file holds: interlaced, RGBA, 16-bit, one row more.
+  for (const auto& [field, value] : std::vector<std::pair<std::size_t, std::uint8_t>>{{12, 1}, {9, 6}, {8, 16}, {7, 8}})
+    CHECK_THROWS_WITH_AS(io::decode_png(ihdr_with(field, value), "x.png"), doctest::Contains("PNG x.png: "),
+                         FormatError);
   auto bad_crc = good;
   bad_crc[8 + 8 + 2] ^= 1;
-  CHECK_THROWS_WITH_AS(io::decode_png(bad_crc, "x.png"), doctest::Contains("CRC mismatch in chunk 'IHDR'"),
-                       FormatError);
+  CHECK_THROWS_WITH_AS(io::decode_png(bad_crc, "x.png"), doctest::Contains("CRC error"), FormatError);
   auto cut = good;
   cut.resize(good.size() - 20);
   CHECK_THROWS_AS(io::decode_png(cut, "x.png"), FormatError);
-  // Height one larger: the IDAT data are too short for it.
-  CHECK_THROWS_WITH_AS(io::decode_png(ihdr_with(7, 8), "x.png"), doctest::Contains("IDAT"), FormatError);
+  // A header claiming about 2^17 rows: refused before anything that large is allocated.
+  auto huge = good;
+  huge[8 + 8 + 5] = 0x02;
+  CHECK_THROWS_WITH_AS(io::decode_png(with_crc(huge, 8), "x.png"), doctest::Contains("larger than 65536"), FormatError);
   // An unknown filter type in the first row: rebuild the IDAT stream with filter 7.
   const auto img = io::decode_png(good, "x.png");
   std::vector<std::uint8_t> raw;
@@ -327,7 +328,7 @@ TEST_CASE("PNG decoder: malformed and unsupported files raise FormatError saying
   };
   put_chunk("IDAT", z);
   put_chunk("IEND", {});
-  CHECK_THROWS_WITH_AS(io::decode_png(png, "x.png"), doctest::Contains("row 0 has filter type 7"), FormatError);
+  CHECK_THROWS_WITH_AS(io::decode_png(png, "x.png"), doctest::Contains("filter"), FormatError);
   CHECK_THROWS_AS(io::read_png("/nonexistent/x.png"), IoError);
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// A user's own images: a folder of PNG files (8-bit gray or RGB, all of one size and channel
+// A user's own images: a folder of PNG files (decoded to 8-bit gray or RGB, all of one size and channel
 // count), read in name order into an ImageDataset scaled to [-1, 1]. As torchvision's
 // ImageFolder, a folder whose entries are sub-folders gives one class per sub-folder (labels in
 // name order); a flat folder gives label 0 to every image.

@@ -1,8 +1,7 @@
 #pragma once
-// A minimal PNG encoder (8-bit RGB, no interlace, filter 0 on every row) over zlib, per the
-// PNG specification (ISO/IEC 15948): signature, IHDR, one IDAT, IEND, each chunk with its CRC-32.
-// Image: a row-major RGB raster with simple drawing helpers for line plots.
-#include <zlib.h>
+// PNG writing through libpng (its simplified API: 8-bit RGB, in memory), and Image: a row-major
+// RGB raster with simple drawing helpers for line plots.
+#include <png.h>
 
 #include <algorithm>
 #include <cmath>
@@ -56,46 +55,27 @@ class Image {
   std::vector<Rgb> pixels_;
 };
 
-namespace detail {
-inline void put_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
-}
-inline void put_chunk(std::vector<std::uint8_t>& out, const char* type, const std::vector<std::uint8_t>& data) {
-  put_u32(out, static_cast<std::uint32_t>(data.size()));
-  const std::size_t type_at = out.size();
-  out.insert(out.end(), type, type + 4);
-  out.insert(out.end(), data.begin(), data.end());
-  // CRC-32 over the type and the data
-  const uLong crc = crc32(0L, out.data() + type_at, static_cast<uInt>(4 + data.size()));
-  put_u32(out, static_cast<std::uint32_t>(crc));
-}
-}  // namespace detail
-
-/// The PNG file bytes of an image.
+/// The image as PNG bytes (8-bit RGB), written by libpng.
 inline std::vector<std::uint8_t> encode_png(const Image& img) {
-  std::vector<std::uint8_t> raw;
-  raw.reserve(static_cast<std::size_t>(img.height()) * (1 + 3 * img.width()));
-  for (int y = 0; y < img.height(); ++y) {
-    raw.push_back(0);  // filter type None
+  std::vector<std::uint8_t> raster;
+  raster.reserve(static_cast<std::size_t>(img.width()) * img.height() * 3);
+  for (int y = 0; y < img.height(); ++y)
     for (int x = 0; x < img.width(); ++x) {
-      const Rgb& p = img.at(x, y);
-      raw.insert(raw.end(), {p.r, p.g, p.b});
+      const Rgb& c = img.at(x, y);
+      raster.insert(raster.end(), {c.r, c.g, c.b});
     }
-  }
-  uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
-  std::vector<std::uint8_t> packed(packed_size);
-  if (compress2(packed.data(), &packed_size, raw.data(), static_cast<uLong>(raw.size()), 6) != Z_OK)
-    throw IoError("encode_png: zlib compression failed");
-  packed.resize(packed_size);
-
-  std::vector<std::uint8_t> out = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  std::vector<std::uint8_t> ihdr;
-  detail::put_u32(ihdr, static_cast<std::uint32_t>(img.width()));
-  detail::put_u32(ihdr, static_cast<std::uint32_t>(img.height()));
-  ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});  // bit depth 8, colour type RGB, deflate, filter 0, no interlace
-  detail::put_chunk(out, "IHDR", ihdr);
-  detail::put_chunk(out, "IDAT", packed);
-  detail::put_chunk(out, "IEND", {});
+  png_image image{};
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(img.width());
+  image.height = static_cast<png_uint_32>(img.height());
+  image.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_get_memory_size(image, size, 0, raster.data(), 0, nullptr))
+    throw IoError(std::string("encode_png: libpng: ") + image.message);
+  std::vector<std::uint8_t> out(size);
+  if (!png_image_write_to_memory(&image, out.data(), &size, 0, raster.data(), 0, nullptr))
+    throw IoError(std::string("encode_png: libpng: ") + image.message);
+  out.resize(size);
   return out;
 }
 
