@@ -9,3 +9,4 @@
 #include "progdiff/metrics/frechet.hpp"
 #include "progdiff/metrics/global_average_pool.hpp"
 #include "progdiff/metrics/group_loss.hpp"
+#include "progdiff/metrics/nll.hpp"

@@ -9,6 +9,8 @@
 #include "progdiff/sample/dpm_solver_singlestep.hpp"
 #include "progdiff/sample/euler.hpp"
 #include "progdiff/sample/heun.hpp"
+#include "progdiff/sample/learned_variance_ddpm.hpp"
+#include "progdiff/sample/mean_only.hpp"
 #include "progdiff/sample/stepper.hpp"
 
 namespace progdiff::sample {

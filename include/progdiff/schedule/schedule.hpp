@@ -3,6 +3,7 @@
 // (VP, VE, EDM) schedules, the run-time Schedule read from JSON, and timestep respacing.
 #include "progdiff/schedule/continuous.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/schedule/gaussian_posterior.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
 #include "progdiff/schedule/quantities.hpp"
 #include "progdiff/schedule/runtime_schedule.hpp"

@@ -13,15 +13,24 @@
 
 namespace progdiff::train {
 
-/// Trains a shared-encoder (or separate-experts) model on mixed batches; resumes from
-/// options.checkpoint_path when it exists.
+/// Trains a shared-encoder (or separate-experts) model on mixed batches with `objective`
+/// (train/objective.hpp); resumes from options.checkpoint_path when it exists.
+template <class Objective, class M, schedule::NoiseSchedule Schedule>
+requires ObjectiveFor<Objective, model::IntervalRouted<M>> TrainReport
+train_multi_stage(model::IntervalRouted<M>& model, const Schedule& schedule, const data::ImageDataset& dataset,
+                  const TrainOptions& options, const Objective& objective, StepCallback on_step = {}) {
+  Trainer<model::IntervalRouted<M>, Schedule, Objective> trainer(model, schedule, dataset, options, BatchMode::Mixed,
+                                                                 objective);
+  trainer.on_step(std::move(on_step));
+  return trainer.run();
+}
+
+/// The same with the mean-squared error of the model's prediction type (SimpleObjective).
 template <class M, schedule::NoiseSchedule Schedule>
 TrainReport train_multi_stage(model::IntervalRouted<M>& model, const Schedule& schedule,
                               const data::ImageDataset& dataset, const TrainOptions& options,
                               StepCallback on_step = {}) {
-  Trainer<model::IntervalRouted<M>, Schedule> trainer(model, schedule, dataset, options, BatchMode::Mixed);
-  trainer.on_step(std::move(on_step));
-  return trainer.run();
+  return train_multi_stage(model, schedule, dataset, options, SimpleObjective{}, std::move(on_step));
 }
 
 }  // namespace progdiff::train

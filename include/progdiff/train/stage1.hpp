@@ -12,15 +12,25 @@
 namespace progdiff::train {
 
 /// Trains `base` (one group covering the schedule) on uniformly drawn timesteps of all of
-/// [0, T) (or options.make_sampler's); resumes from options.checkpoint_path when it exists.
+/// [0, T) (or options.make_sampler's) with `objective` (train/objective.hpp); resumes from
+/// options.checkpoint_path when it exists.
+template <class Objective, class Net, schedule::NoiseSchedule Schedule>
+requires ObjectiveFor<Objective, model::Progressive<Net>> TrainReport
+train_stage1(model::Progressive<Net>& base, const Schedule& schedule, const data::ImageDataset& dataset,
+             const TrainOptions& options, const Objective& objective, StepCallback on_step = {}) {
+  require(base.group_count() == 1, "train_stage1: the base model must have one group covering every timestep, it has " +
+                                       std::to_string(base.group_count()));
+  Trainer<model::Progressive<Net>, Schedule, Objective> trainer(base, schedule, dataset, options, BatchMode::PerGroup,
+                                                                objective);
+  trainer.on_step(std::move(on_step));
+  return trainer.run();
+}
+
+/// The same with the mean-squared error of the model's prediction type (SimpleObjective).
 template <class Net, schedule::NoiseSchedule Schedule>
 TrainReport train_stage1(model::Progressive<Net>& base, const Schedule& schedule, const data::ImageDataset& dataset,
                          const TrainOptions& options, StepCallback on_step = {}) {
-  require(base.group_count() == 1, "train_stage1: the base model must have one group covering every timestep, it has " +
-                                       std::to_string(base.group_count()));
-  Trainer<model::Progressive<Net>, Schedule> trainer(base, schedule, dataset, options, BatchMode::PerGroup);
-  trainer.on_step(std::move(on_step));
-  return trainer.run();
+  return train_stage1(base, schedule, dataset, options, SimpleObjective{}, std::move(on_step));
 }
 
 }  // namespace progdiff::train

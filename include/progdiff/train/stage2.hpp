@@ -48,11 +48,11 @@ model::Progressive<Net> copy_into_groups(model::Progressive<Net>& base, group::P
 
 /// Copies `base` into the groups of `partition`, applies `hook`, fine-tunes every group on its
 /// own timesteps and returns the grouped model; `report` (optional) receives the losses.
-template <class Net, schedule::NoiseSchedule Schedule>
-model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Partition partition,
-                                     const Schedule& schedule, const data::ImageDataset& dataset,
-                                     const TrainOptions& options, const std::type_identity_t<GroupHook<Net>>& hook = {},
-                                     TrainReport* report = nullptr, StepCallback on_step = {}) {
+template <class Objective, class Net, schedule::NoiseSchedule Schedule>
+requires ObjectiveFor<Objective, model::Progressive<Net>> model::Progressive<Net> train_stage2(
+    model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
+    const data::ImageDataset& dataset, const TrainOptions& options, const Objective& objective,
+    const std::type_identity_t<GroupHook<Net>>& hook = {}, TrainReport* report = nullptr, StepCallback on_step = {}) {
   std::optional<model::Progressive<Net>> grouped;
   if (options.resume && !options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
     Generator gen(options.seed, 0x53544732u);
@@ -61,11 +61,22 @@ model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Parti
   } else {
     grouped.emplace(copy_into_groups(base, std::move(partition), options.seed, hook));
   }
-  Trainer<model::Progressive<Net>, Schedule> trainer(*grouped, schedule, dataset, options, BatchMode::PerGroup);
+  Trainer<model::Progressive<Net>, Schedule, Objective> trainer(*grouped, schedule, dataset, options,
+                                                                BatchMode::PerGroup, objective);
   trainer.on_step(std::move(on_step));
   TrainReport r = trainer.run();
   if (report) *report = std::move(r);
   return std::move(*grouped);
+}
+
+/// The same with the mean-squared error of the model's prediction type (SimpleObjective).
+template <class Net, schedule::NoiseSchedule Schedule>
+model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Partition partition,
+                                     const Schedule& schedule, const data::ImageDataset& dataset,
+                                     const TrainOptions& options, const std::type_identity_t<GroupHook<Net>>& hook = {},
+                                     TrainReport* report = nullptr, StepCallback on_step = {}) {
+  return train_stage2(base, std::move(partition), schedule, dataset, options, SimpleObjective{}, hook, report,
+                      std::move(on_step));
 }
 
 }  // namespace progdiff::train

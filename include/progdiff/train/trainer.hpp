@@ -51,6 +51,7 @@
 #include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/train/finite_guard.hpp"
 #include "progdiff/train/grad_clip.hpp"
+#include "progdiff/train/objective.hpp"
 #include "progdiff/train/trainer_options.hpp"
 
 namespace progdiff::train {
@@ -85,17 +86,20 @@ inline const std::string kDropoutState = "dropout.";  // checkpoint generator pr
 // The visitor shape of visit_random_state, for detecting models that have dropout layers.
 inline constexpr auto dropout_visitor_probe = [](const std::string&, auto&) {};
 
-template <class Model, class Schedule>
+/// Objective: what a step computes around the model's forward (train/objective.hpp): the MSE of
+/// the model's prediction type by default, train::HybridObjective for a learned variance.
+template <class Model, class Schedule, class Objective = SimpleObjective>
 class Trainer {
   static_assert(model::check_grouped_model<Model>());
   static_assert(schedule::check_noise_schedule<Schedule>());
+  static_assert(check_objective<Objective, Model>());
 
  public:
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
 
   Trainer(Model& model, const Schedule& schedule, const data::ImageDataset& dataset, TrainOptions options,
-          BatchMode mode)
+          BatchMode mode, Objective objective = {})
       : model_(model),
         schedule_(schedule),
         options_(std::move(options)),
@@ -104,7 +108,8 @@ class Trainer {
         optimizer_(options_.adamw),
         ema_(options_.ema),
         noise_(options_.seed, kNoiseStream),
-        timesteps_(options_.seed, kTimestepStream) {
+        timesteps_(options_.seed, kTimestepStream),
+        objective_(std::move(objective)) {
     require(options_.steps >= 0, "Trainer: steps must be >= 0, got " + std::to_string(options_.steps));
     require(options_.checkpoint_every >= 0, "Trainer: checkpoint_every must be >= 0");
     require(model.partition().size() == static_cast<std::int64_t>(schedule.size()),
@@ -216,11 +221,8 @@ class Trainer {
   // One group's (or one mixed batch's) forward, loss and backward.
   LossResult<T, B> forward_backward(const Tensor<T, B>& x0, const TimestepDraw& draw) {
     const Tensor<T, B> noise = draw_noise(x0.shape());
-    const auto alpha_bars = alpha_bars_at(schedule_, std::span<const std::int64_t>(draw.timesteps));
-    TrainingPair<T, B> pair = make_training_pair(x0, noise, alpha_bars, model_.prediction_type(), options_.weighting);
-    for (std::size_t i = 0; i < pair.weights.size(); ++i) pair.weights[i] *= draw.weights[i];
-    const Tensor<T, B> out = model_.forward(pair.x_t, draw.timesteps);
-    LossResult<T, B> loss = weighted_mse(out, pair.target, pair.weights);
+    LossResult<T, B> loss = objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
+                                       [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
     model_.backward(loss.grad);
     return loss;
   }
@@ -401,6 +403,7 @@ class Trainer {
   AdamW<T, B> optimizer_;
   Ema<T, B> ema_;
   Generator noise_, timesteps_;
+  Objective objective_;
   std::vector<AnyTimestepSampler> samplers_;
   StepCallback callback_;
   std::int64_t step_ = 0;

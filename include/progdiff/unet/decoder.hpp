@@ -69,7 +69,7 @@ class Decoder {
     }
     expect_divisible("norm_out", cur, groups, what);
     norm_out_ = nn::GroupNorm<T, B>(nn::GroupNormConfig{groups, cur, config.eps});
-    conv_out_ = nn::Conv2d<T, B>(nn::Conv2dConfig{cur, S::image_channels, 3, 1, 1, true});
+    conv_out_ = nn::Conv2d<T, B>(nn::Conv2dConfig{cur, S::output_channels, 3, 1, 1, true});
   }
 
   void initialize(Generator& gen) {
@@ -92,7 +92,8 @@ class Decoder {
   const WidthTable& widths() const { return widths_; }
   std::int64_t groups() const { return groups_; }
 
-  /// Encoder output (middle features, skips in push order, embedding) -> eps [N, C, S, S].
+  /// Encoder output (middle features, skips in push order, embedding) -> the prediction
+  /// [N, output_channels, S, S] (C, or 2C with LearnedVariance).
   Tensor<T, B> forward(const Tensor<T, B>& h_in, const std::vector<Tensor<T, B>>& skips, const Tensor<T, B>& temb) {
     const std::size_t expected = static_cast<std::size_t>(S::level_count * (S::res_blocks + 1));
     if (skips.size() != expected)
@@ -111,7 +112,7 @@ class Decoder {
     return conv_out_.forward(silu_.forward(norm_out_.forward(h)));
   }
 
-  /// dy [N, C, S, S] -> gradients of the middle features, of each skip and of the embedding.
+  /// dy [N, output_channels, S, S] -> gradients of the middle features, of each skip and of the embedding.
   EncoderGrads<T, B> backward(const Tensor<T, B>& dy) {
     require(skip_count_ > 0, "UNet decoder backward called without a preceding forward");
     EncoderGrads<T, B> g;

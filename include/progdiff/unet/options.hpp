@@ -28,6 +28,7 @@ struct TimeEmbedding {};
 struct GroupNormGroups {};
 struct Dropout {};
 struct Decoders {};
+struct Variance {};
 struct ElementType {};
 struct Backend {};
 }  // namespace option_kind
@@ -108,6 +109,21 @@ struct DropoutPercent {
 template <int Count>
 struct Decoders {
   using option_kind = option_kind::Decoders;
+};
+
+/// The network predicts its mean only: ImageChannels outputs (the default; DDPM).
+struct FixedVariance {
+  using option_kind = option_kind::Variance;
+  static constexpr bool learned = false;
+};
+
+/// The network also predicts the interpolation v of its variance between beta_t and beta-tilde_t
+/// (IDDPM, Nichol & Dhariwal 2021, eq. 15): 2 * ImageChannels outputs, the prediction first and
+/// v second. Such a model trains with train::HybridObjective and samples with
+/// sample::LearnedVarianceDdpm (or any sampler through sample::MeanOnly).
+struct LearnedVariance {
+  using option_kind = option_kind::Variance;
+  static constexpr bool learned = true;
 };
 
 /// Element type of tensors and parameters (default float).

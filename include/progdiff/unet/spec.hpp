@@ -83,8 +83,8 @@ constexpr bool known_kind() {
          std::is_same_v<Kind, option_kind::ImageSize> || std::is_same_v<Kind, option_kind::ImageChannels> ||
          std::is_same_v<Kind, option_kind::BaseChannels> || std::is_same_v<Kind, option_kind::TimeEmbedding> ||
          std::is_same_v<Kind, option_kind::GroupNormGroups> || std::is_same_v<Kind, option_kind::Dropout> ||
-         std::is_same_v<Kind, option_kind::Decoders> || std::is_same_v<Kind, option_kind::ElementType> ||
-         std::is_same_v<Kind, option_kind::Backend>;
+         std::is_same_v<Kind, option_kind::Decoders> || std::is_same_v<Kind, option_kind::Variance> ||
+         std::is_same_v<Kind, option_kind::ElementType> || std::is_same_v<Kind, option_kind::Backend>;
 }
 
 }  // namespace detail
@@ -113,6 +113,7 @@ struct Spec {
                     detail::at_most_once<option_kind::GroupNormGroups, Options...> &&
                     detail::at_most_once<option_kind::Dropout, Options...> &&
                     detail::at_most_once<option_kind::Decoders, Options...> &&
+                    detail::at_most_once<option_kind::Variance, Options...> &&
                     detail::at_most_once<option_kind::ElementType, Options...> &&
                     detail::at_most_once<option_kind::Backend, Options...>,
                 "progdiff::unet: each kind of option may be given at most once");
@@ -138,6 +139,9 @@ struct Spec {
   static constexpr int groups = detail::int_of<pick<option_kind::GroupNormGroups, GroupNormGroups<32>>>::value;
   static constexpr int dropout_percent = detail::int_of<pick<option_kind::Dropout, DropoutPercent<10>>>::value;
   static constexpr int decoders = detail::decoders_of<pick<option_kind::Decoders, detail::OneDecoder>>::value;
+  /// LearnedVariance doubles the outputs: the prediction, then the variance interpolation v.
+  static constexpr bool learned_variance = pick<option_kind::Variance, FixedVariance>::learned;
+  static constexpr int output_channels = learned_variance ? 2 * image_channels : image_channels;
 
  private:
   static constexpr bool multipliers_positive() {

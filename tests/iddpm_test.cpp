@@ -1,0 +1,401 @@
+// IDDPM's learned variance: the hybrid objective, the L_vlb terms, learned-range sampling and the
+// bits/dim evaluation, against tests/fixtures/iddpm/ (tools/fixtures/make_iddpm_fixtures.py:
+// the paper's formulas in PyTorch float64 with autograd, and diffusers' DDPMScheduler with
+// variance_type="learned_range" for the trajectories), and central differences.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/data/image_dataset.hpp"
+#include "progdiff/io/safetensors.hpp"
+#include "progdiff/metrics/nll.hpp"
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/sample/ddim.hpp"
+#include "progdiff/sample/learned_variance_ddpm.hpp"
+#include "progdiff/sample/mean_only.hpp"
+#include "progdiff/schedule/discrete.hpp"
+#include "progdiff/schedule/gaussian_posterior.hpp"
+#include "progdiff/train/hybrid_objective.hpp"
+#include "progdiff/train/stage1.hpp"
+#include "progdiff/unet/output_channels.hpp"
+#include "progdiff/unet/unet.hpp"
+
+using namespace progdiff;
+using Cpu = backend::Cpu;
+
+namespace {
+
+io::SafetensorsFile fixture(const std::string& name) {
+  return io::read_safetensors(std::string(PROGDIFF_FIXTURES_DIR) + "/iddpm/" + name + ".safetensors");
+}
+
+template <class T>
+Tensor<T, Cpu> tensor(const io::SafetensorsFile& f, const std::string& name) {
+  const auto& r = f.at(name);
+  return Tensor<T, Cpu>::from_host(Shape(r.shape.begin(), r.shape.end()), f.values<T>(name));
+}
+
+// max |a - b| / max(1, max |b|); NaN counts as infinite
+template <class A>
+double scaled_error(const std::vector<A>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double scale = 1.0, worst = 0.0;
+  for (double v : b) scale = std::max(scale, std::abs(v));
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double e = std::abs(static_cast<double>(a[i]) - b[i]);
+    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+  }
+  return worst / scale;
+}
+
+const std::map<std::string, schedule::PredictionType> kPredictions = {
+    {"epsilon", schedule::PredictionType::Epsilon},
+    {"sample", schedule::PredictionType::Sample},
+    {"v_prediction", schedule::PredictionType::VPrediction}};
+
+// The fixtures' stand-in model: [0.9 x + 0.01 t / T, tanh(0.5 x - 0.3 + t / T)].
+struct StandIn {
+  double train_steps;
+  template <class T, class B>
+  Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> t) const {
+    const auto v = x.to_host();
+    const std::size_t n = static_cast<std::size_t>(x.dim(0)), d = v.size() / n;
+    std::vector<T> out(2 * v.size());
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j) {
+        const double xv = static_cast<double>(v[i * d + j]), tt = static_cast<double>(t[i]) / train_steps;
+        out[2 * d * i + j] = static_cast<T>(0.9 * xv + 0.01 * tt);
+        out[2 * d * i + d + j] = static_cast<T>(std::tanh(0.5 * xv - 0.3 + tt));
+      }
+    Shape s = x.shape();
+    s[1] *= 2;
+    return Tensor<T, B>::from_host(s, out);
+  }
+  schedule::PredictionType prediction_type() const { return schedule::PredictionType::Epsilon; }
+};
+
+using SmallNet = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>,
+                            unet::ImageChannels<1>, unet::BaseChannels<8>, unet::GroupNormGroups<4>>;
+using LearnedNet =
+    unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>, unet::ImageChannels<1>,
+               unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::LearnedVariance>;
+
+static_assert(!unet::learns_variance_v<SmallNet> && unet::learns_variance_v<LearnedNet>);
+static_assert(unet::learns_variance_v<model::Progressive<LearnedNet>>);
+static_assert(!unet::learns_variance_v<model::Progressive<SmallNet>>);
+static_assert(SmallNet::spec::output_channels == 1 && LearnedNet::spec::output_channels == 2);
+
+}  // namespace
+
+TEST_CASE("the cosine chain's posterior matches IDDPM's quantities") {
+  const auto f = fixture("losses");
+  const schedule::Cosine<4000> cosine;
+  const auto want = f.values<double>("alpha_bars");
+  std::vector<double> got;
+  for (std::int64_t i = 0; i < cosine.size(); ++i) got.push_back(cosine.alpha_bar(i));
+  CHECK(scaled_error(got, want) < 1e-12);
+  const schedule::GaussianPosterior chain(want);
+  std::vector<double> beta, var, logvar;
+  for (std::int64_t k = 0; k < chain.size(); ++k) {
+    beta.push_back(chain.beta(k));
+    var.push_back(chain.variance(k));
+    logvar.push_back(chain.log_variance_clipped(k));
+  }
+  CHECK(scaled_error(beta, f.values<double>("betas")) < 1e-12);
+  CHECK(scaled_error(var, f.values<double>("posterior_variance")) < 1e-12);
+  CHECK(scaled_error(logvar, f.values<double>("posterior_log_variance_clipped")) < 1e-10);
+  CHECK_THROWS_AS(schedule::GaussianPosterior({0.9}), ConfigError);
+  CHECK_THROWS_AS(schedule::GaussianPosterior({0.9, 0.95}), ConfigError);
+}
+
+TEST_CASE("KL, normal CDF and discretized decoder likelihood match the reference") {
+  const auto f = fixture("losses");
+  const auto x = f.values<double>("dll.x"), m = f.values<double>("dll.mean"), s = f.values<double>("dll.log_scale");
+  std::vector<double> ll, kl, cdf;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    ll.push_back(train::discretized_gaussian_log_likelihood(x[i], m[i], s[i]).value);
+  CHECK(scaled_error(ll, f.values<double>("dll.value")) < 1e-12);
+  const auto m1 = f.values<double>("kl.m1"), l1 = f.values<double>("kl.lv1"), m2 = f.values<double>("kl.m2"),
+             l2 = f.values<double>("kl.lv2");
+  for (std::size_t i = 0; i < m1.size(); ++i) kl.push_back(train::normal_kl(m1[i], l1[i], m2[i], l2[i]).value);
+  CHECK(scaled_error(kl, f.values<double>("kl.value")) < 1e-12);
+  for (double v : f.values<double>("cdf.x")) cdf.push_back(train::approx_standard_normal_cdf(v));
+  CHECK(scaled_error(cdf, f.values<double>("cdf.value")) < 1e-14);
+  // the analytic derivatives against central differences, in every branch of the decoder
+  const double h = 1e-6;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    INFO("element " << i);
+    const auto g = train::discretized_gaussian_log_likelihood(x[i], m[i], s[i]);
+    const auto at = [&](double dm, double ds) {
+      return train::discretized_gaussian_log_likelihood(x[i], m[i] + dm, s[i] + ds).value;
+    };
+    CHECK(g.d_mean == doctest::Approx((at(h, 0) - at(-h, 0)) / (2 * h)).epsilon(1e-5).scale(1.0));
+    CHECK(g.d_log == doctest::Approx((at(0, h) - at(0, -h)) / (2 * h)).epsilon(1e-5).scale(1.0));
+    const auto k = train::normal_kl(m1[i], l1[i], m2[i], l2[i]);
+    const auto kat = [&](double dm, double dl) { return train::normal_kl(m1[i], l1[i], m2[i] + dm, l2[i] + dl).value; };
+    CHECK(k.d_mean == doctest::Approx((kat(h, 0) - kat(-h, 0)) / (2 * h)).epsilon(1e-5).scale(1.0));
+    CHECK(k.d_log == doctest::Approx((kat(0, h) - kat(0, -h)) / (2 * h)).epsilon(1e-5).scale(1.0));
+  }
+}
+
+TEST_CASE_TEMPLATE("the hybrid and L_vlb losses and their gradients match autograd", T, double, float) {
+  const auto f = fixture("losses");
+  const bool dbl = sizeof(T) == 8;
+  const double tol = dbl ? 1e-6 : 2e-4;
+  const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
+  const auto x0 = tensor<T>(f, "x0"), noise = tensor<T>(f, "noise"), out = tensor<T>(f, "output");
+  const auto steps = f.values<std::int64_t>("timesteps");
+  const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
+  for (const auto& [name, p] : kPredictions) {
+    INFO(name);
+    const auto r = train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
+                                      std::span<const double>(sw), std::span<const double>(iw));
+    CHECK(scaled_error(r.mse, f.values<double>(name + ".mse")) < tol);
+    CHECK(scaled_error(r.vlb, f.values<double>(name + ".vb")) < tol);
+    CHECK(scaled_error(r.per_sample, f.values<double>(name + ".hybrid.per_sample")) < tol);
+    CHECK(r.loss == doctest::Approx(f.values<double>(name + ".hybrid.loss")[0]).epsilon(tol));
+    CHECK(scaled_error(r.grad.to_host(), f.values<double>(name + ".hybrid.grad")) < tol);
+    const auto v = train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
+                                      std::span<const double>(sw), std::span<const double>(iw), {.vlb_only = true});
+    CHECK(v.loss == doctest::Approx(f.values<double>(name + ".vlb.loss")[0]).epsilon(tol));
+    CHECK(scaled_error(v.grad.to_host(), f.values<double>(name + ".vlb.grad")) < tol);
+  }
+}
+
+TEST_CASE("the L_vlb terms with clipped x0 and the prior term match the reference") {
+  const auto f = fixture("losses");
+  const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
+  const auto x0 = f.values<double>("x0"), xt = f.values<double>("x_t"), out = f.values<double>("output");
+  const auto steps = f.values<std::int64_t>("timesteps");
+  const std::size_t n = steps.size(), d = x0.size() / n;
+  for (const auto& [name, p] : kPredictions) {
+    INFO(name);
+    std::vector<double> terms, prior;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::span<const double> xs(x0.data() + i * d, d), xts(xt.data() + i * d, d),
+          pred(out.data() + 2 * d * i, d), v(out.data() + 2 * d * i + d, d);
+      const auto map = train::x0_map(chain.alpha_bar(steps[i]), p);
+      terms.push_back(train::vlb_term(chain, {xs, xts, pred, v, steps[i], map.sample, map.output, true}));
+      prior.push_back(train::prior_term(xs, chain.alpha_bar(chain.size() - 1)));
+    }
+    CHECK(scaled_error(terms, f.values<double>(name + ".vb_clipped")) < 1e-10);
+    CHECK(scaled_error(prior, f.values<double>("prior_bpd")) < 1e-12);
+  }
+}
+
+TEST_CASE("the hybrid gradient equals central differences, the mean held fixed inside L_vlb") {
+  const auto f = fixture("losses");
+  const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
+  const auto x0 = tensor<double>(f, "x0"), noise = tensor<double>(f, "noise");
+  const auto out_values = f.values<double>("output");
+  const auto steps = f.values<std::int64_t>("timesteps");
+  const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
+  const train::HybridConfig hybrid{}, vlb{.vlb_only = true};
+  const auto loss = [&](const std::vector<double>& o, const train::HybridConfig& c) {
+    return train::hybrid_loss(Tensor<double, Cpu>::from_host(tensor<double>(f, "output").shape(), o), x0, noise,
+                              std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                              std::span<const double>(sw), std::span<const double>(iw), c)
+        .loss;
+  };
+  const auto out = tensor<double>(f, "output");
+  const auto g_h =
+      train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                         std::span<const double>(sw), std::span<const double>(iw), hybrid)
+          .grad.to_host();
+  const auto g_v =
+      train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                         std::span<const double>(sw), std::span<const double>(iw), vlb)
+          .grad.to_host();
+  const std::size_t n = steps.size(), d = out_values.size() / (2 * n);
+  const double h = 1e-6;
+  double worst_v = 0, worst_mean = 0, worst_vlb = 0, scale = 0;
+  for (std::size_t idx = 0; idx < out_values.size(); ++idx) {
+    auto plus = out_values, minus = out_values;
+    plus[idx] += h;
+    minus[idx] -= h;
+    const double fd_h = (loss(plus, hybrid) - loss(minus, hybrid)) / (2 * h);
+    const double fd_v = (loss(plus, vlb) - loss(minus, vlb)) / (2 * h);
+    scale = std::max({scale, std::abs(fd_h), std::abs(fd_v)});
+    worst_vlb = std::max(worst_vlb, std::abs(g_v[idx] - fd_v));
+    if ((idx / d) % 2 == 1) {  // a variance channel: the whole hybrid loss reaches it
+      worst_v = std::max(worst_v, std::abs(g_h[idx] - fd_h));
+    } else {  // a mean channel: L_simple's gradient only, so FD(hybrid) - lambda FD(L_vlb)
+      worst_mean = std::max(worst_mean, std::abs(g_h[idx] - (fd_h - hybrid.lambda * fd_v)));
+    }
+  }
+  MESSAGE("central differences: variance " << worst_v << ", mean " << worst_mean << ", L_vlb " << worst_vlb
+                                           << " (scale " << scale << ")");
+  CHECK(worst_v < 1e-6 * std::max(1.0, scale));
+  CHECK(worst_mean < 1e-6 * std::max(1.0, scale));
+  CHECK(worst_vlb < 1e-6 * std::max(1.0, scale));
+  // the stop-gradient matters: the L_vlb gradient on the mean is not negligible here
+  double mean_vlb = 0;
+  for (std::size_t idx = 0; idx < g_v.size(); ++idx)
+    if ((idx / d) % 2 == 0) mean_vlb = std::max(mean_vlb, std::abs(hybrid.lambda * g_v[idx]));
+  CHECK(mean_vlb > 1e-4);
+}
+
+TEST_CASE("the hybrid loss refuses a C-channel output") {
+  const schedule::GaussianPosterior chain = schedule::GaussianPosterior::of(schedule::Cosine<10>());
+  const auto x0 = Tensor<double, Cpu>::zeros({2, 1, 2, 2});
+  const std::vector<std::int64_t> steps{1, 2};
+  const std::vector<double> w{1, 1};
+  CHECK_THROWS_AS(
+      train::hybrid_loss(x0, x0, x0, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                         std::span<const double>(w), std::span<const double>(w)),
+      ShapeError);
+}
+
+TEST_CASE("learned-range DDPM steps match diffusers' DDPMScheduler, full and respaced") {
+  const auto f = fixture("sampling");
+  MESSAGE("trajectories from " << f.metadata.at("trajectory_source"));
+  const auto ab = f.values<double>("alpha_bars");
+  const schedule::Cosine<100> cosine;
+  for (std::int64_t i = 0; i < cosine.size(); ++i)
+    CHECK(cosine.alpha_bar(i) == doctest::Approx(ab[static_cast<std::size_t>(i)]).epsilon(1e-12));
+  const StandIn model{100.0};
+  for (const auto& [name, steps, clip] : {std::tuple{"full", 100, false}, std::tuple{"respaced", 10, true}}) {
+    INFO(std::string(name));
+    const auto sampler = sample::LearnedVarianceDdpm::from_schedule(cosine, steps, clip);
+    const auto want_t = f.values<std::int64_t>(std::string(name) + ".timesteps");
+    REQUIRE(sampler.plan().timesteps() == want_t);
+    const auto states = tensor<double>(f, std::string(name) + ".states").to_host();
+    const auto noises = tensor<double>(f, std::string(name) + ".noise").to_host();
+    const Shape shape{2, 2, 2, 2};
+    const std::size_t d = static_cast<std::size_t>(shape.numel());
+    double worst = 0, scale = 0;
+    for (std::int64_t e = 0; e < sampler.evaluations(); ++e) {
+      const std::vector<double> x(states.begin() + e * d, states.begin() + (e + 1) * d);
+      const std::vector<double> z(noises.begin() + e * d, noises.begin() + (e + 1) * d);
+      const auto xt = Tensor<double, Cpu>::from_host(shape, x);
+      const std::vector<std::int64_t> t(2, want_t[static_cast<std::size_t>(e)]);
+      const auto out = model.predict(xt, std::span<const std::int64_t>(t));
+      const auto next =
+          sampler.step(xt, out, e, schedule::PredictionType::Epsilon, Tensor<double, Cpu>::from_host(shape, z))
+              .to_host();
+      for (std::size_t j = 0; j < d; ++j) {
+        worst = std::max(worst, std::abs(next[j] - states[(e + 1) * d + j]));
+        scale = std::max(scale, std::abs(states[(e + 1) * d + j]));
+      }
+    }
+    MESSAGE(std::string(name) << ": largest step error " << worst << " (states up to " << scale << ")");
+    CHECK(worst < 1e-9 * std::max(1.0, scale));
+  }
+}
+
+TEST_CASE("learned-variance sampling: per-sample noise streams and a C-channel view for other samplers") {
+  const schedule::Cosine<50> cosine;
+  const StandIn model{50.0};
+  const auto sampler = sample::LearnedVarianceDdpm::from_schedule(cosine, 10);
+  const auto batch = sampler.sample<double>(model, Shape{3, 1, 2, 2}, 7).to_host();
+  const auto alone = sampler.sample<double>(model, Shape{1, 1, 2, 2}, 7, 2).to_host();
+  for (std::size_t j = 0; j < 4; ++j) CHECK(batch[8 + j] == alone[j]);
+  for (double v : batch) CHECK(std::isfinite(v));
+  // the respaced chain really differs from the full one
+  const auto full =
+      sample::LearnedVarianceDdpm::from_schedule(cosine).sample<double>(model, Shape{3, 1, 2, 2}, 7).to_host();
+  CHECK(full != batch);
+  // any sampler runs a learned-variance model on its mean head
+  StandIn inner{50.0};
+  sample::MeanOnly mean{inner};
+  const auto ddim = sample::Ddim::from_schedule(cosine, 10, 1.0);
+  const auto x = ddim.sample<double>(mean, Shape{2, 1, 2, 2}, 3);
+  CHECK(x.shape() == Shape{2, 1, 2, 2});
+  const auto out = inner.predict(Tensor<double, Cpu>::full({1, 1, 1, 2}, 0.5), std::vector<std::int64_t>{25});
+  const auto head = sample::mean_channels(out).to_host(), var = sample::variance_channels(out).to_host();
+  CHECK(head[0] == doctest::Approx(0.9 * 0.5 + 0.01 * 0.5));
+  CHECK(var[1] == doctest::Approx(std::tanh(0.25 - 0.3 + 0.5)));
+}
+
+TEST_CASE("the L_vlb terms of every step and the prior match the reference bound") {
+  const auto f = fixture("nll");
+  const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
+  const auto x0 = tensor<double>(f, "x0");
+  const auto noise = f.values<double>("noise");
+  const auto want = f.values<double>("terms");
+  StandIn model{20.0};
+  const std::size_t n = 2, d = static_cast<std::size_t>(x0.numel()) / n;
+  std::vector<double> total(n, 0.0), got;
+  for (std::int64_t k = 0; k < chain.size(); ++k) {
+    const std::vector<double> z(noise.begin() + k * n * d, noise.begin() + (k + 1) * n * d);
+    const std::vector<std::int64_t> steps(n, k);
+    const auto terms = metrics::vlb_terms_at(model, chain, x0, std::span<const std::int64_t>(steps),
+                                             Tensor<double, Cpu>::from_host(x0.shape(), z));
+    for (std::size_t i = 0; i < n; ++i) {
+      got.push_back(terms[i]);
+      total[i] += terms[i];
+    }
+  }
+  CHECK(scaled_error(got, want) < 1e-10);
+  const auto x = x0.to_host();
+  for (std::size_t i = 0; i < n; ++i)
+    total[i] += train::prior_term(std::span<const double>(x.data() + i * d, d), chain.alpha_bar(chain.size() - 1));
+  CHECK(scaled_error(total, f.values<double>("total")) < 1e-10);
+}
+
+TEST_CASE("bits/dim: the sampled-step estimate agrees with the full bound within its standard error") {
+  const schedule::GaussianPosterior chain = schedule::GaussianPosterior::of(schedule::Cosine<40>());
+  data::ImageDataset images;
+  images.count = 48;
+  images.channels = 1;
+  images.height = images.width = 4;
+  Generator g(5);
+  for (std::int64_t i = 0; i < images.count * 16; ++i)
+    images.pixels.push_back(data::byte_to_unit_range(static_cast<std::uint8_t>(g.below(256))));
+  images.labels.assign(static_cast<std::size_t>(images.count), 0);
+  StandIn model{40.0};
+  const auto full = metrics::nll_bits_per_dim<double>(model, chain, images, {.batch_size = 16});
+  const auto sampled = metrics::nll_bits_per_dim<double>(model, chain, images, {.batch_size = 16, .steps = 4});
+  MESSAGE("full " << full.bits_per_dim << " +- " << full.standard_error << ", 4 sampled steps " << sampled.bits_per_dim
+                  << " +- " << sampled.standard_error);
+  CHECK(std::isfinite(full.bits_per_dim));
+  CHECK(full.decoder == doctest::Approx(sampled.decoder).epsilon(1e-12));  // L_0 and L_K are exact in both
+  CHECK(full.prior == doctest::Approx(sampled.prior).epsilon(1e-12));
+  CHECK(sampled.standard_error > full.standard_error);
+  const double sigma =
+      std::sqrt(full.standard_error * full.standard_error + sampled.standard_error * sampled.standard_error);
+  CHECK(std::abs(full.bits_per_dim - sampled.bits_per_dim) < 4 * sigma);
+  // the batch size does not change the result
+  const auto other = metrics::nll_bits_per_dim<double>(model, chain, images, {.batch_size = 5, .steps = 4});
+  CHECK(other.bits_per_dim == doctest::Approx(sampled.bits_per_dim).epsilon(1e-12));
+}
+
+TEST_CASE("a LearnedVariance U-Net trains with the hybrid objective and keeps C outputs by default") {
+  Generator init(1);
+  SmallNet plain;
+  plain.initialize(init);
+  LearnedNet learned;
+  learned.initialize(init);
+  const auto x = Tensor<float, Cpu>::zeros({2, 1, 8, 8});
+  const auto t = Tensor<float, Cpu>::full({2}, 3.0f);
+  CHECK(plain.forward(x, t).shape() == Shape{2, 1, 8, 8});
+  CHECK(learned.forward(x, t).shape() == Shape{2, 2, 8, 8});
+
+  data::ImageDataset images;
+  images.count = 16;
+  images.channels = 1;
+  images.height = images.width = 8;
+  Generator g(3);
+  for (std::int64_t i = 0; i < images.count * 64; ++i)
+    images.pixels.push_back(data::byte_to_unit_range(static_cast<std::uint8_t>(g.below(256))));
+  images.labels.assign(16, 0);
+  const schedule::Cosine<100> cosine;
+  model::Progressive<LearnedNet> base(std::move(learned), cosine.size());
+  train::TrainOptions o;
+  o.steps = 3;
+  o.batch_size = 4;
+  o.use_ema = false;
+  o.progress.mode = train::ProgressOptions::Mode::Off;
+  o.make_sampler = [](std::int64_t, std::int64_t b, std::int64_t e) {
+    return train::AnyTimestepSampler(train::ImportanceTimesteps(b, e));
+  };
+  const auto report = train::train_stage1(base, cosine, images, o, train::HybridObjective{});
+  REQUIRE(report.steps.size() == 3);
+  for (const auto& s : report.steps) CHECK((std::isfinite(s.loss) && s.loss > 0));
+}
