@@ -105,6 +105,7 @@
 #include "progdiff/nn/silu.hpp"
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/nn/upsample.hpp"
+#include "progdiff/prune/any_proxy.hpp"
 #include "progdiff/prune/channel_groups.hpp"
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/prune/group_parameters.hpp"
