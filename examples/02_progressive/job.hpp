@@ -14,6 +14,7 @@
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/group/partition.hpp"
 #include "report.hpp"
+#include "test_split.hpp"
 
 namespace job {
 
@@ -42,9 +43,15 @@ struct Job {
   const Options& o;
   const Schedule& schedule;
   const pd::group::Partition& partition;
-  const pd::data::ImageDataset& train;
-  const pd::data::ImageDataset& test;
+  const pd::data::ImageDataset& train;       // the images trained on: the training split less `validation`
+  const pd::data::ImageDataset& validation;  // held out of the training split; what every choice is scored on
+  SealedTestSplit& test;                     // read for the final numbers only (test_split.hpp)
   Report& report;
+
+  /// FLOPs per image of one forward pass of the base U-Net.
+  double base_flops() const;
+  /// The training FLOPs of the copies' plan, stage 1 and stage 2 (--equal-compute's budget).
+  double compute_budget() const;
 
   /// A freshly initialized base model of the scale.
   pd::model::Progressive<Net> new_base() const;
@@ -60,6 +67,9 @@ struct Job {
   /// A shared encoder with one decoder per group (K groups), trained on mixed batches.
   template <int K>
   void multi_stage();
+  /// One whole U-Net per group (K groups), trained from scratch on mixed batches.
+  template <int K>
+  void separate();
   /// The variant the options choose.
   void run();
 };
@@ -74,18 +84,22 @@ inline void Job<Scale>::run() {
     case Variant::Tdc:
       return tdc();
     case Variant::MultiStage:
+    case Variant::Separate: {
+      const bool multi = o.variant == Variant::MultiStage;
       switch (partition.groups()) {
         case 2:
-          return multi_stage<2>();
+          return multi ? multi_stage<2>() : separate<2>();
         case 3:
-          return multi_stage<3>();
+          return multi ? multi_stage<3>() : separate<3>();
         case 4:
-          return multi_stage<4>();
+          return multi ? multi_stage<4>() : separate<4>();
         default:
-          throw pd::ConfigError("--variant multi-stage: the grouper gave " + std::to_string(partition.groups()) +
-                                " groups; the job is built for " + std::to_string(kMinDecoders) + " to " +
-                                std::to_string(kMaxDecoders) + " decoders (choose --groups in that range)");
+          throw pd::ConfigError(std::string("--variant ") + variant_name(o.variant) + ": the grouper gave " +
+                                std::to_string(partition.groups()) + " groups; the job is built for " +
+                                std::to_string(kMinDecoders) + " to " + std::to_string(kMaxDecoders) +
+                                " (choose --groups in that range, or another --grouping)");
       }
+    }
   }
 }
 // Each variant is compiled once, in its own unit (variant_*.cpp).
@@ -95,7 +109,10 @@ inline void Job<Scale>::run() {
   extern template void Job<Scale>::tdc();            \
   extern template void Job<Scale>::multi_stage<2>(); \
   extern template void Job<Scale>::multi_stage<3>(); \
-  extern template void Job<Scale>::multi_stage<4>();
+  extern template void Job<Scale>::multi_stage<4>(); \
+  extern template void Job<Scale>::separate<2>();    \
+  extern template void Job<Scale>::separate<3>();    \
+  extern template void Job<Scale>::separate<4>();
 PROGDIFF_JOB_VARIANTS(SmallScale)
 PROGDIFF_JOB_VARIANTS(PaperScale)
 #ifdef __CUDACC__

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,13 @@
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/metrics/metrics.hpp"
+#include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/unet/separate_experts.hpp"
 
 namespace job {
 
@@ -61,7 +64,9 @@ inline unet::UNetConfig net_config(const Options& o, const unet::UNetConfig& def
 /// configuration trains a short one of its own (its distances compare only with each other).
 inline pd::metrics::TrainedClassifier<float, Cpu> classifier(const Options& o, const pd::data::ImageDataset& train,
                                                              const pd::data::ImageDataset& test) {
-  const fs::path path = o.tiny ? o.out / "classifier_tiny.safetensors" : o.classifier;
+  // A tiny run keeps its short classifier beside its outputs unless --classifier names one (which
+  // runs to be compared must share: distances in different classifiers' features do not compare).
+  const fs::path path = o.tiny && !o.classifier_given ? o.out / "classifier_tiny.safetensors" : o.classifier;
   pd::metrics::TrainedClassifier<float, Cpu> c;
   if (fs::exists(path)) {
     c.test_accuracy = pd::metrics::load_classifier(path, c.model);
@@ -102,9 +107,12 @@ inline std::vector<double> final_losses(const pd::train::TrainReport& r, std::in
 /// Sampling, metrics and the report for a trained model of any kind (a model::GroupedModel).
 template <class Model>
 void evaluate(const Options& o, Model& model, const pd::group::Partition& partition, const Schedule& schedule,
-              const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+              const pd::data::ImageDataset& train, SealedTestSplit& test_split, Report& report) {
   using B = typename Model::backend_type;
   const pd::Shape image{1, 1, 32, 32};
+  // Every choice is made and every weight trained: from here on the test split gives the numbers.
+  test_split.open();
+  const pd::data::ImageDataset& test = test_split.final_numbers("evaluation");
   report.model_groups = model.group_count();
   for (std::int64_t k = 0; k < model.group_count(); ++k)
     report.model_rows.push_back(
@@ -124,6 +132,10 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
   // Samples: the grid is the first `grid` of the images the Frechet distance uses.
   const std::int64_t count = std::max(o.grid, o.fid_samples);
   const auto sampler = pd::sample::Ddim::from_schedule(schedule, o.ddim_steps);
+  // One denoiser call per DDIM step, each by the net that serves its timestep.
+  report.sampling_flops_per_image = 0.0;
+  for (std::int64_t t : sampler.plan().timesteps())
+    report.sampling_flops_per_image += static_cast<double>(model.flops(image, model.partition().group_of(t)));
   const auto samples = timed(
       report, "DDIM sampling (" + std::to_string(count) + " images, " + std::to_string(o.ddim_steps) + " steps)", [&] {
         std::vector<float> all;
@@ -190,6 +202,27 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
   }
 }
 
+/// Training FLOPs of `images` images through a net of `forward_flops` per image: forward and
+/// backward, the backward pass counted as twice the forward (the weight and input gradients).
+inline double training_flops(double images, double forward_flops) { return 3.0 * images * forward_flops; }
+
+/// The steps of `batch` images at `forward_flops` each that spend `budget` training FLOPs.
+inline std::int64_t steps_for_budget(double budget, std::int64_t batch, double forward_flops) {
+  return std::max<std::int64_t>(1, std::llround(budget / training_flops(static_cast<double>(batch), forward_flops)));
+}
+
+template <class Scale>
+double Job<Scale>::base_flops() const {
+  return static_cast<double>(new_base().denoiser(0).flops(pd::Shape{1, 1, 32, 32}));
+}
+
+template <class Scale>
+double Job<Scale>::compute_budget() const {
+  const double images =
+      static_cast<double>(o.batch) * static_cast<double>(o.steps + o.stage2_steps * partition.groups());
+  return training_flops(images, base_flops());
+}
+
 template <class Scale>
 pd::model::Progressive<typename Scale::Net> Job<Scale>::new_base() const {
   const auto config = net_config(o, Net::default_config());
@@ -207,6 +240,7 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t step
                        [&] { return pd::train::train_stage1(base, schedule, train, options); });
   report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
                            options.checkpoint_path});
+  report.add_compute("stage 1", steps * o.batch, training_flops(static_cast<double>(steps * o.batch), base_flops()));
   load_ema_weights(options.checkpoint_path, base, schedule);
   return base;
 }
@@ -229,9 +263,27 @@ void Job<Scale>::experts() {
   report.stages.push_back({"stage 2", o.stage2_steps, o.stage2_steps * o.batch * partition.groups(),
                            final_losses(r, partition.groups()), options.csv_path, options.plot_path,
                            options.checkpoint_path});
+  const std::int64_t stage2_images = o.stage2_steps * o.batch * partition.groups();
+  report.add_compute("stage 2 (copies)", stage2_images,
+                     training_flops(static_cast<double>(stage2_images), base_flops()));
   load_ema_weights(options.checkpoint_path, grouped, schedule);
   report.checkpoint = options.checkpoint_path;
   evaluate(o, grouped, partition, schedule, train, test, report);
+}
+
+/// Pruning evaluations of TDC group g: forward passes over the validation images, one per scheme
+/// in its memory bank (read from the file, so a resumed run counts what earlier runs evaluated),
+/// and the pipeline's two losses (after pruning and after fine-tuning) of the chosen net.
+inline double tdc_selection_flops(const fs::path& bank, std::int64_t eval_samples, double chosen_flops) {
+  double flops = 2.0 * static_cast<double>(eval_samples) * chosen_flops;
+  if (!fs::exists(bank)) return flops;
+  std::ifstream in(bank, std::ios::binary);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("entries")) return flops;
+  for (const auto& e : j["entries"])
+    if (e.contains("flops") && e["source"] != "unpruned")
+      flops += static_cast<double>(eval_samples) * e["flops"].get<double>();
+  return flops;
 }
 
 template <class Scale>
@@ -242,15 +294,58 @@ void Job<Scale>::tdc() {
   t.pruning = pd::train::parse_tdc_pruning(o.pruning);
   t.only_group = o.tdc_group;
   t.seed = o.seed;
-  t.finetune = train_options(o, "tdc", o.stage2_steps, o.lr / 2);
+  t.validation_images = validation.count;
+  if (!o.proxy_command.empty()) {
+    const std::string command = o.proxy_command;
+    t.make_proxy = [command](std::int64_t, std::uint64_t) { return pd::prune::ExternalProxy::command(command); };
+    t.proxy_name = "command";
+  }
+  const bool prunes = t.pruning != pd::train::TdcPruning::None;
+  const double base_f = base_flops();
+  std::int64_t stage2_steps = o.stage2_steps;
+  if (o.equal_compute) {
+    // Stage 2 gets what stage 1 and the pruning leave of the budget, planned on the groups'
+    // FLOPs limits (a pruned net lands at or just below its limit).
+    double per_image = 0.0, selection = 0.0;
+    for (double b : partition.budgets) {
+      const double f = (prunes ? b : 1.0) * base_f;
+      per_image += f;
+      if (!prunes || b >= 1.0) continue;
+      if (t.pruning == pd::train::TdcPruning::Proxy)
+        selection += static_cast<double>(t.proxy_rounds) * static_cast<double>(t.proxy_candidates) *
+                     static_cast<double>(t.eval_samples) * f;
+      else if (t.pruning == pd::train::TdcPruning::Taylor || t.pruning == pd::train::TdcPruning::DiffPruning)
+        selection += training_flops(static_cast<double>(t.importance_batches * t.importance_batch_size), base_f);
+      selection += 2.0 * static_cast<double>(t.eval_samples) * f;
+    }
+    const double left = compute_budget() - training_flops(static_cast<double>(o.steps * o.batch), base_f) - selection;
+    stage2_steps =
+        std::max<std::int64_t>(0, std::llround(left / training_flops(static_cast<double>(o.batch), per_image)));
+    report.notes.push_back("--equal-compute: " + std::to_string(stage2_steps) +
+                           " fine-tuning steps per group, what stage 1 and the pruning leave of the budget");
+  }
+  t.finetune = train_options(o, "tdc", stage2_steps, o.lr / 2);
   auto r =
-      timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(o.stage2_steps) + " steps per group",
-            [&] { return pd::train::run_tdc(base, partition, schedule, train, test, t); });
-  for (const auto& g : r.report.groups)
-    std::printf("group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, held-out loss %.5f\n",
-                static_cast<long long>(g.group), static_cast<long long>(g.begin), static_cast<long long>(g.end),
-                g.budget, static_cast<double>(g.flops) / 1e6, g.flops_limit / 1e6, static_cast<long long>(g.parameters),
-                g.finetuned_loss);
+      timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(stage2_steps) + " steps per group",
+            [&] { return pd::train::run_tdc(base, partition, schedule, train, validation, t); });
+  for (const auto& g : r.report.groups) {
+    std::printf(
+        "group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, validation loss %.5f\n",
+        static_cast<long long>(g.group), static_cast<long long>(g.begin), static_cast<long long>(g.end), g.budget,
+        static_cast<double>(g.flops) / 1e6, g.flops_limit / 1e6, static_cast<long long>(g.parameters),
+        g.finetuned_loss);
+    const double f = static_cast<double>(g.flops);
+    const std::string name = "group " + std::to_string(g.group);
+    if (prunes && g.budget < 1.0) {
+      double selection =
+          tdc_selection_flops(t.out_dir / ("group" + std::to_string(g.group)) / "memory_bank.json", t.eval_samples, f);
+      if (t.pruning == pd::train::TdcPruning::Taylor || t.pruning == pd::train::TdcPruning::DiffPruning)
+        selection += training_flops(static_cast<double>(t.importance_batches * t.importance_batch_size), base_f);
+      report.add_compute(name + ": pruning (" + o.pruning + ")", 0, selection);
+    }
+    report.add_compute(name + ": fine-tuning", stage2_steps * o.batch,
+                       training_flops(static_cast<double>(stage2_steps * o.batch), f));
+  }
   if (!r.model) {
     std::printf("group %lld done; run again without --tdc-group to assemble and evaluate\n",
                 static_cast<long long>(o.tdc_group));
@@ -266,11 +361,32 @@ void Job<Scale>::tdc() {
 
 template <class Scale>
 void Job<Scale>::unified() {
-  // As many training images as stage 1 and stage 2 of the experts see together.
+  // As many training images as stage 1 and stage 2 of the experts see together: the same
+  // training FLOPs, since the one net is the base.
   const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
   auto base = stage1(steps);
   report.checkpoint = o.out / "stage1.safetensors";
   evaluate(o, base, partition, schedule, train, test, report);
+}
+
+/// Trains an interval-routed model (shared encoder or separate experts) on mixed batches for
+/// the steps the options give, or, with --equal-compute, for the steps that spend the budget at
+/// the model's average FLOPs per image (mixed batches draw timesteps uniformly).
+template <class Model>
+void train_routed(const Options& o, const Schedule& schedule, const pd::data::ImageDataset& train,
+                  const pd::group::Partition& partition, double budget, const std::string& stage,
+                  const std::string& title, Model& model, Report& report) {
+  const double average = model.average_flops(pd::Shape{1, 1, 32, 32});
+  const std::int64_t steps =
+      o.equal_compute ? steps_for_budget(budget, o.batch, average) : o.steps + o.stage2_steps * partition.groups();
+  auto options = train_options(o, stage, steps, o.lr);
+  const auto r = timed(report, title + ": " + std::to_string(steps) + " steps on mixed batches",
+                       [&] { return pd::train::train_multi_stage(model, schedule, train, options); });
+  report.stages.push_back({title, steps, steps * o.batch, final_losses(r, partition.groups()), options.csv_path,
+                           options.plot_path, options.checkpoint_path});
+  report.add_compute(title, steps * o.batch, training_flops(static_cast<double>(steps * o.batch), average));
+  load_ema_weights(options.checkpoint_path, model, schedule);
+  report.checkpoint = options.checkpoint_path;
 }
 
 template <class Scale>
@@ -282,14 +398,20 @@ void Job<Scale>::multi_stage() {
   pd::model::IntervalRouted<Multi> model(Multi(widths, config), partition);
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
-  const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
-  auto options = train_options(o, "multi_stage", steps, o.lr);
-  const auto r = timed(report, "multi-stage training: " + std::to_string(steps) + " steps on mixed batches",
-                       [&] { return pd::train::train_multi_stage(model, schedule, train, options); });
-  report.stages.push_back({"multi-stage", steps, steps * o.batch, final_losses(r, K), options.csv_path,
-                           options.plot_path, options.checkpoint_path});
-  load_ema_weights(options.checkpoint_path, model, schedule);
-  report.checkpoint = options.checkpoint_path;
+  train_routed(o, schedule, train, partition, compute_budget(), "multi_stage", "multi-stage", model, report);
+  evaluate(o, model, partition, schedule, train, test, report);
+}
+
+template <class Scale>
+template <int K>
+void Job<Scale>::separate() {
+  using Experts = pd::unet::SeparateExperts<Net, K>;
+  const auto config = net_config(o, Net::default_config());
+  const std::vector<pd::unet::WidthTable> widths(static_cast<std::size_t>(K), Net::default_widths(o.channels));
+  pd::model::IntervalRouted<Experts> model(Experts(widths, config), partition);
+  pd::Generator gen(o.seed, 0x494e4954u);
+  model.initialize(gen);
+  train_routed(o, schedule, train, partition, compute_budget(), "separate", "separate experts", model, report);
   evaluate(o, model, partition, schedule, train, test, report);
 }
 

@@ -2,13 +2,16 @@
 //
 //   1. stage 1: a small U-Net learns every timestep of a 1000-step DDPM schedule;
 //   2. the timesteps are split into groups by FLOPs intervals (eqs. 8-10 of the step-adaptive
-//      training paper);
+//      training paper; --grouping chooses another grouper);
 //   3. stage 2: each group gets a copy of the base, fine-tuned on its own timesteps
 //      (--variant experts; --variant unified keeps one net, --variant multi-stage trains a
 //      shared-encoder model with one decoder per group instead);
 //   4. DDIM samples a grid (samples.png) and the images for the Frechet distance in the feature
 //      space of a Fashion-MNIST classifier; the denoising loss of each group is measured on the
-//      test split; report.md collects FLOPs, parameters, losses, the distance and wall times.
+//      test split; report.md collects FLOPs, parameters, losses, the distance and wall times, and
+//      result.json the same numbers for programs that compare runs.
+// The last --validation-images training images are held out of training; whatever chooses (TDC's
+// pruning) is scored on them. The test split is sealed until the evaluation.
 //
 // Every stage writes a resumable checkpoint, a CSV log and a loss plot to the output directory;
 // a second run with the same flags picks up where the first stopped. `--help` lists the flags.
@@ -22,10 +25,10 @@
 #include <string>
 #include <utility>
 
+#include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
-#include "progdiff/difficulty/snr_flops.hpp"
-#include "progdiff/group/flops_interval.hpp"
+#include "progdiff/train/tdc_validation.hpp"
 
 namespace {
 
@@ -37,15 +40,16 @@ constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for the examples
 /// The job of the chosen scale on back end `B`.
 template <class B>
 void run_on(const Options& o, const Schedule& schedule, const pd::group::Partition& partition,
-            const pd::data::ImageDataset& train, const pd::data::ImageDataset& test, Report& report) {
+            const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation, SealedTestSplit& test,
+            Report& report) {
   if (o.paper_scale) {
 #ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
     throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
 #else
-    Job<PaperScaleOn<B>>{o, schedule, partition, train, test, report}.run();
+    Job<PaperScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
 #endif
   } else {
-    Job<SmallScaleOn<B>>{o, schedule, partition, train, test, report}.run();
+    Job<SmallScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
   }
 }
 
@@ -66,37 +70,44 @@ int run(const Options& o, const std::string& command) {
   report.options = o;
 
   const Schedule schedule;
-  const pd::group::Partition partition = pd::group::FlopsIntervalGrouper<pd::difficulty::SnrFlops>{
-      o.groups, pd::difficulty::SnrFlops{
-                    o.min_flops_ratio}}.group(schedule);
-  if (partition.groups() != o.groups)
-    report.notes.push_back("the FLOPs-interval grouper gave " + std::to_string(partition.groups()) +
-                           " groups for --groups " + std::to_string(o.groups) +
-                           " (an interval of the budget held no timestep)");
-  report.partition = partition;
-
-  const auto [train, test] = timed(report, "loading Fashion-MNIST", [&] {
-    auto tr = pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images);
+  const auto [split, test_images] = timed(report, "loading Fashion-MNIST", [&] {
+    // The last --validation-images training images are held out of training: they score every
+    // choice. The test split is sealed until the evaluation (test_split.hpp).
+    auto tr = pd::train::split_validation(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images),
+                                          o.validation_images);
     auto te = pd::data::load_fashion_mnist(pd::data::Split::Test, o.data, o.test_images);
     return std::pair{std::move(tr), std::move(te)};
   });
-  std::printf("%lld training and %lld test images; groups (timesteps):", static_cast<long long>(train.count),
-              static_cast<long long>(test.count));
+  const pd::data::ImageDataset& train = split.fit;
+  SealedTestSplit test(test_images);
+
+  const pd::group::Partition partition = timed(report, std::string("grouping (") + grouping_name(o.grouping) + ")",
+                                               [&] { return make_partition(o, schedule, train); });
+  if (partition.groups() != o.groups)
+    report.notes.push_back(std::string("the ") + grouping_name(o.grouping) + " grouper gave " +
+                           std::to_string(partition.groups()) + " groups for --groups " + std::to_string(o.groups));
+  report.partition = partition;
+
+  std::printf("%lld training images, %lld held out for validation, %lld test images; groups (timesteps):",
+              static_cast<long long>(train.count), static_cast<long long>(split.validation.count),
+              static_cast<long long>(test_images.count));
   for (std::int64_t k = 0; k < partition.groups(); ++k)
     std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
   std::printf("\n");
 
   if (o.device == Device::Cuda) {
 #ifdef __CUDACC__
-    run_on<pd::backend::Cuda>(o, schedule, partition, train, test, report);
+    run_on<pd::backend::Cuda>(o, schedule, partition, train, split.validation, test, report);
 #endif
   } else {
-    run_on<Cpu>(o, schedule, partition, train, test, report);
+    run_on<Cpu>(o, schedule, partition, train, split.validation, test, report);
   }
 
   report.total_seconds = seconds_since(start);
   const fs::path report_path = o.out / "report.md";
   write_report(report_path, report);
+  // result.json marks a finished run (a --tdc-group run evaluates nothing and writes none).
+  if (test.is_open()) write_result(o.out / "result.json", report);
   std::printf("wrote %s; total %.1f s\n", report_path.string().c_str(), report.total_seconds);
   if (report.comparison_failed) {
     std::fprintf(stderr, "error: the samples differ from %s by more than --tolerance\n",

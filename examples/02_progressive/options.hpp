@@ -1,11 +1,14 @@
 #pragma once
 // Command-line options of the main job (examples/02_progressive): parsing, defaults of the
 // three configurations (default, --tiny, --paper-scale) and the --help text.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models.hpp"
@@ -14,28 +17,65 @@
 
 namespace job {
 
-enum class Variant { Experts, Unified, MultiStage, Tdc };
+enum class Variant { Experts, Unified, MultiStage, Tdc, Separate };
 
-inline const char* variant_name(Variant v) {
-  switch (v) {
-    case Variant::Experts:
-      return "experts";
-    case Variant::Unified:
-      return "unified";
-    case Variant::MultiStage:
-      return "multi-stage";
-    case Variant::Tdc:
-      return "tdc";
-  }
+/// The command-line name of every variant; the count check fails to compile when a variant is
+/// added without a name.
+inline constexpr std::array<std::pair<Variant, const char*>, 5> kVariantNames{{
+    {Variant::Experts, "experts"},
+    {Variant::Unified, "unified"},
+    {Variant::MultiStage, "multi-stage"},
+    {Variant::Tdc, "tdc"},
+    {Variant::Separate, "separate"},
+}};
+static_assert(kVariantNames.size() == static_cast<std::size_t>(Variant::Separate) + 1,
+              "kVariantNames needs one row per Variant value (Separate is the last)");
+
+/// How the timesteps are split into groups (--grouping).
+enum class Grouping {
+  Flops,            // FLOPs intervals of the SNR budget (eqs. 8-10 of the step-adaptive paper)
+  Uniform,          // equal runs of timesteps
+  Snr,              // contiguous groups of least SNR spread (1-D k-means, exact DP)
+  OptimalDenoiser,  // the multi-stage paper: Algorithm 1 for 3 groups, its exact DP for other N
+};
+inline constexpr std::array<std::pair<Grouping, const char*>, 4> kGroupingNames{{
+    {Grouping::Flops, "flops"},
+    {Grouping::Uniform, "uniform"},
+    {Grouping::Snr, "snr"},
+    {Grouping::OptimalDenoiser, "optimal-denoiser"},
+}};
+static_assert(kGroupingNames.size() == static_cast<std::size_t>(Grouping::OptimalDenoiser) + 1,
+              "kGroupingNames needs one row per Grouping value (OptimalDenoiser is the last)");
+
+/// The name of `value` in `table`, "?" when absent.
+template <class E, std::size_t N>
+const char* name_in(const std::array<std::pair<E, const char*>, N>& table, E value) {
+  for (const auto& [v, name] : table)
+    if (v == value) return name;
   return "?";
 }
+
+/// The value called `name` in `table`; ConfigError naming the flag and listing the names.
+template <class E, std::size_t N>
+E parse_name(const std::array<std::pair<E, const char*>, N>& table, const std::string& flag, const std::string& name) {
+  std::string names;
+  for (const auto& [v, n] : table) {
+    if (name == n) return v;
+    names += (names.empty() ? "" : ", ") + std::string(n);
+  }
+  throw progdiff::ConfigError(flag + ": unknown value '" + name + "' (choose " + names + ")");
+}
+
+inline const char* variant_name(Variant v) { return name_in(kVariantNames, v); }
+inline const char* grouping_name(Grouping g) { return name_in(kGroupingNames, g); }
 
 /// Everything the job does, after the configuration's defaults and the flags are applied.
 struct Options {
   Variant variant = Variant::Experts;
-  bool tiny = false;              // a smoke-test configuration: small data, model and step counts
-  bool paper_scale = false;       // the papers' CIFAR-size U-Net (hours on a CPU)
-  std::int64_t groups = 3;        // timestep groups (N of the FLOPs-interval grouper)
+  bool tiny = false;         // a smoke-test configuration: small data, model and step counts
+  bool paper_scale = false;  // the papers' CIFAR-size U-Net (hours on a CPU)
+  std::int64_t groups = 3;   // timestep groups (N of the grouper)
+  Grouping grouping = Grouping::Flops;
   double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
   std::int64_t steps = 0;         // stage-1 optimizer steps
   std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
@@ -44,6 +84,12 @@ struct Options {
   double lr = 0.0;
   std::int64_t train_images = 0;  // 0: the whole training split
   std::int64_t test_images = 0;   // 0: the whole test split (metrics and the classifier's accuracy)
+  // The last N training images, held out of training: whatever chooses (TDC's pruning search and
+  // criteria) is scored on them, never on the test split, which gives the final numbers only.
+  std::int64_t validation_images = 0;
+  // Every variant spends the training FLOPs of the copies' stage 1 and stage 2 (forward +
+  // backward over every image seen, pruning evaluations included), its step counts scaled to it.
+  bool equal_compute = false;
   std::int64_t ddim_steps = 0;
   std::int64_t grid = 0;          // images in samples.png
   std::int64_t fid_samples = 0;   // generated images for the Frechet distance (0: skip it)
@@ -51,9 +97,12 @@ struct Options {
   std::uint64_t seed = 0;
   std::filesystem::path out;  // empty: progressive_<variant>[_tiny | _paper] in the working directory
   std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
-  std::filesystem::path classifier;    // empty: <out>/../fashion_classifier.safetensors
-  std::string pruning = "proxy";       // --variant tdc: the pruning criterion of every group
-  std::int64_t tdc_group = -1;         // --variant tdc: >= 0 runs this group only (one process per group)
+  std::filesystem::path classifier;  // empty: <out>/../fashion_classifier.safetensors
+  bool classifier_given = false;     // --classifier was given (a tiny run then uses it too)
+  std::string pruning = "proxy";     // --variant tdc: the pruning criterion of every group
+  std::int64_t tdc_group = -1;       // --variant tdc: >= 0 runs this group only (one process per group)
+  std::string
+      proxy_command;  // --variant tdc, proxy pruning: a shell command answers the proxy (empty: the built-in search)
   Device device = Device::Cpu;         // --backend
   std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
   double tolerance = 0.05;
@@ -76,11 +125,24 @@ wall times), training logs, loss plots and checkpoints to the output directory.
                        decoders narrower for noisier groups, trained on mixed batches
                      tdc: stage 1, then per group the base pruned to the group's FLOPs
                        budget and fine-tuned on its timesteps (TDC stage 2)
+                     separate: one whole U-Net per group, trained from scratch on
+                       mixed batches (the multi-stage paper's separate experts)
   --tdc              the same as --variant tdc
   --pruning C        tdc: proxy (default), random, magnitude, taylor, diff-pruning or none
   --tdc-group G      tdc: prune and fine-tune group G only, for one process per group; a
                        last run without it assembles the groups and evaluates
+  --proxy-command C  tdc with proxy pruning: a shell command answers the proxy's prompt
+                       (prune/external_proxy.hpp; tools/proxy/echo_proxy.py is an example)
   --groups N         timestep groups (default 3)
+  --grouping G       flops (default: FLOPs intervals, eqs. 8-10), uniform, snr (least SNR
+                       spread) or optimal-denoiser (Algorithm 1 of the multi-stage paper for
+                       3 groups, its exact DP for other counts); every group's FLOPs budget
+                       is the largest eq. 8 budget among its timesteps
+  --validation-images N  the last N training images are held out of training and select
+                       (TDC's pruning search); default 5000, tiny 64
+  --equal-compute    every variant spends the training FLOPs of stage 1 and stage 2 of the
+                       copies (forward + backward over every image, pruning included),
+                       its step counts scaled to match
   --min-flops K      k of eq. 8, the noisiest group's FLOPs share (default 0.5; it sets
                        the groups' boundaries and the multi-stage decoder widths)
   --steps N          stage-1 steps (multi-stage: its training steps)
@@ -88,7 +150,7 @@ wall times), training logs, loss plots and checkpoints to the output directory.
   --batch N          images per batch
   --channels N       base width of the U-Net (a multiple of 8)
   --lr X             peak learning rate (linear warm-up, cosine decay)
-  --train-images N   use the first N training images (0: all 60000)
+  --train-images N   use the first N training images (0: all 60000), validation included
   --test-images N    use the first N test images (0: all 10000)
   --ddim-steps N     DDIM steps for samples.png and the Frechet distance
   --grid N           images in samples.png
@@ -117,13 +179,16 @@ wall times), training logs, loss plots and checkpoints to the output directory.
 inline void apply_configuration(Options& o) {
   if (o.paper_scale) {
     o.steps = 80000, o.stage2_steps = 20000, o.batch = 128, o.channels = 128, o.lr = 2e-4;
+    o.validation_images = 5000;
     o.ddim_steps = 100, o.grid = 64, o.fid_samples = 10000, o.loss_samples = 2000;
   } else if (o.tiny) {
     o.steps = 20, o.stage2_steps = 10, o.batch = 16, o.channels = 8, o.lr = 2e-3, o.train_images = 512;
+    o.validation_images = 64;
     o.test_images = 1000;
     o.ddim_steps = 5, o.grid = 16, o.fid_samples = 32, o.loss_samples = 32;
   } else {
     o.steps = 1000, o.stage2_steps = 200, o.batch = 64, o.channels = 32, o.lr = 2e-3;
+    o.validation_images = 5000;
     o.ddim_steps = 20, o.grid = 64, o.fid_samples = 500, o.loss_samples = 500;
   }
 }
@@ -177,18 +242,7 @@ inline Options parse_options(int argc, const char* const* argv) {
       return args[++i];
     };
     if (flag == "--variant") {
-      const std::string v = value();
-      if (v == "experts")
-        o.variant = Variant::Experts;
-      else if (v == "unified")
-        o.variant = Variant::Unified;
-      else if (v == "multi-stage")
-        o.variant = Variant::MultiStage;
-      else if (v == "tdc")
-        o.variant = Variant::Tdc;
-      else
-        throw progdiff::ConfigError("--variant: unknown variant '" + v +
-                                    "' (choose unified, multi-stage, experts or tdc)");
+      o.variant = parse_name(kVariantNames, flag, value());
     } else if (flag == "--tdc") {
       o.variant = Variant::Tdc;
     } else if (flag == "--pruning") {
@@ -200,6 +254,15 @@ inline Options parse_options(int argc, const char* const* argv) {
       }
     } else if (flag == "--tdc-group") {
       o.tdc_group = detail::to_integer(flag, value(), 0, 7);
+    } else if (flag == "--proxy-command") {
+      o.proxy_command = value();
+      if (o.proxy_command.empty()) throw progdiff::ConfigError("--proxy-command: the command is empty");
+    } else if (flag == "--grouping") {
+      o.grouping = parse_name(kGroupingNames, flag, value());
+    } else if (flag == "--validation-images") {
+      o.validation_images = detail::to_integer(flag, value(), 1, 59999);
+    } else if (flag == "--equal-compute") {
+      o.equal_compute = true;
     } else if (flag == "--groups") {
       o.groups = detail::to_integer(flag, value(), 1, 8);
     } else if (flag == "--min-flops") {
@@ -238,6 +301,7 @@ inline Options parse_options(int argc, const char* const* argv) {
       o.data = value();
     } else if (flag == "--classifier") {
       o.classifier = value();
+      o.classifier_given = true;
     } else if (flag == "--backend") {
       o.device = parse_device(flag, value());
     } else if (flag == "--compare-with") {
@@ -253,10 +317,17 @@ inline Options parse_options(int argc, const char* const* argv) {
   if (o.tdc_group >= o.groups)
     throw progdiff::ConfigError("--tdc-group: group " + std::to_string(o.tdc_group) + " does not exist with --groups " +
                                 std::to_string(o.groups));
-  if (o.batch < 2 && o.variant == Variant::MultiStage)
+  if (!o.proxy_command.empty() && (o.variant != Variant::Tdc || o.pruning != "proxy"))
+    throw progdiff::ConfigError("--proxy-command: only the tdc variant's proxy pruning asks a proxy (add --tdc)");
+  if (o.train_images > 0 && o.validation_images >= o.train_images)
+    throw progdiff::ConfigError("--validation-images: " + std::to_string(o.validation_images) +
+                                " held out of --train-images " + std::to_string(o.train_images) +
+                                " leaves nothing to train on");
+  if (o.batch < 2 && (o.variant == Variant::MultiStage || o.variant == Variant::Separate))
     throw progdiff::ConfigError("--batch: multi-stage training mixes groups in a batch and needs at least 2 images");
   if (o.out.empty())
     o.out = std::string("progressive_") + (o.variant == Variant::MultiStage ? "multi_stage" : variant_name(o.variant)) +
+            (o.grouping == Grouping::Flops ? "" : std::string("_") + grouping_name(o.grouping)) +
             (o.tiny ? "_tiny" : (o.paper_scale ? "_paper" : ""));
   if (o.classifier.empty()) {
     auto dir = std::filesystem::absolute(o.out).lexically_normal();

@@ -6,12 +6,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "options.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/group/partition.hpp"
+#include "progdiff/io/atomic_file.hpp"
 #include "progdiff/metrics/group_loss.hpp"
 
 namespace job {
@@ -28,6 +32,13 @@ struct GroupCost {
   std::int64_t begin = 0, end = 0;  // timesteps [begin, end)
   std::int64_t flops = 0;           // per image, forward
   std::int64_t parameters = 0;      // the parameters this group's prediction uses
+};
+
+/// Training FLOPs of one part of a run (a stage, a group's pruning or fine-tuning).
+struct ComputePart {
+  std::string name;
+  std::int64_t images = 0;  // training images seen (0 for evaluations only)
+  double flops = 0.0;       // forward + backward (3x forward) per training image; forward per evaluation
 };
 
 struct Report {
@@ -52,6 +63,17 @@ struct Report {
   std::int64_t frechet_samples = 0, frechet_train_samples = 0;
   std::filesystem::path checkpoint;
   double total_seconds = 0.0;
+  std::vector<ComputePart> compute;       // every part of the training, pruning evaluations included
+  double sampling_flops_per_image = 0.0;  // the denoiser calls of one DDIM sample
+
+  void add_compute(std::string name, std::int64_t images, double flops) {
+    compute.push_back({std::move(name), images, flops});
+  }
+  double training_flops() const {
+    double f = 0.0;
+    for (const auto& c : compute) f += c.flops;
+    return f;
+  }
 };
 
 namespace detail {
@@ -78,8 +100,11 @@ inline std::string render_report(const Report& r) {
   s += "| stage-1 steps / stage-2 steps | " + std::to_string(o.steps) + " / " + std::to_string(o.stage2_steps) + " |\n";
   s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
   s += "| schedule | DDPM linear betas, 1000 steps |\n";
-  s += "| grouping | FLOPs intervals (eqs. 8-10), N = " + std::to_string(o.groups) +
-       ", k = " + fixed(o.min_flops_ratio, 2) + " |\n";
+  s += "| grouping | " + std::string(grouping_name(o.grouping)) + ", N = " + std::to_string(o.groups) + " asked, " +
+       std::to_string(r.partition.groups()) + " given; budgets from eq. 8 with k = " + fixed(o.min_flops_ratio, 2) +
+       " |\n";
+  s += "| validation images (held out of training; what selects) | " + std::to_string(o.validation_images) + " |\n";
+  s += "| equal training compute | " + std::string(o.equal_compute ? "yes" : "no") + " |\n";
   s += "| sampler | DDIM, " + std::to_string(o.ddim_steps) + " steps, eta 0 |\n";
   s += "| seed | " + std::to_string(o.seed) + " |\n\n";
   for (const auto& n : r.notes) s += "Note: " + n + ".\n\n";
@@ -147,11 +172,65 @@ inline std::string render_report(const Report& r) {
   else
     s += "\nThe model sampled here (EMA weights): `" + detail::name_of(r.checkpoint) +
          "`; `progdiff_example_04_sample_checkpoint` samples it again.\n\n";
+  s += "## Compute\n\nTraining FLOPs count forward and backward passes (the backward as twice the forward) over "
+       "every training image, and forward passes for the pruning's evaluations on the validation images.\n\n";
+  s += "| part | images | GFLOPs |\n|---|---|---|\n";
+  for (const auto& c : r.compute)
+    s += "| " + c.name + " | " + std::to_string(c.images) + " | " + fixed(c.flops / 1e9, 1) + " |\n";
+  s += "| **training total** | | **" + fixed(r.training_flops() / 1e9, 1) + "** |\n\n";
+  s += "Sampling: " + fixed(r.sampling_flops_per_image / 1e6, 1) + " MFLOPs per image (" +
+       std::to_string(o.ddim_steps) + " DDIM steps, each by the net that serves its timestep).\n\n";
   s += "## Wall time\n\n| phase | seconds |\n|---|---|\n";
   for (const auto& [phase, sec] : r.times) s += "| " + phase + " | " + fixed(sec, 1) + " |\n";
   s += "| **total** | **" + fixed(r.total_seconds, 1) + "** |\n\n";
   s += "A resumed run counts only the time it spent itself.\n";
   return s;
+}
+
+/// The numbers of the report as JSON (result.json), for programs that compare runs
+/// (examples/08_evidence_study); NaN is written as null.
+inline nlohmann::json result_json(const Report& r) {
+  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  const Options& o = r.options;
+  nlohmann::json j;
+  j["format"] = "progdiff.job_result";
+  j["version"] = 1;
+  j["command"] = r.command;
+  j["variant"] = variant_name(o.variant);
+  j["grouping"] = grouping_name(o.grouping);
+  j["pruning"] = o.variant == Variant::Tdc ? o.pruning : std::string();
+  j["seed"] = o.seed;
+  j["starts"] = r.partition.starts;
+  j["budgets"] = r.partition.budgets;
+  j["validation_images"] = o.validation_images;
+  j["equal_compute"] = o.equal_compute;
+  j["frechet"] = number(r.frechet);
+  j["frechet_floor"] = number(r.frechet_train);
+  j["frechet_samples"] = r.frechet_samples;
+  j["ddim_steps"] = o.ddim_steps;
+  j["test_loss"] = nlohmann::json::array();
+  double mean = 0.0, weight = 0.0;
+  for (const auto& l : r.test_losses) {
+    j["test_loss"].push_back(number(l.mse));
+    const double share = static_cast<double>(l.end_timestep - l.first_timestep);
+    mean += share * l.mse;
+    weight += share;
+  }
+  j["test_loss_mean"] = number(weight > 0 ? mean / weight : std::nan(""));
+  j["training_flops"] = r.training_flops();
+  j["compute"] = nlohmann::json::array();
+  for (const auto& c : r.compute) j["compute"].push_back({{"part", c.name}, {"images", c.images}, {"flops", c.flops}});
+  j["sampling_flops_per_image"] = r.sampling_flops_per_image;
+  j["average_flops"] = r.average_flops;
+  j["parameters"] = r.parameters;
+  j["seconds"] = r.total_seconds;
+  return j;
+}
+
+/// Writes result.json atomically: a reader sees a whole file or none.
+inline void write_result(const std::filesystem::path& path, const Report& r) {
+  const std::string text = result_json(r).dump(2) + "\n";
+  progdiff::io::write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
 }
 
 /// Writes the report; IoError names the path on failure.

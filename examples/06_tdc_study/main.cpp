@@ -7,7 +7,9 @@
 //      timesteps are grouped (eqs. 9-10) and train::run_tdc prunes the base per group with the
 //      proxy search and fine-tunes every group on its timesteps;
 //   3. on the SNR schedule, the same is done with each pruning criterion (random, magnitude,
-//      Taylor, Diff-Pruning, proxy) and without pruning;
+//      Taylor, Diff-Pruning, proxy) and without pruning; the proxy search and the criteria score
+//      on the last --validation-images training images, held out of training, never on the
+//      test split;
 //   4. every model is measured on the test split: the denoising loss on five equal timestep bins
 //      and its mean, the average FLOPs and parameters over timesteps against the base, and, with
 //      a classifier (--classifier), the Fashion Frechet Distance of DDIM samples.
@@ -42,10 +44,12 @@
 #include "progdiff/group/uniform_split.hpp"
 #include "progdiff/io/line_plot.hpp"
 #include "progdiff/metrics/metrics.hpp"
+#include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/train/tdc_validation.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace {
@@ -68,8 +72,9 @@ struct Options {
   std::int64_t stage1_steps = 1000;
   std::int64_t finetune_steps = 60;  // per group
   std::int64_t batch = 32;
-  std::int64_t train_images = 20000;
-  std::int64_t test_images = 500;  // per-bin loss samples
+  std::int64_t train_images = 20000;      // validation included
+  std::int64_t validation_images = 5000;  // the last of them: held out of training, they score the pruning
+  std::int64_t test_images = 500;         // per-bin loss samples
   std::int64_t proxy_rounds = 5, proxy_candidates = 3;
   std::int64_t fid_samples = 500;  // used only with a classifier
   std::int64_t ddim_steps = 20;
@@ -78,7 +83,8 @@ struct Options {
   fs::path out = "tdc_study_run";
   fs::path docs;  // empty: the output directory
   fs::path data = pd::data::kFashionMnistDirectory;
-  fs::path classifier;  // empty: no Frechet distance
+  fs::path classifier;        // empty: no Frechet distance
+  std::string proxy_command;  // empty: the built-in proxy search
   bool help = false;
 };
 
@@ -95,7 +101,12 @@ pruning choices, and writes a results table and plot.
   --stage1-steps N     base training steps (default 1000)
   --finetune-steps N   fine-tuning steps per group (default 60)
   --batch N            batch size (default 32)
-  --train-images N     training images used (default 20000)
+  --train-images N     training images used, validation included (default 20000)
+  --validation-images N  the last N of them are held out of training and score the pruning
+                       schemes and criteria (default 5000; --quick 64); the test split only
+                       gives the final numbers
+  --proxy-command CMD  the proxy runs ask this shell command instead of the built-in search
+                       (prune/external_proxy.hpp; tools/proxy/echo_proxy.py is an example)
   --test-images N      test images per loss bin (default 500)
   --proxy-rounds N     rounds of the proxy search (default 5)
   --proxy-candidates N schemes per round (default 3)
@@ -128,6 +139,7 @@ Options parse(int argc, char** argv) {
       o.quick = true;
       o.groups = 3, o.channels = 8, o.stage1_steps = 30, o.finetune_steps = 6, o.batch = 8;
       o.train_images = 256, o.test_images = 16, o.proxy_rounds = 2, o.proxy_candidates = 2, o.fid_samples = 16;
+      o.validation_images = 64;
       o.ddim_steps = 4;
     }
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -153,6 +165,10 @@ Options parse(int argc, char** argv) {
       o.batch = to_int(a, value(), 1);
     else if (a == "--train-images")
       o.train_images = to_int(a, value(), 1);
+    else if (a == "--validation-images")
+      o.validation_images = to_int(a, value(), 1);
+    else if (a == "--proxy-command")
+      o.proxy_command = value();
     else if (a == "--test-images")
       o.test_images = to_int(a, value(), 2);
     else if (a == "--proxy-rounds")
@@ -180,6 +196,8 @@ Options parse(int argc, char** argv) {
   }
   if (o.channels % 4 != 0) throw pd::ConfigError("--channels must be a multiple of 4");
   if (!(o.k > 0 && o.k <= 1)) throw pd::ConfigError("--k must lie in (0, 1]");
+  if (o.validation_images >= o.train_images)
+    throw pd::ConfigError("--validation-images must be below --train-images: the rest is trained on");
   if (o.docs.empty()) o.docs = o.out;
   return o;
 }
@@ -256,9 +274,15 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   const std::string load_before = load_average();
   try {
-    pd::data::ImageDataset train, test;
+    pd::data::ImageDataset train, validation, test;
     try {
-      train = pooled(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images, 32));
+      // The last validation_images training images score every choice; the test split is read
+      // only for the numbers of the tables.
+      auto split = pd::train::split_validation(
+          pooled(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images, 32)),
+          o.validation_images);
+      train = std::move(split.fit);
+      validation = std::move(split.validation);
       test = pooled(pd::data::load_fashion_mnist(pd::data::Split::Test, o.data, 0, 32));
     } catch (const pd::IoError& e) {
       std::fprintf(stderr, "skipped: %s\n", e.what());
@@ -391,7 +415,12 @@ int main(int argc, char** argv) {
       to.finetune.checkpoint_every = 50;
       to.finetune.progress.mode = pd::train::ProgressOptions::Mode::Off;
       const auto budgets = partition.budgets;
-      auto r = pd::train::run_tdc(base, partition, schedule, train, test, to);
+      if (!o.proxy_command.empty()) {
+        const std::string command = o.proxy_command;
+        to.make_proxy = [command](std::int64_t, std::uint64_t) { return pd::prune::ExternalProxy::command(command); };
+        to.proxy_name = "command";
+      }
+      auto r = pd::train::run_tdc(base, partition, schedule, train, validation, to);
       for (const auto& g : r.report.groups) {
         if (pruning != pd::train::TdcPruning::None && static_cast<double>(g.flops) > g.flops_limit)
           fail(key + ": group " + std::to_string(g.group) + " costs " + std::to_string(g.flops) + " FLOPs, over " +
@@ -443,8 +472,9 @@ int main(int argc, char** argv) {
     md << "\n\nSettings: " << o.groups << " groups, k = " << o.k << ", U-Net levels 1-2, " << o.channels
        << " base channels, one residual block per level, DDPM linear schedule (T = 1000); stage 1 " << o.stage1_steps
        << " steps, fine-tuning " << o.finetune_steps << " steps per group, batch " << o.batch << ", " << o.train_images
-       << " training images; proxy search " << o.proxy_rounds << " rounds of " << o.proxy_candidates
-       << " schemes. Test loss: MSE of the noise prediction on " << loss_config.samples_per_group
+       << " training images of which the last " << o.validation_images
+       << " are held out of training and score the pruning; proxy search " << o.proxy_rounds << " rounds of "
+       << o.proxy_candidates << " schemes. Test loss: MSE of the noise prediction on " << loss_config.samples_per_group
        << " test images per bin of 200 timesteps, the same noised inputs for every model.\n\n";
     md << "Base: " << base_flops / 1e6 << " MFLOP and " << base.parameter_count()
        << " parameters per evaluation. Machine load (1, 5, 15 min) at the start: " << load_before

@@ -1,0 +1,383 @@
+// The evidence study: do progressive models pay off at equal training compute?
+//
+// Runs the main job (examples/02_progressive) once per arm and seed, every run with
+// --equal-compute (the training FLOPs of stage 1 and stage 2 of the copies, forward + backward
+// over every image seen, pruning evaluations included), the same DDIM sampler and step count,
+// one shared classifier for the Frechet distance, and the validation images held out of the
+// training split for every choice. The arms:
+//
+//   unified            one U-Net for every timestep
+//   separate           one U-Net per group, trained from scratch (multi-stage paper, Table 3)
+//   multi-stage-od     shared encoder + per-group decoders on Algorithm 1's intervals
+//   multi-stage-flops  the same on the FLOPs-interval groups
+//   copies             stage 1, then a fine-tuned copy per group (step-adaptive paper, Table 2)
+//   tdc-proxy          stage 1, then per group pruned to the eq. 8 budget by the proxy search
+//   tdc-magnitude      the same pruned by weight magnitude
+//
+// Resumable arm by arm and seed by seed: each run keeps its checkpoints in <out>/<arm>/seed<s>/
+// and marks itself finished with result.json (written atomically by the job); a rerun skips
+// finished runs and resumes the others from their checkpoints. After every run the tables
+// results.md and results.csv are written again from whatever has finished. Exit status 1 when a
+// run failed or a finished run's numbers are not finite, 2 on bad flags, 77 when the data set
+// is missing.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "progdiff/core/error.hpp"
+#include "progdiff/io/atomic_file.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Arm {
+  std::string name;
+  std::string flags;  // the main job's flags of the arm
+  std::string what;   // one line for the table
+};
+
+const std::vector<Arm>& all_arms() {
+  static const std::vector<Arm> arms{
+      {"unified", "--variant unified", "one U-Net for every timestep"},
+      {"separate", "--variant separate", "one U-Net per FLOPs-interval group, from scratch"},
+      {"multi-stage-od", "--variant multi-stage --grouping optimal-denoiser",
+       "shared encoder + decoders, Algorithm 1's intervals"},
+      {"multi-stage-flops", "--variant multi-stage --grouping flops",
+       "shared encoder + decoders, FLOPs-interval groups"},
+      {"copies", "--variant experts", "stage 1, then a fine-tuned copy per group (no pruning)"},
+      {"tdc-proxy", "--tdc --pruning proxy", "stage 1, pruned per group by the proxy search, fine-tuned"},
+      {"tdc-magnitude", "--tdc --pruning magnitude", "stage 1, pruned per group by magnitude, fine-tuned"},
+  };
+  return arms;
+}
+
+struct Options {
+  bool tiny = false;
+  std::int64_t seeds = 3, first_seed = 0;
+  std::int64_t fid_samples = 2000;
+  std::vector<std::string> arms;  // empty: all
+  fs::path out = "evidence_study";
+  fs::path job;         // empty: progdiff_example_02_progressive beside this program
+  fs::path classifier;  // empty: <out>/fashion_classifier.safetensors
+  std::string proxy_command;
+  std::string job_flags;  // more flags for every run (e.g. --steps 2000 --stage2-steps 400)
+  bool help = false;
+};
+
+const char* kUsage = R"(usage: progdiff_example_08_evidence_study [flags]
+
+Runs the main job (progdiff_example_02_progressive) for each arm and seed at equal training
+FLOPs and writes results.md and results.csv to the output directory: Frechet distance (mean and
+std over seeds), per-group test loss, training FLOPs, sampling FLOPs per image, wall time.
+A rerun skips finished runs and resumes unfinished ones from their checkpoints.
+
+  --tiny               the CI configuration: the job's --tiny, 2 seeds (well under a minute)
+  --seeds N            seeds per arm (default 3; tiny 2)
+  --first-seed N       the first seed (default 0)
+  --arms A,B,...       a subset of: unified, separate, multi-stage-od, multi-stage-flops,
+                       copies, tdc-proxy, tdc-magnitude (default: all)
+  --fid-samples N      generated images for the Frechet distance (default 2000; tiny 32)
+  --proxy-command CMD  the tdc-proxy arm asks this command instead of the built-in search
+                       (tools/proxy/echo_proxy.py is an offline example)
+  --job-flags "..."    more flags for every run of the job (the same for every arm)
+  --job PATH           the main job's program (default: beside this one)
+  --classifier FILE    the metric's classifier, shared by every run (default
+                       <out>/fashion_classifier.safetensors, trained by the first run)
+  --out DIR            output directory (default evidence_study)
+  --help               this text
+)";
+
+std::int64_t to_int(const std::string& flag, const std::string& v, std::int64_t lo) {
+  char* end = nullptr;
+  const long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || x < lo)
+    throw progdiff::ConfigError(flag + ": expected an integer >= " + std::to_string(lo) + ", got '" + v + "'");
+  return x;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (const auto& a : args)
+    if (a == "--tiny") o.tiny = true, o.seeds = 2, o.fid_samples = 32;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw progdiff::ConfigError(a + " needs a value (see --help)");
+      return args[++i];
+    };
+    if (a == "--tiny") continue;
+    if (a == "--help" || a == "-h")
+      o.help = true;
+    else if (a == "--seeds")
+      o.seeds = to_int(a, value(), 1);
+    else if (a == "--first-seed")
+      o.first_seed = to_int(a, value(), 0);
+    else if (a == "--fid-samples")
+      o.fid_samples = to_int(a, value(), 2);
+    else if (a == "--arms") {
+      std::stringstream list(value());
+      for (std::string name; std::getline(list, name, ',');) {
+        const auto& arms = all_arms();
+        if (std::none_of(arms.begin(), arms.end(), [&](const Arm& arm) { return arm.name == name; })) {
+          std::string names;
+          for (const auto& arm : arms) names += (names.empty() ? "" : ", ") + arm.name;
+          throw progdiff::ConfigError("--arms: unknown arm '" + name + "' (choose from " + names + ")");
+        }
+        o.arms.push_back(name);
+      }
+    } else if (a == "--proxy-command")
+      o.proxy_command = value();
+    else if (a == "--job-flags")
+      o.job_flags = value();
+    else if (a == "--job")
+      o.job = value();
+    else if (a == "--classifier")
+      o.classifier = value();
+    else if (a == "--out")
+      o.out = value();
+    else
+      throw progdiff::ConfigError("unknown flag '" + a + "' (see --help)");
+  }
+  return o;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void write_atomic(const fs::path& path, const std::string& text) {
+  progdiff::io::write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
+}
+
+std::optional<nlohmann::json> read_json(const fs::path& path) {
+  if (!fs::exists(path)) return std::nullopt;
+  std::ifstream in(path, std::ios::binary);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw progdiff::FormatError(path.string() + " is not valid JSON (remove it to redo the run)");
+  return j;
+}
+
+double number(const nlohmann::json& j, const char* key) {
+  return j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
+}
+
+struct Stats {
+  double mean = std::nan(""), std = std::nan("");
+  std::size_t n = 0;
+};
+
+// Mean and sample standard deviation of the finite values.
+Stats stats(const std::vector<double>& v) {
+  Stats s;
+  double sum = 0.0;
+  for (double x : v)
+    if (std::isfinite(x)) sum += x, ++s.n;
+  if (s.n == 0) return s;
+  s.mean = sum / static_cast<double>(s.n);
+  double sq = 0.0;
+  for (double x : v)
+    if (std::isfinite(x)) sq += (x - s.mean) * (x - s.mean);
+  s.std = s.n > 1 ? std::sqrt(sq / static_cast<double>(s.n - 1)) : std::nan("");
+  return s;
+}
+
+std::string fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string mean_std(const Stats& s, int digits) {
+  return fixed(s.mean, digits) + (std::isfinite(s.std) ? " ± " + fixed(s.std, digits) : "");
+}
+
+fs::path run_dir(const Options& o, const std::string& arm, std::int64_t seed) {
+  return o.out / arm / ("seed" + std::to_string(seed));
+}
+
+// The study's record of a run: wall seconds summed over every attempt (a resumed run counts
+// the time of each attempt), and the attempts.
+struct Attempts {
+  double seconds = 0.0;
+  std::int64_t count = 0;
+};
+
+Attempts read_attempts(const fs::path& dir) {
+  Attempts a;
+  if (auto j = read_json(dir / "study_attempts.json")) a.seconds = number(*j, "seconds"), a.count = (*j)["count"];
+  return a;
+}
+
+// results.md and results.csv from every finished run; returns false when a finished run's
+// numbers are not finite.
+bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::string& command) {
+  bool ok = true;
+  std::ostringstream csv, md;
+  csv << "arm,seed,frechet,frechet_floor,fid_samples,test_loss_mean,test_loss_per_group,training_flops,"
+         "sampling_flops_per_image,average_flops,parameters,wall_seconds,attempts,groups\n";
+  md << "# Evidence study: progressive models at equal training compute\n\n";
+  md << "Written by `examples/08_evidence_study` from the runs finished so far. Command:\n\n    " << command << "\n\n";
+  md << "Every run is the main job (`examples/02_progressive`) with `--equal-compute`: its training FLOPs "
+        "(forward + backward, the backward counted as twice the forward, over every training image seen, "
+        "stage 1 and stage 2, plus the forward passes of the pruning's evaluations) match those of stage 1 and "
+        "stage 2 of the copies. The last validation images of the training split are held out of training and "
+        "score every choice; the test split gives these numbers only. Frechet distance: generated images "
+        "against the test split in the features of one Fashion-MNIST classifier shared by every run (same DDIM "
+        "sampler and step count for all). Test loss: noise MSE on the test split, averaged over the timesteps "
+        "(per group: on each arm's own groups).\n\n";
+  md << "| arm | what | seeds done | Frechet distance (mean ± std) | test MSE (mean ± std) | per-group test MSE "
+        "(means) "
+        "| training GFLOPs | vs unified | sampling MFLOPs / image | wall s / run |\n";
+  md << "|---|---|---|---|---|---|---|---|---|---|\n";
+  std::map<std::int64_t, double> unified_flops;
+  for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s)
+    if (auto r = read_json(run_dir(o, "unified", s) / "result.json")) unified_flops[s] = number(*r, "training_flops");
+  for (const Arm& arm : arms) {
+    std::vector<double> fd, loss, flops, sampling, wall, ratio;
+    std::vector<std::vector<double>> group_loss;
+    for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
+      const fs::path dir = run_dir(o, arm.name, s);
+      const auto r = read_json(dir / "result.json");
+      if (!r) continue;
+      const Attempts a = read_attempts(dir);
+      fd.push_back(number(*r, "frechet"));
+      loss.push_back(number(*r, "test_loss_mean"));
+      flops.push_back(number(*r, "training_flops"));
+      sampling.push_back(number(*r, "sampling_flops_per_image"));
+      wall.push_back(a.seconds);
+      if (unified_flops.count(s)) ratio.push_back(flops.back() / unified_flops[s]);
+      std::string per_group;
+      const auto& tl = (*r)["test_loss"];
+      for (std::size_t g = 0; g < tl.size(); ++g) {
+        const double v = tl[g].is_number() ? tl[g].get<double>() : std::nan("");
+        if (group_loss.size() <= g) group_loss.resize(g + 1);
+        group_loss[g].push_back(v);
+        per_group += (g ? ";" : "") + fixed(v, 6);
+      }
+      if (!std::isfinite(fd.back()) || !std::isfinite(loss.back()) || !(flops.back() > 0)) {
+        std::fprintf(stderr, "check failed: %s seed %lld has a number that is not finite\n", arm.name.c_str(),
+                     static_cast<long long>(s));
+        ok = false;
+      }
+      std::string starts;
+      for (const auto& v : (*r)["starts"]) starts += (starts.empty() ? "" : ";") + std::to_string(v.get<long long>());
+      csv << arm.name << "," << s << "," << fixed(fd.back(), 6) << "," << fixed(number(*r, "frechet_floor"), 6) << ","
+          << (*r)["frechet_samples"].get<long long>() << "," << fixed(loss.back(), 6) << "," << per_group << ","
+          << fixed(flops.back(), 0) << "," << fixed(sampling.back(), 0) << "," << fixed(number(*r, "average_flops"), 0)
+          << "," << (*r)["parameters"].get<long long>() << "," << fixed(a.seconds, 1) << "," << a.count << "," << starts
+          << "\n";
+    }
+    std::string per_group;
+    for (std::size_t g = 0; g < group_loss.size(); ++g)
+      per_group += (g ? ", " : "") + fixed(stats(group_loss[g]).mean, 5);
+    const Stats r = stats(ratio);
+    md << "| " << arm.name << " | " << arm.what << " | " << fd.size() << " / " << o.seeds << " | "
+       << mean_std(stats(fd), 3) << " | " << mean_std(stats(loss), 5) << " | "
+       << (per_group.empty() ? "n/a" : per_group) << " | " << fixed(stats(flops).mean / 1e9, 1) << " | "
+       << (r.n ? fixed(r.mean, 3) : std::string("n/a")) << " | " << fixed(stats(sampling).mean / 1e6, 1) << " | "
+       << fixed(stats(wall).mean, 0) << " |\n";
+  }
+  md << "\nPer-run numbers, with each run's group boundaries: `results.csv`. Each run's report, logs and "
+        "checkpoints: `<arm>/seed<s>/` (report.md there).\n";
+  write_atomic(o.out / "results.md", md.str());
+  write_atomic(o.out / "results.csv", csv.str());
+  return ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
+  if (o.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string command = "progdiff_example_08_evidence_study";
+  for (int i = 1; i < argc; ++i) command += " " + std::string(argv[i]);
+  try {
+    fs::create_directories(o.out);
+    const fs::path out = fs::absolute(o.out);
+    fs::path job = o.job;
+    if (job.empty()) job = fs::absolute(fs::path(argv[0])).parent_path() / "progdiff_example_02_progressive";
+    if (!fs::exists(job))
+      throw progdiff::ConfigError("the main job " + job.string() +
+                                  " does not exist (build progdiff_example_02_progressive, or give --job)");
+    const fs::path classifier =
+        o.classifier.empty() ? out / "fashion_classifier.safetensors" : fs::absolute(o.classifier);
+    std::vector<Arm> arms;
+    for (const Arm& arm : all_arms())
+      if (o.arms.empty() || std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end()) arms.push_back(arm);
+
+    bool ok = true;
+    // Seed by seed, so that an interrupted study has whole seeds of every arm first.
+    for (std::int64_t seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed)
+      for (const Arm& arm : arms) {
+        const fs::path dir = run_dir(o, arm.name, seed);
+        if (fs::exists(dir / "result.json")) {
+          std::printf("== %s seed %lld: finished earlier\n", arm.name.c_str(), static_cast<long long>(seed));
+          continue;
+        }
+        fs::create_directories(dir);
+        std::string flags = arm.flags + " --equal-compute --seed " + std::to_string(seed) + " --out " +
+                            quote(fs::absolute(dir).string()) + " --classifier " + quote(classifier.string()) +
+                            " --fid-samples " + std::to_string(o.fid_samples);
+        if (o.tiny) flags = "--tiny " + flags;
+        if (arm.name == "tdc-proxy" && !o.proxy_command.empty()) flags += " --proxy-command " + quote(o.proxy_command);
+        if (!o.job_flags.empty()) flags += " " + o.job_flags;
+        const std::string line = quote(job.string()) + " " + flags;
+        std::printf("== %s seed %lld: %s\n", arm.name.c_str(), static_cast<long long>(seed), line.c_str());
+        std::fflush(stdout);
+        const auto start = Clock::now();
+        const int status = std::system((line + " >> " + quote((dir / "job.log").string()) + " 2>&1").c_str());
+        Attempts a = read_attempts(dir);
+        a.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+        a.count += 1;
+        write_atomic(dir / "study_attempts.json",
+                     nlohmann::json{{"seconds", a.seconds}, {"count", a.count}, {"command", line}}.dump(2) + "\n");
+        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (code == 77) {
+          std::fprintf(stderr, "skipped: the main job reports a missing data set (see %s)\n",
+                       (dir / "job.log").string().c_str());
+          return 77;
+        }
+        if (code != 0 || !fs::exists(dir / "result.json")) {
+          std::fprintf(stderr, "error: %s seed %lld failed (exit status %d); its log: %s\n", arm.name.c_str(),
+                       static_cast<long long>(seed), code, (dir / "job.log").string().c_str());
+          ok = false;
+        }
+        ok = write_tables(o, arms, command) && ok;
+      }
+    ok = write_tables(o, arms, command) && ok;
+    std::printf("wrote %s and %s\n", (o.out / "results.md").string().c_str(), (o.out / "results.csv").string().c_str());
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
