@@ -5,6 +5,8 @@
 // progdiff's keys for the continuous kinds (beta_min, beta_max, sigma_min, sigma_max, rho,
 // t_min, grid_size). Keys it does not know (diffusers' "_class_name", "clip_sample", ...)
 // are ignored; a known key with a bad value throws ConfigError naming the key.
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <fstream>
 #include <optional>
@@ -23,6 +25,36 @@
 namespace progdiff::schedule {
 
 enum class ScheduleKind { Linear, ScaledLinear, Cosine, Trained, VP, VE, EDM };
+inline constexpr int kScheduleKindCount = 7;
+static_assert(static_cast<int>(ScheduleKind::EDM) + 1 == kScheduleKindCount,
+              "progdiff: a ScheduleKind was added: update kScheduleKindCount and kScheduleNames");
+
+/// The names of "beta_schedule", one row each (the cosine schedule has diffusers' name and its
+/// own); Trained has none, trained_betas selects it.
+struct ScheduleName {
+  const char* name;
+  ScheduleKind kind;
+};
+inline constexpr std::array<ScheduleName, 7> kScheduleNames{{{"linear", ScheduleKind::Linear},
+                                                             {"scaled_linear", ScheduleKind::ScaledLinear},
+                                                             {"squaredcos_cap_v2", ScheduleKind::Cosine},
+                                                             {"cosine", ScheduleKind::Cosine},
+                                                             {"vp", ScheduleKind::VP},
+                                                             {"ve", ScheduleKind::VE},
+                                                             {"edm", ScheduleKind::EDM}}};
+
+namespace detail {
+/// Whether every kind but Trained has a name in the table.
+constexpr bool every_schedule_kind_named() {
+  for (int k = 0; k < kScheduleKindCount; ++k) {
+    bool named = static_cast<ScheduleKind>(k) == ScheduleKind::Trained;
+    for (const auto& row : kScheduleNames) named = named || static_cast<int>(row.kind) == k;
+    if (!named) return false;
+  }
+  return true;
+}
+}  // namespace detail
+static_assert(detail::every_schedule_kind_named(), "progdiff: a ScheduleKind has no name in kScheduleNames");
 
 struct ScheduleConfig {
   ScheduleKind kind = ScheduleKind::Linear;
@@ -81,22 +113,14 @@ inline ScheduleConfig parse_schedule_config(const nlohmann::json& j) {
   if (!j.is_object()) throw ConfigError("schedule config: expected a JSON object, got " + j.dump());
   ScheduleConfig c;
   if (auto name = read_string(j, "beta_schedule")) {
-    const std::string& n = *name;
-    if (n == "linear")
-      c.kind = ScheduleKind::Linear;
-    else if (n == "scaled_linear")
-      c.kind = ScheduleKind::ScaledLinear;
-    else if (n == "squaredcos_cap_v2" || n == "cosine")
-      c.kind = ScheduleKind::Cosine;
-    else if (n == "vp")
-      c.kind = ScheduleKind::VP;
-    else if (n == "ve")
-      c.kind = ScheduleKind::VE;
-    else if (n == "edm")
-      c.kind = ScheduleKind::EDM;
-    else
-      throw ConfigError("schedule config: key \"beta_schedule\" = \"" + n +
-                        "\" is not one of linear, scaled_linear, squaredcos_cap_v2, cosine, vp, ve, edm");
+    const auto row = std::find_if(kScheduleNames.begin(), kScheduleNames.end(),
+                                  [&](const ScheduleName& r) { return *name == r.name; });
+    if (row == kScheduleNames.end()) {
+      std::string known;
+      for (const auto& r : kScheduleNames) known += std::string(known.empty() ? "" : ", ") + r.name;
+      throw ConfigError("schedule config: key \"beta_schedule\" = \"" + *name + "\" is not one of " + known);
+    }
+    c.kind = row->kind;
   }
   if (c.kind == ScheduleKind::ScaledLinear) c.betas.beta_start = 0.00085, c.betas.beta_end = 0.012;
   if (c.kind == ScheduleKind::VE) c.sigma_min = 0.01, c.sigma_max = 50.0;
