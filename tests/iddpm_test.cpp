@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <span>
 #include <string>
@@ -21,6 +22,7 @@
 #include "progdiff/sample/mean_only.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
+#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/hybrid_objective.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/unet/output_channels.hpp"
@@ -398,4 +400,22 @@ TEST_CASE("a LearnedVariance U-Net trains with the hybrid objective and keeps C 
   const auto report = train::train_stage1(base, cosine, images, o, train::HybridObjective{});
   REQUIRE(report.steps.size() == 3);
   for (const auto& s : report.steps) CHECK((std::isfinite(s.loss) && s.loss > 0));
+}
+
+TEST_CASE("a learned-variance checkpoint and a fixed-variance model are told apart by their descriptions") {
+  // The structure string names the variance head, so loading one kind into the other is refused
+  // by the description, naming the key, before any tensor shape is compared.
+  CHECK(model::unet_structure<LearnedNet::spec>().find("variance=learned") != std::string::npos);
+  CHECK(model::unet_structure<SmallNet::spec>().find("variance") == std::string::npos);
+  Generator gen(1);
+  LearnedNet learned;
+  learned.initialize(gen);
+  model::Progressive<LearnedNet> saved(std::move(learned), 20);
+  const auto path = std::filesystem::temp_directory_path() / "progdiff_iddpm_test_structure.safetensors";
+  train::save_checkpoint(path, saved, saved.describe(), train::TrainingState{});
+  SmallNet fixed;
+  model::Progressive<SmallNet> target(std::move(fixed), 20);
+  CHECK_THROWS_WITH_AS(train::load_checkpoint(path, target, target.describe()), doctest::Contains("model.structure"),
+                       ConfigError);
+  std::filesystem::remove(path);
 }

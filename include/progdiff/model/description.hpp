@@ -64,6 +64,9 @@ std::string unet_structure() {
   s += std::string(" layout=") + (S::attention_every_block ? "ddpm" : "sparse");
   s += " image=" + std::to_string(S::image_size) + " channels=" + std::to_string(S::image_channels);
   s += " time_multiplier=" + std::to_string(S::time_multiplier);
+  // Only a learned variance is named, so the structures of existing checkpoints stay as written.
+  if constexpr (requires { S::learned_variance; })
+    if (S::learned_variance) s += " variance=learned";
   s += std::string(" dtype=") + (sizeof(typename S::value_type) == 4 ? "f32" : "f64");
   return s;
 }
