@@ -307,8 +307,11 @@ class Trainer {
   std::vector<std::pair<std::string, double>> labelled(const StepInfo& info) const {
     std::vector<std::pair<std::string, double>> out;
     if (info.group_losses.size() == 1) return {{"", info.loss}};
-    for (std::size_t k = 0; k < info.group_losses.size(); ++k)
-      out.emplace_back("g" + std::to_string(k), info.group_losses[k]);
+    for (std::size_t k = 0; k < info.group_losses.size(); ++k) {
+      std::string label = "g";  // appended: GCC 12 warns falsely on ("g" + string) (-Wrestrict)
+      label += std::to_string(k);
+      out.emplace_back(std::move(label), info.group_losses[k]);
+    }
     if (mode_ == BatchMode::Mixed) out.emplace_back("all", info.loss);
     return out;
   }
