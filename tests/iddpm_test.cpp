@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "fixture_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/io/safetensors.hpp"
@@ -37,29 +38,9 @@ io::SafetensorsFile fixture(const std::string& name) {
   return io::read_safetensors(std::string(PROGDIFF_FIXTURES_DIR) + "/iddpm/" + name + ".safetensors");
 }
 
-template <class T>
-Tensor<T, Cpu> tensor(const io::SafetensorsFile& f, const std::string& name) {
-  const auto& r = f.at(name);
-  return Tensor<T, Cpu>::from_host(Shape(r.shape.begin(), r.shape.end()), f.values<T>(name));
-}
-
-// max |a - b| / max(1, max |b|); NaN counts as infinite
-template <class A>
-double scaled_error(const std::vector<A>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double scale = 1.0, worst = 0.0;
-  for (double v : b) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double e = std::abs(static_cast<double>(a[i]) - b[i]);
-    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
-  }
-  return worst / scale;
-}
-
-const std::map<std::string, schedule::PredictionType> kPredictions = {
-    {"epsilon", schedule::PredictionType::Epsilon},
-    {"sample", schedule::PredictionType::Sample},
-    {"v_prediction", schedule::PredictionType::VPrediction}};
+using fixture_test::fixture_tensor;
+using fixture_test::kPredictions;
+using fixture_test::scaled_error;
 
 // The fixtures' stand-in model: [0.9 x + 0.01 t / T, tanh(0.5 x - 0.3 + t / T)].
 struct StandIn {
@@ -151,7 +132,8 @@ TEST_CASE_TEMPLATE("the hybrid and L_vlb losses and their gradients match autogr
   const bool dbl = sizeof(T) == 8;
   const double tol = dbl ? 1e-6 : 2e-4;
   const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
-  const auto x0 = tensor<T>(f, "x0"), noise = tensor<T>(f, "noise"), out = tensor<T>(f, "output");
+  const auto x0 = fixture_tensor<T>(f, "x0"), noise = fixture_tensor<T>(f, "noise"),
+             out = fixture_tensor<T>(f, "output");
   const auto steps = f.values<std::int64_t>("timesteps");
   const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
   for (const auto& [name, p] : kPredictions) {
@@ -194,18 +176,18 @@ TEST_CASE("the L_vlb terms with clipped x0 and the prior term match the referenc
 TEST_CASE("the hybrid gradient equals central differences, the mean held fixed inside L_vlb") {
   const auto f = fixture("losses");
   const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
-  const auto x0 = tensor<double>(f, "x0"), noise = tensor<double>(f, "noise");
+  const auto x0 = fixture_tensor<double>(f, "x0"), noise = fixture_tensor<double>(f, "noise");
   const auto out_values = f.values<double>("output");
   const auto steps = f.values<std::int64_t>("timesteps");
   const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
   const train::HybridConfig hybrid{}, vlb{.vlb_only = true};
   const auto loss = [&](const std::vector<double>& o, const train::HybridConfig& c) {
-    return train::hybrid_loss(Tensor<double, Cpu>::from_host(tensor<double>(f, "output").shape(), o), x0, noise,
+    return train::hybrid_loss(Tensor<double, Cpu>::from_host(fixture_tensor<double>(f, "output").shape(), o), x0, noise,
                               std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
                               std::span<const double>(sw), std::span<const double>(iw), c)
         .loss;
   };
-  const auto out = tensor<double>(f, "output");
+  const auto out = fixture_tensor<double>(f, "output");
   const auto g_h =
       train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
                          std::span<const double>(sw), std::span<const double>(iw), hybrid)
@@ -267,8 +249,8 @@ TEST_CASE("learned-range DDPM steps match diffusers' DDPMScheduler, full and res
     const auto sampler = sample::LearnedVarianceDdpm::from_schedule(cosine, steps, clip);
     const auto want_t = f.values<std::int64_t>(std::string(name) + ".timesteps");
     REQUIRE(sampler.plan().timesteps() == want_t);
-    const auto states = tensor<double>(f, std::string(name) + ".states").to_host();
-    const auto noises = tensor<double>(f, std::string(name) + ".noise").to_host();
+    const auto states = fixture_tensor<double>(f, std::string(name) + ".states").to_host();
+    const auto noises = fixture_tensor<double>(f, std::string(name) + ".noise").to_host();
     const Shape shape{2, 2, 2, 2};
     const std::size_t d = static_cast<std::size_t>(shape.numel());
     double worst = 0, scale = 0;
@@ -318,7 +300,7 @@ TEST_CASE("learned-variance sampling: per-sample noise streams and a C-channel v
 TEST_CASE("the L_vlb terms of every step and the prior match the reference bound") {
   const auto f = fixture("nll");
   const schedule::GaussianPosterior chain(f.values<double>("alpha_bars"));
-  const auto x0 = tensor<double>(f, "x0");
+  const auto x0 = fixture_tensor<double>(f, "x0");
   const auto noise = f.values<double>("noise");
   const auto want = f.values<double>("terms");
   StandIn model{20.0};

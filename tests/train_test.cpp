@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "fixture_support.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/train.hpp"
 #include "train_support.hpp"
@@ -20,29 +21,9 @@ using train_test::TinyMlp;
 
 namespace {
 
-template <class T>
-Tensor<T, Cpu> fixture_tensor(const io::SafetensorsFile& f, const std::string& name) {
-  const auto& r = f.at(name);
-  return Tensor<T, Cpu>::from_host(Shape(r.shape.begin(), r.shape.end()), f.values<T>(name));
-}
-
-// max |a - b| / max(1, max |b|)
-template <class T>
-double scaled_error(const std::vector<T>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double scale = 1.0, worst = 0.0;
-  for (double v : b) scale = std::max(scale, std::abs(v));
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double e = std::abs(static_cast<double>(a[i]) - b[i]);
-    worst = std::isnan(e) ? INFINITY : std::max(worst, e);
-  }
-  return worst / scale;
-}
-
-const std::map<std::string, train::PredictionType> kPredictions = {
-    {"epsilon", train::PredictionType::Epsilon},
-    {"sample", train::PredictionType::Sample},
-    {"v_prediction", train::PredictionType::VPrediction}};
+using fixture_test::fixture_tensor;
+using fixture_test::kPredictions;
+using fixture_test::scaled_error;
 
 }  // namespace
 
