@@ -23,6 +23,7 @@
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/tdc_validation.hpp"
 #include "progdiff/unet/unet.hpp"
+#include "tdc_support.hpp"
 #include "train_support.hpp"
 
 namespace {
@@ -34,34 +35,13 @@ namespace prune = progdiff::prune;
 namespace fs = std::filesystem;
 using progdiff::Generator;
 
-using Net =
-    unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>, unet::ImageChannels<1>,
-               unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::DropoutPercent<0>>;
-using Schedule = progdiff::schedule::Linear<60>;
-
-// Image i is a smooth pattern whose phase depends on `phase` and i; label i.
+using tdc_test::base_model;
+using tdc_test::Net;
+using tdc_test::Schedule;
+using tdc_test::three_groups;
+// Label i for image i: which images a split holds shows in its labels.
 progdiff::data::ImageDataset patterns(std::int64_t count, double phase) {
-  progdiff::data::ImageDataset d;
-  d.count = count, d.channels = 1, d.height = 8, d.width = 8;
-  for (std::int64_t i = 0; i < count; ++i) {
-    d.labels.push_back(i);
-    for (int y = 0; y < 8; ++y)
-      for (int x = 0; x < 8; ++x)
-        d.pixels.push_back(
-            static_cast<float>(std::sin(0.7 * x + 0.3 * static_cast<double>(i) + phase) * std::cos(0.5 * y)));
-  }
-  return d;
-}
-
-model::Progressive<Net> base_model() {
-  Generator gen(5);
-  Net net;
-  net.initialize(gen);
-  return model::Progressive<Net>(std::move(net), Schedule::steps);
-}
-
-progdiff::group::Partition three_groups() {
-  return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(Schedule{});
+  return tdc_test::patterns(count, phase, true);
 }
 
 train::TdcOptions options(const fs::path& dir, train::TdcPruning pruning) {

@@ -1,0 +1,51 @@
+#pragma once
+// What the TDC tests share: a small U-Net on 8x8 images, its base model, smooth image patterns
+// and three FLOPs-interval groups.
+#include <cmath>
+#include <cstdint>
+#include <utility>
+
+#include "progdiff/core/random.hpp"
+#include "progdiff/data/image_dataset.hpp"
+#include "progdiff/difficulty/snr_flops.hpp"
+#include "progdiff/group/flops_interval.hpp"
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/schedule/discrete.hpp"
+#include "progdiff/unet/unet.hpp"
+
+namespace tdc_test {
+
+using Net = progdiff::unet::UNet<progdiff::unet::Levels<1, 2>, progdiff::unet::ResBlocks<1>,
+                                 progdiff::unet::AttentionAt<>, progdiff::unet::ImageSize<8>,
+                                 progdiff::unet::ImageChannels<1>, progdiff::unet::BaseChannels<8>,
+                                 progdiff::unet::GroupNormGroups<4>, progdiff::unet::DropoutPercent<0>>;
+using Schedule = progdiff::schedule::Linear<60>;
+
+/// Smooth 8x8 patterns in [-1, 1] whose phase depends on `phase` and the image index; label
+/// i for image i when `index_labels`, else 0.
+inline progdiff::data::ImageDataset patterns(std::int64_t count, double phase, bool index_labels = false) {
+  progdiff::data::ImageDataset d;
+  d.count = count, d.channels = 1, d.height = 8, d.width = 8;
+  for (std::int64_t i = 0; i < count; ++i) {
+    d.labels.push_back(index_labels ? i : 0);
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x)
+        d.pixels.push_back(
+            static_cast<float>(std::sin(0.7 * x + 0.3 * static_cast<double>(i) + phase) * std::cos(0.5 * y)));
+  }
+  return d;
+}
+
+inline progdiff::model::Progressive<Net> base_model() {
+  progdiff::Generator gen(5);
+  Net net;
+  net.initialize(gen);
+  return progdiff::model::Progressive<Net>(std::move(net), Schedule::steps);
+}
+
+/// Three groups by FLOPs intervals of eq. 8 with k = 0.4: budgets 0.6, 0.8 and 1 of the base.
+inline progdiff::group::Partition three_groups() {
+  return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(Schedule{});
+}
+
+}  // namespace tdc_test
