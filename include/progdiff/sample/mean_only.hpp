@@ -16,9 +16,11 @@
 
 namespace progdiff::sample {
 
-/// The first half of a [N, 2C, ...] output, [N, C, ...], in one strided copy on the back end.
+namespace detail {
+/// One half of a [N, 2C, ...] output along the channels, [N, C, ...], in one strided copy on the
+/// back end: the first (the prediction) or the second (the variance interpolation v).
 template <class T, class B>
-Tensor<T, B> mean_channels(const Tensor<T, B>& output, const char* who = "mean_channels") {
+Tensor<T, B> channel_half(const Tensor<T, B>& output, bool second, const char* who) {
   require<ShapeError>(
       output.rank() >= 2 && output.dim(1) % 2 == 0,
       std::string(who) + ": expected a [N, 2C, ...] output (prediction and variance), got " + output.shape().str());
@@ -26,22 +28,21 @@ Tensor<T, B> mean_channels(const Tensor<T, B>& output, const char* who = "mean_c
   half[1] = output.dim(1) / 2;
   Tensor<T, B> out(half);
   const std::int64_t n = output.dim(0), d = half.numel() / n;
-  B::template copy_2d<T>(n, d, output.data(), 2 * d, out.data(), d);
+  B::template copy_2d<T>(n, d, output.data() + (second ? d : 0), 2 * d, out.data(), d);
   return out;
+}
+}  // namespace detail
+
+/// The first half of a [N, 2C, ...] output: the prediction.
+template <class T, class B>
+Tensor<T, B> mean_channels(const Tensor<T, B>& output, const char* who = "mean_channels") {
+  return detail::channel_half(output, false, who);
 }
 
 /// The second half of a [N, 2C, ...] output: the variance interpolation v.
 template <class T, class B>
 Tensor<T, B> variance_channels(const Tensor<T, B>& output, const char* who = "variance_channels") {
-  require<ShapeError>(
-      output.rank() >= 2 && output.dim(1) % 2 == 0,
-      std::string(who) + ": expected a [N, 2C, ...] output (prediction and variance), got " + output.shape().str());
-  Shape half = output.shape();
-  half[1] = output.dim(1) / 2;
-  Tensor<T, B> out(half);
-  const std::int64_t n = output.dim(0), d = half.numel() / n;
-  B::template copy_2d<T>(n, d, output.data() + d, 2 * d, out.data(), d);
-  return out;
+  return detail::channel_half(output, true, who);
 }
 
 template <class D>
