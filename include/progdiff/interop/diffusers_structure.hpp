@@ -10,6 +10,8 @@
 //   mid_block: resnets.0, attentions.0, resnets.1                    mid.res.0, mid.attn, mid.res.1
 //   up_blocks.i (i = L - 1 - l): layers_per_block + 1 resnets       up.l.res.j (+ attn.j), up.l.upsample
 // with the same skips (conv_in, each resnet, each downsampler) concatenated after the features.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -119,6 +121,26 @@ void check_diffusers_structure(const DiffusersUNetConfig& c, const std::string& 
   if (!m.empty())
     throw ConfigError(source + ": the UNet2DModel does not fit the U-Net type (" + std::to_string(m.size()) +
                       " mismatch" + (m.size() > 1 ? "es" : "") + "):" + detail::join_lines(m));
+}
+
+/// The index of the first of the U-Net types `Nets` that can hold `c` (a program built for a
+/// few types picks the one a folder needs); when none can, a ConfigError prefixed by `source`
+/// that lists, under each type's name in `names`, every mismatch (the key, its value and what
+/// the type has).
+template <class... Nets>
+std::size_t diffusers_fitting_type(const DiffusersUNetConfig& c, const std::string& source,
+                                   const std::array<std::string, sizeof...(Nets)>& names) {
+  (check_diffusers_expressible<Nets>(), ...);
+  const std::array<std::vector<std::string>, sizeof...(Nets)> mismatches{diffusers_structure_mismatches<Nets>(c)...};
+  for (std::size_t i = 0; i < mismatches.size(); ++i)
+    if (mismatches[i].empty()) return i;
+  std::string text = source + ": the UNet2DModel fits none of the " + std::to_string(sizeof...(Nets)) +
+                     " U-Net types this program is built for:";
+  for (std::size_t i = 0; i < mismatches.size(); ++i) {
+    text += "\n  " + names[i] + ":";
+    for (const auto& m : mismatches[i]) text += "\n    - " + m;
+  }
+  throw ConfigError(text);
 }
 
 /// The run-time settings of the progdiff U-Net a (checked) config describes.
