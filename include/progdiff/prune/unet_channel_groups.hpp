@@ -202,58 +202,56 @@ template <class S>
 EncoderAxes encoder_groups(GroupBuilder& b, const unet::WidthTable& w, const unet::UNetConfig& c,
                            const std::string& pre) {
   using nn::scoped;
+  using unet::LayerRole;
   const std::int64_t side = unet::checked_image_size<S>(c);
   const std::int64_t g = c.groups;
   EncoderAxes e;
-  const std::size_t sin = b.axis("temb.sinusoid", w.at("temb.sinusoid"), false);
-  const std::size_t hid = b.axis("temb.hidden", w.at("temb.hidden"));
-  e.temb = b.axis("temb.out", w.at("temb.out"));
-  b.slice(sin, scoped(pre, "temb.linear_1.weight"), 1, 0, SliceRole::consumer);
-  b.produced_by(hid, scoped(pre, "temb.linear_1"));
-  b.slice(hid, scoped(pre, "temb.linear_2.weight"), 1, 0, SliceRole::consumer);
-  b.produced_by(e.temb, scoped(pre, "temb.linear_2"));
-  b.term(2, {sin}, 0, {hid}, 0);
-  b.term(2, {hid}, 0, {e.temb}, 0);
-  std::size_t cur = b.axis("conv_in", w.at("conv_in"));
-  b.produced_by(cur, scoped(pre, "conv_in"));
-  b.term(2 * 9 * double(side * side), {}, S::image_channels, {cur}, 0);
-  e.skips.push_back(cur);
-  bool single_placed = false;
-  for (int l = 0; l < S::level_count; ++l) {
-    const std::string lp = "down." + std::to_string(l);
-    const std::int64_t s = side >> l;
-    const bool attend_level = unet::attends_at<S>(s);
-    for (int j = 0; j < S::res_blocks; ++j) {
-      const std::string name = lp + ".res." + std::to_string(j);
-      bool attend = false;
-      if (S::attention_every_block) {
-        attend = attend_level;
-      } else if (attend_level && !single_placed && j + 1 == S::res_blocks) {
-        attend = single_placed = true;
+  std::size_t sin = 0, hid = 0, cur = 0;
+  for (const unet::LayoutLayer& layer : unet::encoder_layout<S>(side)) {
+    const std::string attention = layer.attention.empty() ? "" : scoped(pre, layer.attention);
+    switch (layer.role) {
+      case LayerRole::TimeSinusoid:
+        sin = b.axis(layer.name, w.at(layer.name), false);
+        b.slice(sin, scoped(pre, "temb.linear_1.weight"), 1, 0, SliceRole::consumer);
+        break;
+      case LayerRole::TimeHidden:
+        hid = b.axis(layer.name, w.at(layer.name));
+        b.produced_by(hid, scoped(pre, "temb.linear_1"));
+        b.slice(hid, scoped(pre, "temb.linear_2.weight"), 1, 0, SliceRole::consumer);
+        b.term(2, {sin}, 0, {hid}, 0);
+        break;
+      case LayerRole::TimeOut:
+        e.temb = b.axis(layer.name, w.at(layer.name));
+        b.produced_by(e.temb, scoped(pre, "temb.linear_2"));
+        b.term(2, {hid}, 0, {e.temb}, 0);
+        break;
+      case LayerRole::ConvIn:
+        cur = b.axis(layer.name, w.at(layer.name));
+        b.produced_by(cur, scoped(pre, "conv_in"));
+        b.term(2 * 9 * double(layer.side * layer.side), {}, S::image_channels, {cur}, 0);
+        break;
+      case LayerRole::EncoderRes:
+      case LayerRole::MiddleRes: {
+        const std::size_t out = b.axis(layer.name, w.at(layer.name));
+        res_block(b, scoped(pre, layer.name), {{cur, 0}}, out, e.temb, g, attention, c.heads, layer.side);
+        cur = out;
+        break;
       }
-      const std::size_t out = b.axis(name, w.at(name));
-      res_block(b, scoped(pre, name), {{cur, 0}}, out, e.temb, g,
-                attend ? scoped(pre, lp + ".attn." + std::to_string(j)) : "", c.heads, s);
-      cur = out;
-      e.skips.push_back(cur);
+      case LayerRole::Downsample: {
+        const std::size_t out = b.axis(layer.name, w.at(layer.name));
+        b.slice(cur, scoped(pre, layer.name + ".conv.weight"), 1, 0, SliceRole::consumer);
+        b.produced_by(out, scoped(pre, layer.name + ".conv"));
+        const double so = static_cast<double>((layer.side + 1) / 2);
+        b.term(2 * 9 * so * so, {cur}, 0, {out}, 0);
+        cur = out;
+        break;
+      }
+      default:
+        throw ConfigError("channel groups: layer '" + layer.name + "' is not an encoder layer");
     }
-    if (l + 1 < S::level_count) {
-      const std::string name = lp + ".downsample";
-      const std::size_t out = b.axis(name, w.at(name));
-      b.slice(cur, scoped(pre, name + ".conv.weight"), 1, 0, SliceRole::consumer);
-      b.produced_by(out, scoped(pre, name + ".conv"));
-      const double so = static_cast<double>((s + 1) / 2);
-      b.term(2 * 9 * so * so, {cur}, 0, {out}, 0);
-      cur = out;
-      e.skips.push_back(cur);
-    }
+    if (unet::pushes_skip(layer)) e.skips.push_back(cur);
   }
-  const std::int64_t s = side >> (S::level_count - 1);
-  const std::size_t m0 = b.axis("mid.res.0", w.at("mid.res.0"));
-  res_block(b, scoped(pre, "mid.res.0"), {{cur, 0}}, m0, e.temb, g,
-            S::attention_every_block ? scoped(pre, "mid.attn") : "", c.heads, s);
-  e.out = b.axis("mid.res.1", w.at("mid.res.1"));
-  res_block(b, scoped(pre, "mid.res.1"), {{m0, 0}}, e.out, e.temb, g, "", c.heads, s);
+  e.out = cur;
   return e;
 }
 
@@ -263,28 +261,20 @@ void decoder_groups(GroupBuilder& b, const unet::WidthTable& w, std::int64_t gro
                     const EncoderAxes& e, const std::string& layer_prefix, const std::string& pre) {
   using nn::scoped;
   const std::int64_t side = unet::checked_image_size<S>(c);
-  std::size_t skip = e.skips.size();
   std::size_t cur = e.out;
-  for (int l = S::level_count - 1; l >= 0; --l) {
-    const std::string lp = "up." + std::to_string(l);
-    const std::int64_t s = side >> l;
-    const bool attend = S::attention_every_block && unet::attends_at<S>(s);
-    for (int j = 0; j <= S::res_blocks; ++j) {
-      const std::string name = lp + ".res." + std::to_string(j);
-      const std::size_t sk = e.skips[--skip];
-      const std::size_t out = b.axis(layer_prefix + name, w.at(name));
-      res_block(b, scoped(pre, name), {{cur, 0}, {sk, b.width(cur)}}, out, e.temb, groups,
-                attend ? scoped(pre, lp + ".attn." + std::to_string(j)) : "", c.heads, s);
-      cur = out;
+  for (const unet::LayoutLayer& layer : unet::decoder_layout<S>(side)) {
+    const std::size_t out = b.axis(layer_prefix + layer.name, w.at(layer.name));
+    if (layer.role == unet::LayerRole::DecoderRes) {
+      const std::size_t sk = e.skips[static_cast<std::size_t>(layer.skip)];
+      const std::string attention = layer.attention.empty() ? "" : scoped(pre, layer.attention);
+      res_block(b, scoped(pre, layer.name), {{cur, 0}, {sk, b.width(cur)}}, out, e.temb, groups, attention, c.heads,
+                layer.side);
+    } else {  // Upsample: nearest x2, then a 3x3 convolution at twice the side
+      b.slice(cur, scoped(pre, layer.name + ".conv.weight"), 1, 0, SliceRole::consumer);
+      b.produced_by(out, scoped(pre, layer.name + ".conv"));
+      b.term(2 * 9 * double(4 * layer.side * layer.side), {cur}, 0, {out}, 0);
     }
-    if (l > 0) {
-      const std::string name = lp + ".upsample";
-      const std::size_t out = b.axis(layer_prefix + name, w.at(name));
-      b.slice(cur, scoped(pre, name + ".conv.weight"), 1, 0, SliceRole::consumer);
-      b.produced_by(out, scoped(pre, name + ".conv"));
-      b.term(2 * 9 * double(4 * s * s), {cur}, 0, {out}, 0);
-      cur = out;
-    }
+    cur = out;
   }
   b.normalized_by(cur, scoped(pre, "norm_out"), 0, groups);
   b.slice(cur, scoped(pre, "conv_out.weight"), 1, 0, SliceRole::consumer);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/unet/layout.hpp"
 #include "progdiff/unet/spec.hpp"
 #include "progdiff/unet/width_table.hpp"
 
@@ -51,67 +52,36 @@ std::int64_t checked_image_size(const UNetConfig& c) {
   return c.image_size;
 }
 
-/// Whether a level of side `side` is an attention resolution.
-template <class S>
-bool attends_at(std::int64_t side) {
-  for (int r : S::attention_resolutions)
-    if (r == side) return true;
-  return false;
-}
-
 /// Layer names of the encoder's width table, in forward order.
 template <class S>
 std::vector<std::string> encoder_layers() {
-  std::vector<std::string> names{"temb.sinusoid", "temb.hidden", "temb.out", "conv_in"};
-  for (int l = 0; l < S::level_count; ++l) {
-    for (int j = 0; j < S::res_blocks; ++j) names.push_back("down." + std::to_string(l) + ".res." + std::to_string(j));
-    if (l + 1 < S::level_count) names.push_back("down." + std::to_string(l) + ".downsample");
-  }
-  names.push_back("mid.res.0");
-  names.push_back("mid.res.1");
-  return names;
+  return layer_names(encoder_layout<S>(0));
 }
 
 /// Layer names of a decoder's width table, in forward order (coarsest level first).
 template <class S>
 std::vector<std::string> decoder_layers() {
-  std::vector<std::string> names;
-  for (int l = S::level_count - 1; l >= 0; --l) {
-    for (int j = 0; j <= S::res_blocks; ++j) names.push_back("up." + std::to_string(l) + ".res." + std::to_string(j));
-    if (l > 0) names.push_back("up." + std::to_string(l) + ".upsample");
-  }
-  return names;
+  return layer_names(decoder_layout<S>(0));
+}
+
+/// The widths of `layout` for base width `base`: each layer has base * its multiplier.
+inline WidthTable default_widths_of(const std::vector<LayoutLayer>& layout, std::int64_t base) {
+  WidthTable t;
+  for (const auto& layer : layout) t.layers.push_back({layer.name, base * layer.multiplier});
+  return t;
 }
 
 /// The DDPM widths of an encoder of base width `base`: level l has base * multiplier_l
 /// channels; the time embedding is sinusoid(base) -> time_multiplier * base twice.
 template <class S>
 WidthTable default_encoder_widths(std::int64_t base = S::base_channels) {
-  const std::int64_t temb = S::time_multiplier * base;
-  WidthTable t{{{"temb.sinusoid", base}, {"temb.hidden", temb}, {"temb.out", temb}, {"conv_in", base}}};
-  for (int l = 0; l < S::level_count; ++l) {
-    const std::int64_t w = base * S::multipliers[static_cast<std::size_t>(l)];
-    for (int j = 0; j < S::res_blocks; ++j)
-      t.layers.push_back({"down." + std::to_string(l) + ".res." + std::to_string(j), w});
-    if (l + 1 < S::level_count) t.layers.push_back({"down." + std::to_string(l) + ".downsample", w});
-  }
-  const std::int64_t mid = base * S::multipliers.back();
-  t.layers.push_back({"mid.res.0", mid});
-  t.layers.push_back({"mid.res.1", mid});
-  return t;
+  return default_widths_of(encoder_layout<S>(0), base);
 }
 
 /// The DDPM widths of a decoder of base width `base` (level l: base * multiplier_l).
 template <class S>
 WidthTable default_decoder_widths(std::int64_t base = S::base_channels) {
-  WidthTable t;
-  for (int l = S::level_count - 1; l >= 0; --l) {
-    const std::int64_t w = base * S::multipliers[static_cast<std::size_t>(l)];
-    for (int j = 0; j <= S::res_blocks; ++j)
-      t.layers.push_back({"up." + std::to_string(l) + ".res." + std::to_string(j), w});
-    if (l > 0) t.layers.push_back({"up." + std::to_string(l) + ".upsample", w});
-  }
-  return t;
+  return default_widths_of(decoder_layout<S>(0), base);
 }
 
 /// Table `a` followed by table `b`.

@@ -33,39 +33,31 @@ class Decoder {
           const std::string& what = "UNet decoder")
       : widths_(widths), groups_(groups) {
     expect_layers(widths, decoder_layers<S>(), what);
-    const std::int64_t side = checked_image_size<S>(config);
-    const std::size_t expected_skips = static_cast<std::size_t>(S::level_count * (S::res_blocks + 1));
+    const std::size_t expected_skips = static_cast<std::size_t>(skip_count<S>());
     require(skip_widths.size() == expected_skips, what + ": got " + std::to_string(skip_widths.size()) +
                                                       " skip widths, expected " + std::to_string(expected_skips));
-    std::size_t skip = skip_widths.size();
     std::int64_t cur = in_width;
-    for (int l = S::level_count - 1; l >= 0; --l) {
-      const std::string lp = "up." + std::to_string(l);
-      Level level;
-      const bool attend = S::attention_every_block && attends_at<S>(side >> l);
-      for (int j = 0; j <= S::res_blocks; ++j) {
-        const std::string name = lp + ".res." + std::to_string(j);
-        const std::int64_t out = widths.at(name), skip_width = skip_widths[--skip];
-        expect_divisible(name + " input (" + std::to_string(cur) + " + skip " + std::to_string(skip_width) + ")",
+    for (const LayoutLayer& layer : decoder_layout<S>(checked_image_size<S>(config))) {
+      if (layer.role == LayerRole::DecoderRes) {
+        if (levels_.empty() || levels_.back().level != layer.level) {
+          levels_.emplace_back();
+          levels_.back().level = layer.level;
+        }
+        const std::int64_t skip_width = skip_widths[static_cast<std::size_t>(layer.skip)];
+        expect_divisible(layer.name + " input (" + std::to_string(cur) + " + skip " + std::to_string(skip_width) + ")",
                          cur + skip_width, groups, what);
-        expect_divisible(name, out, groups, what);
-        AttendedResBlock<T, B> block;
-        block.res = nn::ResBlock<T, B>(
-            nn::ResBlockConfig{cur + skip_width, out, temb_width, groups, config.eps, config.dropout, 0});
-        block.attend = attend;
-        if (attend)
-          block.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, groups, config.eps});
-        level.blocks.push_back(std::move(block));
-        level.skip_widths.push_back(skip_width);
-        cur = out;
-      }
-      if (l > 0) {
-        const std::int64_t out = widths.at(lp + ".upsample");
+        levels_.back().blocks.push_back(
+            make_attended_block<T, B>(layer, cur + skip_width, widths, temb_width, groups, config, what));
+        levels_.back().skip_widths.push_back(skip_width);
+        cur = widths.at(layer.name);
+      } else {  // LayerRole::Upsample
+        Level& level = levels_.back();
+        const std::int64_t out = widths.at(layer.name);
         level.up = nn::Upsample<T, B>(nn::UpsampleConfig{cur, out});
         level.upsamples = true;
+        level.up_name = layer.name;
         cur = out;
       }
-      levels_.push_back(std::move(level));
     }
     expect_divisible("norm_out", cur, groups, what);
     norm_out_ = nn::GroupNorm<T, B>(nn::GroupNormConfig{groups, cur, config.eps});
@@ -95,7 +87,7 @@ class Decoder {
   /// Encoder output (middle features, skips in push order, embedding) -> the prediction
   /// [N, output_channels, S, S] (C, or 2C with LearnedVariance).
   Tensor<T, B> forward(const Tensor<T, B>& h_in, const std::vector<Tensor<T, B>>& skips, const Tensor<T, B>& temb) {
-    const std::size_t expected = static_cast<std::size_t>(S::level_count * (S::res_blocks + 1));
+    const std::size_t expected = static_cast<std::size_t>(skip_count<S>());
     if (skips.size() != expected)
       throw ShapeError("UNet decoder: got " + std::to_string(skips.size()) + " skips, expected " +
                        std::to_string(expected));
@@ -169,15 +161,12 @@ class Decoder {
     return p;
   }
 
-  /// Names: up.<l>.res.<j>.*, up.<l>.attn.<j>.*, up.<l>.upsample.*, norm_out.*, conv_out.*.
+  /// Names: up.<l>.res.<j>.*, up.<l>.attn.<j>.*, up.<l>.upsample.*, norm_out.*, conv_out.* (unet/layout.hpp).
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
-    int l = S::level_count - 1;
     for (auto& level : levels_) {
-      const std::string lp = nn::scoped(prefix, "up." + std::to_string(l--));
-      for (std::size_t j = 0; j < level.blocks.size(); ++j)
-        level.blocks[j].visit_parameters(f, lp + ".res." + std::to_string(j), lp + ".attn." + std::to_string(j));
-      if (level.upsamples) level.up.visit_parameters(f, lp + ".upsample");
+      for (auto& block : level.blocks) block.visit_parameters(f, prefix);
+      if (level.upsamples) level.up.visit_parameters(f, nn::scoped(prefix, level.up_name));
     }
     norm_out_.visit_parameters(f, nn::scoped(prefix, "norm_out"));
     conv_out_.visit_parameters(f, nn::scoped(prefix, "conv_out"));
@@ -185,20 +174,18 @@ class Decoder {
   /// Every ResBlock's dropout: up.<l>.res.<j>.dropout.
   template <class F>
   void visit_random_state(F&& f, const std::string& prefix) {
-    int l = S::level_count - 1;
-    for (auto& level : levels_) {
-      const std::string lp = nn::scoped(prefix, "up." + std::to_string(l--));
-      for (std::size_t j = 0; j < level.blocks.size(); ++j)
-        level.blocks[j].visit_random_state(f, lp + ".res." + std::to_string(j));
-    }
+    for (auto& level : levels_)
+      for (auto& block : level.blocks) block.visit_random_state(f, prefix);
   }
 
  private:
   struct Level {
     std::vector<AttendedResBlock<T, B>> blocks;
     std::vector<std::int64_t> skip_widths;  // channels of the skip each block concatenates
-    bool upsamples = false;                 // every level but the finest
+    int level = 0;
+    bool upsamples = false;  // every level but the finest
     nn::Upsample<T, B> up;
+    std::string up_name;
   };
 
   WidthTable widths_;

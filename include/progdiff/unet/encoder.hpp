@@ -14,6 +14,7 @@
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/config.hpp"
+#include "progdiff/unet/layout.hpp"
 
 namespace progdiff::unet {
 
@@ -38,23 +39,42 @@ struct EncoderShapes {
   std::int64_t flops = 0;
 };
 
-/// A ResBlock followed, where the layout asks, by self-attention.
+/// A ResBlock followed, where the layout asks, by self-attention; named as in the layout.
 template <class T, class B>
 struct AttendedResBlock {
   nn::ResBlock<T, B> res;
   bool attend = false;
   nn::AttentionBlock<T, B> attn;
+  std::string name, attention_name;  // LayoutLayer::name and ::attention
 
   template <class F>
-  void visit_parameters(F&& f, const std::string& res_name, const std::string& attn_name) {
-    res.visit_parameters(f, res_name);
-    if (attend) attn.visit_parameters(f, attn_name);
+  void visit_parameters(F&& f, const std::string& prefix) {
+    res.visit_parameters(f, nn::scoped(prefix, name));
+    if (attend) attn.visit_parameters(f, nn::scoped(prefix, attention_name));
   }
   template <class F>
-  void visit_random_state(F&& f, const std::string& res_name) {
-    res.visit_random_state(f, res_name);
+  void visit_random_state(F&& f, const std::string& prefix) {
+    res.visit_random_state(f, nn::scoped(prefix, name));
   }
 };
+
+/// The ResBlock of `layer` from `in` channels to the table's width (+ its attention), checking
+/// that the GroupNorm groups divide the width.
+template <class T, class B>
+AttendedResBlock<T, B> make_attended_block(const LayoutLayer& layer, std::int64_t in, const WidthTable& widths,
+                                           std::int64_t temb_width, std::int64_t groups, const UNetConfig& config,
+                                           const std::string& what) {
+  const std::int64_t out = widths.at(layer.name);
+  expect_divisible(layer.name, out, groups, what);
+  AttendedResBlock<T, B> block;
+  block.name = layer.name;
+  block.attention_name = layer.attention;
+  block.res = nn::ResBlock<T, B>(nn::ResBlockConfig{in, out, temb_width, groups, config.eps, config.dropout, 0});
+  block.attend = !layer.attention.empty();
+  if (block.attend)
+    block.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, groups, config.eps});
+  return block;
+}
 
 template <class S>
 class Encoder {
@@ -68,54 +88,44 @@ class Encoder {
   Encoder(const WidthTable& widths, const UNetConfig& config) : widths_(widths), config_(config) {
     const std::string what = "UNet encoder";
     expect_layers(widths, encoder_layers<S>(), what);
-    const std::int64_t side = checked_image_size<S>(config);
     const std::int64_t g = config.groups;
     temb_ = nn::TimestepEmbedding<T, B>(nn::TimestepEmbeddingConfig{widths.at("temb.sinusoid"),
                                                                     widths.at("temb.hidden"), widths.at("temb.out"),
                                                                     config.max_period, config.time_shift});
     const std::int64_t e = widths.at("temb.out");
-    std::int64_t cur = widths.at("conv_in");
-    expect_divisible("conv_in", cur, g, what);
-    conv_in_ = nn::Conv2d<T, B>(nn::Conv2dConfig{S::image_channels, cur, 3, 1, 1, true});
-    skip_widths_.push_back(cur);
-    bool single_attention_placed = false;
+    std::int64_t cur = 0;
     levels_.resize(S::level_count);
-    for (int l = 0; l < S::level_count; ++l) {
-      const std::string lp = "down." + std::to_string(l);
-      const bool attend_level = attends_at<S>(side >> l);
-      for (int j = 0; j < S::res_blocks; ++j) {
-        const std::string name = lp + ".res." + std::to_string(j);
-        const std::int64_t out = widths.at(name);
-        expect_divisible(name, out, g, what);
-        AttendedResBlock<T, B> block;
-        block.res = nn::ResBlock<T, B>(nn::ResBlockConfig{cur, out, e, g, config.eps, config.dropout, 0});
-        if (S::attention_every_block) {
-          block.attend = attend_level;
-        } else if (attend_level && !single_attention_placed && j + 1 == S::res_blocks) {
-          block.attend = single_attention_placed = true;
+    for (const LayoutLayer& layer : encoder_layout<S>(checked_image_size<S>(config))) {
+      switch (layer.role) {
+        case LayerRole::ConvIn:
+          cur = widths.at(layer.name);
+          expect_divisible(layer.name, cur, g, what);
+          conv_in_ = nn::Conv2d<T, B>(nn::Conv2dConfig{S::image_channels, cur, 3, 1, 1, true});
+          break;
+        case LayerRole::EncoderRes:
+          levels_[static_cast<std::size_t>(layer.level)].blocks.push_back(
+              make_attended_block<T, B>(layer, cur, widths, e, g, config, what));
+          cur = widths.at(layer.name);
+          break;
+        case LayerRole::Downsample: {
+          Level& level = levels_[static_cast<std::size_t>(layer.level)];
+          const std::int64_t out = widths.at(layer.name);
+          expect_divisible(layer.name, out, g, what);
+          level.down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out, config.downsample_padding});
+          level.downsamples = true;
+          level.down_name = layer.name;
+          cur = out;
+          break;
         }
-        if (block.attend)
-          block.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, g, config.eps});
-        levels_[l].blocks.push_back(std::move(block));
-        cur = out;
-        skip_widths_.push_back(cur);
+        case LayerRole::MiddleRes:
+          (layer.index == 0 ? mid_ : mid_res1_) = make_attended_block<T, B>(layer, cur, widths, e, g, config, what);
+          cur = widths.at(layer.name);
+          break;
+        default:  // the time embedding, built above
+          break;
       }
-      if (l + 1 < S::level_count) {
-        const std::int64_t out = widths.at(lp + ".downsample");
-        expect_divisible(lp + ".downsample", out, g, what);
-        levels_[l].down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out, config.downsample_padding});
-        levels_[l].downsamples = true;
-        cur = out;
-        skip_widths_.push_back(cur);
-      }
+      if (pushes_skip(layer)) skip_widths_.push_back(cur);
     }
-    const std::int64_t m0 = widths.at("mid.res.0"), m1 = widths.at("mid.res.1");
-    expect_divisible("mid.res.0", m0, g, what);
-    expect_divisible("mid.res.1", m1, g, what);
-    mid_.res = nn::ResBlock<T, B>(nn::ResBlockConfig{cur, m0, e, g, config.eps, config.dropout, 0});
-    mid_.attend = S::attention_every_block;
-    if (mid_.attend) mid_.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{m0, config.heads, g, config.eps});
-    mid_res1_ = nn::ResBlock<T, B>(nn::ResBlockConfig{m0, m1, e, g, config.eps, config.dropout, 0});
   }
 
   /// PyTorch's default initialization of every layer, in forward order.
@@ -131,14 +141,14 @@ class Encoder {
     }
     mid_.res.initialize(gen);
     if (mid_.attend) mid_.attn.initialize(gen);
-    mid_res1_.initialize(gen);
+    mid_res1_.res.initialize(gen);
   }
 
   void set_training(bool training) {
     for (auto& level : levels_)
       for (auto& b : level.blocks) b.res.set_training(training);
     mid_.res.set_training(training);
-    mid_res1_.set_training(training);
+    mid_res1_.res.set_training(training);
   }
 
   const WidthTable& widths() const { return widths_; }
@@ -175,7 +185,7 @@ class Encoder {
     }
     h = mid_.res.forward(h, out.temb);
     if (mid_.attend) h = mid_.attn.forward(h);
-    out.h = mid_res1_.forward(h, out.temb);
+    out.h = mid_res1_.res.forward(h, out.temb);
     batch_ = x.dim(0);
     return out;
   }
@@ -189,7 +199,7 @@ class Encoder {
                                                        std::to_string(skip_widths_.size()));
     Tensor<T, B> dtemb = g.temb.clone();
     auto add_temb = [&](const Tensor<T, B>& d) { accumulate(dtemb, d, "UNet encoder dtemb"); };
-    auto r1 = mid_res1_.backward(g.h);
+    auto r1 = mid_res1_.res.backward(g.h);
     add_temb(r1.dtemb);
     Tensor<T, B> dh = r1.dx;
     if (mid_.attend) dh = mid_.attn.backward(dh);
@@ -242,8 +252,8 @@ class Encoder {
     s.flops += mid_.res.flops(h);
     h = mid_.res.output_shape(h);
     if (mid_.attend) s.flops += mid_.attn.flops(h);
-    s.flops += mid_res1_.flops(h);
-    s.h = mid_res1_.output_shape(h);
+    s.flops += mid_res1_.res.flops(h);
+    s.h = mid_res1_.res.output_shape(h);
     return s;
   }
 
@@ -256,34 +266,29 @@ class Encoder {
       if (level.has_down()) p += level.down.parameter_count();
     }
     p += mid_.res.parameter_count() + (mid_.attend ? mid_.attn.parameter_count() : 0);
-    return p + mid_res1_.parameter_count();
+    return p + mid_res1_.res.parameter_count();
   }
 
   /// Names: temb.*, conv_in.*, down.<l>.res.<j>.*, down.<l>.attn.<j>.*, down.<l>.downsample.*,
-  /// mid.res.0.*, mid.attn.*, mid.res.1.*.
+  /// mid.res.0.*, mid.attn.*, mid.res.1.* (unet/layout.hpp).
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
     temb_.visit_parameters(f, nn::scoped(prefix, "temb"));
     conv_in_.visit_parameters(f, nn::scoped(prefix, "conv_in"));
-    for (std::size_t l = 0; l < levels_.size(); ++l) {
-      const std::string lp = nn::scoped(prefix, "down." + std::to_string(l));
-      for (std::size_t j = 0; j < levels_[l].blocks.size(); ++j)
-        levels_[l].blocks[j].visit_parameters(f, lp + ".res." + std::to_string(j), lp + ".attn." + std::to_string(j));
-      if (levels_[l].has_down()) levels_[l].down.visit_parameters(f, lp + ".downsample");
+    for (auto& level : levels_) {
+      for (auto& block : level.blocks) block.visit_parameters(f, prefix);
+      if (level.has_down()) level.down.visit_parameters(f, nn::scoped(prefix, level.down_name));
     }
-    mid_.visit_parameters(f, nn::scoped(prefix, "mid.res.0"), nn::scoped(prefix, "mid.attn"));
-    mid_res1_.visit_parameters(f, nn::scoped(prefix, "mid.res.1"));
+    mid_.visit_parameters(f, prefix);
+    mid_res1_.visit_parameters(f, prefix);
   }
   /// Every ResBlock's dropout, named as its parameters: down.<l>.res.<j>.dropout, mid.res.<i>.dropout.
   template <class F>
   void visit_random_state(F&& f, const std::string& prefix) {
-    for (std::size_t l = 0; l < levels_.size(); ++l) {
-      const std::string lp = nn::scoped(prefix, "down." + std::to_string(l));
-      for (std::size_t j = 0; j < levels_[l].blocks.size(); ++j)
-        levels_[l].blocks[j].visit_random_state(f, lp + ".res." + std::to_string(j));
-    }
-    mid_.visit_random_state(f, nn::scoped(prefix, "mid.res.0"));
-    mid_res1_.visit_random_state(f, nn::scoped(prefix, "mid.res.1"));
+    for (auto& level : levels_)
+      for (auto& block : level.blocks) block.visit_random_state(f, prefix);
+    mid_.visit_random_state(f, prefix);
+    mid_res1_.visit_random_state(f, prefix);
   }
 
  private:
@@ -291,6 +296,7 @@ class Encoder {
     std::vector<AttendedResBlock<T, B>> blocks;
     bool downsamples = false;  // every level but the coarsest
     nn::Downsample<T, B> down;
+    std::string down_name;
     bool has_down() const { return downsamples; }
   };
 
@@ -300,7 +306,7 @@ class Encoder {
   nn::Conv2d<T, B> conv_in_;
   std::vector<Level> levels_;
   AttendedResBlock<T, B> mid_;
-  nn::ResBlock<T, B> mid_res1_;
+  AttendedResBlock<T, B> mid_res1_;  // never attends
   std::vector<std::int64_t> skip_widths_;
   std::int64_t batch_ = -1;
 };
