@@ -17,7 +17,6 @@
 #include "progdiff/model/model.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/schedule.hpp"
-#include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -155,16 +154,4 @@ TEST_CASE("predict of the grouped models runs in evaluation and inference mode a
   };
   check_predict(progressive);
   check_predict(routed);
-}
-
-TEST_CASE("an IntervalDenoiser's predictions keep no activation") {
-  pd::Generator gen(8);
-  Multi multi = pd::test::initialized_multi(gen);
-  multi.set_training(false);
-  unet::IntervalDenoiser<Multi> denoiser(multi, {{0, 400, 1000}, {}});
-  const std::vector<std::int64_t> t{10, 500, 990};
-  const TensorF x = ramp(pd::Shape{3, 2, 16, 16});
-  const std::size_t before = live();
-  const TensorF y = denoiser.predict(x, std::span<const std::int64_t>(t));
-  CHECK(live() == before + bytes_of(y));
 }

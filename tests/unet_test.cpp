@@ -9,6 +9,7 @@
 
 #include "layer_support.hpp"
 #include "progdiff/io/safetensors.hpp"
+#include "progdiff/model/interval_routed.hpp"
 #include "progdiff/sample/denoiser.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
@@ -368,19 +369,20 @@ TEST_CASE("SeparateExperts route samples and fit the sampler's Denoiser concept"
   using Multi = GradMulti<3>;
   static_assert(unet::IntervalModel<Experts>);
   static_assert(unet::IntervalModel<Multi>);
-  static_assert(progdiff::sample::Denoiser<unet::IntervalDenoiser<Experts>, float, Cpu>);
-  static_assert(progdiff::sample::Denoiser<unet::IntervalDenoiser<Multi>, double, Cpu>);
+  static_assert(progdiff::sample::Denoiser<progdiff::model::IntervalRouted<Experts>, float, Cpu>);
+  static_assert(progdiff::sample::Denoiser<progdiff::model::IntervalRouted<Multi>, double, Cpu>);
 
   auto cfg = Net::default_config();
   cfg.dropout = 0.0;
   auto narrow = Net::default_widths(6);
-  Experts experts({Net::default_widths(), narrow}, cfg);
-  CHECK(experts.widths()[1] == narrow);
+  Experts built({Net::default_widths(), narrow}, cfg);
+  CHECK(built.widths()[1] == narrow);
   Generator gen(5);
-  experts.initialize(gen);
+  built.initialize(gen);
   const auto x = random_tensor<float>(Shape{3, 2, 8, 8}, gen);
   progdiff::group::Partition partition{{0, 500, 1000}, {}};
-  unet::IntervalDenoiser<Experts> denoiser(experts, partition);
+  progdiff::model::IntervalRouted<Experts> denoiser(std::move(built), partition);
+  Experts& experts = denoiser.inner();
   const std::vector<std::int64_t> ts{10, 700, 499};
   const auto y = denoiser.predict(x, ts);
   const auto y1 = run<float>(experts.expert(1), unet::gather_rows(x, std::vector<std::int64_t>{1}), {700});
@@ -477,7 +479,7 @@ TEST_CASE("UNet rejects bad inputs and width tables, naming shapes and layers") 
   check_throws_naming<ShapeError>([&] { multi.forward(x, td, std::vector<std::int64_t>{0}); }, {"[2, 2, 8, 8]"});
   check_throws_naming<ConfigError>(
       [&] {
-        unet::IntervalDenoiser<Multi> d(multi, progdiff::group::Partition{{0, 1000}, {}});
+        progdiff::model::IntervalRouted<Multi> d(multi, progdiff::group::Partition{{0, 1000}, {}});
       },
       {"1 groups", "2"});
 }

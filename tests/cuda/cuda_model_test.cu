@@ -17,6 +17,7 @@
 #include "cuda_compare.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/group/optimal_denoiser.hpp"
+#include "progdiff/model/interval_routed.hpp"
 #include "progdiff/nn/layer.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
@@ -114,7 +115,7 @@ Run train_and_sample(N& net) {
 
   const auto ddim = sample::Ddim::from_schedule(schedule, 5, 1.0);
   if constexpr (requires { N::interval_count(); }) {
-    unet::IntervalDenoiser<N> denoiser(net, kPartition);
+    model::IntervalRouted<N> denoiser(std::move(net), kPartition);
     run.samples = ddim.template sample<float, B>(denoiser, kBatch, 11).to_host();
   } else {
     NetDenoiser<N> denoiser{net};

@@ -1,22 +1,19 @@
 #pragma once
 // IntervalModel: what a timestep-grouped denoiser offers the model layer, whether its intervals
 // share an encoder (MultiDecoderUNet) or nothing (SeparateExperts): a forward pass routed by each
-// sample's interval, backward, parameters, and costs per interval. IntervalDenoiser adapts one
-// to the samplers' Denoiser concept (progdiff/sample/denoiser.hpp) through a timestep-to-interval
-// partition.
+// sample's interval, backward, parameters, and costs per interval. model::IntervalRouted
+// (progdiff/model/interval_routed.hpp) pairs one with the partition that maps timesteps to its
+// intervals, for the trainers and samplers.
 #include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/nn/parameter.hpp"
-#include "progdiff/schedule/prediction_type.hpp"
 
 namespace progdiff::unet {
 
@@ -34,42 +31,6 @@ concept IntervalModel = requires(M& m, const M& cm, const Tensor<typename M::val
   m.visit_parameters(f, std::string());
 };
 // clang-format on
-
-/// A sampler-facing view of an IntervalModel: predict(x, timesteps) maps each integer timestep
-/// to its interval with `partition` (group g holds timesteps [starts[g], starts[g + 1])) and
-/// returns the model's epsilon prediction. Holds a reference: the model must outlive it.
-template <IntervalModel M>
-class IntervalDenoiser {
- public:
-  using T = typename M::value_type;
-  using B = typename M::backend_type;
-
-  IntervalDenoiser(M& model, group::Partition partition) : model_(model), partition_(std::move(partition)) {
-    require(partition_.groups() == M::interval_count(),
-            "IntervalDenoiser: the partition has " + std::to_string(partition_.groups()) + " groups, the model " +
-                std::to_string(M::interval_count()) + " intervals");
-  }
-
-  /// Intervals of integer timesteps; ConfigError for a timestep outside the partition.
-  std::vector<std::int64_t> intervals(std::span<const std::int64_t> timesteps) const {
-    std::vector<std::int64_t> k;
-    for (std::int64_t t : timesteps) k.push_back(partition_.group_of(t));
-    return k;
-  }
-
-  Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
-    const std::vector<T> t(timesteps.begin(), timesteps.end());
-    const auto k = intervals(timesteps);
-    const InferenceMode inference;  // a sampler never calls backward
-    return model_.forward(x, Tensor<T, B>::from_host(Shape{static_cast<std::int64_t>(t.size())}, t), k);
-  }
-
-  schedule::PredictionType prediction_type() const { return schedule::PredictionType::Epsilon; }
-
- private:
-  M& model_;
-  group::Partition partition_;
-};
 
 /// FLOPs per sample averaged over timesteps, as the papers report a grouped model's cost:
 /// sum_k fraction_k * flops_k, where fraction_k is the share of timesteps in interval k
