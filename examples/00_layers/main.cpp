@@ -55,7 +55,6 @@ class Flatten {
   pd::Tensor<T, B> backward(const pd::Tensor<T, B>& dy) { return dy.reshape(in_shape_); }
   std::int64_t flops(const pd::Shape&) const { return 0; }
   std::int64_t parameter_count() const { return 0; }
-  nn::ChannelAxes channel_axes() const { return {}; }
   template <class F>
   void visit_parameters(F&&, const std::string&) {}
 
@@ -94,7 +93,6 @@ class TimeConditioned {
   }
   std::int64_t flops(const pd::Shape& in) const { return block_.flops(in); }
   std::int64_t parameter_count() const { return block_.parameter_count(); }
-  nn::ChannelAxes channel_axes() const { return block_.channel_axes(); }
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
     block_.visit_parameters(f, prefix);

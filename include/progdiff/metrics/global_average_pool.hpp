@@ -47,7 +47,6 @@ class GlobalAveragePool {
   /// Additions only: counted as zero, as the convolution-and-linear FLOPs counts of the papers do.
   std::int64_t flops(const Shape&) const { return 0; }
   std::int64_t parameter_count() const { return 0; }
-  nn::ChannelAxes channel_axes() const { return {}; }
   template <class F>
   void visit_parameters(F&&, const std::string&) {}
 

@@ -161,20 +161,6 @@ class AttentionBlock {
     return 2 * config_.channels + qkv_.parameter_count() + proj_.parameter_count();
   }
 
-  /// in = out = C: the residual add ties the input channels (norm, qkv input axis) to the
-  /// projection's output channels, so the pruner removes channel j from all of them at once.
-  /// The q/k/v rows of qkv (axis 0, index j, C + j, 2C + j) form an internal axis that must be
-  /// pruned per head consistently and is not listed here.
-  ChannelAxes channel_axes() const {
-    return {config_.channels,
-            config_.channels,
-            {{"norm.gamma", 0, 0},
-             {"norm.beta", 0, 0},
-             {"qkv.weight", -1, 1},
-             {"proj.weight", 0, -1},
-             {"proj.bias", 0, -1}}};
-  }
-
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
     norm_.visit_parameters(f, scoped(prefix, "norm"));

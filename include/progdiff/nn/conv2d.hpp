@@ -96,11 +96,6 @@ class Conv2d {
 
   std::int64_t flops(const Shape& in) const { return geometry(in).forward_flops(); }
   std::int64_t parameter_count() const { return weight_.numel() + (config_.bias ? bias_.numel() : 0); }
-  ChannelAxes channel_axes() const {
-    ChannelAxes axes{config_.in_channels, config_.out_channels, {{"weight", 0, 1}}};
-    if (config_.bias) axes.parameters.push_back({"bias", 0, -1});
-    return axes;
-  }
 
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {

@@ -52,9 +52,6 @@ class Downsample {
 
   std::int64_t flops(const Shape& in) const { return conv_.flops(padded_shape(in)); }
   std::int64_t parameter_count() const { return conv_.parameter_count(); }
-  ChannelAxes channel_axes() const {
-    return {config_.in_channels, config_.out_channels, {{"conv.weight", 0, 1}, {"conv.bias", 0, -1}}};
-  }
 
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {

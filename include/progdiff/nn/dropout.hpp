@@ -72,7 +72,6 @@ class Dropout {
   /// Not a multiply-add: counted as zero.
   std::int64_t flops(const Shape&) const { return 0; }
   std::int64_t parameter_count() const { return 0; }
-  ChannelAxes channel_axes() const { return {}; }
   template <class F>
   void visit_parameters(F&&, const std::string&) {}
   /// The layer's random state for checkpoints: f(name, *this) (calls() / set_calls()).

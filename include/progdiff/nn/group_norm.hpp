@@ -80,7 +80,6 @@ class GroupNorm {
   /// as the papers' FLOPs counts (conv and linear layers only) do.
   std::int64_t flops(const Shape&) const { return 0; }
   std::int64_t parameter_count() const { return 2 * config_.channels; }
-  ChannelAxes channel_axes() const { return {config_.channels, config_.channels, {{"gamma", 0, 0}, {"beta", 0, 0}}}; }
 
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {

@@ -17,7 +17,7 @@ template <class T, class B>
 using ParameterVisitor = void (*)(const std::string&, Parameter<T, B>&);
 
 // clang-format off
-/// Parameters, costs and channel axes: every layer, unary or not.
+/// Parameters and costs: every layer, unary or not.
 template <class L>
 concept LayerBase = requires(L& l, const L& cl, Shape s, ParameterVisitor<typename L::value_type, typename L::backend_type> f) {
   typename L::value_type;
@@ -25,7 +25,6 @@ concept LayerBase = requires(L& l, const L& cl, Shape s, ParameterVisitor<typena
   { cl.output_shape(s) } -> std::same_as<Shape>;
   { cl.flops(s) } -> std::convertible_to<std::int64_t>;
   { cl.parameter_count() } -> std::convertible_to<std::int64_t>;
-  { cl.channel_axes() } -> std::same_as<ChannelAxes>;
   l.visit_parameters(f, std::string());
 };
 
@@ -41,8 +40,8 @@ template <class L>
 constexpr bool check_layer() {
   static_assert(Layer<L>,
                 "progdiff: this type is not a progdiff::nn::Layer; it needs value_type, backend_type, "
-                "forward(x), backward(dy), output_shape, flops, parameter_count, channel_axes and "
-                "visit_parameters (see progdiff/nn/layer.hpp)");
+                "forward(x), backward(dy), output_shape, flops, parameter_count and visit_parameters "
+                "(see progdiff/nn/layer.hpp)");
   return true;
 }
 

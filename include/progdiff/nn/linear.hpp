@@ -79,11 +79,6 @@ class Linear {
     return 2 * output_shape(in)[0] * config_.in_features * config_.out_features;
   }
   std::int64_t parameter_count() const { return weight_.numel() + (config_.bias ? bias_.numel() : 0); }
-  ChannelAxes channel_axes() const {
-    ChannelAxes axes{config_.in_features, config_.out_features, {{"weight", 0, 1}}};
-    if (config_.bias) axes.parameters.push_back({"bias", 0, -1});
-    return axes;
-  }
 
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {

@@ -148,27 +148,6 @@ class ResBlock {
     return p;
   }
 
-  /// in = C_in, out = C_out. For the pruner:
-  /// - the residual add ties conv2's output channels to the skip path's: with a skip conv,
-  ///   output channel j is row j of conv2 and of skip together; without one (C_in == C_out)
-  ///   the block's input and output channels are the same axis and prune together.
-  /// - the inner width h (conv1 rows, temb_proj rows, norm2, conv2 columns) is internal to the
-  ///   block and may be pruned on its own; it is not listed here.
-  ChannelAxes channel_axes() const {
-    ChannelAxes axes{config_.in_channels,
-                     config_.out_channels,
-                     {{"norm1.gamma", -1, 0},
-                      {"norm1.beta", -1, 0},
-                      {"conv1.weight", -1, 1},
-                      {"conv2.weight", 0, -1},
-                      {"conv2.bias", 0, -1}}};
-    if (has_skip()) {
-      axes.parameters.push_back({"skip.weight", 0, 1});
-      axes.parameters.push_back({"skip.bias", 0, -1});
-    }
-    return axes;
-  }
-
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
     norm1_.visit_parameters(f, scoped(prefix, "norm1"));

@@ -35,7 +35,6 @@ class SiLU {
   /// Not a multiply-add: counted as zero, as the papers' FLOPs counts do.
   std::int64_t flops(const Shape&) const { return 0; }
   std::int64_t parameter_count() const { return 0; }
-  ChannelAxes channel_axes() const { return {}; }
   template <class F>
   void visit_parameters(F&&, const std::string&) {}
 

@@ -83,15 +83,6 @@ class TimestepEmbedding {
   }
   std::int64_t parameter_count() const { return linear1_.parameter_count() + linear2_.parameter_count(); }
 
-  /// in: the sinusoid's dim (fixed by the formula, not prunable); out: the ResBlocks' time
-  /// channels. The hidden width (linear_1 rows, linear_2 columns) is internal to the layer:
-  /// pruning it removes linear_1.weight/bias index j on axis 0 and linear_2.weight index j
-  /// on axis 1 together.
-  ChannelAxes channel_axes() const {
-    return {
-        config_.dim, config_.out, {{"linear_1.weight", -1, 1}, {"linear_2.weight", 0, -1}, {"linear_2.bias", 0, -1}}};
-  }
-
   template <class F>
   void visit_parameters(F&& f, const std::string& prefix) {
     linear1_.visit_parameters(f, scoped(prefix, "linear_1"));
