@@ -3,6 +3,7 @@
 // IntervalRouted (shared-encoder multi-decoder U-Nets and separate experts), and checkpoint
 // descriptions.
 #include "progdiff/model/description.hpp"
+#include "progdiff/model/edm_preconditioning.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/model/progressive.hpp"

@@ -7,6 +7,7 @@
 #include "progdiff/sample/denoiser.hpp"
 #include "progdiff/sample/dpm_solver.hpp"
 #include "progdiff/sample/dpm_solver_singlestep.hpp"
+#include "progdiff/sample/edm_heun.hpp"
 #include "progdiff/sample/euler.hpp"
 #include "progdiff/sample/heun.hpp"
 #include "progdiff/sample/learned_variance_ddpm.hpp"

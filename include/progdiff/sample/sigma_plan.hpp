@@ -14,18 +14,23 @@
 //                       c_skip = sd^2 / (sigma^2 + sd^2), c_out = +-sigma sd / sqrt(sigma^2 + sd^2)
 //                       (+ for epsilon, - for v, as diffusers' EDMEulerScheduler), timestep
 //                       c_noise = ln(sigma) / 4; "sample" means F = D.
+//   Preconditioned      a model that applies Table 1 itself and outputs D (model::EdmPreconditioned):
+//                       input x as is, D = output, timestep = the EDM grid's timestep of sigma
+//                       (schedule::EdmSigma, the map the model was trained and is routed by).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/sample/sampler.hpp"
+#include "progdiff/schedule/edm_sigma.hpp"
 
 namespace progdiff::sample {
 
-enum class Parameterization { VariancePreserving, Edm };
+enum class Parameterization { VariancePreserving, Edm, Preconditioned };
 
 /// c_in, c_skip and c_out of Karras et al. Table 1 at one sigma.
 struct Preconditioning {
@@ -84,6 +89,29 @@ class SigmaPlan {
     return SigmaPlan(std::move(s), std::move(t), Parameterization::Edm, sigma_data);
   }
 
+  /// The EDM ladder (eq. 5) for a model that outputs D itself (model::EdmPreconditioned):
+  /// timesteps are `grid`'s timesteps of the sigmas; the ladder's range defaults to the grid's.
+  static SigmaPlan edm_preconditioned(std::int64_t steps, const schedule::EdmSigma& grid, double rho = 7.0,
+                                      double sigma_min = 0.0, double sigma_max = 0.0) {
+    auto s = karras_sigmas(steps, sigma_min > 0 ? sigma_min : grid.sigma_min(),
+                           sigma_max > 0 ? sigma_max : grid.sigma_max(), rho);
+    std::vector<double> t;
+    for (double v : s) t.push_back(grid.timestep_of(v));
+    SigmaPlan plan(std::move(s), std::move(t), Parameterization::Preconditioned);
+    plan.grid_ = grid;
+    return plan;
+  }
+
+  /// The model timestep of any sigma (an off-ladder sigma such as a churned one): ln(sigma) / 4
+  /// for Edm, the grid's timestep for edm_preconditioned plans; ConfigError for the others.
+  double timestep_at(double sigma) const {
+    if (param_ == Parameterization::Edm) return 0.25 * std::log(sigma);
+    require(param_ == Parameterization::Preconditioned && grid_.has_value(),
+            "SigmaPlan::timestep_at: only SigmaPlan::edm and SigmaPlan::edm_preconditioned plans map any sigma to "
+            "a model timestep");
+    return grid_->timestep_of(sigma);
+  }
+
   /// sigma_i = (sigma_max^(1/rho) + i / (S - 1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho.
   static std::vector<double> karras_sigmas(std::int64_t steps, double sigma_min, double sigma_max, double rho) {
     require(steps >= 2, "SigmaPlan: a Karras ladder needs steps >= 2, got " + std::to_string(steps));
@@ -112,11 +140,15 @@ class SigmaPlan {
   /// N(0, I) seen on x = x0 + sigma eps), sigma_max for EDM (Algorithm 1, line 1).
   double initial_scale() const {
     const double s = sigmas_.front();
-    return param_ == Parameterization::Edm ? s : std::sqrt(s * s + 1.0);
+    return param_ == Parameterization::VariancePreserving ? std::sqrt(s * s + 1.0) : s;
   }
 
   Preconditioning preconditioning(double sigma, PredictionType p) const {
     Preconditioning c;
+    if (param_ == Parameterization::Preconditioned) {  // the output is D whatever p says (c_in is asked with any p)
+      c.c_in = 1.0, c.c_skip = 0.0, c.c_out = 1.0;
+      return c;
+    }
     if (param_ == Parameterization::VariancePreserving) {
       const double s2 = sigma * sigma + 1.0;
       c.c_in = 1.0 / std::sqrt(s2);
@@ -168,6 +200,7 @@ class SigmaPlan {
   std::vector<double> sigmas_, timesteps_;
   Parameterization param_;
   double sigma_data_;
+  std::optional<schedule::EdmSigma> grid_;
 };
 
 }  // namespace progdiff::sample

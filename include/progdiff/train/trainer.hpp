@@ -121,7 +121,7 @@ class Trainer {
     const auto& p = model.partition();
     for (std::int64_t k = 0; k < p.groups(); ++k)
       samplers_.push_back(options_.make_sampler ? options_.make_sampler(k, p.begin(k), p.end(k))
-                                                : AnyTimestepSampler(UniformTimesteps(p.begin(k), p.end(k))));
+                                                : default_sampler(k, p.begin(k), p.end(k)));
     for (std::int64_t k = 0; k < p.groups(); ++k)
       require(samplers_[static_cast<std::size_t>(k)].range() == std::pair{p.begin(k), p.end(k)},
               "Trainer: the sampler of group " + std::to_string(k) + " does not cover the group's timesteps [" +
@@ -190,6 +190,14 @@ class Trainer {
   }
 
  private:
+  // Uniform timesteps, or the objective's own distribution when it has one (train::EdmObjective).
+  AnyTimestepSampler default_sampler(std::int64_t k, std::int64_t begin, std::int64_t end) const {
+    if constexpr (requires { objective_.default_sampler(model_, k, begin, end); })
+      return objective_.default_sampler(model_, k, begin, end);
+    else
+      return UniformTimesteps(begin, end);
+  }
+
   // A batch's noise from the noise generator (counter-based: the same values on any back end).
   Tensor<T, B> draw_noise(const Shape& shape) {
     Tensor<T, B> noise(shape);
