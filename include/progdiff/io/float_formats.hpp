@@ -1,70 +1,36 @@
 #pragma once
 // Bit-exact conversions between float and the narrow floating formats a checkpoint may hold.
-//
-// Narrowing rounds to nearest, ties to even, in integer arithmetic so the result does not depend
-// on the floating-point environment; infinities stay infinite and NaNs stay NaN (quieted).
-#include <bit>
+// binary16 and bfloat16 go through Eigen's half and bfloat16 types (round to nearest, ties to
+// even, independent of the floating-point environment); the two F8 formats, which Eigen does not
+// have, are decoded here (checkpoints are only read in them).
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
+#include <Eigen/Core>
+
 namespace progdiff::io {
 
-/// IEEE 754 binary16 bits of `value` (torch.Tensor.half(), round to nearest even).
+/// IEEE 754 binary16 bits of `value` (torch.Tensor.half(): round to nearest even; infinities
+/// stay infinite, NaNs stay NaN). Eigen::half does the rounding (F16C where the CPU has it).
 inline std::uint16_t float_to_f16_bits(float value) {
-  const std::uint32_t x = std::bit_cast<std::uint32_t>(value);
-  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
-  const std::uint32_t a = x & 0x7fffffffu;
-  if (a >= 0x7f800000u) {  // Inf or NaN; a NaN keeps its top payload bits and is made quiet
-    if (a == 0x7f800000u) return sign | 0x7c00u;
-    return static_cast<std::uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
-  }
-  if (a >= 0x477ff000u) return sign | 0x7c00u;  // >= 65520 rounds past the largest half, 65504
-  if (a >= 0x38800000u) {                       // a normal half: rebias the exponent, round 13 bits
-    std::uint32_t h = (a >> 13) - (112u << 10);
-    const std::uint32_t rest = a & 0x1fffu;
-    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
-    return static_cast<std::uint16_t>(sign | h);
-  }
-  // Below 2^-14: a subnormal half counts units of 2^-24. The float is m * 2^(e - 150), so the
-  // count is m * 2^(e - 126); float subnormals (e == 0) are far below half a unit.
-  const std::uint32_t e = a >> 23;
-  if (e < 102) return sign;  // below 2^-25, half a unit: rounds to zero (2^-25 itself ties to 0)
-  const std::uint32_t m = (a & 0x7fffffu) | 0x800000u;
-  const std::uint32_t shift = 126u - e;  // 14 .. 24
-  std::uint32_t q = m >> shift;
-  const std::uint32_t rest = m & ((1u << shift) - 1u);
-  const std::uint32_t halfway = 1u << (shift - 1u);
-  if (rest > halfway || (rest == halfway && (q & 1u))) ++q;  // may carry into the smallest normal
-  return static_cast<std::uint16_t>(sign | q);
+  return Eigen::numext::bit_cast<std::uint16_t>(Eigen::half(value));
 }
 
 /// The float equal to the binary16 `bits` (exact).
 inline float f16_bits_to_float(std::uint16_t bits) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
-  const std::uint32_t exponent = (bits >> 10) & 0x1fu;
-  const std::uint32_t mantissa = bits & 0x3ffu;
-  if (exponent == 0x1fu) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  if (exponent == 0) {
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);  // exact: 10 bits
-    return std::bit_cast<float>(sign | std::bit_cast<std::uint32_t>(magnitude));
-  }
-  return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  return static_cast<float>(Eigen::numext::bit_cast<Eigen::half>(bits));
 }
 
-/// bfloat16 bits of `value` (torch.Tensor.bfloat16(), round to nearest even).
+/// bfloat16 bits of `value` (torch.Tensor.bfloat16(): round to nearest even; a NaN becomes the
+/// quiet NaN of its sign, as in PyTorch), through Eigen::bfloat16.
 inline std::uint16_t float_to_bf16_bits(float value) {
-  const std::uint32_t x = std::bit_cast<std::uint32_t>(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((x >> 16) | 0x40u);  // quiet NaN
-  // Adding 0x7fff (+1 when the kept part is odd) carries exactly when the dropped half rounds up;
-  // finite values past the largest bfloat16 carry into the infinity pattern, as they should.
-  const std::uint32_t bias = 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<std::uint16_t>((x + bias) >> 16);
+  return Eigen::numext::bit_cast<std::uint16_t>(Eigen::bfloat16(value));
 }
 
 /// The float equal to the bfloat16 `bits` (exact: bfloat16 is the top half of a float).
 inline float bf16_bits_to_float(std::uint16_t bits) {
-  return std::bit_cast<float>(static_cast<std::uint32_t>(bits) << 16);
+  return static_cast<float>(Eigen::numext::bit_cast<Eigen::bfloat16>(bits));
 }
 
 /// The float equal to an F8_E4M3 (OCP E4M3FN) byte: bias 7, no infinities, S.1111.111 is NaN.
