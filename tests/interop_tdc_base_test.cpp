@@ -39,6 +39,14 @@ using PipelineNet = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::Att
 using SmallAttention = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
                                   unet::BaseChannels<16>, unet::GroupNormGroups<4>>;
 
+// The main job's two scales (examples/02_progressive/models.hpp), whose widths are run-time values.
+using JobSmall =
+    unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
+               unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>, unet::DropoutPercent<0>>;
+using JobPaper =
+    unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
+               unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>, unet::DropoutPercent<10>>;
+
 const train_test::ScratchDir scratch("progdiff_interop_tdc_base_test");
 
 // max |model(x, t) - y| / max |y| over the fixture's inputs (diffusers' float64 outputs).
@@ -184,4 +192,31 @@ TEST_CASE("a folder or scheduler that cannot be stage 2's base is refused naming
     CHECK(contains(e, "in_channels is 1, the type has ImageChannels<3>"));
     CHECK(contains(e, "layers_per_block is 2, the type has ResBlocks<1>"));
   }
+}
+
+TEST_CASE("the main job's --base-from: a pipeline of its small structure and schedule imports; others are refused") {
+  const pd::schedule::Linear<1000> job_schedule;  // the main job's schedule
+  auto imported = interop::import_diffusers_base<JobSmall>(kDir / "fashion_pipeline", job_schedule);
+  CHECK(imported.schedule_checked);
+  CHECK(imported.base.denoiser(0).widths() == JobSmall::default_widths(8));
+  CHECK(imported.base.denoiser(0).config().groups == 4);
+  CHECK(error_against(imported.base, kDir / "fashion_pipeline" / "io.safetensors") < 1e-4);
+
+  const std::array<std::string, 2> names{"the small scale", "the paper scale"};
+  const auto fit = [&](const std::string& folder) {
+    const fs::path config = kDir / folder / "config.json";
+    return interop::diffusers_fitting_type<JobSmall, JobPaper>(interop::read_diffusers_unet_config(config),
+                                                               config.string(), names);
+  };
+  CHECK(fit("fashion_pipeline/unet") == 0);
+  std::string e;
+  try {
+    fit("ddpm_tiny");  // DDPM CIFAR-10's structure: the paper scale's, but three channels
+  } catch (const pd::ConfigError& error) {
+    e = error.what();
+  }
+  CHECK(contains(e, "ddpm_tiny/config.json: the UNet2DModel fits none"));
+  CHECK(
+      contains(e, "the paper scale:\n    - in_channels is 3, the type has ImageChannels<1>\n    - out_channels is 3"));
+  CHECK(contains(e, "block_out_channels has 4 levels, the type's Levels<...> has 3"));
 }
