@@ -5,7 +5,8 @@
 //   d = (x - D(x; sigma)) / sigma,   x' = x + (sigma_next - sigma) d,
 //   d' = (x' - D(x'; sigma_next)) / sigma_next,   x_next = x + (sigma_next - sigma) (d + d') / 2,
 // and a plain Euler step into sigma = 0. Evaluation e = 2 i is the predictor of step i, e = 2 i + 1
-// its corrector; 2 S - 1 evaluations in all.
+// its corrector; 2 S - 1 evaluations in all. Algorithm 2 (the same with churn noise) is
+// sample::EdmHeun (edm_heun.hpp).
 #include <cstdint>
 
 #include "progdiff/sample/sigma_plan.hpp"

@@ -6,7 +6,8 @@
 //   VE   (Song et al. 2021): s_t = 1, sigma_t = sigma_min (sigma_max / sigma_min)^t
 //   EDM  (Karras et al. 2022, eq. 5 discretization): s_t = 1,
 //        sigma_t = (sigma_min^(1/rho) + t (sigma_max^(1/rho) - sigma_min^(1/rho)))^rho,
-//        so t = 1 - i / (N - 1) is EDM's sampling step i of N.
+//        so t = 1 - i / (N - 1) is EDM's sampling step i of N. schedule::EdmSigma (edm_sigma.hpp)
+//        maps any sigma to a timestep of this grid and back, for preconditioned EDM models.
 #include <cmath>
 #include <cstdint>
 #include <string>

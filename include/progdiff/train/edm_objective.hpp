@@ -74,6 +74,8 @@ struct EdmObjective {
             "EdmObjective: the model must output D (model::EdmPreconditioned's prediction type is sample)");
     const std::size_t n = draw.timesteps.size();
     detail::check_batch(x0.shape(), noise.shape(), n, "EdmObjective");
+    require(draw.weights.size() == n, "EdmObjective: " + std::to_string(draw.weights.size()) + " weights for " +
+                                          std::to_string(n) + " timesteps");
     std::vector<double> ones(n, 1.0), sigmas(n), weights(n);
     for (std::size_t i = 0; i < n; ++i) {
       const std::int64_t t = draw.timesteps[i];
