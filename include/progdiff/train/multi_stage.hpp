@@ -14,13 +14,14 @@
 namespace progdiff::train {
 
 /// Trains a shared-encoder (or separate-experts) model on mixed batches with `objective`
-/// (train/objective.hpp); resumes from options.checkpoint_path when it exists.
-template <class Objective, class M, schedule::NoiseSchedule Schedule>
+/// (train/objective.hpp); resumes from options.checkpoint_path when it exists. With a
+/// communicator (distributed/communicator.hpp) the mixed batch is split over the ranks.
+template <class Objective, class M, schedule::NoiseSchedule Schedule, class Comm = distributed::SingleProcess>
 requires ObjectiveFor<Objective, model::IntervalRouted<M>> TrainReport
 train_multi_stage(model::IntervalRouted<M>& model, const Schedule& schedule, const data::ImageDataset& dataset,
-                  const TrainOptions& options, const Objective& objective, StepCallback on_step = {}) {
-  Trainer<model::IntervalRouted<M>, Schedule, Objective> trainer(model, schedule, dataset, options, BatchMode::Mixed,
-                                                                 objective);
+                  const TrainOptions& options, const Objective& objective, StepCallback on_step = {}, Comm comm = {}) {
+  Trainer<model::IntervalRouted<M>, Schedule, Objective, Comm> trainer(model, schedule, dataset, options,
+                                                                       BatchMode::Mixed, objective, std::move(comm));
   trainer.on_step(std::move(on_step));
   return trainer.run();
 }

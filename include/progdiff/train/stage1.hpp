@@ -13,15 +13,16 @@ namespace progdiff::train {
 
 /// Trains `base` (one group covering the schedule) on uniformly drawn timesteps of all of
 /// [0, T) (or options.make_sampler's) with `objective` (train/objective.hpp); resumes from
-/// options.checkpoint_path when it exists.
-template <class Objective, class Net, schedule::NoiseSchedule Schedule>
+/// options.checkpoint_path when it exists. With a communicator (distributed/communicator.hpp)
+/// every rank calls this on its copy of the model and the global batch is split over them.
+template <class Objective, class Net, schedule::NoiseSchedule Schedule, class Comm = distributed::SingleProcess>
 requires ObjectiveFor<Objective, model::Progressive<Net>> TrainReport
 train_stage1(model::Progressive<Net>& base, const Schedule& schedule, const data::ImageDataset& dataset,
-             const TrainOptions& options, const Objective& objective, StepCallback on_step = {}) {
+             const TrainOptions& options, const Objective& objective, StepCallback on_step = {}, Comm comm = {}) {
   require(base.group_count() == 1, "train_stage1: the base model must have one group covering every timestep, it has " +
                                        std::to_string(base.group_count()));
-  Trainer<model::Progressive<Net>, Schedule, Objective> trainer(base, schedule, dataset, options, BatchMode::PerGroup,
-                                                                objective);
+  Trainer<model::Progressive<Net>, Schedule, Objective, Comm> trainer(base, schedule, dataset, options,
+                                                                      BatchMode::PerGroup, objective, std::move(comm));
   trainer.on_step(std::move(on_step));
   return trainer.run();
 }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <type_traits>
 
+#include "progdiff/distributed/replicate.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/train/trainer.hpp"
@@ -47,22 +48,27 @@ model::Progressive<Net> copy_into_groups(model::Progressive<Net>& base, group::P
 }
 
 /// Copies `base` into the groups of `partition`, applies `hook`, fine-tunes every group on its
-/// own timesteps and returns the grouped model; `report` (optional) receives the losses.
-template <class Objective, class Net, schedule::NoiseSchedule Schedule>
+/// own timesteps and returns the grouped model; `report` (optional) receives the losses. With a
+/// communicator (distributed/communicator.hpp) every rank calls this and each group's batch is
+/// split over the ranks; the hook must give every rank the same structure.
+template <class Objective, class Net, schedule::NoiseSchedule Schedule, class Comm = distributed::SingleProcess>
 requires ObjectiveFor<Objective, model::Progressive<Net>> model::Progressive<Net> train_stage2(
     model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
     const data::ImageDataset& dataset, const TrainOptions& options, const Objective& objective,
-    const std::type_identity_t<GroupHook<Net>>& hook = {}, TrainReport* report = nullptr, StepCallback on_step = {}) {
+    const std::type_identity_t<GroupHook<Net>>& hook = {}, TrainReport* report = nullptr, StepCallback on_step = {},
+    Comm comm = {}) {
   std::optional<model::Progressive<Net>> grouped;
-  if (options.resume && !options.checkpoint_path.empty() && std::filesystem::exists(options.checkpoint_path)) {
+  // rank 0 decides, so that every rank builds the same structure
+  if (distributed::rank0_says(comm, options.resume && !options.checkpoint_path.empty() &&
+                                        std::filesystem::exists(options.checkpoint_path))) {
     Generator gen(options.seed, 0x53544732u);
     grouped.emplace(model::Progressive<Net>::from_description(io::read_safetensors(options.checkpoint_path).metadata,
                                                               gen, base.denoiser(0).config()));
   } else {
     grouped.emplace(copy_into_groups(base, std::move(partition), options.seed, hook));
   }
-  Trainer<model::Progressive<Net>, Schedule, Objective> trainer(*grouped, schedule, dataset, options,
-                                                                BatchMode::PerGroup, objective);
+  Trainer<model::Progressive<Net>, Schedule, Objective, Comm> trainer(*grouped, schedule, dataset, options,
+                                                                      BatchMode::PerGroup, objective, std::move(comm));
   trainer.on_step(std::move(on_step));
   TrainReport r = trainer.run();
   if (report) *report = std::move(r);

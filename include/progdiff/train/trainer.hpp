@@ -29,10 +29,27 @@
 // would need no state, but every caller that runs forward more than once a step, or outside
 // this trainer, would have to pass a step and a call index down to every layer; the counters
 // keep the layers self-contained and the checkpoint names each one.)
+//
+// Data-parallel training: the communicator type Comm (distributed/communicator.hpp) defaults
+// to distributed::SingleProcess, whose exchanges compile away. With another (MpiCommunicator,
+// NcclCommunicator) every rank runs this loop on the same global batch of options.batch_size:
+// each rank draws the whole batch's data order, flips, timesteps and noise counters (cheap, and
+// so identical everywhere), keeps its own contiguous rows (distributed/shard.hpp), and runs the
+// forward and backward on them only. Sample i's noise is Philox (seed, stream, first + i * D)
+// of the batch's one reservation, its flip is keyed by its dataset index and epoch, and its
+// timestep is the i-th draw: the data a step sees does not depend on the number of ranks. Each
+// rank scales its loss gradient by its share of the batch, the gradients are summed over ranks
+// in buckets (distributed/gradient_buckets.hpp), and the per-sample losses too, so the finite
+// guard, the clip, AdamW, the EMA and the timestep samplers see the global values on every
+// rank. At the start every rank takes rank 0's weights; rank 0 alone writes checkpoints, CSV log,
+// plot and progress line, and every rank reads the checkpoint on resume, with any rank count.
+// Dropout (p > 0) is refused with more than one rank: nn::Dropout keys its masks by position in
+// the local batch, so they would depend on the rank count.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -43,6 +60,11 @@
 
 #include "progdiff/data/batch_iterator.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/distributed/communicator.hpp"
+#include "progdiff/distributed/gradient_buckets.hpp"
+#include "progdiff/distributed/replicate.hpp"
+#include "progdiff/distributed/shard.hpp"
+#include "progdiff/distributed/single_process.hpp"
 #include "progdiff/io/line_plot.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
@@ -88,7 +110,8 @@ inline constexpr auto dropout_visitor_probe = [](const std::string&, auto&) {};
 
 /// Objective: what a step computes around the model's forward (train/objective.hpp): the MSE of
 /// the model's prediction type by default, train::HybridObjective for a learned variance.
-template <class Model, class Schedule, class Objective = SimpleObjective>
+/// Comm: the processes that train together (distributed/communicator.hpp); one by default.
+template <class Model, class Schedule, class Objective = SimpleObjective, class Comm = distributed::SingleProcess>
 class Trainer {
   static_assert(model::check_grouped_model<Model>());
   static_assert(schedule::check_noise_schedule<Schedule>());
@@ -97,9 +120,10 @@ class Trainer {
  public:
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
+  static_assert(distributed::check_communicator<Comm, B>());
 
   Trainer(Model& model, const Schedule& schedule, const data::ImageDataset& dataset, TrainOptions options,
-          BatchMode mode, Objective objective = {})
+          BatchMode mode, Objective objective = {}, Comm comm = {})
       : model_(model),
         schedule_(schedule),
         options_(std::move(options)),
@@ -109,7 +133,9 @@ class Trainer {
         ema_(options_.ema),
         noise_(options_.seed, kNoiseStream),
         timesteps_(options_.seed, kTimestepStream),
-        objective_(std::move(objective)) {
+        objective_(std::move(objective)),
+        comm_(std::move(comm)),
+        buckets_(options_.allreduce_bucket_bytes) {
     require(options_.steps >= 0, "Trainer: steps must be >= 0, got " + std::to_string(options_.steps));
     require(options_.checkpoint_every >= 0, "Trainer: checkpoint_every must be >= 0");
     require(model.partition().size() == static_cast<std::int64_t>(schedule.size()),
@@ -126,6 +152,7 @@ class Trainer {
       require(samplers_[static_cast<std::size_t>(k)].range() == std::pair{p.begin(k), p.end(k)},
               "Trainer: the sampler of group " + std::to_string(k) + " does not cover the group's timesteps [" +
                   std::to_string(p.begin(k)) + ", " + std::to_string(p.end(k)) + ")");
+    if constexpr (!Comm::single_process) check_distributable();
   }
 
   /// Replaces group k's timestep sampler (it must cover the group's range).
@@ -145,24 +172,32 @@ class Trainer {
   }
 
   AdamW<T, B>& optimizer() { return optimizer_; }
+  Comm& communicator() { return comm_; }
   Ema<T, B>& ema() { return ema_; }
   std::int64_t step() const { return step_; }
 
   /// Runs (or continues) the training up to options.steps.
   TrainReport run() {
+    distributed::replicate_parameters(comm_, model_);  // rank 0's weights everywhere
     if (options_.use_ema) ema_.initialize(model_);
     step_ = 0;
     double seconds_before = 0.0;
-    if (options_.resume && !options_.checkpoint_path.empty() && std::filesystem::exists(options_.checkpoint_path))
+    // rank 0 decides, so that no rank resumes while another starts afresh
+    if (distributed::rank0_says(comm_, options_.resume && !options_.checkpoint_path.empty() &&
+                                           std::filesystem::exists(options_.checkpoint_path)))
       seconds_before = restore();
-    for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
-      if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
+    const bool writer = comm_.rank() == 0;  // the only rank that writes files
+    if (writer)
+      for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
+        if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
     std::optional<CsvLog> csv;
-    if (!options_.csv_path.empty()) csv.emplace(options_.csv_path, step_);
+    if (writer && !options_.csv_path.empty()) csv.emplace(options_.csv_path, step_);
     model_.set_training(true);
     TrainReport report;
     report.first_step = step_;
-    ProgressBar bar(step_, options_.steps, options_.progress);
+    ProgressOptions progress = options_.progress;
+    if (!writer) progress.mode = ProgressOptions::Mode::Off;
+    ProgressBar bar(step_, options_.steps, progress);
     const auto start = std::chrono::steady_clock::now();
     try {
       while (step_ < options_.steps) {
@@ -198,12 +233,46 @@ class Trainer {
       return UniformTimesteps(begin, end);
   }
 
-  // A batch's noise from the noise generator (counter-based: the same values on any back end).
-  Tensor<T, B> draw_noise(const Shape& shape) {
+  // The losses of a whole (global) batch, whatever rows this rank computed.
+  struct BatchLoss {
+    double loss = 0.0;
+    std::vector<double> per_sample;
+  };
+
+  // Rows [first_row, first_row + rows) of a batch's noise: the generator reserves the whole
+  // batch's counters (on every rank), so sample i's noise is the same for any rank count.
+  Tensor<T, B> draw_noise(const Shape& batch_shape, std::int64_t first_row, std::int64_t rows) {
+    Shape shape = batch_shape;
+    const auto per = static_cast<std::uint64_t>(batch_shape.numel() / batch_shape[0]);
+    shape[0] = rows;
     Tensor<T, B> noise(shape);
-    const std::uint64_t first = noise_.reserve(noise.size());
-    B::template normal<T>(noise.size(), noise_.seed(), noise_.stream(), first, noise.data());
+    const std::uint64_t first = noise_.reserve(static_cast<std::uint64_t>(batch_shape.numel()));
+    B::template normal<T>(noise.size(), noise_.seed(), noise_.stream(),
+                          first + static_cast<std::uint64_t>(first_row) * per, noise.data());
     return noise;
+  }
+
+  void check_distributable() {
+    require(options_.batch_size >= comm_.size(), "Trainer: the global batch of " + std::to_string(options_.batch_size) +
+                                                     " samples cannot give each of " + std::to_string(comm_.size()) +
+                                                     " ranks a sample");
+    if constexpr (requires { model_.visit_random_state(dropout_visitor_probe, std::string()); }) {
+      std::string with_dropout;
+      model_.visit_random_state(
+          [&](const std::string& name, auto& dropout) {
+            if (dropout.config().p > 0.0 && with_dropout.empty()) with_dropout = name;
+          },
+          std::string());
+      require(comm_.size() == 1 || with_dropout.empty(),
+              "Trainer: data-parallel training of a model with dropout is not supported yet: layer '" + with_dropout +
+                  "' has p > 0, and nn::Dropout keys its masks by position in the local batch, so they would depend "
+                  "on the number of ranks; train it with dropout 0 or in one process");
+    }
+  }
+
+  template <class View>
+  void all_reduce_gradients(View& view) {
+    if constexpr (!Comm::single_process) buckets_.all_reduce(comm_, view);
   }
 
   // A user's sampler must stay inside its group: a stray timestep would train another group.
@@ -226,13 +295,39 @@ class Trainer {
     model_.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
   }
 
-  // One group's (or one mixed batch's) forward, loss and backward.
-  LossResult<T, B> forward_backward(const Tensor<T, B>& x0, const TimestepDraw& draw) {
-    const Tensor<T, B> noise = draw_noise(x0.shape());
-    LossResult<T, B> loss = objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
-                                       [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
-    model_.backward(loss.grad);
-    return loss;
+  // One group's (or one mixed batch's) forward, loss and backward: of the whole batch in one
+  // process; of this rank's rows otherwise, with the losses summed over the ranks.
+  BatchLoss forward_backward(const Tensor<T, B>& x0, const TimestepDraw& draw) {
+    const std::int64_t n = x0.dim(0);
+    if constexpr (Comm::single_process) {
+      const Tensor<T, B> noise = draw_noise(x0.shape(), 0, n);
+      LossResult<T, B> loss = objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
+                                         [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
+      model_.backward(loss.grad);
+      return {loss.loss, std::move(loss.per_sample)};
+    } else {
+      const distributed::Shard rows = distributed::shard_of(n, comm_.rank(), comm_.size());
+      const auto b = static_cast<std::size_t>(rows.begin), e = static_cast<std::size_t>(rows.end);
+      TimestepDraw mine;
+      mine.timesteps.assign(draw.timesteps.begin() + b, draw.timesteps.begin() + e);
+      mine.weights.assign(draw.weights.begin() + b, draw.weights.begin() + e);
+      const Tensor<T, B> noise = draw_noise(x0.shape(), rows.begin, rows.size());
+      LossResult<T, B> loss =
+          objective_(schedule_, x0.slice(rows.begin, rows.end), noise, mine, model_.prediction_type(),
+                     options_.weighting, [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, mine.timesteps); });
+      // the objective's loss is the mean over the rows it saw: weight it by this rank's share,
+      // so that the sum over ranks is the mean over the global batch (its gradient likewise)
+      const double share = static_cast<double>(rows.size()) / static_cast<double>(n);
+      B::template scale<T>(loss.grad.size(), static_cast<T>(share), loss.grad.data());
+      model_.backward(loss.grad);
+      std::vector<double> sums(static_cast<std::size_t>(n) + 1, 0.0);  // per-sample losses, then the loss
+      std::copy(loss.per_sample.begin(), loss.per_sample.end(), sums.begin() + static_cast<std::ptrdiff_t>(b));
+      sums.back() = loss.loss * share;
+      comm_.all_reduce_host(sums);
+      const double total = sums.back();
+      sums.pop_back();
+      return {total, std::move(sums)};
+    }
   }
 
   StepInfo per_group_step() {
@@ -242,8 +337,9 @@ class Trainer {
       auto& sampler = samplers_[static_cast<std::size_t>(k)];
       const auto batch = batches_.template next<T, B>();
       const TimestepDraw draw = checked_draw(k, batch.images.dim(0));
-      const LossResult<T, B> loss = forward_backward(batch.images, draw);
+      const BatchLoss loss = forward_backward(batch.images, draw);
       detail::GroupParameters<Model> group{model_, k};
+      all_reduce_gradients(group);
       check_finite(loss.loss, group, step_ + 1, std::to_string(k));
       if (options_.clip_norm > 0) clip_grad_norm(group, options_.clip_norm);
       sampler.record(draw.timesteps, loss.per_sample);
@@ -281,7 +377,8 @@ class Trainer {
         draw.weights[s[j]] = d.weights[j];
       }
     }
-    const LossResult<T, B> loss = forward_backward(batch.images, draw);
+    const BatchLoss loss = forward_backward(batch.images, draw);
+    all_reduce_gradients(model_);
     StepInfo info;
     info.loss = loss.loss;
     for (std::int64_t k = 0; k < p.groups(); ++k) {
@@ -367,16 +464,37 @@ class Trainer {
     return s;
   }
 
+  // Rank 0 writes (every rank holds the same state); a failure there stops every rank.
   void save() {
-    save_checkpoint(options_.checkpoint_path, model_, description(), state(), &optimizer_,
-                    options_.use_ema ? &ema_ : nullptr);
+    std::exception_ptr failure;
+    if (comm_.rank() == 0) try {
+        save_checkpoint(options_.checkpoint_path, model_, description(), state(), &optimizer_,
+                        options_.use_ema ? &ema_ : nullptr);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    if (!distributed::any_rank(comm_, failure != nullptr)) return;
+    if (failure) std::rethrow_exception(failure);
+    throw IoError("Trainer: rank 0 could not write the checkpoint " + options_.checkpoint_path.string() +
+                  " (its error output says why)");
   }
 
-  // Loads the checkpoint; returns the seconds the earlier runs took.
+  // Loads the checkpoint on every rank; returns the seconds the earlier runs took.
   double restore() {
-    remove_stale_temporaries(options_.checkpoint_path);
-    const TrainingState s = load_checkpoint(options_.checkpoint_path, model_, description(), &optimizer_,
-                                            options_.use_ema ? &ema_ : nullptr);
+    if (comm_.rank() == 0) remove_stale_temporaries(options_.checkpoint_path);
+    comm_.barrier();  // no rank reads while rank 0 tidies the directory
+    TrainingState s;
+    std::exception_ptr failure;
+    try {
+      s = load_checkpoint(options_.checkpoint_path, model_, description(), &optimizer_,
+                          options_.use_ema ? &ema_ : nullptr);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (distributed::any_rank(comm_, failure != nullptr)) {
+      if (failure) std::rethrow_exception(failure);
+      throw IoError("Trainer: another rank could not read the checkpoint " + options_.checkpoint_path.string());
+    }
     auto generator = [&](const char* name) {
       auto it = s.generators.find(name);
       if (it == s.generators.end())
@@ -415,6 +533,8 @@ class Trainer {
   Ema<T, B> ema_;
   Generator noise_, timesteps_;
   Objective objective_;
+  Comm comm_;
+  distributed::GradientBuckets<T, B> buckets_;
   std::vector<AnyTimestepSampler> samplers_;
   StepCallback callback_;
   std::int64_t step_ = 0;

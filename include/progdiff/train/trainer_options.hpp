@@ -80,7 +80,8 @@ struct TrainOptions {
   std::filesystem::path csv_path;         // empty: no CSV log
   std::filesystem::path plot_path;        // empty: no PNG loss plot at the end
   ProgressOptions progress{};
-  SamplerFactory make_sampler;  // empty: UniformTimesteps over each group's range
+  SamplerFactory make_sampler;                                  // empty: UniformTimesteps over each group's range
+  std::int64_t allreduce_bucket_bytes = std::int64_t{4} << 20;  // data-parallel runs: gradient bytes per all-reduce
 };
 
 /// What a step callback sees after each completed step.
