@@ -213,7 +213,14 @@ inline std::int64_t steps_for_budget(double budget, std::int64_t batch, double f
 
 template <class Scale>
 double Job<Scale>::base_flops() const {
-  return static_cast<double>(new_base().denoiser(0).flops(pd::Shape{1, 1, 32, 32}));
+  const pd::Shape image{1, 1, 32, 32};
+  if (!o.base_from.empty()) {  // the imported widths, read from config.json alone
+    const auto c =
+        pd::interop::read_diffusers_unet_config(pd::interop::diffusers_unet_folder(o.base_from) / "config.json");
+    const Net net(pd::interop::widths_from_diffusers<Net>(c), pd::interop::unet_config_from_diffusers<Net>(c));
+    return static_cast<double>(net.flops(image));
+  }
+  return static_cast<double>(new_base().denoiser(0).flops(image));
 }
 
 template <class Scale>
@@ -234,6 +241,26 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::new_base() const {
 
 template <class Scale>
 pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t steps) {
+  if (!o.base_from.empty()) {
+    // A model trained elsewhere (diffusers' UNet2DModel) is the base; its weights are used as
+    // they are, and a pipeline's scheduler must be the job's schedule.
+    auto imported = timed(report, "stage 1: imported from " + o.base_from.string(),
+                          [&] { return pd::interop::import_diffusers_base<Net>(o.base_from, schedule); });
+    std::printf("imported %s: %lld parameters, widths %lld .. %lld, %.2f MFLOPs per image\n",
+                imported.folder.string().c_str(), static_cast<long long>(imported.base.parameter_count()),
+                static_cast<long long>(imported.config.block_out_channels.front()),
+                static_cast<long long>(imported.config.block_out_channels.back()), base_flops() / 1e6);
+    report.notes.push_back("--base-from " + o.base_from.string() + ": stage 1 is the diffusers UNet2DModel of " +
+                           imported.folder.string() + " (block_out_channels " +
+                           nlohmann::json(imported.config.block_out_channels).dump() + "; --channels unused), " +
+                           (imported.schedule_checked
+                                ? std::string("its pipeline's scheduler checked against the job's schedule")
+                                : std::string("a model folder without a scheduler: assumed trained with the job's "
+                                              "schedule (") +
+                                      pd::interop::schedule_summary(schedule) + ", epsilon)"));
+    report.checkpoint = imported.folder;
+    return std::move(imported.base);
+  }
   auto base = new_base();
   auto options = train_options(o, "stage1", steps, o.lr);
   const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep",

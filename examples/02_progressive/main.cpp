@@ -10,6 +10,7 @@
 //      space of a Fashion-MNIST classifier; the denoising loss of each group is measured on the
 //      test split; report.md collects FLOPs, parameters, losses, the distance and wall times, and
 //      result.json the same numbers for programs that compare runs.
+// --base-from DIR replaces stage 1 by a diffusers UNet2DModel trained elsewhere (docs/interop.md).
 // The last --validation-images training images are held out of training; whatever chooses (TDC's
 // pruning) is scored on them. The test split is sealed until the evaluation.
 //
@@ -39,10 +40,10 @@ constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for the examples
 
 /// The job of the chosen scale on back end `B`.
 template <class B>
-void run_on(const Options& o, const Schedule& schedule, const pd::group::Partition& partition,
+void run_on(bool paper_scale, const Options& o, const Schedule& schedule, const pd::group::Partition& partition,
             const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation, SealedTestSplit& test,
             Report& report) {
-  if (o.paper_scale) {
+  if (paper_scale) {
 #ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
     throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
 #else
@@ -56,6 +57,12 @@ void run_on(const Options& o, const Schedule& schedule, const pd::group::Partiti
 int run(const Options& o, const std::string& command) {
   const auto start = Clock::now();
   if (!device_present(o.device)) return kSkipped;
+  // A base imported from diffusers (--base-from) is checked before anything runs: its structure
+  // picks the scale, or the job says which keys neither scale can hold.
+  const bool paper_scale = o.base_from.empty() ? o.paper_scale : base_is_paper_scale(o.base_from);
+  if (!o.base_from.empty())
+    std::printf("--base-from %s: the %s scale's structure\n", o.base_from.string().c_str(),
+                paper_scale ? "paper" : "small");
   for (const auto& name : {"train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"})
     if (!fs::exists(o.data / name)) {
       std::fprintf(stderr,
@@ -97,10 +104,10 @@ int run(const Options& o, const std::string& command) {
 
   if (o.device == Device::Cuda) {
 #ifdef __CUDACC__
-    run_on<pd::backend::Cuda>(o, schedule, partition, train, split.validation, test, report);
+    run_on<pd::backend::Cuda>(paper_scale, o, schedule, partition, train, split.validation, test, report);
 #endif
   } else {
-    run_on<Cpu>(o, schedule, partition, train, split.validation, test, report);
+    run_on<Cpu>(paper_scale, o, schedule, partition, train, split.validation, test, report);
   }
 
   report.total_seconds = seconds_since(start);

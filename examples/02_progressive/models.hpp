@@ -2,6 +2,7 @@
 // The model types, schedule and checkpoint reading that the main job (02_progressive) and the
 // checkpoint sampler (04_sample_checkpoint) share.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #ifdef __CUDACC__
 #include "progdiff/backend/cuda/cuda.cuh"
 #endif
+#include "progdiff/interop/diffusers_base.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/model/model.hpp"
@@ -64,6 +66,19 @@ struct PaperScaleOn {
                              unet::DropoutPercent<10>, unet::Decoders<K>, unet::OnBackend<B>>;
 };
 using PaperScale = PaperScaleOn<Cpu>;
+
+/// Whether the diffusers UNet2DModel of --base-from `dir` has the paper scale's structure (false:
+/// the small scale's). The widths are the folder's (block_out_channels), so any widths fit; when
+/// the structure is neither scale's, a ConfigError names the config.json and lists, for each
+/// scale, every key whose value it cannot hold and what it has instead.
+inline bool base_is_paper_scale(const std::filesystem::path& dir) {
+  const std::filesystem::path config = pd::interop::diffusers_unet_folder(dir) / "config.json";
+  const std::array<std::string, 2> names{
+      "the small scale (Levels<1, 2, 2>, ResBlocks<1>, no attention, 1 channel, 32x32)",
+      "the paper scale (Levels<1, 2, 2, 2>, ResBlocks<2>, attention at 16x16, 1 channel, 32x32)"};
+  return pd::interop::diffusers_fitting_type<SmallScale::Net, PaperScale::Net>(
+             pd::interop::read_diffusers_unet_config(config), config.string(), names) == 1;
+}
 
 /// The back end a run uses (--backend). CUDA exists only in the programs nvcc compiles
 /// (the *_cuda targets of a build configured with -DPROGDIFF_ENABLE_CUDA=ON).

@@ -103,6 +103,9 @@ struct Options {
   std::int64_t tdc_group = -1;       // --variant tdc: >= 0 runs this group only (one process per group)
   std::string
       proxy_command;  // --variant tdc, proxy pruning: a shell command answers the proxy (empty: the built-in search)
+  // --base-from: a diffusers UNet2DModel (or DDPM pipeline) folder is the stage-1 base instead
+  // of a model trained here; its structure picks the scale, its block_out_channels the widths.
+  std::filesystem::path base_from;
   Device device = Device::Cpu;         // --backend
   std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
   double tolerance = 0.05;
@@ -133,6 +136,11 @@ wall times), training logs, loss plots and checkpoints to the output directory.
                        last run without it assembles the groups and evaluates
   --proxy-command C  tdc with proxy pruning: a shell command answers the proxy's prompt
                        (prune/external_proxy.hpp; tools/proxy/echo_proxy.py is an example)
+  --base-from DIR    experts, tdc: stage 2 starts from the diffusers UNet2DModel in DIR (a
+                       save_pretrained folder, or a DDPM pipeline folder whose scheduler must
+                       be the job's: linear betas 1e-4 .. 0.02 over 1000 steps, epsilon)
+                       instead of a stage 1 trained here; its config picks the scale (small
+                       or paper structure, 1 channel, 32x32) and its widths replace --channels
   --groups N         timestep groups (default 3)
   --grouping G       flops (default: FLOPs intervals, eqs. 8-10), uniform, snr (least SNR
                        spread) or optimal-denoiser (Algorithm 1 of the multi-stage paper for
@@ -302,6 +310,8 @@ inline Options parse_options(int argc, const char* const* argv) {
     } else if (flag == "--classifier") {
       o.classifier = value();
       o.classifier_given = true;
+    } else if (flag == "--base-from") {
+      o.base_from = value();
     } else if (flag == "--backend") {
       o.device = parse_device(flag, value());
     } else if (flag == "--compare-with") {
@@ -319,6 +329,13 @@ inline Options parse_options(int argc, const char* const* argv) {
                                 std::to_string(o.groups));
   if (!o.proxy_command.empty() && (o.variant != Variant::Tdc || o.pruning != "proxy"))
     throw progdiff::ConfigError("--proxy-command: only the tdc variant's proxy pruning asks a proxy (add --tdc)");
+  if (!o.base_from.empty() && o.variant != Variant::Experts && o.variant != Variant::Tdc)
+    throw progdiff::ConfigError(
+        std::string("--base-from: only the experts and tdc variants start from a stage-1 base; --variant ") +
+        variant_name(o.variant) + " trains from scratch");
+  if (!o.base_from.empty() && o.equal_compute)
+    throw progdiff::ConfigError(
+        "--base-from with --equal-compute: the compute budget counts stage 1's training, which happened elsewhere");
   if (o.train_images > 0 && o.validation_images >= o.train_images)
     throw progdiff::ConfigError("--validation-images: " + std::to_string(o.validation_images) +
                                 " held out of --train-images " + std::to_string(o.train_images) +
