@@ -165,7 +165,8 @@ inline std::string render_report(const Report& r) {
          " | `" + detail::name_of(st.csv) + "` | `" + detail::name_of(st.plot) + "` | `" +
          detail::name_of(st.checkpoint) + "` |\n";
   }
-  for (const auto& st : r.stages) s += "\n![" + st.name + "](" + detail::name_of(st.plot) + ")\n";
+  for (const auto& st : r.stages)  // a plot exists only where gnuplot was found
+    if (std::filesystem::exists(st.plot)) s += "\n![" + st.name + "](" + detail::name_of(st.plot) + ")\n";
   if (o.variant == Variant::Tdc)
     s += "\nThe groups' pruned and fine-tuned denoisers: `tdc/group<g>/checkpoint.safetensors`, with the "
          "pruning schemes evaluated in `tdc/group<g>/memory_bank.json`.\n\n";

@@ -525,7 +525,7 @@ int main(int argc, char** argv) {
     std::vector<pd::io::LineSeries> series;
     const Row& base_row = rows.front();
     for (std::size_t i = 1; i < rows.size(); ++i) {
-      pd::io::LineSeries s{std::to_string(i), {}, {}, pd::io::series_color(i - 1)};  // the plot font has digits only
+      pd::io::LineSeries s{rows[i].name, {}, {}, pd::io::series_color(i - 1)};
       for (std::size_t b = 0; b < rows[i].bin_loss.size(); ++b) {
         s.x.push_back(
             static_cast<double>(bins.begin(static_cast<std::int64_t>(b)) + bins.end(static_cast<std::int64_t>(b))) / 2);
@@ -535,7 +535,9 @@ int main(int argc, char** argv) {
     }
     pd::io::PlotOptions po;
     po.width = 820, po.height = 460, po.line_width = 2;
-    pd::io::write_line_plot((o.docs / "tdc_results.png").string(), series, po);
+    po.x_label = "timestep (bin centre)", po.y_label = "test loss / the base's";
+    if (!pd::io::write_line_plot((o.docs / "tdc_results.png").string(), series, po))
+      std::printf("no gnuplot: tdc_results.png not drawn\n");
     std::printf("wrote %s and %s (%.0f s)\n", (o.docs / "tdc_results.md").string().c_str(),
                 (o.docs / "tdc_results.png").string().c_str(), total_seconds);
     return ok ? 0 : 1;

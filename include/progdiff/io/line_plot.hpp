@@ -1,26 +1,23 @@
 #pragma once
-// A small line-plot rasterizer for loss curves, written as PNG (io/png.hpp).
+// Line plots (loss curves, study results) as PNG images, drawn by gnuplot (Debian: gnuplot-nox).
 //
-// Geometry (all in pixels, y down), for an image of W x H and the options' margins:
-//   plot area   columns [left, right] = [margin_left, W - 1 - margin_right],
-//               rows    [top, bottom] = [margin_top,  H - 1 - margin_bottom]
-//   axes        the y axis is column left - 1 and the x axis row bottom + 1 (black), so a curve on
-//               the area's edge never hides them
-//   data -> px  px = left + round((x - x_min) / (x_max - x_min) * (right - left))
-//               py = bottom - round((v - v_min) / (v_max - v_min) * (bottom - top)),
-//               v = y, or log10(y) with log_y (points with y <= 0 are then skipped)
-//   series      a polyline through consecutive points (Bresenham, `line_width` pixels), in the
-//               series' colour; non-finite points break the line
-//   ticks       `ticks` labelled marks per axis at evenly spaced data values, 3x5-pixel digits
-//   legend      a colour swatch and the series name per series, top right inside the area
-// The ranges default to the data's extent; a series with one point is drawn as a dot.
-#include <algorithm>
+// gnuplot is optional at run time: without it write_line_plot draws nothing, says so once on
+// stderr with the package to install, and returns false, so a training run never fails for want
+// of a plot. The program is the first `gnuplot` on PATH, or the one PROGDIFF_GNUPLOT names
+// (empty: plots off). The image appears atomically: gnuplot writes a temporary file that is then
+// renamed, so a reader never sees half a PNG.
+//
+// A non-finite point breaks its line; with log_y, points with y <= 0 are left out; a series of
+// one point is drawn as a dot. Ranges default to the data's extent.
 #include <array>
 #include <cmath>
-#include <cstdint>
 #include <cstdio>
-#include <limits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -37,14 +34,11 @@ struct LineSeries {
 
 struct PlotOptions {
   int width = 640, height = 400;
-  int margin_left = 56, margin_right = 16, margin_top = 16, margin_bottom = 32;
   int line_width = 1;
   bool log_y = false;
-  int ticks = 5;  // labelled ticks per axis; 0: none
   bool legend = true;
-  std::optional<double> x_min, x_max, y_min, y_max;  // data units (before log10)
-  Rgb axis_color{0, 0, 0};
-  Rgb background{255, 255, 255};
+  std::string title, x_label, y_label;
+  std::optional<double> x_min, x_max, y_min, y_max;  // data units
 };
 
 /// A distinct colour for series i (matplotlib's tab10 cycle).
@@ -64,130 +58,138 @@ inline Rgb series_color(std::size_t i) {
 
 namespace detail {
 
-// 3x5 glyphs, one row per 3-bit mask (bit 2 = left column); 'g' is drawn as a capital G.
-inline const std::array<std::uint8_t, 5>* glyph(char c) {
-  static constexpr std::array<std::uint8_t, 5> digits[10] = {
-      {7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7}, {5, 5, 7, 1, 1},
-      {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1}, {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}};
-  static constexpr std::array<std::uint8_t, 5> dot{0, 0, 0, 0, 2}, minus{0, 0, 7, 0, 0}, plus{0, 2, 7, 2, 0},
-      e{7, 5, 7, 4, 7}, a{0, 7, 1, 7, 7}, l{6, 2, 2, 2, 7}, g{7, 4, 5, 5, 7};
-  if (c >= '0' && c <= '9') return &digits[c - '0'];
-  switch (c) {
-    case '.':
-      return &dot;
-    case '-':
-      return &minus;
-    case '+':
-      return &plus;
-    case 'e':
-      return &e;
-    case 'a':
-      return &a;
-    case 'l':
-      return &l;
-    case 'g':
-      return &g;
-    default:
-      return nullptr;  // drawn as a blank
-  }
+// A gnuplot single-quoted string: inside one, '' stands for a quote and nothing else is special.
+inline std::string gnuplot_quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("''") : std::string(1, c);
+  return q + "'";
 }
 
-inline void draw_text(Image& img, int x, int y, const std::string& text, Rgb c) {
-  for (char ch : text) {
-    if (const auto* g = glyph(ch))
-      for (int row = 0; row < 5; ++row)
-        for (int col = 0; col < 3; ++col)
-          if (((*g)[static_cast<std::size_t>(row)] >> (2 - col)) & 1) img.set(x + col, y + row, c);
-    x += 4;
-  }
+inline std::string shell_quoted(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
 }
 
-inline std::string tick_label(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3g", v);
+inline std::string hex_color(Rgb c) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", c.r, c.g, c.b);
   return buf;
+}
+
+inline std::string range(const std::optional<double>& lo, const std::optional<double>& hi) {
+  auto bound = [](const std::optional<double>& v) {
+    if (!v) return std::string("*");
+    std::ostringstream s;
+    s.precision(17);
+    s << *v;
+    return s.str();
+  };
+  return "[" + bound(lo) + ":" + bound(hi) + "]";
+}
+
+inline std::string gnuplot_script(const std::string& output, const std::vector<LineSeries>& series,
+                                  const PlotOptions& o) {
+  std::ostringstream s;
+  s.precision(17);
+  s << "set terminal pngcairo size " << o.width << "," << o.height << " noenhanced\n";
+  s << "set output " << gnuplot_quoted(output) << "\n";
+  if (!o.title.empty()) s << "set title " << gnuplot_quoted(o.title) << "\n";
+  if (!o.x_label.empty()) s << "set xlabel " << gnuplot_quoted(o.x_label) << "\n";
+  if (!o.y_label.empty()) s << "set ylabel " << gnuplot_quoted(o.y_label) << "\n";
+  s << (o.legend ? "set key top right\n" : "unset key\n");
+  if (o.log_y) s << "set logscale y\n";
+  s << "set grid\n";
+  s << "set xrange " << range(o.x_min, o.x_max) << "\nset yrange " << range(o.y_min, o.y_max) << "\n";
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    s << "$s" << i << " << EOD\n";
+    for (std::size_t j = 0; j < series[i].x.size(); ++j) {
+      const double x = series[i].x[j], y = series[i].y[j];
+      if (!std::isfinite(x) || !std::isfinite(y) || (o.log_y && y <= 0)) {
+        s << "\n";  // a blank line breaks the line
+        continue;
+      }
+      s << x << " " << y << "\n";
+    }
+    s << "EOD\n";
+  }
+  s << "plot";
+  if (series.empty()) s << " NaN notitle";
+  for (std::size_t i = 0; i < series.size(); ++i) {
+    const auto& l = series[i];
+    s << (i ? ", \\\n    " : " ") << "$s" << i << " using 1:2 with "
+      << (l.x.size() == 1 ? "points pt 7 ps 0.8" : "lines lw " + std::to_string(o.line_width)) << " lc rgb '"
+      << hex_color(l.color) << "' title " << gnuplot_quoted(l.name);
+  }
+  s << "\n";
+  return s.str();
 }
 
 }  // namespace detail
 
-/// The plot of `series` as an image.
-inline Image draw_line_plot(const std::vector<LineSeries>& series, const PlotOptions& o = {}) {
-  const int left = o.margin_left, right = o.width - 1 - o.margin_right;
-  const int top = o.margin_top, bottom = o.height - 1 - o.margin_bottom;
-  require(left >= 1 && right > left && top >= 0 && bottom > top && o.line_width >= 1,
-          "draw_line_plot: the margins leave no plot area in a " + std::to_string(o.width) + "x" +
-              std::to_string(o.height) + " image");
-  auto value = [&](double y) {
-    return o.log_y ? (y > 0 ? std::log10(y) : std::numeric_limits<double>::quiet_NaN()) : y;
-  };
-  double x_lo = std::numeric_limits<double>::infinity(), x_hi = -x_lo, v_lo = x_lo, v_hi = -x_lo;
-  for (const auto& s : series) {
-    require(s.x.size() == s.y.size(), "draw_line_plot: series '" + s.name + "' has " + std::to_string(s.x.size()) +
-                                          " x values and " + std::to_string(s.y.size()) + " y values");
-    for (std::size_t i = 0; i < s.x.size(); ++i) {
-      const double v = value(s.y[i]);
-      if (!std::isfinite(s.x[i]) || !std::isfinite(v)) continue;
-      x_lo = std::min(x_lo, s.x[i]), x_hi = std::max(x_hi, s.x[i]);
-      v_lo = std::min(v_lo, v), v_hi = std::max(v_hi, v);
-    }
+/// The gnuplot program plots are drawn with: $PROGDIFF_GNUPLOT when set (empty: none), else the
+/// first executable `gnuplot` on PATH; nullopt when there is none.
+inline std::optional<std::filesystem::path> gnuplot_program() {
+  if (const char* named = std::getenv("PROGDIFF_GNUPLOT")) {
+    if (*named == '\0') return std::nullopt;
+    return std::filesystem::path(named);
   }
-  if (o.x_min) x_lo = *o.x_min;
-  if (o.x_max) x_hi = *o.x_max;
-  if (o.y_min) v_lo = value(*o.y_min);
-  if (o.y_max) v_hi = value(*o.y_max);
-  if (!std::isfinite(x_lo) || !std::isfinite(x_hi)) x_lo = 0, x_hi = 1;
-  if (!std::isfinite(v_lo) || !std::isfinite(v_hi)) v_lo = 0, v_hi = 1;
-  if (x_hi <= x_lo) x_hi = x_lo + 1;
-  if (v_hi <= v_lo) v_hi = v_lo + 1;
-  auto px = [&](double x) { return left + static_cast<int>(std::lround((x - x_lo) / (x_hi - x_lo) * (right - left))); };
-  auto py = [&](double v) {
-    return bottom - static_cast<int>(std::lround((v - v_lo) / (v_hi - v_lo) * (bottom - top)));
-  };
-
-  Image img(o.width, o.height, o.background);
-  img.line(left - 1, top, left - 1, bottom + 1, o.axis_color);
-  img.line(left - 1, bottom + 1, right, bottom + 1, o.axis_color);
-  for (int i = 0; o.ticks > 1 && i < o.ticks; ++i) {
-    const double f = static_cast<double>(i) / (o.ticks - 1);
-    const int tx = left + static_cast<int>(std::lround(f * (right - left)));
-    const int ty = bottom - static_cast<int>(std::lround(f * (bottom - top)));
-    img.line(tx, bottom + 2, tx, bottom + 4, o.axis_color);
-    img.line(left - 4, ty, left - 2, ty, o.axis_color);
-    const std::string xl = detail::tick_label(x_lo + f * (x_hi - x_lo));
-    detail::draw_text(img, tx - 2 * static_cast<int>(xl.size()), bottom + 7, xl, o.axis_color);
-    const double v = v_lo + f * (v_hi - v_lo);
-    const std::string yl = detail::tick_label(o.log_y ? std::pow(10.0, v) : v);
-    detail::draw_text(img, left - 6 - 4 * static_cast<int>(yl.size()), ty - 2, yl, o.axis_color);
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    if (dir.empty()) continue;
+    const std::filesystem::path candidate = std::filesystem::path(dir) / "gnuplot";
+    std::error_code ec;
+    const auto perms = std::filesystem::status(candidate, ec).permissions();
+    if (!ec && std::filesystem::is_regular_file(candidate, ec) &&
+        (perms & std::filesystem::perms::owner_exec) != std::filesystem::perms::none)
+      return candidate;
   }
-  for (const auto& s : series) {
-    bool have = false;
-    int x0 = 0, y0 = 0;
-    for (std::size_t i = 0; i < s.x.size(); ++i) {
-      const double v = value(s.y[i]);
-      if (!std::isfinite(s.x[i]) || !std::isfinite(v)) {
-        have = false;
-        continue;
-      }
-      const int x1 = px(s.x[i]), y1 = py(v);
-      img.line(have ? x0 : x1, have ? y0 : y1, x1, y1, s.color, o.line_width);
-      x0 = x1, y0 = y1, have = true;
-    }
-  }
-  if (o.legend) {
-    int y = top + 4;
-    for (const auto& s : series) {
-      const int x = right - 4 - 4 * static_cast<int>(s.name.size()) - 14;
-      img.fill_rect(x, y + 1, x + 9, y + 3, s.color);
-      detail::draw_text(img, x + 13, y, s.name, o.axis_color);
-      y += 8;
-    }
-  }
-  return img;
+  return std::nullopt;
 }
 
-/// Draws `series` and writes the PNG to `path`.
-inline void write_line_plot(const std::string& path, const std::vector<LineSeries>& series, const PlotOptions& o = {}) {
-  write_png(path, draw_line_plot(series, o));
+/// Draws `series` into the PNG file `path` with gnuplot. Returns false, having written nothing,
+/// when there is no gnuplot (told once on stderr); IoError when gnuplot fails, with its message;
+/// ConfigError for a series whose x and y differ in length.
+inline bool write_line_plot(const std::string& path, const std::vector<LineSeries>& series, const PlotOptions& o = {}) {
+  for (const auto& s : series)
+    require(s.x.size() == s.y.size(), "write_line_plot: series '" + s.name + "' has " + std::to_string(s.x.size()) +
+                                          " x values and " + std::to_string(s.y.size()) + " y values");
+  require(o.width >= 64 && o.height >= 64 && o.line_width >= 1,
+          "write_line_plot: a " + std::to_string(o.width) + "x" + std::to_string(o.height) + " image with line width " +
+              std::to_string(o.line_width) + " (at least 64x64 and 1)");
+  const auto program = gnuplot_program();
+  if (!program) {
+    static std::once_flag told;
+    std::call_once(told, [] {
+      std::fprintf(stderr,
+                   "progdiff: no gnuplot found (PATH or PROGDIFF_GNUPLOT); plots are not drawn. Install it to get "
+                   "them, e.g. apt-get install gnuplot-nox\n");
+    });
+    return false;
+  }
+  const std::filesystem::path target(path), partial = target.string() + ".partial.png",
+                                            script = target.string() + ".gp", errors = target.string() + ".gnuplot.log";
+  {
+    std::ofstream out(script, std::ios::trunc);
+    out << detail::gnuplot_script(partial.string(), series, o);
+    if (!out) throw IoError("write_line_plot: cannot write '" + script.string() + "'");
+  }
+  const std::string command = detail::shell_quoted(program->string()) + " " + detail::shell_quoted(script.string()) +
+                              " 2> " + detail::shell_quoted(errors.string());
+  const int status = std::system(command.c_str());
+  std::error_code ec;
+  std::ostringstream message;
+  message << std::ifstream(errors).rdbuf();
+  std::filesystem::remove(script, ec);
+  std::filesystem::remove(errors, ec);
+  if (status != 0 || !std::filesystem::exists(partial)) {
+    std::filesystem::remove(partial, ec);
+    throw IoError("write_line_plot: " + program->string() + " failed drawing '" + path + "' (exit status " +
+                  std::to_string(status) + "): " + message.str());
+  }
+  std::filesystem::rename(partial, target);
+  return true;
 }
 
 }  // namespace progdiff::io

@@ -431,11 +431,10 @@ class Trainer {
   void plot(const std::vector<CsvRow>& rows) const {
     std::vector<io::LineSeries> series;
     for (const auto& r : rows) {
-      auto it = std::find_if(series.begin(), series.end(),
-                             [&](const auto& s) { return s.name == r.group || s.name == "g" + r.group; });
+      const std::string name = r.group == "all" ? "whole batch" : "group " + r.group;
+      auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == name; });
       if (it == series.end()) {
-        series.push_back({r.group, {}, {}, io::series_color(series.size())});
-        if (r.group != "all") series.back().name = "g" + r.group;  // the plot font has digits, g, a, l
+        series.push_back({name, {}, {}, io::series_color(series.size())});
         it = series.end() - 1;
       }
       it->x.push_back(static_cast<double>(r.step));
@@ -444,7 +443,8 @@ class Trainer {
     io::PlotOptions o;
     o.log_y = true;
     o.line_width = 2;
-    io::write_line_plot(options_.plot_path.string(), series, o);
+    o.x_label = "step", o.y_label = "training loss";
+    io::write_line_plot(options_.plot_path.string(), series, o);  // false without gnuplot: no plot, said once
   }
 
   TrainingState state() const {

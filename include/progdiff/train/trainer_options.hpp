@@ -78,7 +78,7 @@ struct TrainOptions {
   std::filesystem::path checkpoint_path;  // empty: no checkpoints
   bool resume = true;                     // continue from checkpoint_path when it exists
   std::filesystem::path csv_path;         // empty: no CSV log
-  std::filesystem::path plot_path;        // empty: no PNG loss plot at the end
+  std::filesystem::path plot_path;        // empty: no PNG loss plot at the end (drawn by gnuplot when installed)
   ProgressOptions progress{};
   SamplerFactory make_sampler;                                  // empty: UniformTimesteps over each group's range
   std::int64_t allreduce_bucket_bytes = std::int64_t{4} << 20;  // data-parallel runs: gradient bytes per all-reduce
