@@ -63,6 +63,7 @@
 #include "progdiff/group/similarity_dp_split.hpp"
 #include "progdiff/group/snr_spread_split.hpp"
 #include "progdiff/group/uniform_split.hpp"
+#include "progdiff/interop/diffusers_base.hpp"
 #include "progdiff/interop/diffusers_config.hpp"
 #include "progdiff/interop/diffusers_export.hpp"
 #include "progdiff/interop/diffusers_import.hpp"
