@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
@@ -623,6 +624,45 @@ TEST_CASE("the trainers take EdmObjective: log-normal timesteps by default, per-
   const auto r2 = mixed.run();
   REQUIRE(r2.steps.size() == 3);
   CHECK((std::isfinite(r2.steps.back().loss) && r2.steps.back().loss > 0));
+  // a two-group Progressive in per-group batches: each group's batch stays in its sigma interval
+  const group::Partition halves = grid.partition_at_sigmas(std::vector<double>{0.8});
+  Generator copies(4);
+  using Grouped = model::EdmPreconditioned<model::Progressive<FloatNet>>;
+  Grouped grouped(model::Progressive<FloatNet>::copies_of(unified.inner().denoiser(0), halves, copies), grid);
+  train::Trainer<Grouped, schedule::EDM, train::EdmObjective> per_group(grouped, sched, images, o,
+                                                                        train::BatchMode::PerGroup);
+  const auto r3 = per_group.run();
+  REQUIRE(r3.steps.size() == 3);
+  CHECK(r3.steps.back().group_losses.size() == 2);
+
+  // checkpoints carry the preconditioning: a resume continues, another sigma_data is refused by name
+  const auto dir = std::filesystem::temp_directory_path() / "progdiff_edm_test";
+  std::filesystem::remove_all(dir);
+  train::TrainOptions c = o;
+  c.steps = 2;
+  c.checkpoint_path = dir / "edm.safetensors";
+  train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(routed, sched, images, c, train::BatchMode::Mixed).run();
+  c.steps = 3;
+  const auto resumed =
+      train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(routed, sched, images, c, train::BatchMode::Mixed)
+          .run();
+  CHECK(resumed.first_step == 2);
+  CHECK(resumed.steps.size() == 1);
+  Multi other(Multi::default_widths(8, {8, 4}), Multi::default_config());
+  other.initialize(init2);
+  EdmMulti wider(model::IntervalRouted<Multi>(std::move(other), grid.partition_at_sigmas(std::vector<double>{0.8})),
+                 grid, {.sigma_data = 0.7});
+  c.steps = 4;
+  try {
+    train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(wider, sched, images, c, train::BatchMode::Mixed,
+                                                                 train::EdmObjective{.sigma_data = 0.7})
+        .run();
+    FAIL("a checkpoint of another sigma_data was loaded");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("edm.sigma_data") != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+
   // an objective whose sigma_data differs from the model's is refused when the trainer asks it for samplers
   CHECK_THROWS_AS((train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(
                       routed, sched, images, o, train::BatchMode::Mixed, train::EdmObjective{.sigma_data = 0.7})),

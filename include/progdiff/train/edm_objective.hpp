@@ -51,9 +51,10 @@ struct EdmObjective {
     static_assert(is_edm_preconditioned_v<Model>,
                   "progdiff::train: EdmObjective trains D(x; sigma) = c_skip x + c_out F(c_in x, c_noise); wrap the "
                   "model in model::EdmPreconditioned (e.g. model::EdmPreconditioned<model::Progressive<Net>>)");
-    static_assert(!unet::learns_variance_v<typename Model::inner_type>,
-                  "progdiff::train: EdmObjective has no loss for a variance head (unet::LearnedVariance); use a "
-                  "U-Net with unet::FixedVariance");
+    if constexpr (is_edm_preconditioned_v<Model>)
+      static_assert(!unet::learns_variance_v<typename Model::inner_type>,
+                    "progdiff::train: EdmObjective has no loss for a variance head (unet::LearnedVariance); use a "
+                    "U-Net with unet::FixedVariance");
     return true;
   }
 

@@ -1,0 +1,12 @@
+// expect: EdmObjective trains D(x; sigma) = c_skip x + c_out F(c_in x, c_noise); wrap the model
+// EDM's objective on a model that outputs epsilon, not D: the trainer's objective check refuses it.
+#include "progdiff/model/progressive.hpp"
+#include "progdiff/train/edm_objective.hpp"
+#include "progdiff/unet/unet.hpp"
+
+using Net = progdiff::unet::UNet<progdiff::unet::Levels<1, 2>, progdiff::unet::AttentionAt<>,
+                                 progdiff::unet::ImageSize<8>, progdiff::unet::ImageChannels<1>,
+                                 progdiff::unet::BaseChannels<8>, progdiff::unet::GroupNormGroups<4>>;
+
+static_assert(progdiff::train::check_objective<progdiff::train::EdmObjective, progdiff::model::Progressive<Net>>());
+int main() { return 0; }
