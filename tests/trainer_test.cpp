@@ -404,6 +404,43 @@ TEST_CASE("progress line: counts, bar, per-group losses, rate and ETA; plain lin
 }
 
 namespace {
+// An observer of the test's own: records what it is told, in order.
+struct Recorder : train::TrainingObserver {
+  std::vector<std::string> events;
+  void begin(const train::RunStart& r) override {
+    events.push_back("begin " + std::to_string(r.first_step) + "/" + std::to_string(r.steps));
+  }
+  void step(const train::StepInfo& s, double seconds) override {
+    events.push_back("step " + std::to_string(s.step) + (s.checkpointed ? " saved" : ""));
+    CHECK(seconds >= 0.0);
+  }
+  void interrupted() override { events.push_back("interrupted"); }
+  void end() override { events.push_back("end"); }
+};
+}  // namespace
+
+TEST_CASE("a training observer of one's own is told of the begin, each step, an interruption and the end") {
+  const auto data = patterns(12);
+  const Schedule schedule;
+  train::TrainOptions o = quiet_options(4);
+  o.checkpoint_every = 2;
+  o.checkpoint_path = scratch("observed.safetensors");
+  auto recorder = std::make_shared<Recorder>();
+  o.observers.push_back(recorder);
+  auto first = base_model(8);
+  CHECK_THROWS_AS(train::train_stage1(first, schedule, data, o,
+                                      [](const train::StepInfo& s) {
+                                        if (s.step == 3) throw Killed{};
+                                      }),
+                  Killed);
+  CHECK(recorder->events == std::vector<std::string>{"begin 0/4", "step 1", "step 2 saved", "step 3", "interrupted"});
+  recorder->events.clear();
+  auto second = base_model(8);
+  train::train_stage1(second, schedule, data, o);  // resumes from step 2
+  CHECK(recorder->events == std::vector<std::string>{"begin 2/4", "step 3", "step 4 saved", "end"});
+}
+
+namespace {
 bool no_gnuplot() { return !progdiff::io::gnuplot_program().has_value(); }
 
 // Image rows, in column x, whose pixel is closer to `c` than to white and to every other colour

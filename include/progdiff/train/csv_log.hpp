@@ -6,15 +6,18 @@
 // kept in memory (rows()), for the loss plot. Opening an existing log to continue a resumed run
 // keeps only the rows up to the resumed step, so rows a killed run wrote after its last
 // checkpoint are not duplicated. Each row is flushed, so a killed run's log is complete.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/train/training_observer.hpp"
 
 namespace progdiff::train {
 
@@ -90,6 +93,27 @@ class CsvLog {
   std::filesystem::path path_;
   std::vector<CsvRow> rows_;
   std::ofstream stream_;
+};
+
+/// The CSV log of train/csv_log.hpp: one row per step and group (and "all" for a mixed batch).
+class CsvLogObserver : public TrainingObserver {
+ public:
+  explicit CsvLogObserver(std::filesystem::path path) : path_(std::move(path)) {}
+  void begin(const RunStart& run) override {
+    mixed_ = run.mixed_batches;
+    log_.emplace(path_, run.first_step);  // drops rows a killed run wrote after its checkpoint
+  }
+  void step(const StepInfo& info, double seconds) override {
+    for (std::size_t k = 0; k < info.group_losses.size(); ++k)
+      if (std::isfinite(info.group_losses[k]))
+        log_->append({info.step, std::to_string(k), info.group_losses[k], info.lr, seconds});
+    if (mixed_) log_->append({info.step, "all", info.loss, info.lr, seconds});
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::optional<CsvLog> log_;
+  bool mixed_ = false;
 };
 
 }  // namespace progdiff::train

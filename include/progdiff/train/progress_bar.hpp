@@ -10,9 +10,12 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "progdiff/train/training_observer.hpp"
 
 namespace progdiff::train {
 
@@ -101,6 +104,37 @@ class ProgressBar {
   std::int64_t first_, total_, every_;
   std::size_t width_ = 0;
   std::chrono::steady_clock::time_point start_;
+};
+
+/// The status line of train/progress_bar.hpp, one loss per group ("g0", "g1", ..., "all").
+class ProgressObserver : public TrainingObserver {
+ public:
+  explicit ProgressObserver(ProgressOptions options) : options_(options) {}
+  void begin(const RunStart& run) override {
+    mixed_ = run.mixed_batches;
+    bar_.emplace(run.first_step, run.steps, options_);
+  }
+  void step(const StepInfo& info, double) override { bar_->update(info.step, labelled(info)); }
+  void interrupted() override {
+    if (bar_) bar_->interrupt();
+  }
+
+ private:
+  std::vector<std::pair<std::string, double>> labelled(const StepInfo& info) const {
+    if (info.group_losses.size() == 1) return {{"", info.loss}};
+    std::vector<std::pair<std::string, double>> out;
+    for (std::size_t k = 0; k < info.group_losses.size(); ++k) {
+      std::string label = "g";  // appended: GCC 12 warns falsely on ("g" + string) (-Wrestrict)
+      label += std::to_string(k);
+      out.emplace_back(std::move(label), info.group_losses[k]);
+    }
+    if (mixed_) out.emplace_back("all", info.loss);
+    return out;
+  }
+
+  ProgressOptions options_;
+  std::optional<ProgressBar> bar_;
+  bool mixed_ = false;
 };
 
 }  // namespace progdiff::train

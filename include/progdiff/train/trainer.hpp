@@ -16,7 +16,8 @@
 // Around the steps: resume from options.checkpoint_path when it exists (weights, AdamW moments,
 // EMA, step, the noise and timestep generators, the data iterator's position, each dropout
 // layer's mask seed and count), checkpoints every checkpoint_every steps and at the end (atomic,
-// train/checkpoint.hpp), a progress bar, a CSV log and a PNG loss plot. A resumed run computes
+// train/checkpoint.hpp), and its observers (train/training_observer.hpp: by default a progress
+// bar, a CSV log and a loss plot, each replaceable by a user's own). A resumed run computes
 // exactly the losses of an uninterrupted one (importance samplers restart their loss history).
 // A NaN or infinite loss or gradient throws NonFiniteError naming the step (1 = the first) and
 // the group before anything is updated, so the last checkpoint stays valid.
@@ -65,7 +66,6 @@
 #include "progdiff/distributed/replicate.hpp"
 #include "progdiff/distributed/shard.hpp"
 #include "progdiff/distributed/single_process.hpp"
-#include "progdiff/io/line_plot.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
 #include "progdiff/train/checkpoint.hpp"
@@ -73,6 +73,7 @@
 #include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/train/finite_guard.hpp"
 #include "progdiff/train/grad_clip.hpp"
+#include "progdiff/train/loss_plot.hpp"
 #include "progdiff/train/objective.hpp"
 #include "progdiff/train/trainer_options.hpp"
 
@@ -190,14 +191,11 @@ class Trainer {
     if (writer)
       for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
         if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
-    std::optional<CsvLog> csv;
-    if (writer && !options_.csv_path.empty()) csv.emplace(options_.csv_path, step_);
+    const TrainingObservers observers = writer ? observers_of_run() : TrainingObservers{};
     model_.set_training(true);
     TrainReport report;
     report.first_step = step_;
-    ProgressOptions progress = options_.progress;
-    if (!writer) progress.mode = ProgressOptions::Mode::Off;
-    ProgressBar bar(step_, options_.steps, progress);
+    for (const auto& o : observers) o->begin(RunStart{step_, options_.steps, mode_ == BatchMode::Mixed});
     const auto start = std::chrono::steady_clock::now();
     try {
       while (step_ < options_.steps) {
@@ -206,21 +204,20 @@ class Trainer {
         info.step = step_;
         info.total = options_.steps;
         seconds_ = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (csv) log_rows(*csv, info);
         if (!options_.checkpoint_path.empty() &&
             ((options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0) || step_ == options_.steps)) {
           save();
           info.checkpointed = true;
         }
-        bar.update(step_, labelled(info));
+        for (const auto& o : observers) o->step(info, seconds_);
         report.steps.push_back(info);
         if (callback_) callback_(info);
       }
     } catch (...) {
-      bar.interrupt();
+      for (const auto& o : observers) o->interrupted();
       throw;
     }
-    if (!options_.plot_path.empty() && csv) plot(csv->rows());
+    for (const auto& o : observers) o->end();
     return report;
   }
 
@@ -409,42 +406,19 @@ class Trainer {
     if (options_.use_ema) ema_.update(model_);
   }
 
-  std::vector<std::pair<std::string, double>> labelled(const StepInfo& info) const {
-    std::vector<std::pair<std::string, double>> out;
-    if (info.group_losses.size() == 1) return {{"", info.loss}};
-    for (std::size_t k = 0; k < info.group_losses.size(); ++k) {
-      std::string label = "g";  // appended: GCC 12 warns falsely on ("g" + string) (-Wrestrict)
-      label += std::to_string(k);
-      out.emplace_back(std::move(label), info.group_losses[k]);
+  // The progress bar, CSV log and loss plot the options ask for, then the options' own observers.
+  TrainingObservers observers_of_run() const {
+    TrainingObservers o;
+    if (options_.progress.mode != ProgressOptions::Mode::Off)
+      o.push_back(std::make_shared<ProgressObserver>(options_.progress));
+    if (!options_.csv_path.empty()) {
+      o.push_back(std::make_shared<CsvLogObserver>(options_.csv_path));
+      if (!options_.plot_path.empty())
+        o.push_back(std::make_shared<LossPlotObserver>(options_.plot_path, options_.csv_path));
     }
-    if (mode_ == BatchMode::Mixed) out.emplace_back("all", info.loss);
-    return out;
-  }
-
-  void log_rows(CsvLog& csv, const StepInfo& info) const {
-    for (std::size_t k = 0; k < info.group_losses.size(); ++k)
-      if (std::isfinite(info.group_losses[k]))
-        csv.append({step_, std::to_string(k), info.group_losses[k], info.lr, seconds_});
-    if (mode_ == BatchMode::Mixed) csv.append({step_, "all", info.loss, info.lr, seconds_});
-  }
-
-  void plot(const std::vector<CsvRow>& rows) const {
-    std::vector<io::LineSeries> series;
-    for (const auto& r : rows) {
-      const std::string name = r.group == "all" ? "whole batch" : "group " + r.group;
-      auto it = std::find_if(series.begin(), series.end(), [&](const auto& s) { return s.name == name; });
-      if (it == series.end()) {
-        series.push_back({name, {}, {}, io::series_color(series.size())});
-        it = series.end() - 1;
-      }
-      it->x.push_back(static_cast<double>(r.step));
-      it->y.push_back(r.loss);
-    }
-    io::PlotOptions o;
-    o.log_y = true;
-    o.line_width = 2;
-    o.x_label = "step", o.y_label = "training loss";
-    io::write_line_plot(options_.plot_path.string(), series, o);  // false without gnuplot: no plot, said once
+    for (const auto& extra : options_.observers)
+      if (extra) o.push_back(extra);
+    return o;
   }
 
   TrainingState state() const {

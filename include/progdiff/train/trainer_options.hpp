@@ -22,7 +22,9 @@
 #include "progdiff/train/loss_weighting.hpp"
 #include "progdiff/train/lr_schedule.hpp"
 #include "progdiff/train/progress_bar.hpp"
+#include "progdiff/train/step_info.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
+#include "progdiff/train/training_observer.hpp"
 
 namespace progdiff::train {
 
@@ -80,20 +82,9 @@ struct TrainOptions {
   std::filesystem::path csv_path;         // empty: no CSV log
   std::filesystem::path plot_path;        // empty: no PNG loss plot at the end (drawn by gnuplot when installed)
   ProgressOptions progress{};
-  SamplerFactory make_sampler;                                  // empty: UniformTimesteps over each group's range
+  TrainingObservers observers;  // more observers of the run, after the built-in ones (train/training_observer.hpp)
+  SamplerFactory make_sampler;  // empty: UniformTimesteps over each group's range
   std::int64_t allreduce_bucket_bytes = std::int64_t{4} << 20;  // data-parallel runs: gradient bytes per all-reduce
 };
-
-/// What a step callback sees after each completed step.
-struct StepInfo {
-  std::int64_t step = 0;  // completed steps (1 after the first)
-  std::int64_t total = 0;
-  std::vector<double> group_losses;  // one per group (NaN for a group without samples this step)
-  double loss = 0.0;                 // PerGroup: the mean of the group losses; Mixed: the batch loss
-  double lr = 0.0;
-  bool checkpointed = false;  // a checkpoint was written after this step
-};
-
-using StepCallback = std::function<void(const StepInfo&)>;
 
 }  // namespace progdiff::train
