@@ -51,6 +51,7 @@
 #include "progdiff/distributed/replicate.hpp"
 #include "progdiff/distributed/shard.hpp"
 #include "progdiff/distributed/single_process.hpp"
+#include "progdiff/distributed/tdc_fan_out.hpp"
 #include "progdiff/group/contiguous_dp.hpp"
 #include "progdiff/group/denoiser_similarity.hpp"
 #include "progdiff/group/flops_interval.hpp"

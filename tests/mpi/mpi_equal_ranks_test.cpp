@@ -65,6 +65,18 @@ TEST_CASE("stage 1: 2 ranks train as 1 rank at the same global batch, and repeat
   }
 }
 
+TEST_CASE("gradient buckets of 8 values (parameters spanning buckets) sum as one bucket does, bit for bit") {
+  distributed::MpiCommunicator comm;
+  const auto data = patterns(12);
+  const Schedule schedule;
+  auto whole = base_model(2), pieces = base_model(2);
+  auto small = options(3, 4);
+  small.allreduce_bucket_bytes = 8 * sizeof(double);
+  train::train_stage1(whole, schedule, data, options(3, 4), train::SimpleObjective{}, {}, comm);
+  train::train_stage1(pieces, schedule, data, small, train::SimpleObjective{}, {}, comm);
+  CHECK(weights(pieces) == weights(whole));
+}
+
 TEST_CASE("stage 2: each group's batch splits over 2 ranks as in 1 rank") {
   distributed::MpiCommunicator comm;
   const auto data = patterns(12);

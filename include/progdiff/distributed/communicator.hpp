@@ -17,7 +17,15 @@
 #include <concepts>
 #include <span>
 
+#include "progdiff/core/error.hpp"
+
 namespace progdiff::distributed {
+
+/// A failed exchange between ranks; the message names the operation and the rank.
+class CommunicationError : public Error {
+ public:
+  using Error::Error;
+};
 
 template <class C>
 concept Communicator = requires(C& c, const C& cc, std::span<float> f, std::span<double> d) {

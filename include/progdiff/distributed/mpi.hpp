@@ -23,16 +23,7 @@
 #include <string>
 
 #include "progdiff/core/error.hpp"
-
-namespace progdiff::distributed {
-
-/// A failed exchange between ranks; the message names the operation and the rank.
-class CommunicationError : public Error {
- public:
-  using Error::Error;
-};
-
-}  // namespace progdiff::distributed
+#include "progdiff/distributed/communicator.hpp"
 
 #if __has_include(<mpi.h>)
 #include <mpi.h>
