@@ -60,8 +60,10 @@ def read_safetensors(path, wanted=None):
             raise CheckpointError(f"{path}: tensor '{name}' has dtype {record['dtype']}, not one this module reads")
         begin, end = record["data_offsets"]
         raw = bytearray(data[8 + size + begin : 8 + size + end])
-        tensors[name] = torch.frombuffer(raw, dtype=dtype).reshape(record["shape"]) if raw else torch.zeros(
-            record["shape"], dtype=dtype)
+        if raw:
+            tensors[name] = torch.frombuffer(raw, dtype=dtype).reshape(record["shape"])
+        else:  # an empty tensor: frombuffer refuses empty buffers
+            tensors[name] = torch.zeros(record["shape"], dtype=dtype)
     return metadata, tensors
 
 
@@ -419,7 +421,8 @@ class ProgdiffModel(nn.Module):
     def forward(self, x, t):
         t = torch.as_tensor(t, device=x.device)
         if t.dim() != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"expected one timestep per sample, got t of shape {tuple(t.shape)} for x {tuple(x.shape)}")
+            raise ValueError(
+                f"expected one timestep per sample, got t of shape {tuple(t.shape)} for x {tuple(x.shape)}")
         groups = self.group_of(t)
         channels = self.image_channels * (2 if self.learned_variance else 1)
         y = x.new_empty((x.shape[0], channels) + tuple(x.shape[2:]))
