@@ -21,6 +21,9 @@
 //   r.model->predict(x, timesteps);           // the assembled progressive model
 //   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
+// The base may be a model trained elsewhere: interop::import_diffusers_base<Net>(dir, schedule).base
+// is a diffusers UNet2DModel folder as a one-group model (interop/diffusers_base.hpp).
+//
 // On disk, out_dir/tdc.json records the partition, budgets and criterion (a rerun with others is
 // a ConfigError), and out_dir/group<g>/ holds
 //   memory_bank.json         the pruning schemes evaluated for the group (prune/memory_bank.hpp)
