@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "mpi_support.hpp"
@@ -90,4 +91,19 @@ TEST_CASE("resume across rank counts: 2 ranks -> 1 rank, 1 rank -> 2 ranks, 2 ra
     CHECK(report.first_step == 2);
     CHECK(weights(resumed) == weights(two));
   }
+}
+
+TEST_CASE("a checkpoint directory rank 0 cannot create stops every rank before the first step") {
+  distributed::MpiCommunicator comm;
+  const auto dir = shared_dir(comm, "unwritable");
+  const auto blocker = dir / "a_file";
+  if (comm.rank() == 0) std::ofstream(blocker) << "not a directory";
+  comm.barrier();
+  auto m = base_model(1);
+  train::TrainOptions o = options(2, 4);
+  o.checkpoint_path = blocker / "checkpoint.safetensors";  // its parent is a file
+  bool stepped = false;
+  CHECK_THROWS(train::train_stage1(
+      m, Schedule{}, patterns(12), o, train::SimpleObjective{}, [&](const train::StepInfo&) { stepped = true; }, comm));
+  CHECK(!stepped);
 }

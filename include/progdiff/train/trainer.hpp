@@ -187,15 +187,27 @@ class Trainer {
     if (distributed::rank0_says(comm_, options_.resume && !options_.checkpoint_path.empty() &&
                                            std::filesystem::exists(options_.checkpoint_path)))
       seconds_before = restore();
-    const bool writer = comm_.rank() == 0;  // the only rank that writes files
-    if (writer)
-      for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
-        if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
-    const TrainingObservers observers = writer ? observers_of_run() : TrainingObservers{};
+    // rank 0 alone writes files (and tells the observers); if it cannot, every rank stops here
+    // rather than wait for it
+    TrainingObservers observers;
+    std::exception_ptr failure;
+    try {
+      if (comm_.rank() == 0) {
+        for (const auto* path : {&options_.checkpoint_path, &options_.csv_path, &options_.plot_path})
+          if (path->has_parent_path()) std::filesystem::create_directories(path->parent_path());
+        observers = observers_of_run();
+        for (const auto& o : observers) o->begin(RunStart{step_, options_.steps, mode_ == BatchMode::Mixed});
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (distributed::any_rank(comm_, failure != nullptr)) {
+      if (failure) std::rethrow_exception(failure);
+      throw IoError("Trainer: rank 0 could not create its output files (its error output says why)");
+    }
     model_.set_training(true);
     TrainReport report;
     report.first_step = step_;
-    for (const auto& o : observers) o->begin(RunStart{step_, options_.steps, mode_ == BatchMode::Mixed});
     const auto start = std::chrono::steady_clock::now();
     try {
       while (step_ < options_.steps) {
