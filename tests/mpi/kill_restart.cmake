@@ -1,6 +1,6 @@
 # A killed rank stops the job, and a restart resumes from the last checkpoint to the weights of
 # an uninterrupted run (bit for bit: the same rank count). Also: an exception on one rank stops
-# the job with that rank's message.
+# the job with that rank's message, and a rank that hangs alive is caught by the others' timeout.
 # cmake -DMPIEXEC=<mpirun and its flags, |-separated> -DPROGRAM=<mpi_kill_job> -DWORK=<dir> -P kill_restart.cmake
 cmake_minimum_required(VERSION 3.25)
 string(REPLACE "|" ";" MPIEXEC "${MPIEXEC}")
@@ -45,5 +45,16 @@ endif()
 run_job("${WORK}/thrown" throw)
 if(rc EQUAL 0 OR NOT out MATCHES "rank 1 of 2 stops the job: an injected failure after step 3")
   message(FATAL_ERROR "an exception on rank 1 did not stop the job with its message")
+endif()
+file(MAKE_DIRECTORY "${WORK}/hung")
+string(TIMESTAMP before "%s")
+run_job("${WORK}/hung" hang)
+string(TIMESTAMP after "%s")
+math(EXPR seconds "${after} - ${before}")
+if(rc EQUAL 0 OR NOT out MATCHES "rank 0 of 2 stops the job: MPI_Allreduce on rank 0 of 2: not every rank took part")
+  message(FATAL_ERROR "a hung rank 1 did not stop the job through rank 0's timeout")
+endif()
+if(seconds GREATER 60)
+  message(FATAL_ERROR "the job with a hung rank took ${seconds} s to stop; the timeout is 3 s")
 endif()
 message(STATUS "killed rank: the job stopped; the restart matched the uninterrupted run bit for bit")

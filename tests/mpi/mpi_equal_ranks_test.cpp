@@ -12,6 +12,7 @@
 // losses agree to 1e-12 (double) and 1e-5 (float) relative.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -75,6 +76,16 @@ TEST_CASE("gradient buckets of 8 values (parameters spanning buckets) sum as one
   train::train_stage1(whole, schedule, data, options(3, 4), train::SimpleObjective{}, {}, comm);
   train::train_stage1(pieces, schedule, data, small, train::SimpleObjective{}, {}, comm);
   CHECK(weights(pieces) == weights(whole));
+}
+
+TEST_CASE("a communicator with a timeout (non-blocking exchanges, polled) trains bit for bit as a blocking one") {
+  distributed::MpiCommunicator blocking, timed(MPI_COMM_WORLD, std::chrono::seconds(60));
+  const auto data = patterns(12);
+  const Schedule schedule;
+  auto a = base_model(2), b = base_model(2);
+  train::train_stage1(a, schedule, data, options(3, 4), train::SimpleObjective{}, {}, blocking);
+  train::train_stage1(b, schedule, data, options(3, 4), train::SimpleObjective{}, {}, timed);
+  CHECK(weights(b) == weights(a));
 }
 
 TEST_CASE("stage 2: each group's batch splits over 2 ranks as in 1 rank") {

@@ -2,12 +2,16 @@
 //   mpi_kill_job <dir> run     train 6 steps (checkpoint every 2 in <dir>), resuming if there is one
 //   mpi_kill_job <dir> kill    the same, but rank 1 kills itself (SIGKILL) after step 3
 //   mpi_kill_job <dir> throw   the same, but rank 1 throws after step 3
+//   mpi_kill_job <dir> hang    the same, but rank 1 sleeps after step 3, and the communicator
+//                              gives up after 3 s without an answer
 // At the end rank 0 writes the final weights' bytes to <dir>/weights.bin and prints the step it
 // resumed from, for the script to compare with an uninterrupted run.
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "mpi_support.hpp"
 #include "progdiff/train/stage1.hpp"
@@ -16,12 +20,12 @@ using namespace mpi_test;
 
 int main(int argc, char** argv) {
   distributed::MpiSession session(argc, argv);
-  distributed::MpiCommunicator comm;
+  const std::string mode = argc == 3 ? argv[2] : "";
+  distributed::MpiCommunicator comm(MPI_COMM_WORLD, mode == "hang" ? std::chrono::seconds(3) : std::chrono::seconds(0));
   return distributed::run_or_abort(comm, [&] {
-    progdiff::require(argc == 3, "usage: mpi_kill_job <dir> run|kill|throw");
+    progdiff::require(mode == "run" || mode == "kill" || mode == "throw" || mode == "hang",
+                      "usage: mpi_kill_job <dir> run|kill|throw|hang");
     const std::filesystem::path dir = argv[1];
-    const std::string mode = argv[2];
-    progdiff::require(mode == "run" || mode == "kill" || mode == "throw", "mpi_kill_job: unknown mode '" + mode + "'");
     const auto data = patterns(12);
     const Schedule schedule;
     train::TrainOptions o = options(6, 4);
@@ -34,6 +38,7 @@ int main(int argc, char** argv) {
           if (s.step != 3 || comm.rank() != 1) return;
           if (mode == "kill") std::raise(SIGKILL);
           if (mode == "throw") throw progdiff::Error("an injected failure after step 3");
+          if (mode == "hang") std::this_thread::sleep_for(std::chrono::seconds(100));
         },
         comm);
     if (comm.rank() == 0) {

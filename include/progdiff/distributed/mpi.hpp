@@ -14,7 +14,8 @@
 // MPI's bare default abort. run_or_abort turns an exception on any rank into MPI_Abort with
 // that rank's message, so one failing rank stops the whole job instead of leaving the others
 // waiting in a collective forever. A rank killed outright (SIGKILL, out of memory) is detected
-// by mpirun, which stops the other ranks and names the dead rank and its signal.
+// by mpirun, which stops the other ranks and names the dead rank and its signal. A rank that
+// hangs alive is caught only by the optional timeout: MpiCommunicator(MPI_COMM_WORLD, 600s).
 //
 // Without <mpi.h> on the include path this header declares MpiCommunicator as a type whose use
 // fails to compile with a sentence saying what to link.
@@ -29,9 +30,11 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <span>
+#include <thread>
 
 namespace progdiff::distributed {
 
@@ -67,7 +70,10 @@ class MpiCommunicator {
   static constexpr bool serves = B::host_accessible;  // MPI reads host memory
 
   /// Uses `comm` (not owned; MPI_COMM_WORLD by default); MPI must be initialized (MpiSession).
-  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) : comm_(comm) {
+  /// With a timeout > 0 an exchange that has not completed after that long throws a
+  /// CommunicationError (a rank hung without dying: MPI itself waits forever); 0 waits forever.
+  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD, std::chrono::milliseconds timeout = {})
+      : comm_(comm), timeout_(timeout) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     require(initialized != 0, "MpiCommunicator: MPI is not initialized; create an MpiSession in main first");
@@ -83,7 +89,15 @@ class MpiCommunicator {
   void all_reduce_sum(std::span<float> values) { reduce(values); }
   void all_reduce_sum(std::span<double> values) { reduce(values); }
   void all_reduce_host(std::span<double> values) { reduce(values); }
-  void barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+  void barrier() {
+    if (timeout_.count() <= 0) {
+      check(MPI_Barrier(comm_), "MPI_Barrier");
+      return;
+    }
+    MPI_Request request;
+    check(MPI_Ibarrier(comm_, &request), "MPI_Ibarrier");
+    wait(request, "MPI_Barrier");
+  }
 
  private:
   template <class T>
@@ -91,9 +105,32 @@ class MpiCommunicator {
     const MPI_Datatype type = sizeof(T) == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE;
     for (std::size_t done = 0; done < values.size();) {  // MPI counts are ints
       const std::size_t n = std::min(values.size() - done, static_cast<std::size_t>(INT_MAX));
-      check(MPI_Allreduce(MPI_IN_PLACE, values.data() + done, static_cast<int>(n), type, MPI_SUM, comm_),
-            "MPI_Allreduce");
+      if (timeout_.count() <= 0) {
+        check(MPI_Allreduce(MPI_IN_PLACE, values.data() + done, static_cast<int>(n), type, MPI_SUM, comm_),
+              "MPI_Allreduce");
+      } else {
+        MPI_Request request;
+        check(MPI_Iallreduce(MPI_IN_PLACE, values.data() + done, static_cast<int>(n), type, MPI_SUM, comm_, &request),
+              "MPI_Iallreduce");
+        wait(request, "MPI_Allreduce");
+      }
       done += n;
+    }
+  }
+
+  // Polls `request` until it completes or the timeout passes; spins first (exchanges are
+  // usually short), then sleeps between polls so that a long wait leaves the cores to others.
+  void wait(MPI_Request& request, const char* operation) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    for (long polls = 0;; ++polls) {
+      int done = 0;
+      check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), operation);
+      if (done) return;
+      if (std::chrono::steady_clock::now() > deadline)
+        throw CommunicationError(std::string(operation) + " on rank " + std::to_string(rank_) + " of " +
+                                 std::to_string(size_) + ": not every rank took part within " +
+                                 std::to_string(timeout_.count()) + " ms; a rank may have hung");
+      if (polls > 10000) std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
 
@@ -107,6 +144,7 @@ class MpiCommunicator {
   }
 
   MPI_Comm comm_;
+  std::chrono::milliseconds timeout_;
   int rank_ = 0, size_ = 1;
 };
 
