@@ -1,7 +1,9 @@
 #pragma once
 // Command-line options of the main job (examples/02_progressive): parsing, defaults of the
 // three configurations (default, --tiny, --paper-scale) and the --help text.
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -79,6 +81,7 @@ struct Options {
   double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
   std::int64_t steps = 0;         // stage-1 optimizer steps
   std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
+  double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
   std::int64_t batch = 0;
   std::int64_t channels = 0;  // base width of the U-Net
   double lr = 0.0;
@@ -155,6 +158,8 @@ wall times), training logs, loss plots and checkpoints to the output directory.
                        the groups' boundaries and the multi-stage decoder widths)
   --steps N          stage-1 steps (multi-stage: its training steps)
   --stage2-steps N   stage-2 steps; each trains every group on a batch of its own
+  --budget-scale X   multiply the stage-1 and stage-2 step counts (defaults or given) by X,
+                       rounded: a training budget X times the configuration's
   --batch N          images per batch
   --channels N       base width of the U-Net (a multiple of 8)
   --lr X             peak learning rate (linear warm-up, cosine decay)
@@ -286,6 +291,8 @@ inline Options parse_options(int argc, const char* const* argv) {
       if (o.channels % 8 != 0)
         throw progdiff::ConfigError("--channels: " + std::to_string(o.channels) +
                                     " is not a multiple of 8 (the GroupNorm groups)");
+    } else if (flag == "--budget-scale") {
+      o.budget_scale = detail::to_real(flag, value(), 1e-3, 1e3);
     } else if (flag == "--lr") {
       o.lr = detail::to_real(flag, value(), 1e-7, 1.0);
     } else if (flag == "--train-images") {
@@ -321,6 +328,10 @@ inline Options parse_options(int argc, const char* const* argv) {
     } else {
       throw progdiff::ConfigError("unknown flag '" + flag + "' (see --help)");
     }
+  }
+  if (o.budget_scale != 1.0) {
+    o.steps = std::max<std::int64_t>(1, std::llround(static_cast<double>(o.steps) * o.budget_scale));
+    o.stage2_steps = std::llround(static_cast<double>(o.stage2_steps) * o.budget_scale);
   }
   if (o.tdc_group >= 0 && o.variant != Variant::Tdc)
     throw progdiff::ConfigError("--tdc-group: only the tdc variant runs groups separately (add --tdc)");

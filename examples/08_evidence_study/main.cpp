@@ -40,6 +40,7 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/io/atomic_file.hpp"
+#include "progdiff/io/line_plot.hpp"
 
 namespace {
 
@@ -76,7 +77,8 @@ struct Options {
   fs::path job;         // empty: progdiff_example_02_progressive beside this program
   fs::path classifier;  // empty: <out>/fashion_classifier.safetensors
   std::string proxy_command;
-  std::string job_flags;  // more flags for every run (e.g. --steps 2000 --stage2-steps 400)
+  std::string job_flags;             // more flags for every run (e.g. --steps 2000 --stage2-steps 400)
+  std::vector<double> budgets{1.0};  // training budgets as multiples of the job's (--budget-scale)
   bool help = false;
 };
 
@@ -95,6 +97,10 @@ A rerun skips finished runs and resumes unfinished ones from their checkpoints.
   --fid-samples N      generated images for the Frechet distance (default 2000; tiny 32)
   --proxy-command CMD  the tdc-proxy arm asks this command instead of the built-in search
                        (tools/proxy/echo_proxy.py is an offline example)
+  --budgets B,B,...    training budgets as multiples of the job's default (its --budget-scale),
+                       e.g. 0.25,0.5,1,2,4 for the convergence of FD against training FLOPs;
+                       budget 1 runs in DIR, budget B in DIR/budget-B; convergence.csv and
+                       convergence.png (gnuplot) gather them (default: 1)
   --job-flags "..."    more flags for every run of the job (the same for every arm)
   --job PATH           the main job's program (default: beside this one)
   --classifier FILE    the metric's classifier, shared by every run (default
@@ -142,6 +148,17 @@ Options parse(int argc, char** argv) {
         }
         o.arms.push_back(name);
       }
+    } else if (a == "--budgets") {
+      o.budgets.clear();
+      std::stringstream list(value());
+      for (std::string b; std::getline(list, b, ',');) {
+        char* end = nullptr;
+        const double x = std::strtod(b.c_str(), &end);
+        if (b.empty() || *end != '\0' || !(x > 0.0) || x > 1e3)
+          throw progdiff::ConfigError("--budgets: '" + b + "' is not a budget multiple in (0, 1000]");
+        o.budgets.push_back(x);
+      }
+      if (o.budgets.empty()) throw progdiff::ConfigError("--budgets: the list is empty");
     } else if (a == "--proxy-command")
       o.proxy_command = value();
     else if (a == "--job-flags")
@@ -304,6 +321,56 @@ bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::str
   return ok;
 }
 
+std::string budget_name(double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", b);
+  return buf;
+}
+
+// The study's options for one training budget: budget 1 in --out, budget B in --out/budget-B.
+Options for_budget(const Options& o, double b) {
+  Options ob = o;
+  if (b != 1.0) {
+    ob.out = o.out / ("budget-" + budget_name(b));
+    ob.job_flags += " --budget-scale " + budget_name(b);
+  }
+  return ob;
+}
+
+// convergence.csv and convergence.png: per arm and budget, the mean training FLOPs and the
+// Frechet distance (mean, std over the seeds finished so far).
+void write_convergence(const Options& o, const std::vector<Arm>& arms) {
+  std::ostringstream csv;
+  csv << "arm,budget,seeds,training_flops_mean,frechet_mean,frechet_std\n";
+  std::vector<progdiff::io::LineSeries> series;
+  for (std::size_t a = 0; a < arms.size(); ++a) {
+    progdiff::io::LineSeries line{arms[a].name, {}, {}, progdiff::io::series_color(a)};
+    for (double b : o.budgets) {
+      const Options ob = for_budget(o, b);
+      std::vector<double> fd, flops;
+      for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s)
+        if (auto r = read_json(run_dir(ob, arms[a].name, s) / "result.json")) {
+          fd.push_back(number(*r, "frechet"));
+          flops.push_back(number(*r, "training_flops"));
+        }
+      const Stats f = stats(fd), c = stats(flops);
+      csv << arms[a].name << "," << budget_name(b) << "," << f.n << "," << fixed(c.mean, 0) << "," << fixed(f.mean, 6)
+          << "," << fixed(f.std, 6) << "\n";
+      if (f.n > 0) {
+        line.x.push_back(c.mean / 1e9);
+        line.y.push_back(f.mean);
+      }
+    }
+    if (!line.x.empty()) series.push_back(std::move(line));
+  }
+  write_atomic(o.out / "convergence.csv", csv.str());
+  progdiff::io::PlotOptions po;
+  po.width = 800, po.height = 480, po.line_width = 2, po.log_x = true;
+  po.x_label = "training GFLOPs (mean over seeds)", po.y_label = "Frechet distance (mean over seeds)";
+  if (!progdiff::io::write_line_plot((o.out / "convergence.png").string(), series, po))
+    std::printf("no gnuplot: convergence.png not drawn (convergence.csv has the numbers)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -335,45 +402,54 @@ int main(int argc, char** argv) {
       if (o.arms.empty() || std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end()) arms.push_back(arm);
 
     bool ok = true;
-    // Seed by seed, so that an interrupted study has whole seeds of every arm first.
+    // Seed by seed, so that an interrupted study has whole seeds of every arm first; within a
+    // seed, budget by budget in the order given.
     for (std::int64_t seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed)
-      for (const Arm& arm : arms) {
-        const fs::path dir = run_dir(o, arm.name, seed);
-        if (fs::exists(dir / "result.json")) {
-          std::printf("== %s seed %lld: finished earlier\n", arm.name.c_str(), static_cast<long long>(seed));
-          continue;
+      for (double budget : o.budgets) {
+        const Options ob = for_budget(o, budget);
+        for (const Arm& arm : arms) {
+          const fs::path dir = run_dir(ob, arm.name, seed);
+          const std::string what = arm.name + " seed " + std::to_string(seed) +
+                                   (budget != 1.0 ? " budget " + budget_name(budget) : std::string());
+          if (fs::exists(dir / "result.json")) {
+            std::printf("== %s: finished earlier\n", what.c_str());
+            continue;
+          }
+          fs::create_directories(dir);
+          std::string flags = arm.flags + " --equal-compute --seed " + std::to_string(seed) + " --out " +
+                              quote(fs::absolute(dir).string()) + " --classifier " + quote(classifier.string()) +
+                              " --fid-samples " + std::to_string(o.fid_samples);
+          if (o.tiny) flags = "--tiny " + flags;
+          if (arm.name == "tdc-proxy" && !o.proxy_command.empty())
+            flags += " --proxy-command " + quote(o.proxy_command);
+          if (!ob.job_flags.empty()) flags += " " + ob.job_flags;
+          const std::string line = quote(job.string()) + " " + flags;
+          std::printf("== %s: %s\n", what.c_str(), line.c_str());
+          std::fflush(stdout);
+          const auto start = Clock::now();
+          const int status = std::system((line + " >> " + quote((dir / "job.log").string()) + " 2>&1").c_str());
+          Attempts a = read_attempts(dir);
+          a.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+          a.count += 1;
+          write_atomic(dir / "study_attempts.json",
+                       nlohmann::json{{"seconds", a.seconds}, {"count", a.count}, {"command", line}}.dump(2) + "\n");
+          const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+          if (code == 77) {
+            std::fprintf(stderr, "skipped: the main job reports a missing data set (see %s)\n",
+                         (dir / "job.log").string().c_str());
+            return 77;
+          }
+          if (code != 0 || !fs::exists(dir / "result.json")) {
+            std::fprintf(stderr, "error: %s failed (exit status %d); its log: %s\n", what.c_str(), code,
+                         (dir / "job.log").string().c_str());
+            ok = false;
+          }
+          ok = write_tables(ob, arms, command) && ok;
+          if (o.budgets.size() > 1) write_convergence(o, arms);
         }
-        fs::create_directories(dir);
-        std::string flags = arm.flags + " --equal-compute --seed " + std::to_string(seed) + " --out " +
-                            quote(fs::absolute(dir).string()) + " --classifier " + quote(classifier.string()) +
-                            " --fid-samples " + std::to_string(o.fid_samples);
-        if (o.tiny) flags = "--tiny " + flags;
-        if (arm.name == "tdc-proxy" && !o.proxy_command.empty()) flags += " --proxy-command " + quote(o.proxy_command);
-        if (!o.job_flags.empty()) flags += " " + o.job_flags;
-        const std::string line = quote(job.string()) + " " + flags;
-        std::printf("== %s seed %lld: %s\n", arm.name.c_str(), static_cast<long long>(seed), line.c_str());
-        std::fflush(stdout);
-        const auto start = Clock::now();
-        const int status = std::system((line + " >> " + quote((dir / "job.log").string()) + " 2>&1").c_str());
-        Attempts a = read_attempts(dir);
-        a.seconds += std::chrono::duration<double>(Clock::now() - start).count();
-        a.count += 1;
-        write_atomic(dir / "study_attempts.json",
-                     nlohmann::json{{"seconds", a.seconds}, {"count", a.count}, {"command", line}}.dump(2) + "\n");
-        const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-        if (code == 77) {
-          std::fprintf(stderr, "skipped: the main job reports a missing data set (see %s)\n",
-                       (dir / "job.log").string().c_str());
-          return 77;
-        }
-        if (code != 0 || !fs::exists(dir / "result.json")) {
-          std::fprintf(stderr, "error: %s seed %lld failed (exit status %d); its log: %s\n", arm.name.c_str(),
-                       static_cast<long long>(seed), code, (dir / "job.log").string().c_str());
-          ok = false;
-        }
-        ok = write_tables(o, arms, command) && ok;
       }
-    ok = write_tables(o, arms, command) && ok;
+    for (double budget : o.budgets) ok = write_tables(for_budget(o, budget), arms, command) && ok;
+    if (o.budgets.size() > 1) write_convergence(o, arms);
     std::printf("wrote %s and %s\n", (o.out / "results.md").string().c_str(), (o.out / "results.csv").string().c_str());
     return ok ? 0 : 1;
   } catch (const std::exception& e) {

@@ -7,7 +7,7 @@
 // (empty: plots off). The image appears atomically: gnuplot writes a temporary file that is then
 // renamed, so a reader never sees half a PNG.
 //
-// A non-finite point breaks its line; with log_y, points with y <= 0 are left out; a series of
+// A non-finite point breaks its line; on a log axis, points <= 0 on it are left out; a series of
 // one point is drawn as a dot. Ranges default to the data's extent.
 #include <array>
 #include <cmath>
@@ -35,7 +35,7 @@ struct LineSeries {
 struct PlotOptions {
   int width = 640, height = 400;
   int line_width = 1;
-  bool log_y = false;
+  bool log_x = false, log_y = false;
   bool legend = true;
   std::string title, x_label, y_label;
   std::optional<double> x_min, x_max, y_min, y_max;  // data units
@@ -98,6 +98,7 @@ inline std::string gnuplot_script(const std::string& output, const std::vector<L
   if (!o.x_label.empty()) s << "set xlabel " << gnuplot_quoted(o.x_label) << "\n";
   if (!o.y_label.empty()) s << "set ylabel " << gnuplot_quoted(o.y_label) << "\n";
   s << (o.legend ? "set key top right\n" : "unset key\n");
+  if (o.log_x) s << "set logscale x\n";
   if (o.log_y) s << "set logscale y\n";
   s << "set grid\n";
   s << "set xrange " << range(o.x_min, o.x_max) << "\nset yrange " << range(o.y_min, o.y_max) << "\n";
@@ -105,7 +106,7 @@ inline std::string gnuplot_script(const std::string& output, const std::vector<L
     s << "$s" << i << " << EOD\n";
     for (std::size_t j = 0; j < series[i].x.size(); ++j) {
       const double x = series[i].x[j], y = series[i].y[j];
-      if (!std::isfinite(x) || !std::isfinite(y) || (o.log_y && y <= 0)) {
+      if (!std::isfinite(x) || !std::isfinite(y) || (o.log_x && x <= 0) || (o.log_y && y <= 0)) {
         s << "\n";  // a blank line breaks the line
         continue;
       }
