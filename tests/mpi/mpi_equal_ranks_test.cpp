@@ -1,6 +1,7 @@
 // Data-parallel training on 2 ranks against the same training in one process (run on each rank
 // beside it, as the reference): stage 1, stage 2 and multi-stage at one global batch, an uneven
-// split, float32, bit-identical repeats, and the refusal of dropout.
+// split, float32, bit-identical repeats, gradient buckets, timed exchanges, a multi-stage
+// checkpoint of 2 ranks resumed in one process, and the refusal of dropout.
 //
 // Tolerance: the ranks' gradients are partial sums that MPI adds, where one process sums the
 // whole batch inside each kernel; the two orders of summation differ by rounding only, about
@@ -121,6 +122,37 @@ TEST_CASE("multi-stage: mixed batches split over 2 ranks as in 1 rank") {
   MESSAGE("multi-stage: max |w(2 ranks) - w(1 rank)| = " << difference);
   CHECK(difference <= kTolerance);
   CHECK(same_on_every_rank(comm, weights(ranks)));
+}
+
+TEST_CASE("multi-stage: a checkpoint of 2 ranks resumes in 1 process") {
+  distributed::MpiCommunicator comm;
+  const auto dir = shared_dir(comm, "multi_resume");
+  const auto data = patterns(16);
+  const Schedule schedule;
+  auto uninterrupted = multi_model(12);
+  train::train_multi_stage(uninterrupted, schedule, data, options(5, 8));
+  train::TrainOptions o = options(5, 8);
+  o.checkpoint_every = 2;
+  o.checkpoint_path = dir / "checkpoint.safetensors";
+  struct Stopped {};
+  auto stopped = multi_model(12);
+  CHECK_THROWS_AS(train::train_multi_stage(
+                      stopped, schedule, data, o, train::SimpleObjective{},
+                      [](const train::StepInfo& s) {
+                        if (s.step == 3) throw Stopped{};
+                      },
+                      comm),
+                  Stopped);
+  comm.barrier();
+  if (comm.rank() == 0) {
+    auto resumed = multi_model(99);
+    const auto report = train::train_multi_stage(resumed, schedule, data, o);
+    CHECK(report.first_step == 2);
+    const double difference = max_abs_difference(weights(resumed), weights(uninterrupted));
+    MESSAGE("multi-stage, 2 ranks -> 1 rank: max |w - w(1 rank uninterrupted)| = " << difference);
+    CHECK(difference <= kTolerance);
+  }
+  comm.barrier();
 }
 
 TEST_CASE("float32: 2 ranks train as 1 rank within float rounding") {
