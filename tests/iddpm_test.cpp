@@ -401,3 +401,37 @@ TEST_CASE("a learned-variance checkpoint and a fixed-variance model are told apa
                        ConfigError);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("grouped learned-variance models route a batch that mixes groups: 2C outputs, C input gradients") {
+  // Each sample's 2C output is that of its own group's network alone; dx has the input's C channels.
+  Generator gen(11);
+  LearnedNet a, b;
+  a.initialize(gen);
+  b.initialize(gen);
+  a.set_training(false);  // no dropout: the same input gives the same output
+  b.set_training(false);
+  const std::vector<std::int64_t> t{10, 700, 20, 900};
+  auto x = Tensor<float>::from_host(Shape{4, 1, 8, 8}, std::vector<float>(256, 0.25f));
+  for (int i = 0; i < 4; ++i) {  // a different image per sample
+    auto h = x.to_host();
+    for (int j = 0; j < 64; ++j) h[static_cast<std::size_t>(i * 64 + j)] = 0.01f * static_cast<float>((i + 1) * j % 17);
+    x = Tensor<float>::from_host(x.shape(), h);
+  }
+  auto alone = [&](LearnedNet& net, std::int64_t row) {
+    const auto xi = unet::gather_rows(x, std::vector<std::int64_t>{row});
+    return net
+        .forward(xi, Tensor<float>::from_host(Shape{1},
+                                              std::vector<float>{static_cast<float>(t[static_cast<std::size_t>(row)])}))
+        .to_host();
+  };
+  const std::vector<std::vector<float>> expected{alone(a, 0), alone(b, 1), alone(a, 2), alone(b, 3)};
+  model::Progressive<LearnedNet> grouped(group::Partition{{0, 500, 1000}, {}}, std::vector<LearnedNet>{a, b});
+  grouped.set_training(false);
+  const auto y = grouped.forward(x, std::span<const std::int64_t>(t));
+  REQUIRE(y.shape() == Shape{4, 2, 8, 8});
+  const auto yh = y.to_host();
+  for (std::size_t i = 0; i < 4; ++i)
+    for (std::size_t j = 0; j < 128; ++j) REQUIRE(yh[i * 128 + j] == doctest::Approx(expected[i][j]).epsilon(1e-5));
+  const auto dx = grouped.backward(Tensor<float>::from_host(y.shape(), std::vector<float>(512, 1.0f)));
+  CHECK(dx.shape() == x.shape());
+}

@@ -35,6 +35,7 @@
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/interval_model.hpp"
+#include "progdiff/unet/output_channels.hpp"
 
 namespace progdiff::model {
 
@@ -115,7 +116,8 @@ class Progressive {
   Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& t, std::span<const std::int64_t> groups) {
     route(x.shape(), t.shape(), groups);
     const auto n = static_cast<std::size_t>(x.dim(0));
-    Tensor<T, B> y(x.shape());
+    input_shape_ = x.shape();
+    Tensor<T, B> y(unet::output_shape_of<Net>(x.shape()));
     for (std::size_t k = 0; k < nets_.size(); ++k) {
       const auto& r = rows_[k];
       if (r.empty()) continue;
@@ -132,7 +134,7 @@ class Progressive {
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     require(!rows_.empty(), "Progressive::backward called without a preceding forward");
     const auto n = static_cast<std::size_t>(dy.dim(0));
-    Tensor<T, B> dx(dy.shape());
+    Tensor<T, B> dx(input_shape_);  // C channels, where dy has 2C for a learned variance
     for (std::size_t k = 0; k < nets_.size(); ++k) {
       const auto& r = rows_[k];
       if (r.empty()) continue;
@@ -267,6 +269,7 @@ class Progressive {
   schedule::PredictionType prediction_;
   bool training_ = true;
   std::vector<std::vector<std::int64_t>> rows_;  // samples of each group, kept for backward
+  Shape input_shape_;
 };
 
 }  // namespace progdiff::model

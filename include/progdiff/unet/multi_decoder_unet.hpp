@@ -103,7 +103,7 @@ class MultiDecoderUNet {
   Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& t, std::span<const std::int64_t> interval) {
     route(x.shape(), interval);
     EncoderOutput<T, B> e = encoder_.forward(x, t);
-    Tensor<T, B> y(x.shape());
+    Tensor<T, B> y(Shape{x.dim(0), spec::output_channels, x.dim(2), x.dim(3)});  // 2C with a learned variance
     for (int k = 0; k < decoder_count; ++k) {
       const auto& rows = rows_[static_cast<std::size_t>(k)];
       if (rows.empty()) continue;

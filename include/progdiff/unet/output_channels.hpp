@@ -8,6 +8,8 @@
 //   any other model              its static constexpr bool learns_variance, false without one
 #include <type_traits>
 
+#include "progdiff/core/shape.hpp"
+
 namespace progdiff::unet {
 
 template <class Net, int K>
@@ -40,5 +42,13 @@ struct learns_variance<SeparateExperts<Net, K>> : learns_variance<Net> {};
 
 template <class M>
 inline constexpr bool learns_variance_v = learns_variance<M>::value;
+
+/// The shape of M's output for an input of shape `in` ([N, C, ...]): 2C channels when M learns
+/// a variance, else `in`. What a routed model allocates before it scatters its groups' outputs.
+template <class M>
+Shape output_shape_of(Shape in) {
+  if constexpr (learns_variance_v<M>) in[1] *= 2;
+  return in;
+}
 
 }  // namespace progdiff::unet

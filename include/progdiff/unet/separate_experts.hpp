@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "progdiff/unet/channel_ops.hpp"
+#include "progdiff/unet/output_channels.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace progdiff::unet {
@@ -59,7 +60,8 @@ class SeparateExperts {
                           std::to_string(interval[i]) + ", outside [0, " + std::to_string(K) + ")");
       rows[static_cast<std::size_t>(interval[i])].push_back(static_cast<std::int64_t>(i));
     }
-    Tensor<T, B> y(x.shape());
+    Tensor<T, B> y(output_shape_of<Net>(x.shape()));
+    input_shape_ = x.shape();
     for (int k = 0; k < K; ++k) {
       const auto& r = rows[static_cast<std::size_t>(k)];
       if (r.empty()) continue;
@@ -72,7 +74,7 @@ class SeparateExperts {
   /// dy -> dx; expert k accumulates gradients from its interval's samples only.
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     require(!rows_.empty(), "SeparateExperts::backward called without a preceding forward");
-    Tensor<T, B> dx(dy.shape());
+    Tensor<T, B> dx(input_shape_);  // C channels, where dy has 2C for a learned variance
     for (int k = 0; k < K; ++k) {
       const auto& r = rows_[static_cast<std::size_t>(k)];
       if (r.empty()) continue;
@@ -110,6 +112,7 @@ class SeparateExperts {
  private:
   std::vector<Net> experts_;
   std::vector<std::vector<std::int64_t>> rows_;
+  Shape input_shape_;
 };
 
 }  // namespace progdiff::unet
