@@ -509,6 +509,13 @@ TEST_CASE("line plot: gnuplot draws each series in its colour where its values p
     CHECK(high.back() - high.front() <= 4);  // a line of width 2, not a filled area
   }
   CHECK_FALSE(std::filesystem::exists(path.string() + ".gp"));  // the script is cleaned up
+  // nothing to draw (no series, or no finite point): empty axes, not an error
+  const auto empty = scratch("empty.png");
+  CHECK(progdiff::io::write_line_plot(empty.string(), {}, o));
+  CHECK(std::filesystem::exists(empty));
+  progdiff::io::PlotOptions log_o;
+  log_o.log_y = true;
+  CHECK(progdiff::io::write_line_plot(empty.string(), {{"nan", {1, 2}, {std::nan(""), -1.0}, red}}, log_o));
   CHECK_THROWS_AS(progdiff::io::write_line_plot(path.string(), {{"bad", {0, 1}, {1}, red}}, o), progdiff::ConfigError);
 }
 

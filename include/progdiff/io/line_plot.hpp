@@ -88,8 +88,26 @@ inline std::string range(const std::optional<double>& lo, const std::optional<do
   return "[" + bound(lo) + ":" + bound(hi) + "]";
 }
 
-inline std::string gnuplot_script(const std::string& output, const std::vector<LineSeries>& series,
-                                  const PlotOptions& o) {
+inline bool drawable(double x, double y, const PlotOptions& o) {
+  return std::isfinite(x) && std::isfinite(y) && !(o.log_x && x <= 0) && !(o.log_y && y <= 0);
+}
+
+inline std::string gnuplot_script(const std::string& output, const std::vector<LineSeries>& all, PlotOptions o) {
+  // Series without a point to draw are left out (gnuplot refuses a plot with no valid point);
+  // with nothing at all to draw, empty axes over default ranges.
+  std::vector<LineSeries> series;
+  for (const auto& l : all)
+    for (std::size_t j = 0; j < l.x.size(); ++j)
+      if (drawable(l.x[j], l.y[j], o)) {
+        series.push_back(l);
+        break;
+      }
+  if (series.empty()) {
+    if (!o.x_min) o.x_min = o.log_x ? 1.0 : 0.0;
+    if (!o.x_max) o.x_max = *o.x_min * (o.log_x ? 10.0 : 1.0) + (o.log_x ? 0.0 : 1.0);
+    if (!o.y_min) o.y_min = o.log_y ? 1.0 : 0.0;
+    if (!o.y_max) o.y_max = *o.y_min * (o.log_y ? 10.0 : 1.0) + (o.log_y ? 0.0 : 1.0);
+  }
   std::ostringstream s;
   s.precision(17);
   s << "set terminal pngcairo size " << o.width << "," << o.height << " noenhanced\n";
@@ -106,7 +124,7 @@ inline std::string gnuplot_script(const std::string& output, const std::vector<L
     s << "$s" << i << " << EOD\n";
     for (std::size_t j = 0; j < series[i].x.size(); ++j) {
       const double x = series[i].x[j], y = series[i].y[j];
-      if (!std::isfinite(x) || !std::isfinite(y) || (o.log_x && x <= 0) || (o.log_y && y <= 0)) {
+      if (!drawable(x, y, o)) {
         s << "\n";  // a blank line breaks the line
         continue;
       }

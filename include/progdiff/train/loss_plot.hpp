@@ -2,12 +2,14 @@
 // LossPlotObserver: the loss plot of a training run, drawn when the run ends.
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "progdiff/core/error.hpp"
 #include "progdiff/io/line_plot.hpp"
 #include "progdiff/train/csv_log.hpp"
 #include "progdiff/train/training_observer.hpp"
@@ -37,7 +39,11 @@ class LossPlotObserver : public TrainingObserver {
     o.log_y = true;
     o.line_width = 2;
     o.x_label = "step", o.y_label = "training loss";
-    io::write_line_plot(plot_path_.string(), series, o);  // false without gnuplot: no plot, said once
+    try {
+      io::write_line_plot(plot_path_.string(), series, o);  // false without gnuplot: no plot, said once
+    } catch (const IoError& e) {  // the run's results are intact: a plot that failed is only reported
+      std::fprintf(stderr, "progdiff: the loss plot was not drawn: %s\n", e.what());
+    }
   }
 
  private:
