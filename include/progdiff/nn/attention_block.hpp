@@ -16,7 +16,8 @@ struct AttentionBlockConfig {
   std::int64_t channels = 64;
   std::int64_t heads = 1;
   std::int64_t groups = 32;
-  double eps = 1e-6;  // DDPM's GroupNorm epsilon
+  double eps = 1e-6;          // DDPM's GroupNorm epsilon
+  bool skip_rescale = false;  // DDPM++ (AttnBlockpp): y = (x + proj(o)) / sqrt(2)
 };
 
 /// Spatial multi-head self-attention with a residual connection, the AttnBlock of DDPM
@@ -29,7 +30,8 @@ struct AttentionBlockConfig {
 ///      of each, d = C / heads, so q_h, k_h, v_h are [d, HW] matrices;
 ///   -> per sample and head: A = softmax_rows(q_h^T k_h / sqrt(d)) [HW, HW] (rows: queries),
 ///      o_h = v_h A^T [d, HW], written to channels h*d .. of o [N, C, HW];
-///   -> proj (1x1 Conv2d C -> C, weight [C, C, 1, 1], bias [C]) -> + x -> y [N, C, H, W].
+///   -> proj (1x1 Conv2d C -> C, weight [C, C, 1, 1], bias [C]) -> + x -> y [N, C, H, W]
+///      (divided by sqrt(2) with skip_rescale, as DDPM++).
 /// backward returns dx and accumulates every parameter gradient.
 template <class T, class B>
 class AttentionBlock {
@@ -96,12 +98,18 @@ class AttentionBlock {
     }
     Tensor<T, B> y = proj_.forward(o);
     B::add(y.size(), y.data(), x.data(), y.data());
+    if (config_.skip_rescale) B::scale(y.size(), static_cast<T>(1 / std::sqrt(2.0)), y.data());
     keep_for_backward(qkv_out_, qkv_out);
     keep_for_backward(probs_, probs);
     return y;
   }
 
-  Tensor<T, B> backward(const Tensor<T, B>& dy) {
+  Tensor<T, B> backward(const Tensor<T, B>& dy_in) {
+    Tensor<T, B> dy = dy_in;
+    if (config_.skip_rescale) {
+      dy = dy_in.clone();
+      B::scale(dy.size(), static_cast<T>(1 / std::sqrt(2.0)), dy.data());
+    }
     require(!probs_.empty(), "AttentionBlock::backward called without a preceding forward outside inference mode");
     const Shape in{qkv_out_.dim(0), config_.channels, qkv_out_.dim(2), qkv_out_.dim(3)};
     expect_shape(dy.shape(), in, "AttentionBlock::backward dy");

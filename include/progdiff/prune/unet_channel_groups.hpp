@@ -16,6 +16,9 @@
 //   * GroupNorm keeps its group count (the U-Net has one per encoder and one per decoder); a
 //     group's width stays a multiple of it and each GroupNorm group loses the same number of
 //     channels;
+//   * a resampling ResBlock (ResBlockResampling) always has a 1x1 skip convolution, so its input
+//     and output axes stay separate; with ScaleShiftTime temb_proj's scale and shift rows
+//     (offsets 0 and C) are both on the block's output axis;
 //   * in a MultiDecoderUNet, the encoder's skips, middle output and time embedding are consumed
 //     by every decoder; each decoder's own axes are separate groups (named decoder.<k>.<layer>).
 #include <cstddef>
@@ -137,17 +140,19 @@ struct InputPart {
 };
 
 // A ResBlock (prefix `res`) from `inputs` to `out`, optionally followed by an attention block
-// (prefix `attn`, empty for none), at spatial size side x side.
+// (prefix `attn`, empty for none), its convolutions at spatial size side x side. A resampling
+// block (`resamples`: its convolutions run at the resampled side) always has a skip convolution;
+// with `scale_shift` temb_proj's rows [C, 2C) (the shift) are on the output axis too.
 inline void res_block(GroupBuilder& b, const std::string& res, const std::vector<InputPart>& inputs, std::size_t out,
                       std::size_t temb, std::int64_t groups, const std::string& attn, std::int64_t heads,
-                      std::int64_t side) {
+                      std::int64_t side, bool resamples = false, bool scale_shift = false) {
   std::int64_t in_width = 0;
   std::vector<std::size_t> in_axes;
   for (const auto& p : inputs) {
     in_width += b.width(p.axis);
     in_axes.push_back(p.axis);
   }
-  const bool identity = in_width == b.width(out);
+  const bool identity = in_width == b.width(out) && !resamples;
   if (identity && inputs.size() != 1)
     throw ConfigError("channel groups: block '" + res +
                       "' adds its concatenated input to its output (equal widths); pruning such a block is not "
@@ -160,6 +165,11 @@ inline void res_block(GroupBuilder& b, const std::string& res, const std::vector
   }
   b.produced_by(out, res + ".conv1");
   b.produced_by(out, res + ".temb_proj");
+  if (scale_shift) {
+    b.slice(out, res + ".temb_proj.weight", 0, b.width(out), SliceRole::channel);
+    b.slice(out, res + ".temb_proj.bias", 0, b.width(out), SliceRole::channel);
+    b.term(2, {temb}, 0, {out}, 0);
+  }
   b.slice(temb, res + ".temb_proj.weight", 1, 0, SliceRole::consumer);
   b.normalized_by(out, res + ".norm2", 0, groups);
   b.slice(out, res + ".conv2.weight", 1, 0, SliceRole::consumer);
@@ -172,7 +182,7 @@ inline void res_block(GroupBuilder& b, const std::string& res, const std::vector
   } else {
     b.produced_by(out, res + ".skip");
     b.term(2 * hw, in_axes, 0, {out}, 0);
-    b.projection(res, in_axes, out);
+    if (!resamples) b.projection(res, in_axes, out);  // a resampling block keeps its skip at any widths
   }
   if (!attn.empty()) {
     const std::int64_t c = b.width(out);
@@ -233,12 +243,19 @@ EncoderAxes encoder_groups(GroupBuilder& b, const unet::WidthTable& w, const une
       case LayerRole::EncoderRes:
       case LayerRole::MiddleRes: {
         const std::size_t out = b.axis(layer.name, w.at(layer.name));
-        res_block(b, scoped(pre, layer.name), {{cur, 0}}, out, e.temb, g, attention, c.heads, layer.side);
+        res_block(b, scoped(pre, layer.name), {{cur, 0}}, out, e.temb, g, attention, c.heads, layer.side, false,
+                  S::scale_shift);
         cur = out;
         break;
       }
       case LayerRole::Downsample: {
         const std::size_t out = b.axis(layer.name, w.at(layer.name));
+        if constexpr (S::resblock_resampling) {
+          res_block(b, scoped(pre, layer.name), {{cur, 0}}, out, e.temb, g, "", c.heads, layer.side / 2, true,
+                    S::scale_shift);
+          cur = out;
+          break;
+        }
         b.slice(cur, scoped(pre, layer.name + ".conv.weight"), 1, 0, SliceRole::consumer);
         b.produced_by(out, scoped(pre, layer.name + ".conv"));
         const double so = static_cast<double>((layer.side + 1) / 2);
@@ -268,7 +285,10 @@ void decoder_groups(GroupBuilder& b, const unet::WidthTable& w, std::int64_t gro
       const std::size_t sk = e.skips[static_cast<std::size_t>(layer.skip)];
       const std::string attention = layer.attention.empty() ? "" : scoped(pre, layer.attention);
       res_block(b, scoped(pre, layer.name), {{cur, 0}, {sk, b.width(cur)}}, out, e.temb, groups, attention, c.heads,
-                layer.side);
+                layer.side, false, S::scale_shift);
+    } else if constexpr (S::resblock_resampling) {  // a ResBlock upsampling to twice the side
+      res_block(b, scoped(pre, layer.name), {{cur, 0}}, out, e.temb, groups, "", c.heads, 2 * layer.side, true,
+                S::scale_shift);
     } else {  // Upsample: nearest x2, then a 3x3 convolution at twice the side
       b.slice(cur, scoped(pre, layer.name + ".conv.weight"), 1, 0, SliceRole::consumer);
       b.produced_by(out, scoped(pre, layer.name + ".conv"));

@@ -28,6 +28,7 @@ struct UNetConfig {
     c.image_size = S::image_size ? S::image_size : 32;
     c.groups = S::groups;
     c.dropout = S::dropout_percent / 100.0;
+    c.heads = S::heads;
     return c;
   }
 };

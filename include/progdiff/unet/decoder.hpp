@@ -1,5 +1,5 @@
 #pragma once
-// The decoder half of a DDPM U-Net: per level from the coarsest, res_blocks + 1 ResBlocks each
+// The decoder half of a DDPM / DDPM++ U-Net: per level from the coarsest, res_blocks + 1 ResBlocks each
 // taking the concatenation of the current features and the encoder's next skip (+ attention at
 // the attention resolutions), Upsample between levels, then GroupNorm, SiLU and conv_out.
 // Its widths and GroupNorm groups are its own, so several decoders of different widths can
@@ -47,13 +47,16 @@ class Decoder {
         expect_divisible(layer.name + " input (" + std::to_string(cur) + " + skip " + std::to_string(skip_width) + ")",
                          cur + skip_width, groups, what);
         levels_.back().blocks.push_back(
-            make_attended_block<T, B>(layer, cur + skip_width, widths, temb_width, groups, config, what));
+            make_attended_block<S>(layer, cur + skip_width, widths, temb_width, groups, config, what));
         levels_.back().skip_widths.push_back(skip_width);
         cur = widths.at(layer.name);
       } else {  // LayerRole::Upsample
         Level& level = levels_.back();
         const std::int64_t out = widths.at(layer.name);
-        level.up = nn::Upsample<T, B>(nn::UpsampleConfig{cur, out});
+        if constexpr (S::resblock_resampling)
+          level.up = nn::ResBlock<T, B>(res_block_config<S>(cur, out, temb_width, groups, config, nn::Resample::Up));
+        else
+          level.up = nn::Upsample<T, B>(nn::UpsampleConfig{cur, out});
         level.upsamples = true;
         level.up_name = layer.name;
         cur = out;
@@ -74,11 +77,15 @@ class Decoder {
     }
     norm_out_.initialize(gen);
     conv_out_.initialize(gen);
+    if constexpr (S::variance_scaling_init) variance_scaling_init(*this, gen);
   }
 
   void set_training(bool training) {
-    for (auto& level : levels_)
+    for (auto& level : levels_) {
       for (auto& b : level.blocks) b.res.set_training(training);
+      if constexpr (S::resblock_resampling)
+        if (level.upsamples) level.up.set_training(training);
+    }
   }
 
   const WidthTable& widths() const { return widths_; }
@@ -98,7 +105,12 @@ class Decoder {
         h = b.res.forward(concat_channels(h, skips[--skip]), temb);
         if (b.attend) h = b.attn.forward(h);
       }
-      if (level.upsamples) h = level.up.forward(h);
+      if (level.upsamples) {
+        if constexpr (S::resblock_resampling)
+          h = level.up.forward(h, temb);
+        else
+          h = level.up.forward(h);
+      }
     }
     skip_count_ = skips.size();
     return conv_out_.forward(silu_.forward(norm_out_.forward(h)));
@@ -111,16 +123,27 @@ class Decoder {
     g.skips.resize(skip_count_);
     Tensor<T, B> dh = norm_out_.backward(silu_.backward(conv_out_.backward(dy)));
     std::size_t skip = 0;  // level blocks consumed skips from the back: undo from the front
+    const auto add_temb = [&](const Tensor<T, B>& d) {
+      if (g.temb.empty())
+        g.temb = d;
+      else
+        accumulate(g.temb, d, "UNet decoder dtemb");
+    };
     for (auto level = levels_.rbegin(); level != levels_.rend(); ++level) {
-      if (level->upsamples) dh = level->up.backward(dh);
+      if (level->upsamples) {
+        if constexpr (S::resblock_resampling) {
+          auto r = level->up.backward(dh);
+          add_temb(r.dtemb);
+          dh = r.dx;
+        } else {
+          dh = level->up.backward(dh);
+        }
+      }
       for (std::size_t j = level->blocks.size(); j-- > 0;) {
         auto& b = level->blocks[j];
         if (b.attend) dh = b.attn.backward(dh);
         auto r = b.res.backward(dh);
-        if (g.temb.empty())
-          g.temb = r.dtemb;
-        else
-          accumulate(g.temb, r.dtemb, "UNet decoder dtemb");
+        add_temb(r.dtemb);
         auto [dcur, dskip] = split_channels(r.dx, b.res.config().in_channels - level->skip_widths[j]);
         g.skips[skip++] = dskip;
         dh = dcur;
@@ -171,11 +194,14 @@ class Decoder {
     norm_out_.visit_parameters(f, nn::scoped(prefix, "norm_out"));
     conv_out_.visit_parameters(f, nn::scoped(prefix, "conv_out"));
   }
-  /// Every ResBlock's dropout: up.<l>.res.<j>.dropout.
+  /// Every ResBlock's dropout: up.<l>.res.<j>.dropout (and up.<l>.upsample.dropout with ResBlockResampling).
   template <class F>
   void visit_random_state(F&& f, const std::string& prefix) {
-    for (auto& level : levels_)
+    for (auto& level : levels_) {
       for (auto& block : level.blocks) block.visit_random_state(f, prefix);
+      if constexpr (S::resblock_resampling)
+        if (level.upsamples) level.up.visit_random_state(f, nn::scoped(prefix, level.up_name));
+    }
   }
 
  private:
@@ -184,7 +210,7 @@ class Decoder {
     std::vector<std::int64_t> skip_widths;  // channels of the skip each block concatenates
     int level = 0;
     bool upsamples = false;  // every level but the finest
-    nn::Upsample<T, B> up;
+    UpsampleLayer<S> up;
     std::string up_name;
   };
 

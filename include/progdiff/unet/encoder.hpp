@@ -1,9 +1,10 @@
 #pragma once
-// The encoder half of a DDPM U-Net: time embedding, conv_in, the downsampling levels and the
+// The encoder half of a DDPM / DDPM++ U-Net: time embedding, conv_in, the downsampling levels and the
 // middle block. It pushes a skip after conv_in, after every ResBlock (+ attention) and after
 // every Downsample, as DDPM's hs list; a decoder consumes them in reverse.
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "progdiff/core/random.hpp"
@@ -15,6 +16,7 @@
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/config.hpp"
 #include "progdiff/unet/layout.hpp"
+#include "progdiff/unet/variance_scaling_init.hpp"
 
 namespace progdiff::unet {
 
@@ -58,21 +60,43 @@ struct AttendedResBlock {
   }
 };
 
+/// A ResBlock of the Spec's style (skip rescaling, scale-shift time conditioning, resampling).
+template <class S>
+nn::ResBlockConfig res_block_config(std::int64_t in, std::int64_t out, std::int64_t temb_width, std::int64_t groups,
+                                    const UNetConfig& config, nn::Resample resample = nn::Resample::None) {
+  return nn::ResBlockConfig{in, out,      temb_width,      groups,        config.eps, config.dropout,
+                            0,  resample, S::skip_rescale, S::scale_shift};
+}
+
+/// The Downsample (Upsample) layer of a Spec: DDPM's convolution, or with ResBlockResampling a
+/// resampling ResBlock that also reads the time embedding.
+template <class S>
+using DownsampleLayer =
+    std::conditional_t<S::resblock_resampling, nn::ResBlock<typename S::value_type, typename S::backend_type>,
+                       nn::Downsample<typename S::value_type, typename S::backend_type>>;
+template <class S>
+using UpsampleLayer =
+    std::conditional_t<S::resblock_resampling, nn::ResBlock<typename S::value_type, typename S::backend_type>,
+                       nn::Upsample<typename S::value_type, typename S::backend_type>>;
+
 /// The ResBlock of `layer` from `in` channels to the table's width (+ its attention), checking
 /// that the GroupNorm groups divide the width.
-template <class T, class B>
-AttendedResBlock<T, B> make_attended_block(const LayoutLayer& layer, std::int64_t in, const WidthTable& widths,
-                                           std::int64_t temb_width, std::int64_t groups, const UNetConfig& config,
-                                           const std::string& what) {
+template <class S>
+AttendedResBlock<typename S::value_type, typename S::backend_type> make_attended_block(
+    const LayoutLayer& layer, std::int64_t in, const WidthTable& widths, std::int64_t temb_width, std::int64_t groups,
+    const UNetConfig& config, const std::string& what) {
+  using T = typename S::value_type;
+  using B = typename S::backend_type;
   const std::int64_t out = widths.at(layer.name);
   expect_divisible(layer.name, out, groups, what);
   AttendedResBlock<T, B> block;
   block.name = layer.name;
   block.attention_name = layer.attention;
-  block.res = nn::ResBlock<T, B>(nn::ResBlockConfig{in, out, temb_width, groups, config.eps, config.dropout, 0});
+  block.res = nn::ResBlock<T, B>(res_block_config<S>(in, out, temb_width, groups, config));
   block.attend = !layer.attention.empty();
   if (block.attend)
-    block.attn = nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, groups, config.eps});
+    block.attn =
+        nn::AttentionBlock<T, B>(nn::AttentionBlockConfig{out, config.heads, groups, config.eps, S::skip_rescale});
   return block;
 }
 
@@ -104,21 +128,24 @@ class Encoder {
           break;
         case LayerRole::EncoderRes:
           levels_[static_cast<std::size_t>(layer.level)].blocks.push_back(
-              make_attended_block<T, B>(layer, cur, widths, e, g, config, what));
+              make_attended_block<S>(layer, cur, widths, e, g, config, what));
           cur = widths.at(layer.name);
           break;
         case LayerRole::Downsample: {
           Level& level = levels_[static_cast<std::size_t>(layer.level)];
           const std::int64_t out = widths.at(layer.name);
           expect_divisible(layer.name, out, g, what);
-          level.down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out, config.downsample_padding});
+          if constexpr (S::resblock_resampling)
+            level.down = nn::ResBlock<T, B>(res_block_config<S>(cur, out, e, g, config, nn::Resample::Down));
+          else
+            level.down = nn::Downsample<T, B>(nn::DownsampleConfig{cur, out, config.downsample_padding});
           level.downsamples = true;
           level.down_name = layer.name;
           cur = out;
           break;
         }
         case LayerRole::MiddleRes:
-          (layer.index == 0 ? mid_ : mid_res1_) = make_attended_block<T, B>(layer, cur, widths, e, g, config, what);
+          (layer.index == 0 ? mid_ : mid_res1_) = make_attended_block<S>(layer, cur, widths, e, g, config, what);
           cur = widths.at(layer.name);
           break;
         default:  // the time embedding, built above
@@ -128,7 +155,8 @@ class Encoder {
     }
   }
 
-  /// PyTorch's default initialization of every layer, in forward order.
+  /// PyTorch's default initialization of every layer, in forward order (then, with
+  /// VarianceScalingInit, DDPM++'s, drawn after it from the same generator).
   void initialize(Generator& gen) {
     temb_.initialize(gen);
     conv_in_.initialize(gen);
@@ -142,11 +170,15 @@ class Encoder {
     mid_.res.initialize(gen);
     if (mid_.attend) mid_.attn.initialize(gen);
     mid_res1_.res.initialize(gen);
+    if constexpr (S::variance_scaling_init) variance_scaling_init(*this, gen);
   }
 
   void set_training(bool training) {
-    for (auto& level : levels_)
+    for (auto& level : levels_) {
       for (auto& b : level.blocks) b.res.set_training(training);
+      if constexpr (S::resblock_resampling)
+        if (level.has_down()) level.down.set_training(training);
+    }
     mid_.res.set_training(training);
     mid_res1_.res.set_training(training);
   }
@@ -179,7 +211,10 @@ class Encoder {
         out.skips.push_back(h);
       }
       if (level.has_down()) {
-        h = level.down.forward(h);
+        if constexpr (S::resblock_resampling)
+          h = level.down.forward(h, out.temb);
+        else
+          h = level.down.forward(h);
         out.skips.push_back(h);
       }
     }
@@ -210,7 +245,13 @@ class Encoder {
     for (auto level = levels_.rbegin(); level != levels_.rend(); ++level) {
       if (level->has_down()) {
         accumulate(dh, g.skips[--skip], "UNet encoder skip gradient");
-        dh = level->down.backward(dh);
+        if constexpr (S::resblock_resampling) {
+          auto r = level->down.backward(dh);
+          add_temb(r.dtemb);
+          dh = r.dx;
+        } else {
+          dh = level->down.backward(dh);
+        }
       }
       for (auto b = level->blocks.rbegin(); b != level->blocks.rend(); ++b) {
         accumulate(dh, g.skips[--skip], "UNet encoder skip gradient");
@@ -282,11 +323,15 @@ class Encoder {
     mid_.visit_parameters(f, prefix);
     mid_res1_.visit_parameters(f, prefix);
   }
-  /// Every ResBlock's dropout, named as its parameters: down.<l>.res.<j>.dropout, mid.res.<i>.dropout.
+  /// Every ResBlock's dropout, named as its parameters: down.<l>.res.<j>.dropout, mid.res.<i>.dropout
+  /// (and down.<l>.downsample.dropout with ResBlockResampling).
   template <class F>
   void visit_random_state(F&& f, const std::string& prefix) {
-    for (auto& level : levels_)
+    for (auto& level : levels_) {
       for (auto& block : level.blocks) block.visit_random_state(f, prefix);
+      if constexpr (S::resblock_resampling)
+        if (level.has_down()) level.down.visit_random_state(f, nn::scoped(prefix, level.down_name));
+    }
     mid_.visit_random_state(f, prefix);
     mid_res1_.visit_random_state(f, prefix);
   }
@@ -295,7 +340,7 @@ class Encoder {
   struct Level {
     std::vector<AttendedResBlock<T, B>> blocks;
     bool downsamples = false;  // every level but the coarsest
-    nn::Downsample<T, B> down;
+    DownsampleLayer<S> down;
     std::string down_name;
     bool has_down() const { return downsamples; }
   };

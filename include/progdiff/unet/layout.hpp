@@ -8,8 +8,12 @@
 //   encoder: temb.sinusoid, temb.hidden, temb.out, conv_in,
 //            per level l: down.<l>.res.<j> (+ down.<l>.attn.<j>), down.<l>.downsample (l < L - 1),
 //            mid.res.0 (+ mid.attn), mid.res.1
-//   decoder: per level from the coarsest: up.<l>.res.<j> for j <= res_blocks (+ up.<l>.attn.<j>),
-//            each on [features, skip], up.<l>.upsample (l > 0); then norm_out, conv_out
+//   decoder: per level from the coarsest: up.<l>.res.<j> for j <= res_blocks (+ up.<l>.attn.<j>;
+//            DdpmppAttention: only j = res_blocks), each on [features, skip], up.<l>.upsample
+//            (l > 0); then norm_out, conv_out
+//
+// With ResBlockResampling the Downsample and Upsample layers are resampling ResBlocks under
+// the same names; the topology (skips, widths) is the same.
 //
 // conv_in, every encoder ResBlock and every Downsample push a skip (DDPM's hs list); decoder
 // ResBlocks consume them from the last pushed.
@@ -121,8 +125,10 @@ std::vector<LayoutLayer> decoder_layout(std::int64_t image_size) {
     const std::string level = "up." + std::to_string(l);
     const std::int64_t side = image_size >> l;
     const std::int64_t multiplier = S::multipliers[static_cast<std::size_t>(l)];
-    const bool attend = S::attention_every_block && image_size > 0 && attends_at<S>(side);
+    const bool attend_level = S::attention_every_block && image_size > 0 && attends_at<S>(side);
     for (int j = 0; j <= S::res_blocks; ++j) {
+      // DdpmppAttention: once per level, after the last ResBlock.
+      const bool attend = attend_level && (!S::decoder_attention_once || j == S::res_blocks);
       LayoutLayer layer{LayerRole::DecoderRes,
                         level + ".res." + std::to_string(j),
                         attend ? level + ".attn." + std::to_string(j) : "",

@@ -31,6 +31,11 @@ struct Decoders {};
 struct Variance {};
 struct ElementType {};
 struct Backend {};
+struct Resampling {};
+struct SkipScale {};
+struct TimeConditioning {};
+struct Initialization {};
+struct AttentionHeads {};
 }  // namespace option_kind
 
 /// Channel multiplier of each resolution level, finest first (DDPM's ch_mult); level l works
@@ -53,11 +58,20 @@ struct AttentionAt {
   using option_kind = option_kind::AttentionAt;
 };
 
-/// DDPM / DDPM++ placement (default): attention after every ResBlock at an attention
+/// DDPM / IDDPM placement (default): attention after every ResBlock at an attention
 /// resolution, in the encoder and in the decoder, and between the two middle ResBlocks.
 struct DdpmAttention {
   using option_kind = option_kind::AttentionLayout;
   static constexpr bool every_block = true;
+  static constexpr bool decoder_once_per_level = false;
+};
+
+/// DDPM++'s placement (Song et al. 2021, NCSNpp): as DdpmAttention in the encoder and the
+/// middle block, but a decoder level attends once, after its last ResBlock.
+struct DdpmppAttention {
+  using option_kind = option_kind::AttentionLayout;
+  static constexpr bool every_block = true;
+  static constexpr bool decoder_once_per_level = true;
 };
 
 /// A lighter placement: one attention block, after the last encoder ResBlock of the first
@@ -65,6 +79,69 @@ struct DdpmAttention {
 struct SingleEncoderAttention {
   using option_kind = option_kind::AttentionLayout;
   static constexpr bool every_block = false;
+  static constexpr bool decoder_once_per_level = false;
+};
+
+/// Default attention head count (IDDPM CIFAR-10: 4); the run-time UNetConfig::heads starts from it.
+template <int Heads>
+struct AttentionHeads {
+  using option_kind = option_kind::AttentionHeads;
+};
+
+/// DDPM's resampling (default): a strided 3x3 convolution down, nearest x2 and a 3x3 convolution up.
+struct ConvResampling {
+  using option_kind = option_kind::Resampling;
+  static constexpr bool res_blocks = false;
+};
+
+/// BigGAN-style resampling (DDPM++'s resblock_type "biggan"): the Downsample and Upsample layers
+/// are ResBlocks whose inner path and 1x1 skip resample (2x2 mean down, nearest x2 up), with
+/// the time embedding like every ResBlock. Parameter names: <layer>.norm1, .conv1, .temb_proj,
+/// .norm2, .conv2, .skip, as a ResBlock's.
+struct ResBlockResampling {
+  using option_kind = option_kind::Resampling;
+  static constexpr bool res_blocks = true;
+};
+
+/// Residual sums as they are (default; DDPM, IDDPM).
+struct UnitSkip {
+  using option_kind = option_kind::SkipScale;
+  static constexpr bool rescale = false;
+};
+
+/// DDPM++'s skip_rescale: every ResBlock and attention block divides skip + residual by sqrt(2).
+struct SkipRescale {
+  using option_kind = option_kind::SkipScale;
+  static constexpr bool rescale = true;
+};
+
+/// The time embedding is added to the features before a ResBlock's second GroupNorm (default; DDPM).
+struct AdditiveTime {
+  using option_kind = option_kind::TimeConditioning;
+  static constexpr bool scale_shift = false;
+};
+
+/// IDDPM's use_scale_shift_norm: the embedding gives a scale and a shift per channel (2 C
+/// outputs of temb_proj), applied as norm2(h) * (1 + scale) + shift.
+struct ScaleShiftTime {
+  using option_kind = option_kind::TimeConditioning;
+  static constexpr bool scale_shift = true;
+};
+
+/// PyTorch's default initialization of every layer (default).
+struct TorchInit {
+  using option_kind = option_kind::Initialization;
+  static constexpr bool variance_scaling = false;
+};
+
+/// DDPM / DDPM++'s initialization (Ho et al.'s and Song et al.'s default_init): weights
+/// U(-sqrt(3 s / fan_avg), sqrt(3 s / fan_avg)) with fan_avg = (fan_in + fan_out) / 2 and s = 1
+/// (s = 0.1 for the attention's q, k, v, each counted as its own C x C layer), biases 0, and the
+/// last convolution of every ResBlock (conv2), of every attention block (proj) and conv_out
+/// zero, so every residual branch starts as the identity.
+struct VarianceScalingInit {
+  using option_kind = option_kind::Initialization;
+  static constexpr bool variance_scaling = true;
 };
 
 /// Image side length fixed at compile time, so attention resolutions are checked by the

@@ -84,7 +84,10 @@ constexpr bool known_kind() {
          std::is_same_v<Kind, option_kind::BaseChannels> || std::is_same_v<Kind, option_kind::TimeEmbedding> ||
          std::is_same_v<Kind, option_kind::GroupNormGroups> || std::is_same_v<Kind, option_kind::Dropout> ||
          std::is_same_v<Kind, option_kind::Decoders> || std::is_same_v<Kind, option_kind::Variance> ||
-         std::is_same_v<Kind, option_kind::ElementType> || std::is_same_v<Kind, option_kind::Backend>;
+         std::is_same_v<Kind, option_kind::ElementType> || std::is_same_v<Kind, option_kind::Backend> ||
+         std::is_same_v<Kind, option_kind::Resampling> || std::is_same_v<Kind, option_kind::SkipScale> ||
+         std::is_same_v<Kind, option_kind::TimeConditioning> || std::is_same_v<Kind, option_kind::Initialization> ||
+         std::is_same_v<Kind, option_kind::AttentionHeads>;
 }
 
 }  // namespace detail
@@ -115,7 +118,12 @@ struct Spec {
                     detail::at_most_once<option_kind::Decoders, Options...> &&
                     detail::at_most_once<option_kind::Variance, Options...> &&
                     detail::at_most_once<option_kind::ElementType, Options...> &&
-                    detail::at_most_once<option_kind::Backend, Options...>,
+                    detail::at_most_once<option_kind::Backend, Options...> &&
+                    detail::at_most_once<option_kind::Resampling, Options...> &&
+                    detail::at_most_once<option_kind::SkipScale, Options...> &&
+                    detail::at_most_once<option_kind::TimeConditioning, Options...> &&
+                    detail::at_most_once<option_kind::Initialization, Options...> &&
+                    detail::at_most_once<option_kind::AttentionHeads, Options...>,
                 "progdiff::unet: each kind of option may be given at most once");
   static_assert((detail::known_kind<typename Options::option_kind>() && ...),
                 "progdiff::unet: an option names a kind the U-Net does not know");
@@ -131,6 +139,15 @@ struct Spec {
   static constexpr auto attention_resolutions =
       detail::attention_of<pick<option_kind::AttentionAt, AttentionAt<16>>>::value;
   static constexpr bool attention_every_block = pick<option_kind::AttentionLayout, DdpmAttention>::every_block;
+  /// DDPM++: a decoder level attends once, after its last ResBlock.
+  static constexpr bool decoder_attention_once =
+      pick<option_kind::AttentionLayout, DdpmAttention>::decoder_once_per_level;
+  static constexpr int heads = detail::int_of<pick<option_kind::AttentionHeads, AttentionHeads<1>>>::value;
+  /// BigGAN-style Downsample / Upsample ResBlocks (DDPM++).
+  static constexpr bool resblock_resampling = pick<option_kind::Resampling, ConvResampling>::res_blocks;
+  static constexpr bool skip_rescale = pick<option_kind::SkipScale, UnitSkip>::rescale;
+  static constexpr bool scale_shift = pick<option_kind::TimeConditioning, AdditiveTime>::scale_shift;
+  static constexpr bool variance_scaling_init = pick<option_kind::Initialization, TorchInit>::variance_scaling;
   static constexpr int image_size =
       detail::image_size_of<pick<option_kind::ImageSize, detail::RuntimeImageSize>>::value;
   static constexpr int image_channels = detail::int_of<pick<option_kind::ImageChannels, ImageChannels<3>>>::value;
@@ -158,6 +175,12 @@ struct Spec {
   static constexpr bool image_halves_cleanly() {
     if (image_size == 0) return true;
     return level_count > 0 && image_size % (1 << (level_count - 1)) == 0;
+  }
+  static constexpr bool heads_divide_attention_widths() {
+    if (heads <= 0) return false;
+    for (int m : multipliers)
+      if ((base_channels * m) % heads != 0) return false;
+    return true;
   }
   static constexpr bool attention_resolutions_exist() {
     if (image_size == 0) return true;
@@ -188,6 +211,12 @@ struct Spec {
   static_assert(attention_resolutions_exist(),
                 "progdiff::unet: an AttentionAt<...> resolution is not the resolution of any level for this "
                 "ImageSize (level l works at ImageSize / 2^l)");
+  static_assert(heads > 0, "progdiff::unet: AttentionHeads<H> needs H >= 1");
+  static_assert(heads_divide_attention_widths(),
+                "progdiff::unet: AttentionHeads<H> must divide every default width BaseChannels * multiplier");
+  static_assert(!resblock_resampling || level_count > 1,
+                "progdiff::unet: ResBlockResampling replaces the Downsample and Upsample layers between levels; "
+                "with a single level there are none (give Levels<...> at least two multipliers or drop it)");
   static constexpr bool valid = true;
 };
 
