@@ -77,6 +77,35 @@ Tensor<double, Cpu> run(Multi& net, const Tensor<double, Cpu>& x) {
   return net.forward(x, Net::timestep_tensor(kTimesteps), interval);
 }
 
+// The DDPM++ / IDDPM blocks: resampling ResBlocks, skip rescaling, scale-shift time
+// conditioning and DDPM++'s decoder attention (PyTorch's default initialization, so that no
+// branch is zero).
+#define PRUNE_TEST_DDPMPP unet::ResBlockResampling, unet::SkipRescale, unet::ScaleShiftTime, unet::DdpmppAttention
+using Ddpmpp = unet::UNet<PRUNE_TEST_OPTIONS, PRUNE_TEST_DDPMPP>;
+using DdpmppMulti = unet::MultiDecoderUNet<PRUNE_TEST_OPTIONS, PRUNE_TEST_DDPMPP, unet::Decoders<2>>;
+
+Ddpmpp make_ddpmpp(std::uint64_t seed = 3) {
+  Ddpmpp net(Ddpmpp::default_widths(), test_config());
+  Generator gen(seed);
+  net.initialize(gen);
+  net.set_training(false);
+  return net;
+}
+
+DdpmppMulti make_ddpmpp_multi(std::uint64_t seed = 4) {
+  DdpmppMulti net(DdpmppMulti::default_widths(8, {8, 4}), test_config());
+  Generator gen(seed);
+  net.initialize(gen);
+  net.set_training(false);
+  return net;
+}
+
+Tensor<double, Cpu> run(Ddpmpp& net, const Tensor<double, Cpu>& x) { return net.forward(x, kTimesteps); }
+Tensor<double, Cpu> run(DdpmppMulti& net, const Tensor<double, Cpu>& x) {
+  const std::vector<std::int64_t> interval{0, 1, 1};
+  return net.forward(x, Net::timestep_tensor(kTimesteps), interval);
+}
+
 double max_abs(const std::vector<double>& v) {
   double m = 0.0;
   for (double x : v) m = std::max(m, std::abs(x));
@@ -538,4 +567,48 @@ TEST_CASE("the U-Net search space matches the channel groups and applies schemes
   auto w = space.full_widths();
   w[space.index_of("up.0.res.1")] = 16;
   CHECK(std::isinf(space.flops_of(w)));
+}
+
+TEST_CASE("channel groups cover the DDPM++ blocks: outputs kept, FLOPs counted, a pruned model trains") {
+  Ddpmpp net = make_ddpmpp();
+  check_slices_cover_every_channel_axis(net, 2);
+  const prune::ChannelGroups groups = prune::channel_groups(net);
+  // A resampling block always has its 1x1 skip: its output is a group of its own.
+  CHECK(groups.index_of("down.0.downsample") != groups.index_of("down.0.res.0"));
+  CHECK(groups.index_of("up.1.upsample") != groups.index_of("up.1.res.1"));
+  CHECK(groups.flops() == doctest::Approx(flops_from_parameter_shapes(net, 8, 2)).epsilon(1e-12));
+  CHECK(groups.flops() == doctest::Approx(double(net.flops(net.input_shape(1)))).epsilon(1e-12));
+  const int tested = check_halving_each_group_then_all(
+      groups, [](std::uint64_t seed) { return make_ddpmpp(seed); }, 30, 7);
+  CHECK(tested >= 4);
+
+  SUBCASE("pruned to 45% of the FLOPs, forward and backward") {
+    Ddpmpp small = prune::prune_to_flops(net, prune::MagnitudeImportance{}, 0.45 * groups.flops());
+    CHECK(flops_from_parameter_shapes(small, 8, 2) ==
+          doctest::Approx(double(small.flops(small.input_shape(1)))).epsilon(1e-12));
+    CHECK(small.parameter_count() < net.parameter_count());
+    const auto x = random_tensor(small.input_shape(3), 8);
+    const auto y = run(small, x);
+    CHECK(y.shape() == x.shape());
+    const auto dx = small.backward(random_tensor(y.shape(), 9));
+    CHECK(dx.shape() == x.shape());
+    bool finite_nonzero = false;
+    for (double v : dx.to_host()) {
+      REQUIRE(std::isfinite(v));
+      finite_nonzero = finite_nonzero || v != 0.0;
+    }
+    CHECK(finite_nonzero);
+  }
+  SUBCASE("shared encoder, two decoders") {
+    DdpmppMulti multi = make_ddpmpp_multi();
+    const prune::ChannelGroups mg = prune::channel_groups(multi);
+    const double mean = 0.5 * double(multi.flops(multi.input_shape(1), 0) + multi.flops(multi.input_shape(1), 1));
+    CHECK(mg.flops() == doctest::Approx(mean).epsilon(1e-12));
+    check_halving_each_group_then_all(
+        mg, [](std::uint64_t seed) { return make_ddpmpp_multi(seed); }, 50, 9);
+    DdpmppMulti msmall = prune::prune_to_flops(multi, prune::RandomImportance{3}, 0.6 * mean);
+    const auto x = random_tensor(msmall.input_shape(3), 10);
+    const auto y = run(msmall, x);
+    CHECK(msmall.backward(random_tensor(y.shape(), 11)).shape() == x.shape());
+  }
 }
