@@ -6,8 +6,8 @@
 //   unet::DdpmppCifar10<unet::MultiDecoderUNet, unet::Decoders<3>>  // shared encoder, 3 decoders
 //   unet::IddpmCifar10<unet::UNet, unet::ElementType<double>>       // extra options appended
 //
-// Parameter counts and multiply-accumulates per 32x32 image are checked against the papers in
-// tests/unet_presets_test.cpp.
+// Parameter counts and multiply-accumulates per 32x32 image are checked against PyTorch builds
+// of the same models and the papers' figures in tests/ddpmpp_test.cpp.
 #include "progdiff/unet/options.hpp"
 
 namespace progdiff::unet {
@@ -35,8 +35,8 @@ using DdpmppCifar10 =
     Net<Levels<1, 2, 2, 2>, ResBlocks<4>, AttentionAt<16>, DdpmppAttention, ImageSize<32>, BaseChannels<128>,
         DropoutPercent<10>, ResBlockResampling, SkipRescale, VarianceScalingInit, Extra...>;
 
-/// DDPM++ deep (cifar10_ddpmpp_deep_continuous, the score-SDE VP checkpoint DPM-Solver samples):
-/// as DdpmppCifar10 with eight ResBlocks per level; 106.6M parameters.
+/// DDPM++ deep (Song et al. 2021, cifar10_ddpmpp_deep_continuous): as DdpmppCifar10 with eight
+/// ResBlocks per level; 106.6M parameters.
 template <template <class...> class Net, class... Extra>
 using DdpmppDeepCifar10 =
     Net<Levels<1, 2, 2, 2>, ResBlocks<8>, AttentionAt<16>, DdpmppAttention, ImageSize<32>, BaseChannels<128>,

@@ -1,6 +1,7 @@
 #pragma once
-// UNet<Options...>: the DDPM / DDPM++ noise-prediction U-Net (Ho et al. 2020, Appendix B;
-// Song et al. 2021), structure by type, widths by value:
+// UNet<Options...>: the DDPM noise-prediction U-Net (Ho et al. 2020, Appendix B), with the
+// DDPM++ (Song et al. 2021) and IDDPM blocks as options (unet/options.hpp), structure by type,
+// widths by value:
 //
 //   t [N] -> sinusoid(base) -> Linear -> SiLU -> Linear (time_multiplier * base) = temb
 //   x [N, C, S, S] -> conv_in 3x3 -> per level: ResBlocks (+ attention) -> Downsample
