@@ -13,6 +13,7 @@
 #include "progdiff/nn/downsample.hpp"
 #include "progdiff/nn/res_block.hpp"
 #include "progdiff/nn/timestep_embedding.hpp"
+#include "progdiff/nn/upsample.hpp"
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/config.hpp"
 #include "progdiff/unet/layout.hpp"
