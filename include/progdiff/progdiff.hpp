@@ -209,6 +209,7 @@
 #include "progdiff/unet/output_channels.hpp"
 #include "progdiff/unet/presets.hpp"
 #include "progdiff/unet/separate_experts.hpp"
+#include "progdiff/unet/small_presets.hpp"
 #include "progdiff/unet/spec.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "progdiff/unet/variance_scaling_init.hpp"

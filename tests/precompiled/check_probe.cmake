@@ -1,7 +1,11 @@
 # Reads the probe object's symbols (nm -C): it must define no member function of a class that
 # the precompiled component instantiates, so those come from the component, compiled once.
 # Implicit constructors and destructors are exempt: C++ defines them wherever they are used.
-#   cmake -DNM=nm -DOBJECT=probe.o -P check_probe.cmake
+#   cmake -DNM=nm -DOBJECT=probe.o [-DOWN=probe_presets] -P check_probe.cmake
+# OWN names the probe's own function, which must be found (default probe_precompiled).
+if(NOT OWN)
+  set(OWN probe_precompiled)
+endif()
 execute_process(COMMAND "${NM}" -C --defined-only "${OBJECT}" OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${NM} failed on ${OBJECT}")
@@ -19,6 +23,12 @@ foreach(class IN LISTS classes)
     list(APPEND compiled_once "progdiff::${class}<float, progdiff::backend::Cpu>::${member}")
   endforeach()
 endforeach()
+# The small presets' nets and what trains, samples and saves them (unet/small_presets.hpp).
+set(compiled_once_patterns
+    "progdiff::unet::UNet<[^\n]*>::(forward|backward|initialize|flops)\\("
+    "progdiff::model::Progressive<[^\n]*>::(forward|backward|predict|initialize)\\("
+    "progdiff::train::train_stage[12]<" "progdiff::train::copy_into_groups<" "progdiff::sample::generate<"
+    "progdiff::train::(save|load)_checkpoint<")
 set(found "")
 foreach(name IN LISTS compiled_once)
   string(FIND "${symbols}" "${name}" at)
@@ -26,10 +36,16 @@ foreach(name IN LISTS compiled_once)
     list(APPEND found "${name}")
   endif()
 endforeach()
+foreach(pattern IN LISTS compiled_once_patterns)
+  string(REGEX MATCH "${pattern}" match "${symbols}")
+  if(match)
+    list(APPEND found "${pattern}")
+  endif()
+endforeach()
 # The probe's own function must be there, or the symbol table was not read.
-string(FIND "${symbols}" "probe_precompiled()" own)
+string(FIND "${symbols}" "${OWN}(" own)
 if(own EQUAL -1)
-  message(FATAL_ERROR "probe_precompiled() is not among the symbols of ${OBJECT}: nothing was read")
+  message(FATAL_ERROR "${OWN}() is not among the symbols of ${OBJECT}: nothing was read")
 endif()
 if(found)
   list(JOIN found "\n  " lines)

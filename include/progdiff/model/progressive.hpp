@@ -273,3 +273,15 @@ class Progressive {
 };
 
 }  // namespace progdiff::model
+
+#include "progdiff/core/precompiled.hpp"
+#if PROGDIFF_PRECOMPILED
+// The small presets' progressive models come from the precompiled component.
+#include "progdiff/unet/small_presets.hpp"
+#include "progdiff/unet/unet.hpp"
+namespace progdiff::model {
+extern template class Progressive<unet::TinyUNet>;
+extern template class Progressive<unet::SmallUNet>;
+extern template class Progressive<unet::PaperUNet>;
+}  // namespace progdiff::model
+#endif

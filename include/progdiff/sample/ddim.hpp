@@ -63,3 +63,24 @@ class Ddim {
 };
 
 }  // namespace progdiff::sample
+
+#include "progdiff/core/precompiled.hpp"
+#if PROGDIFF_PRECOMPILED
+// DDIM on the small presets' progressive models comes from the precompiled component. The
+// sampling loop (sample::generate) is what is declared extern: GCC expands the inline
+// Ddim::sample in the program whatever is declared (docs/build.md).
+#include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/unet/small_presets.hpp"
+namespace progdiff::model {
+template <class Net>
+class Progressive;  // model/progressive.hpp
+}  // namespace progdiff::model
+namespace progdiff::sample {
+extern template Tensor<float, backend::Cpu> generate(const Ddim&, model::Progressive<unet::TinyUNet>&, Shape,
+                                                     std::uint64_t, std::uint64_t);
+extern template Tensor<float, backend::Cpu> generate(const Ddim&, model::Progressive<unet::SmallUNet>&, Shape,
+                                                     std::uint64_t, std::uint64_t);
+extern template Tensor<float, backend::Cpu> generate(const Ddim&, model::Progressive<unet::PaperUNet>&, Shape,
+                                                     std::uint64_t, std::uint64_t);
+}  // namespace progdiff::sample
+#endif

@@ -232,3 +232,27 @@ inline int remove_stale_temporaries(const std::filesystem::path& checkpoint) {
 }
 
 }  // namespace progdiff::train
+
+#include "progdiff/core/precompiled.hpp"
+#if PROGDIFF_PRECOMPILED
+// Checkpoints of the small presets' progressive models come from the precompiled component.
+#include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/unet/small_presets.hpp"
+namespace progdiff::model {
+template <class Net>
+class Progressive;  // model/progressive.hpp
+}  // namespace progdiff::model
+#define PROGDIFF_EXTERN_CHECKPOINT(Net)                                                                             \
+  extern template void save_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                               \
+      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, const TrainingState&,        \
+      const AdamW<float, backend::Cpu>*, const Ema<float, backend::Cpu>*);                                          \
+  extern template TrainingState load_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                      \
+      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, AdamW<float, backend::Cpu>*, \
+      Ema<float, backend::Cpu>*);
+namespace progdiff::train {
+PROGDIFF_EXTERN_CHECKPOINT(unet::TinyUNet)
+PROGDIFF_EXTERN_CHECKPOINT(unet::SmallUNet)
+PROGDIFF_EXTERN_CHECKPOINT(unet::PaperUNet)
+}  // namespace progdiff::train
+#undef PROGDIFF_EXTERN_CHECKPOINT
+#endif

@@ -35,3 +35,23 @@ TrainReport train_stage1(model::Progressive<Net>& base, const Schedule& schedule
 }
 
 }  // namespace progdiff::train
+
+#include "progdiff/core/precompiled.hpp"
+#if PROGDIFF_PRECOMPILED
+// Stage 1 of the small presets' models on DDPM's schedule comes from the precompiled component.
+#include "progdiff/schedule/discrete.hpp"
+#include "progdiff/unet/small_presets.hpp"
+#include "progdiff/unet/unet.hpp"
+#define PROGDIFF_EXTERN_STAGE1(Net)                                                                                \
+  extern template TrainReport train_stage1(model::Progressive<Net>&, const schedule::Linear<1000>&,                \
+                                           const data::ImageDataset&, const TrainOptions&, StepCallback);          \
+  extern template TrainReport train_stage1(model::Progressive<Net>&, const schedule::Linear<1000>&,                \
+                                           const data::ImageDataset&, const TrainOptions&, const SimpleObjective&, \
+                                           StepCallback, distributed::SingleProcess);
+namespace progdiff::train {
+PROGDIFF_EXTERN_STAGE1(unet::TinyUNet)
+PROGDIFF_EXTERN_STAGE1(unet::SmallUNet)
+PROGDIFF_EXTERN_STAGE1(unet::PaperUNet)
+}  // namespace progdiff::train
+#undef PROGDIFF_EXTERN_STAGE1
+#endif

@@ -86,3 +86,27 @@ model::Progressive<Net> train_stage2(model::Progressive<Net>& base, group::Parti
 }
 
 }  // namespace progdiff::train
+
+#include "progdiff/core/precompiled.hpp"
+#if PROGDIFF_PRECOMPILED
+// Stage 2 of the small presets' models on DDPM's schedule comes from the precompiled component.
+#include "progdiff/schedule/discrete.hpp"
+#include "progdiff/unet/small_presets.hpp"
+#include "progdiff/unet/unet.hpp"
+#define PROGDIFF_EXTERN_STAGE2(Net)                                                                                   \
+  extern template model::Progressive<Net> train_stage2(                                                               \
+      model::Progressive<Net>&, group::Partition, const schedule::Linear<1000>&, const data::ImageDataset&,           \
+      const TrainOptions&, const std::type_identity_t<GroupHook<Net>>&, TrainReport*, StepCallback);                  \
+  extern template model::Progressive<Net> train_stage2(                                                               \
+      model::Progressive<Net>&, group::Partition, const schedule::Linear<1000>&, const data::ImageDataset&,           \
+      const TrainOptions&, const SimpleObjective&, const std::type_identity_t<GroupHook<Net>>&, TrainReport*,         \
+      StepCallback, distributed::SingleProcess);                                                                      \
+  extern template model::Progressive<Net> copy_into_groups(model::Progressive<Net>&, group::Partition, std::uint64_t, \
+                                                           const std::type_identity_t<GroupHook<Net>>&);
+namespace progdiff::train {
+PROGDIFF_EXTERN_STAGE2(unet::TinyUNet)
+PROGDIFF_EXTERN_STAGE2(unet::SmallUNet)
+PROGDIFF_EXTERN_STAGE2(unet::PaperUNet)
+}  // namespace progdiff::train
+#undef PROGDIFF_EXTERN_STAGE2
+#endif
