@@ -1,14 +1,18 @@
 // A first program with progdiff, small enough to copy: a progressive diffusion model on
 // synthetic images in a few seconds, with no data set to install.
 //
-//   1. a U-Net type (its structure) and a base width (a run-time value);
+//   1. a U-Net from the library's presets (unet/small_presets.hpp): gray 16x16 images;
 //   2. the timesteps of a 1000-step schedule split into 3 groups by FLOPs intervals;
 //   3. stage 1 trains the base on every timestep, stage 2 fine-tunes a copy per group;
-//   4. DDIM samples a few images from the grouped model.
+//   4. DDIM samples a few images from the grouped model;
+//   5. the model is saved to first_program.safetensors, loaded into a fresh copy, and samples
+//      the same.
 //
-// Linked against progdiff::precompiled (CMake), the layers, optimizer and EMA come compiled
-// from the library, and this file compiles in seconds (docs/build.md). The program checks
-// its own result: finite losses and samples; exit status 1 otherwise.
+// Linked against progdiff::precompiled (CMake), the preset's U-Net, its training, sampling and
+// checkpoints come compiled from the library, and this file compiles in seconds
+// (docs/build.md); a net of your own (unet::UNet<...options...>) works the same way but is
+// compiled in your program. The program checks its own result: finite losses and samples that
+// the saved model reproduces; exit status 1 otherwise.
 #include <cmath>
 #include <cstdio>
 #include <vector>
@@ -16,19 +20,20 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/difficulty/snr_flops.hpp"
 #include "progdiff/group/flops_interval.hpp"
+#include "progdiff/model/progressive.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
+#include "progdiff/unet/small_presets.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace pd = progdiff;
-namespace unet = progdiff::unet;
 using Cpu = pd::backend::Cpu;
 
 // Two levels (16 and 8 pixels), one residual block each, no attention, gray 16x16 images.
-using Net = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<16>,
-                       unet::ImageChannels<1>, unet::BaseChannels<16>, unet::GroupNormGroups<8>>;
+using Net = pd::unet::TinyUNet;
 
 // 64 images of a bright square at varying places on a dark ground, in [-1, 1].
 pd::data::ImageDataset squares() {
@@ -48,7 +53,7 @@ int main() try {
       pd::group::FlopsIntervalGrouper<pd::difficulty::SnrFlops>{3, pd::difficulty::SnrFlops{0.5}}.group(schedule);
   const auto data = squares();
 
-  pd::model::Progressive<Net> base(Net(Net::default_widths(16), Net::default_config()), schedule.size());
+  pd::model::Progressive<Net> base(Net(Net::default_widths(), Net::default_config()), schedule.size());
   pd::Generator gen(/*seed=*/1);
   base.initialize(gen);
 
@@ -61,14 +66,23 @@ int main() try {
   auto grouped = pd::train::train_stage2(base, partition, schedule, data, options, {}, &stage2);
 
   const auto sampler = pd::sample::Ddim::from_schedule(schedule, /*steps=*/5);
-  const auto images = sampler.sample<float, Cpu>(grouped, pd::Shape{4, 1, 16, 16}, /*seed=*/7).to_host();
+  const pd::Shape shape{4, 1, 16, 16};
+  const auto images = sampler.sample(grouped, shape, /*seed=*/7).to_host();
+
+  // The checkpoint holds the weights and a description (groups, widths) that loading checks
+  // against the model it loads into: here a fresh copy of the base into the same groups.
+  const char* path = "first_program.safetensors";
+  pd::train::save_checkpoint(path, grouped, grouped.describe(), {});
+  auto loaded = pd::train::copy_into_groups(base, partition, /*seed=*/0);
+  pd::train::load_checkpoint(path, loaded, loaded.describe());
+  const bool same = sampler.sample(loaded, shape, /*seed=*/7).to_host() == images;
 
   bool finite = std::isfinite(stage1.steps.back().loss) && std::isfinite(stage2.steps.back().loss);
   for (float v : images) finite = finite && std::isfinite(v);
-  std::printf("%lld groups; stage 1 loss %.4f, stage 2 loss %.4f; %zu sampled pixel values%s\n",
+  std::printf("%lld groups; stage 1 loss %.4f, stage 2 loss %.4f; %zu sampled pixel values%s; saved to %s%s\n",
               static_cast<long long>(grouped.group_count()), stage1.steps.back().loss, stage2.steps.back().loss,
-              images.size(), finite ? "" : ": NOT FINITE");
-  return finite ? 0 : 1;
+              images.size(), finite ? "" : ": NOT FINITE", path, same ? "" : ", NOT REPRODUCED after loading");
+  return finite && same ? 0 : 1;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());
   return 1;
