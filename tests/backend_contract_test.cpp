@@ -145,9 +145,10 @@ struct PlainBackend {
     for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * math::silu_derivative(x[i]);
   }
   template <class T>
-  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream, const T* x, T* y) {
+  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream, std::uint64_t offset,
+                      const T* x, T* y) {
     for (std::size_t i = 0; i < n; ++i)
-      y[i] = math::philox_uniform(seed, stream, i) > p ? static_cast<T>(x[i] / (1.0 - p)) : T(0);
+      y[i] = math::philox_uniform(seed, stream, offset + i) > p ? static_cast<T>(x[i] / (1.0 - p)) : T(0);
   }
   template <class T>
   static void normal(std::size_t n, std::uint64_t seed, std::uint64_t stream, std::uint64_t offset, T* x) {

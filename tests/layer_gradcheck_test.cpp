@@ -4,8 +4,10 @@
 // errors bad shapes and configurations raise.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -178,6 +180,64 @@ TEST_CASE("Dropout masks follow Philox: kept iff philox_uniform(seed, call, i) >
   CHECK(layer.forward(x).to_host() == xs);
   CHECK(layer.backward(dy).to_host() == dys);
   CHECK(layer.calls() == 2);
+}
+
+TEST_CASE("Dropout keys each sample's mask by its global index, not its place in the batch split") {
+  const double p = 0.3;
+  Generator gen(5);
+  const auto x = random_tensor<float>(Shape{4, 3, 2, 5}, gen);
+  const auto dy = random_tensor<float>(Shape{4, 3, 2, 5}, gen);
+  const std::ptrdiff_t per = 30;  // elements per sample
+  auto rows_of = [&](const std::vector<float>& v, std::initializer_list<std::ptrdiff_t> rows) {
+    std::vector<float> out;
+    for (auto r : rows) out.insert(out.end(), v.begin() + r * per, v.begin() + (r + 1) * per);
+    return out;
+  };
+  const auto xs = x.to_host(), dys = dy.to_host();
+  nn::Dropout<float, Cpu> whole(nn::DropoutConfig{p, 9});
+  whole.set_calls(3);
+  const auto y = whole.forward(x).to_host();
+  const auto dx = whole.backward(dy).to_host();
+  CHECK(std::count(y.begin(), y.end(), 0.0f) > 10);  // 120 Bernoulli(0.3) draws: about 36
+
+  // the batch of 4 in two halves, as on two ranks: rows 0-1 with offset 0, rows 2-3 with offset 2
+  for (const std::int64_t first : {0, 2}) {
+    CAPTURE(first);
+    nn::Dropout<float, Cpu> half(nn::DropoutConfig{p, 9});
+    half.set_calls(3);
+    half.set_sample_offset(static_cast<std::uint64_t>(first));
+    const auto yh = half.forward(x.slice(first, first + 2)).to_host();
+    half.set_sample_offset(0);  // set after the forward: backward keeps the forward's mask
+    CHECK(yh == rows_of(y, {first, first + 1}));
+    CHECK(half.backward(dy.slice(first, first + 2)).to_host() == rows_of(dx, {first, first + 1}));
+    CHECK(half.calls() == 4);
+  }
+  // without the offset, rows 2-3 would take rows 0-1's mask
+  nn::Dropout<float, Cpu> unkeyed(nn::DropoutConfig{p, 9});
+  unkeyed.set_calls(3);
+  CHECK(unkeyed.forward(x.slice(2, 4)).to_host() != rows_of(y, {2, 3}));
+
+  // rows 3, 0 and 1 of the batch gathered into a sub-batch (a group's samples): keyed by their
+  // global indices, first + rows[j], in one run of consecutive rows and one single row
+  const std::vector<std::int64_t> rows{3, 0, 1};
+  std::vector<float> gathered_x, gathered_dy;
+  for (auto r : rows) {
+    gathered_x.insert(gathered_x.end(), xs.begin() + r * per, xs.begin() + (r + 1) * per);
+    gathered_dy.insert(gathered_dy.end(), dys.begin() + r * per, dys.begin() + (r + 1) * per);
+  }
+  nn::Dropout<float, Cpu> gathered(nn::DropoutConfig{p, 9});
+  gathered.set_calls(3);
+  gathered.set_sample_rows(0, rows);
+  CHECK(gathered.forward(HostTensor<float>::from_host(Shape{3, 3, 2, 5}, gathered_x)).to_host() ==
+        rows_of(y, {3, 0, 1}));
+  CHECK(gathered.backward(HostTensor<float>::from_host(Shape{3, 3, 2, 5}, gathered_dy)).to_host() ==
+        rows_of(dx, {3, 0, 1}));
+  // row 1 of the half that starts at sample 2 is sample 3
+  gathered.set_calls(3);
+  gathered.set_sample_rows(2, std::vector<std::int64_t>{1});
+  CHECK(gathered.forward(x.slice(3, 4)).to_host() == rows_of(y, {3}));
+  // the rows must name every sample of the batch
+  CHECK_THROWS_AS(gathered.forward(x.slice(0, 2)), ShapeError);
 }
 
 TEST_CASE("The sinusoidal embedding follows DDPM's formula") {

@@ -52,7 +52,7 @@ concept BackendElementwise = requires(float* p, const float* cp, std::size_t n, 
   { B::template all_finite<float>(n, cp) } -> std::convertible_to<bool>;
   B::template silu_forward<float>(n, cp, p);
   B::template silu_backward<float>(n, cp, cp, p);
-  B::template dropout<float>(n, d, u, u, cp, p);
+  B::template dropout<float>(n, d, u, u, u, cp, p);
   B::template normal<float>(n, u, u, u, p);
 };
 

@@ -199,15 +199,17 @@ struct Elementwise {
   }
 
   /// Inverted dropout with the mask drawn from Philox (seed, stream): element i is kept when
-  /// its uniform draw exceeds p, and scaled by 1 / (1 - p). `forward` picks y = mask * x or,
-  /// for backward, dx = mask * dy: the mask is recomputed, never stored.
+  /// its uniform draw, Philox counter offset + i, exceeds p, and scaled by 1 / (1 - p). The
+  /// caller passes x, y = mask * x or, for backward, dy, dx = mask * dy: the mask is recomputed,
+  /// never stored. The offset lets a slice of a larger tensor draw that tensor's mask.
   template <class T>
-  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream, const T* x, T* y) {
+  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream, std::uint64_t offset,
+                      const T* x, T* y) {
     const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
     const auto len = static_cast<std::int64_t>(n);
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) {
-      const bool keep = math::philox_uniform(seed, stream, static_cast<std::uint64_t>(i)) > p;
+      const bool keep = math::philox_uniform(seed, stream, offset + static_cast<std::uint64_t>(i)) > p;
       y[i] = keep ? x[i] * keep_scale : T(0);
     }
   }

@@ -108,9 +108,10 @@ __global__ void timestep_embedding(long long n, long long dim, const T* t, T* ou
   }
 }
 template <class T>
-__global__ void dropout(long long n, double p, unsigned long long seed, unsigned long long stream, const T* x, T* y) {
+__global__ void dropout(long long n, double p, unsigned long long seed, unsigned long long stream,
+                        unsigned long long offset, const T* x, T* y) {
   const T keep_scale = T(1.0 / (1.0 - p));
-  PROGDIFF_GRID_STRIDE(i, n) y[i] = math::philox_uniform(seed, stream, i) > p ? x[i] * keep_scale : T(0);
+  PROGDIFF_GRID_STRIDE(i, n) y[i] = math::philox_uniform(seed, stream, offset + i) > p ? x[i] * keep_scale : T(0);
 }
 template <class T>
 __global__ void normal(long long n, unsigned long long seed, unsigned long long stream, unsigned long long offset,
@@ -219,8 +220,9 @@ struct Elementwise {
     PROGDIFF_CUDA_CHECK_LAUNCH();
   }
   template <class T>
-  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream_id, const T* x, T* y) {
-    kernels::dropout<<<blocks_for(n), 256, 0, stream()>>>((long long)n, p, seed, stream_id, x, y);
+  static void dropout(std::size_t n, double p, std::uint64_t seed, std::uint64_t stream_id, std::uint64_t offset,
+                      const T* x, T* y) {
+    kernels::dropout<<<blocks_for(n), 256, 0, stream()>>>((long long)n, p, seed, stream_id, offset, x, y);
     PROGDIFF_CUDA_CHECK_LAUNCH();
   }
   template <class T>
