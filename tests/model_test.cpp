@@ -1,6 +1,7 @@
 // Progressive and IntervalRouted models: routing by timestep (closed forms: rows computed alone,
 // zero gradient outside a group), deep copies for stage 2, FLOPs averaged over timesteps,
-// descriptions that tell models apart in checkpoints, and the samplers driving both models.
+// descriptions that tell models apart in checkpoints, the samplers driving both models, and
+// dropout masks keyed by global sample index through the routing.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -235,4 +236,61 @@ TEST_CASE("IntervalRouted wraps a shared-encoder U-Net: routing, per-group param
   const Shape image{1, 1, 8, 8};
   CHECK(m.average_flops(image) ==
         doctest::Approx(0.6 * static_cast<double>(m.flops(image, 0)) + 0.4 * static_cast<double>(m.flops(image, 1))));
+}
+
+namespace {
+
+using DropNet =
+    unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>, unet::ImageChannels<1>,
+               unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::DropoutPercent<20>, unet::ElementType<double>>;
+using DropMulti =
+    unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>,
+                           unet::ImageChannels<1>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
+                           unet::DropoutPercent<20>, unet::ElementType<double>, unet::Decoders<2>>;
+
+// Training forwards of a batch of 4 in both groups (10, 20: group 0; 70, 90: group 1), at once
+// and as the halves two ranks would compute (global samples 0-1 and 2-3), each from the same
+// mask counts: every sample's output is the same, its masks keyed by its global index inside
+// its group's gathered sub-batch too. Without the offset the second half draws other masks.
+template <class M>
+void check_masks_follow_samples(M& m) {
+  const Tensor x = random_tensor(Shape{4, 1, 8, 8}, 21);
+  const std::vector<std::int64_t> t{10, 70, 90, 20};
+  std::vector<std::uint64_t> calls;
+  m.visit_random_state([&](const std::string&, auto& d) { calls.push_back(d.calls() + 5); }, std::string());
+  REQUIRE(!calls.empty());
+  auto forward = [&](std::int64_t begin, std::int64_t end, std::uint64_t offset) {
+    std::size_t i = 0;
+    m.visit_random_state([&](const std::string&, auto& d) { d.set_calls(calls[i++]); }, std::string());
+    m.set_sample_offset(offset);
+    const std::span<const std::int64_t> ts(t.begin() + begin, t.begin() + end);
+    return m.forward(x.slice(begin, end), ts).to_host();
+  };
+  const Tensor whole = Tensor::from_host(Shape{4, 1, 8, 8}, forward(0, 4, 0));
+  CHECK(max_abs_diff(forward(0, 2, 0), rows(whole, 0, 2)) <= 1e-12);
+  CHECK(max_abs_diff(forward(2, 4, 2), rows(whole, 2, 4)) <= 1e-12);
+  CHECK(max_abs_diff(forward(2, 4, 0), rows(whole, 2, 4)) > 1e-6);
+  // evaluation mode draws nothing: the offset does not matter
+  m.set_training(false);
+  CHECK(max_abs_diff(forward(2, 4, 0), forward(2, 4, 2)) == 0.0);
+}
+
+}  // namespace
+
+TEST_CASE("dropout masks follow the sample's global index through a model's routing, not the batch split") {
+  SUBCASE("Progressive: each group's net on its gathered rows") {
+    Generator gen(4);
+    DropNet a, b;
+    a.initialize(gen);
+    b.initialize(gen);
+    model::Progressive<DropNet> m(progdiff::group::Partition{{0, 40, 100}, {}}, {std::move(a), std::move(b)});
+    check_masks_follow_samples(m);
+  }
+  SUBCASE("IntervalRouted: the shared encoder on the batch, each decoder on its rows") {
+    Generator gen(5);
+    DropMulti net(DropMulti::default_widths(8, {8, 4}), DropMulti::default_config());
+    net.initialize(gen);
+    model::IntervalRouted<DropMulti> m(std::move(net), {{0, 60, 100}, {}});
+    check_masks_follow_samples(m);
+  }
 }

@@ -31,6 +31,7 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/model/description.hpp"
 #include "progdiff/model/grouped_model.hpp"
+#include "progdiff/nn/dropout.hpp"
 #include "progdiff/schedule/edm_sigma.hpp"
 #include "progdiff/schedule/prediction_type.hpp"
 
@@ -134,6 +135,13 @@ class EdmPreconditioned {
     model_.set_training(training);
   }
   bool training() const { return training_; }
+  /// Row j of the following training forwards is sample first + j of the step's global batch
+  /// (nn::set_sample_offset): the inner model keys its dropout masks by global sample index.
+  void set_sample_offset(std::uint64_t first) requires(
+      requires(M& m) { m.set_sample_offset(std::uint64_t{}); } ||
+      requires(M & m) { m.visit_random_state(nn::detail::any_dropout, std::string()); }) {
+    nn::set_sample_offset(model_, first);
+  }
   /// The wrapper outputs D, an estimate of the clean image.
   schedule::PredictionType prediction_type() const { return schedule::PredictionType::Sample; }
 

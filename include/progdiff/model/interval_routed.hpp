@@ -20,6 +20,7 @@
 #include "progdiff/model/description.hpp"
 #include "progdiff/model/evaluation_scope.hpp"
 #include "progdiff/model/grouped_model.hpp"
+#include "progdiff/nn/dropout.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/separate_experts.hpp"
@@ -54,6 +55,10 @@ class IntervalRouted {
     model_.set_training(training);
   }
   bool training() const { return training_; }
+  /// Row j of the following training forwards is sample first + j of the step's global batch:
+  /// the shared encoder keys its dropout masks by those indices, decoder (or expert) k by the
+  /// global indices of the rows it is given.
+  void set_sample_offset(std::uint64_t first) { sample_offset_ = first; }
   const group::Partition& partition() const { return partition_; }
   std::int64_t group_count() const { return partition_.groups(); }
   schedule::PredictionType prediction_type() const { return prediction_; }
@@ -61,9 +66,10 @@ class IntervalRouted {
   Tensor<T, B> forward(const Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
     std::vector<std::int64_t> groups;
     for (std::int64_t t : timesteps) groups.push_back(partition_.group_of(t));
-    return model_.forward(x, timestep_tensor<T, B>(timesteps), groups);
+    return forward(x, timestep_tensor<T, B>(timesteps), groups);
   }
   Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& t, std::span<const std::int64_t> groups) {
+    if (training_) key_dropout(groups);
     return model_.forward(x, t, groups);
   }
   Tensor<T, B> backward(const Tensor<T, B>& dy) { return model_.backward(dy); }
@@ -138,10 +144,41 @@ class IntervalRouted {
   }
 
  private:
+  // Whether the inner model's parts are known: decoder (expert) k runs on the samples of group k,
+  // gathered in batch order, a shared encoder on the whole batch. Another IntervalModel's
+  // dropout layers are all keyed as if they saw the whole batch.
+  static constexpr bool routes_known =
+      (requires(M & m) { m.decoder(std::int64_t{}); }) || (requires(M & m) { m.expert(std::int64_t{}); });
+
+  // Keys each part's dropout masks by the global indices of the samples it is given.
+  void key_dropout(std::span<const std::int64_t> groups) {
+    if constexpr (requires { model_.visit_random_state(nn::detail::any_dropout, std::string()); }) {
+      std::vector<std::vector<std::int64_t>> rows(static_cast<std::size_t>(group_count()));
+      for (std::size_t i = 0; i < groups.size(); ++i)
+        if (groups[i] >= 0 && groups[i] < group_count())  // the inner model reports a bad group
+          rows[static_cast<std::size_t>(groups[i])].push_back(static_cast<std::int64_t>(i));
+      auto key = [&](auto& part, const std::vector<std::int64_t>& r) {
+        if (r.size() == groups.size())
+          nn::set_sample_offset(part, sample_offset_);
+        else if (!r.empty())
+          nn::set_sample_rows(part, sample_offset_, r);
+      };
+      if constexpr (requires { model_.encoder(); }) nn::set_sample_offset(model_.encoder(), sample_offset_);
+      for (std::int64_t k = 0; k < group_count(); ++k) {
+        if constexpr (requires { model_.decoder(k); })
+          key(model_.decoder(k), rows[static_cast<std::size_t>(k)]);
+        else if constexpr (requires { model_.expert(k); })
+          key(model_.expert(k), rows[static_cast<std::size_t>(k)]);
+      }
+      if constexpr (!routes_known) nn::set_sample_offset(model_, sample_offset_);
+    }
+  }
+
   M model_;
   group::Partition partition_;
   schedule::PredictionType prediction_;
   bool training_ = true;
+  std::uint64_t sample_offset_ = 0;  // global index of this batch's row 0
 };
 
 }  // namespace progdiff::model

@@ -33,6 +33,7 @@
 #include "progdiff/model/description.hpp"
 #include "progdiff/model/evaluation_scope.hpp"
 #include "progdiff/model/grouped_model.hpp"
+#include "progdiff/nn/dropout.hpp"
 #include "progdiff/unet/channel_ops.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/output_channels.hpp"
@@ -92,6 +93,9 @@ class Progressive {
     for (auto& n : nets_) n.set_training(training);
   }
   bool training() const { return training_; }
+  /// Row j of the following training forwards is sample first + j of the step's global batch:
+  /// each group's net keys its dropout masks by the global index of the rows it is given.
+  void set_sample_offset(std::uint64_t first) { sample_offset_ = first; }
 
   const group::Partition& partition() const { return partition_; }
   std::int64_t group_count() const { return partition_.groups(); }
@@ -116,6 +120,7 @@ class Progressive {
   Tensor<T, B> forward(const Tensor<T, B>& x, const Tensor<T, B>& t, std::span<const std::int64_t> groups) {
     route(x.shape(), t.shape(), groups);
     const auto n = static_cast<std::size_t>(x.dim(0));
+    if (training_) key_dropout(n);
     input_shape_ = x.shape();
     Tensor<T, B> y(unet::output_shape_of<Net>(x.shape()));
     for (std::size_t k = 0; k < nets_.size(); ++k) {
@@ -264,10 +269,24 @@ class Progressive {
     }
   }
 
+  // Group k's net sees rows_[k] of this batch: its dropout masks are keyed by their global indices.
+  void key_dropout(std::size_t n) {
+    if constexpr (requires(Net & net) { net.visit_random_state(nn::detail::any_dropout, std::string()); })
+      for (std::size_t k = 0; k < nets_.size(); ++k) {
+        const auto& r = rows_[k];
+        if (r.empty()) continue;
+        if (r.size() == n)
+          nn::set_sample_offset(nets_[k], sample_offset_);
+        else
+          nn::set_sample_rows(nets_[k], sample_offset_, r);
+      }
+  }
+
   group::Partition partition_;
   std::vector<Net> nets_;
   schedule::PredictionType prediction_;
   bool training_ = true;
+  std::uint64_t sample_offset_ = 0;              // global index of this batch's row 0
   std::vector<std::vector<std::int64_t>> rows_;  // samples of each group, kept for backward
   Shape input_shape_;
 };
