@@ -1,7 +1,8 @@
 // Data-parallel training on 2 ranks against the same training in one process (run on each rank
 // beside it, as the reference): stage 1, stage 2 and multi-stage at one global batch, an uneven
 // split, float32, bit-identical repeats, gradient buckets, timed exchanges, a multi-stage
-// checkpoint of 2 ranks resumed in one process, and the refusal of dropout.
+// checkpoint of 2 ranks resumed in one process, and dropout (masks keyed by global sample
+// index) in stage 1, stage 2 and multi-stage.
 //
 // Tolerance: the ranks' gradients are partial sums that MPI adds, where one process sums the
 // whole batch inside each kernel; the two orders of summation differ by rounding only, about
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mpi_support.hpp"
@@ -170,13 +172,65 @@ TEST_CASE("float32: 2 ranks train as 1 rank within float rounding") {
   CHECK(same_on_every_rank(comm, weights(ranks)));
 }
 
-TEST_CASE("a model with dropout is refused on 2 ranks, naming a dropout layer") {
+TEST_CASE("dropout 10%: 2 ranks train as 1 rank at the same global batch, masks keyed by global sample") {
   distributed::MpiCommunicator comm;
   const auto data = patterns(12);
   const Schedule schedule;
-  auto m = base_model<SmallNet<double, 10>>(1);
-  CHECK_THROWS_WITH_AS(
-      train::train_stage1(m, schedule, data, options(2, 4), train::SimpleObjective{}, {}, comm),
-      doctest::Contains("data-parallel training of a model with dropout is not supported yet: layer 'group0.down.0"),
-      progdiff::ConfigError);
+  using DropNet = SmallNet<double, 10>;
+  for (const std::int64_t batch : {4, 5}) {  // even split, and 3 + 2
+    CAPTURE(batch);
+    auto single = base_model<DropNet>(1);
+    const auto reference = train::train_stage1(single, schedule, data, options(4, batch));
+    // rank 1 starts from other weights and dropout seeds: the trainer gives every rank rank 0's
+    auto ranks = base_model<DropNet>(1 + 100 * static_cast<std::uint64_t>(comm.rank()));
+    const auto run = train::train_stage1(ranks, schedule, data, options(4, batch), train::SimpleObjective{}, {}, comm);
+    check_losses(run, reference, 1e-12);
+    const double difference = max_abs_difference(weights(ranks), weights(single));
+    MESSAGE("dropout, stage 1, batch " << batch << ": max |w(2 ranks) - w(1 rank)| = " << difference);
+    CHECK(difference <= kTolerance);
+    CHECK(same_on_every_rank(comm, weights(ranks)));
+    CHECK(dropout_state(ranks) == dropout_state(single));  // seeds and mask counts
+    // the masks matter: the same run without dropout ends elsewhere
+    auto plain = base_model(1);
+    train::train_stage1(plain, schedule, data, options(4, batch));
+    CHECK(max_abs_difference(weights(ranks), weights(plain)) > 1e3 * kTolerance);
+  }
+}
+
+TEST_CASE("dropout 10%: stage 2 and multi-stage (groups gathered into sub-batches) on 2 ranks train as 1 rank") {
+  distributed::MpiCommunicator comm;
+  const Schedule schedule;
+  SUBCASE("stage 2") {
+    const auto data = patterns(12);
+    const progdiff::group::Partition partition{{0, 40, 100}, {}};
+    auto base_single = base_model<SmallNet<double, 10>>(3), base_ranks = base_model<SmallNet<double, 10>>(3);
+    auto single = train::train_stage2(base_single, partition, schedule, data, options(3, 4), train::SimpleObjective{});
+    auto grouped = train::train_stage2(base_ranks, partition, schedule, data, options(3, 4), train::SimpleObjective{},
+                                       {}, nullptr, {}, comm);
+    const double difference = max_abs_difference(weights(grouped), weights(single));
+    MESSAGE("dropout, stage 2: max |w(2 ranks) - w(1 rank)| = " << difference);
+    CHECK(difference <= kTolerance);
+    CHECK(same_on_every_rank(comm, weights(grouped)));
+    CHECK(dropout_state(grouped) == dropout_state(single));
+  }
+  SUBCASE("multi-stage") {
+    // a rank whose rows hold no sample of a group skips that decoder while the other runs it:
+    // its mask counts must follow (with batch 3, rank 1's one row is in one group only)
+    const auto data = patterns(16);
+    for (const auto& [batch, boundary] : {std::pair<std::int64_t, std::int64_t>{8, 60}, {3, 50}}) {
+      CAPTURE(batch);
+      const progdiff::group::Partition partition{{0, boundary, 100}, {}};
+      auto single = multi_model<MultiNet<10>>(12, partition), ranks = multi_model<MultiNet<10>>(12, partition);
+      const auto reference = train::train_multi_stage(single, schedule, data, options(6, batch));
+      const auto run =
+          train::train_multi_stage(ranks, schedule, data, options(6, batch), train::SimpleObjective{}, {}, comm);
+      check_losses(run, reference, 1e-12);
+      const double difference = max_abs_difference(weights(ranks), weights(single));
+      MESSAGE("dropout, multi-stage, batch " << batch << ": max |w(2 ranks) - w(1 rank)| = " << difference);
+      CHECK(difference <= kTolerance);
+      CHECK(same_on_every_rank(comm, weights(ranks)));
+      CHECK(dropout_state(ranks) == dropout_state(single));
+      CHECK(same_on_every_rank(comm, dropout_state(ranks)));
+    }
+  }
 }

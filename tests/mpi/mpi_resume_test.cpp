@@ -1,7 +1,7 @@
 // Checkpoints across rank counts: rank 0 alone writes them, a checkpoint of a 2-rank run resumes
 // in one process and one of a 1-rank run on 2 ranks (equal within the stated tolerance of
-// mpi_equal_ranks_test.cpp), and on the same rank count a resumed run is bit for bit the
-// uninterrupted one.
+// mpi_equal_ranks_test.cpp), also with dropout, and on the same rank count a resumed run is bit
+// for bit the uninterrupted one.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "mpi_support.hpp"
+#include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 
 using namespace mpi_test;
@@ -90,6 +91,55 @@ TEST_CASE("resume across rank counts: 2 ranks -> 1 rank, 1 rank -> 2 ranks, 2 ra
         train::train_stage1(resumed, schedule, data, checkpointed(path), train::SimpleObjective{}, {}, comm);
     CHECK(report.first_step == 2);
     CHECK(weights(resumed) == weights(two));
+  }
+}
+
+TEST_CASE("dropout 10%, multi-stage: checkpoints resume across rank counts with the masks of one process") {
+  // batch 3 on 2 ranks: rank 1's one row runs one decoder while rank 0 may run the other; the
+  // mask counts in the checkpoint must still be one process's
+  distributed::MpiCommunicator comm;
+  const auto dir = shared_dir(comm, "resume_dropout");
+  const auto data = patterns(16);
+  const Schedule schedule;
+  const progdiff::group::Partition partition{{0, 50, 100}, {}};
+  using DropMulti = MultiNet<10>;
+  auto one = multi_model<DropMulti>(12, partition);
+  train::train_multi_stage(one, schedule, data, options(6, 3));  // uninterrupted, 1 rank (on each rank)
+  train::TrainOptions o = options(6, 3);
+  o.checkpoint_every = 2;
+
+  SUBCASE("2 ranks write at step 2, stop at 3; 1 rank resumes") {
+    o.checkpoint_path = dir / "from_two.safetensors";
+    auto stopped = multi_model<DropMulti>(12, partition);
+    CHECK_THROWS_AS(train::train_multi_stage(stopped, schedule, data, o, train::SimpleObjective{}, stop_after_3, comm),
+                    Stopped);
+    comm.barrier();
+    if (comm.rank() == 0) {
+      auto resumed = multi_model<DropMulti>(99, partition);  // other weights and dropout seeds
+      const auto report = train::train_multi_stage(resumed, schedule, data, o);
+      CHECK(report.first_step == 2);
+      const double difference = max_abs_difference(weights(resumed), weights(one));
+      MESSAGE("dropout, 2 ranks -> 1 rank: max |w - w(1 rank uninterrupted)| = " << difference);
+      CHECK(difference <= kTolerance);
+      CHECK(dropout_state(resumed) == dropout_state(one));
+    }
+    comm.barrier();
+  }
+  SUBCASE("1 rank writes at step 2, stops at 3; 2 ranks resume") {
+    o.checkpoint_path = dir / "from_one.safetensors";
+    if (comm.rank() == 0) {
+      auto stopped = multi_model<DropMulti>(12, partition);
+      CHECK_THROWS_AS(train::train_multi_stage(stopped, schedule, data, o, stop_after_3), Stopped);
+    }
+    comm.barrier();
+    auto resumed = multi_model<DropMulti>(99, partition);
+    const auto report = train::train_multi_stage(resumed, schedule, data, o, train::SimpleObjective{}, {}, comm);
+    CHECK(report.first_step == 2);
+    const double difference = max_abs_difference(weights(resumed), weights(one));
+    MESSAGE("dropout, 1 rank -> 2 ranks: max |w - w(1 rank uninterrupted)| = " << difference);
+    CHECK(difference <= kTolerance);
+    CHECK(same_on_every_rank(comm, weights(resumed)));
+    CHECK(dropout_state(resumed) == dropout_state(one));
   }
 }
 

@@ -31,9 +31,11 @@ using SmallNet =
     unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>, unet::ImageChannels<1>,
                unet::BaseChannels<8>, unet::GroupNormGroups<4>, unet::DropoutPercent<dropout>, unet::ElementType<E>>;
 using Net = SmallNet<double>;
-using Multi = unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>,
-                                     unet::ImageChannels<1>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
-                                     unet::DropoutPercent<0>, unet::ElementType<double>, unet::Decoders<2>>;
+template <int dropout = 0>
+using MultiNet = unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>,
+                                        unet::ImageChannels<1>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
+                                        unet::DropoutPercent<dropout>, unet::ElementType<double>, unet::Decoders<2>>;
+using Multi = MultiNet<>;
 using Schedule = progdiff::schedule::Linear<100>;
 
 // Smooth 8x8 patterns in [-1, 1], one per image (as trainer_test's).
@@ -57,11 +59,12 @@ model::Progressive<N> base_model(std::uint64_t seed) {
   return model::Progressive<N>(std::move(net), Schedule::steps);
 }
 
-inline model::IntervalRouted<Multi> multi_model(std::uint64_t seed) {
+template <class M = Multi>
+model::IntervalRouted<M> multi_model(std::uint64_t seed, progdiff::group::Partition partition = {{0, 60, 100}, {}}) {
   progdiff::Generator gen(seed);
-  Multi net(Multi::default_widths(8, {8, 4}), Multi::default_config());
+  M net(M::default_widths(8, {8, 4}), M::default_config());
   net.initialize(gen);
-  return model::IntervalRouted<Multi>(std::move(net), {{0, 60, 100}, {}});
+  return model::IntervalRouted<M>(std::move(net), std::move(partition));
 }
 
 // Flips on, the clip active, EMA kept: every part of a step that sees the whole batch.
@@ -98,6 +101,19 @@ std::vector<double> weights(M&& m) {
       },
       std::string());
   return w;
+}
+
+// Each dropout layer's mask seed and count, in visiting order.
+template <class M>
+std::vector<double> dropout_state(M& m) {
+  std::vector<double> s;
+  m.visit_random_state(
+      [&](const std::string&, auto& dropout) {
+        s.push_back(static_cast<double>(dropout.config().seed));
+        s.push_back(static_cast<double>(dropout.calls()));
+      },
+      std::string());
+  return s;
 }
 
 inline double max_abs_difference(const std::vector<double>& a, const std::vector<double>& b) {

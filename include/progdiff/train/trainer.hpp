@@ -42,10 +42,16 @@
 // rank scales its loss gradient by its share of the batch, the gradients are summed over ranks
 // in buckets (distributed/gradient_buckets.hpp), and the per-sample losses too, so the finite
 // guard, the clip, AdamW, the EMA and the timestep samplers see the global values on every
-// rank. At the start every rank takes rank 0's weights; rank 0 alone writes checkpoints, CSV log,
-// plot and progress line, and every rank reads the checkpoint on resume, with any rank count.
-// Dropout (p > 0) is refused with more than one rank: nn::Dropout keys its masks by position in
-// the local batch, so they would depend on the rank count.
+// rank. At the start every rank takes rank 0's weights and dropout seeds and counts; rank 0
+// alone writes checkpoints, CSV log, plot and progress line, and every rank reads the checkpoint
+// on resume, with any rank count.
+// Dropout masks are keyed by sample too: before each forward the trainer gives the model the
+// global index of its first row (nn::set_sample_offset), and a layer draws sample g's mask at
+// Philox counters from g times the elements per sample (nn/dropout.hpp); a model that gathers
+// a group's samples into a sub-batch keys them by their global indices. A rank whose rows hold
+// no sample of a group does not run that group's layers, so after each forward every layer's
+// mask count is taken from the ranks that ran it: the counts, and checkpoints, stay those of
+// one process.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -67,6 +73,7 @@
 #include "progdiff/distributed/shard.hpp"
 #include "progdiff/distributed/single_process.hpp"
 #include "progdiff/model/grouped_model.hpp"
+#include "progdiff/nn/dropout.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
 #include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/csv_log.hpp"
@@ -179,7 +186,9 @@ class Trainer {
 
   /// Runs (or continues) the training up to options.steps.
   TrainReport run() {
-    distributed::replicate_parameters(comm_, model_);  // rank 0's weights everywhere
+    // rank 0's weights, dropout seeds and mask counts everywhere
+    distributed::replicate_parameters(comm_, model_);
+    if constexpr (has_dropout) distributed::replicate_random_state(comm_, model_);
     if (options_.use_ema) ema_.initialize(model_);
     step_ = 0;
     double seconds_before = 0.0;
@@ -265,18 +274,24 @@ class Trainer {
     require(options_.batch_size >= comm_.size(), "Trainer: the global batch of " + std::to_string(options_.batch_size) +
                                                      " samples cannot give each of " + std::to_string(comm_.size()) +
                                                      " ranks a sample");
-    if constexpr (requires { model_.visit_random_state(dropout_visitor_probe, std::string()); }) {
-      std::string with_dropout;
-      model_.visit_random_state(
-          [&](const std::string& name, auto& dropout) {
-            if (dropout.config().p > 0.0 && with_dropout.empty()) with_dropout = name;
-          },
-          std::string());
-      require(comm_.size() == 1 || with_dropout.empty(),
-              "Trainer: data-parallel training of a model with dropout is not supported yet: layer '" + with_dropout +
-                  "' has p > 0, and nn::Dropout keys its masks by position in the local batch, so they would depend "
-                  "on the number of ranks; train it with dropout 0 or in one process");
-    }
+  }
+
+  static constexpr bool has_dropout = requires(Model & m) {
+    m.visit_random_state(dropout_visitor_probe, std::string());
+  };
+
+  // The rows this process computes start at sample `first` of the global batch.
+  void key_dropout(std::int64_t first) {
+    if constexpr (has_dropout) nn::set_sample_offset(model_, static_cast<std::uint64_t>(first));
+  }
+
+  // Each dropout layer's mask count, in visiting order.
+  std::vector<std::uint64_t> dropout_calls() {
+    std::vector<std::uint64_t> calls;
+    if constexpr (has_dropout)
+      model_.visit_random_state([&](const std::string&, auto& dropout) { calls.push_back(dropout.calls()); },
+                                std::string());
+    return calls;
   }
 
   template <class View>
@@ -309,6 +324,7 @@ class Trainer {
   BatchLoss forward_backward(const Tensor<T, B>& x0, const TimestepDraw& draw) {
     const std::int64_t n = x0.dim(0);
     if constexpr (Comm::single_process) {
+      key_dropout(0);
       const Tensor<T, B> noise = draw_noise(x0.shape(), 0, n);
       LossResult<T, B> loss = objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
                                          [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
@@ -321,6 +337,8 @@ class Trainer {
       mine.timesteps.assign(draw.timesteps.begin() + b, draw.timesteps.begin() + e);
       mine.weights.assign(draw.weights.begin() + b, draw.weights.begin() + e);
       const Tensor<T, B> noise = draw_noise(x0.shape(), rows.begin, rows.size());
+      key_dropout(rows.begin);
+      const std::vector<std::uint64_t> calls = dropout_calls();
       LossResult<T, B> loss =
           objective_(schedule_, x0.slice(rows.begin, rows.end), noise, mine, model_.prediction_type(),
                      options_.weighting, [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, mine.timesteps); });
@@ -329,12 +347,31 @@ class Trainer {
       const double share = static_cast<double>(rows.size()) / static_cast<double>(n);
       B::template scale<T>(loss.grad.size(), static_cast<T>(share), loss.grad.data());
       model_.backward(loss.grad);
-      std::vector<double> sums(static_cast<std::size_t>(n) + 1, 0.0);  // per-sample losses, then the loss
+      // per-sample losses, the loss, then per dropout layer the masks this rank drew and whether
+      // it drew any: a rank without the samples of a group skips its layers, the others advance
+      // them alike (their counts started equal), and every rank takes their count
+      const std::vector<std::uint64_t> after = dropout_calls();
+      const std::size_t layers = calls.size(), at = static_cast<std::size_t>(n) + 1;
+      std::vector<double> sums(at + 2 * layers, 0.0);
       std::copy(loss.per_sample.begin(), loss.per_sample.end(), sums.begin() + static_cast<std::ptrdiff_t>(b));
-      sums.back() = loss.loss * share;
+      sums[at - 1] = loss.loss * share;
+      for (std::size_t l = 0; l < layers; ++l) {
+        sums[at + l] = static_cast<double>(after[l] - calls[l]);
+        sums[at + layers + l] = after[l] > calls[l] ? 1.0 : 0.0;
+      }
       comm_.all_reduce_host(sums);
-      const double total = sums.back();
-      sums.pop_back();
+      if constexpr (has_dropout) {
+        std::size_t l = 0;
+        model_.visit_random_state(
+            [&](const std::string&, auto& dropout) {
+              const double ran = sums[at + layers + l];
+              if (ran > 0.0) dropout.set_calls(calls[l] + static_cast<std::uint64_t>(std::llround(sums[at + l] / ran)));
+              ++l;
+            },
+            std::string());
+      }
+      const double total = sums[at - 1];
+      sums.resize(static_cast<std::size_t>(n));
       return {total, std::move(sums)};
     }
   }
