@@ -9,7 +9,7 @@ progdiff_model_timing (benchmarks/CMakeLists.txt):
 
 Two models, the same on both sides (the script checks that the parameter counts agree):
   default  1x32x32 images, 32 channels, multipliers 1-2-2, one ResBlock per encoder level,
-           no attention, 8 GroupNorm groups (the main job's model, examples/02_progressive)
+           no attention, 8 GroupNorm groups (the main job's model, apps/progressive)
   cifar    3x32x32 images, 64 channels, multipliers 1-2-2, two ResBlocks per encoder level,
            one attention block after the last encoder ResBlock at 16x16, 32 GroupNorm groups
 (the decoder has one ResBlock more per level than the encoder; no dropout). Two measurements:

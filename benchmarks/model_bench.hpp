@@ -23,7 +23,7 @@ namespace progdiff::bench {
 using Cpu = backend::Cpu;
 using TensorF = Tensor<float, Cpu>;
 
-/// The main job's default model (examples/02_progressive, SmallScale at its default width):
+/// The main job's default model (apps/progressive, SmallScale at its default width):
 /// 1x32x32 images, 32 channels, multipliers 1-2-2, one ResBlock per encoder level, no attention,
 /// 8 GroupNorm groups, no dropout.
 using DefaultNet = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>,

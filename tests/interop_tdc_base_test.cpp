@@ -39,7 +39,7 @@ using PipelineNet = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::Att
 using SmallAttention = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<8>, unet::ImageSize<16>,
                                   unet::BaseChannels<16>, unet::GroupNormGroups<4>>;
 
-// The main job's two scales (examples/02_progressive/models.hpp), whose widths are run-time values.
+// The main job's two scales (apps/progressive/models.hpp), whose widths are run-time values.
 using JobSmall =
     unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
                unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>, unet::DropoutPercent<0>>;

@@ -1,6 +1,6 @@
 // The evidence study: do progressive models pay off at equal training compute?
 //
-// Runs the main job (examples/02_progressive) once per arm and seed, every run with
+// Runs the main job (apps/progressive) once per arm and seed, every run with
 // --equal-compute (the training FLOPs of stage 1 and stage 2 of the copies, forward + backward
 // over every image seen, pruning evaluations included), the same DDIM sampler and step count,
 // one shared classifier for the Frechet distance, and the validation images held out of the
@@ -44,6 +44,12 @@
 
 namespace {
 
+#ifdef PROGDIFF_DEFAULT_JOB
+constexpr const char* kDefaultJob = PROGDIFF_DEFAULT_JOB;
+#else
+constexpr const char* kDefaultJob = "progdiff_progressive";
+#endif
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -74,7 +80,7 @@ struct Options {
   std::int64_t fid_samples = 2000;
   std::vector<std::string> arms;  // empty: all
   fs::path out = "evidence_study";
-  fs::path job;         // empty: progdiff_example_02_progressive beside this program
+  fs::path job;         // empty: progdiff_progressive of the same build (kDefaultJob)
   fs::path classifier;  // empty: <out>/fashion_classifier.safetensors
   std::string proxy_command;
   std::string job_flags;             // more flags for every run (e.g. --steps 2000 --stage2-steps 400)
@@ -84,7 +90,7 @@ struct Options {
 
 const char* kUsage = R"(usage: progdiff_example_08_evidence_study [flags]
 
-Runs the main job (progdiff_example_02_progressive) for each arm and seed at equal training
+Runs the main job (progdiff_progressive) for each arm and seed at equal training
 FLOPs and writes results.md and results.csv to the output directory: Frechet distance (mean and
 std over seeds), per-group test loss, training FLOPs, sampling FLOPs per image, wall time.
 A rerun skips finished runs and resumes unfinished ones from their checkpoints.
@@ -102,7 +108,8 @@ A rerun skips finished runs and resumes unfinished ones from their checkpoints.
                        budget 1 runs in DIR, budget B in DIR/budget-B; convergence.csv and
                        convergence.png (gnuplot) gather them (default: 1)
   --job-flags "..."    more flags for every run of the job (the same for every arm)
-  --job PATH           the main job's program (default: beside this one)
+  --job PATH           the main job's program (default: progdiff_progressive of this build,
+                       or beside this program)
   --classifier FILE    the metric's classifier, shared by every run (default
                        <out>/fashion_classifier.safetensors, trained by the first run)
   --out DIR            output directory (default evidence_study)
@@ -254,7 +261,7 @@ bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::str
          "sampling_flops_per_image,average_flops,parameters,wall_seconds,attempts,groups\n";
   md << "# Evidence study: progressive models at equal training compute\n\n";
   md << "Written by `examples/08_evidence_study` from the runs finished so far. Command:\n\n    " << command << "\n\n";
-  md << "Every run is the main job (`examples/02_progressive`) with `--equal-compute`: its training FLOPs "
+  md << "Every run is the main job (`apps/progressive`) with `--equal-compute`: its training FLOPs "
         "(forward + backward, the backward counted as twice the forward, over every training image seen, "
         "stage 1 and stage 2, plus the forward passes of the pruning's evaluations) match those of stage 1 and "
         "stage 2 of the copies. The last validation images of the training split are held out of training and "
@@ -297,7 +304,10 @@ bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::str
         ok = false;
       }
       std::string starts;
-      for (const auto& v : (*r)["starts"]) starts += (starts.empty() ? "" : ";") + std::to_string(v.get<long long>());
+      for (const auto& v : (*r)["starts"]) {
+        if (!starts.empty()) starts += ';';  // appended alone: GCC 12 warns falsely on ("" + string) (-Wrestrict)
+        starts += std::to_string(v.get<long long>());
+      }
       csv << arm.name << "," << s << "," << fixed(fd.back(), 6) << "," << fixed(number(*r, "frechet_floor"), 6) << ","
           << (*r)["frechet_samples"].get<long long>() << "," << fixed(loss.back(), 6) << "," << per_group << ","
           << fixed(flops.back(), 0) << "," << fixed(sampling.back(), 0) << "," << fixed(number(*r, "average_flops"), 0)
@@ -391,10 +401,14 @@ int main(int argc, char** argv) {
     fs::create_directories(o.out);
     const fs::path out = fs::absolute(o.out);
     fs::path job = o.job;
-    if (job.empty()) job = fs::absolute(fs::path(argv[0])).parent_path() / "progdiff_example_02_progressive";
+    if (job.empty()) {
+      // The build tells where it put the job; a copied pair of programs keeps them side by side.
+      const fs::path beside = fs::absolute(fs::path(argv[0])).parent_path() / "progdiff_progressive";
+      job = fs::exists(beside) ? beside : fs::path(kDefaultJob);
+    }
     if (!fs::exists(job))
       throw progdiff::ConfigError("the main job " + job.string() +
-                                  " does not exist (build progdiff_example_02_progressive, or give --job)");
+                                  " does not exist (build progdiff_progressive, or give --job)");
     const fs::path classifier =
         o.classifier.empty() ? out / "fashion_classifier.safetensors" : fs::absolute(o.classifier);
     std::vector<Arm> arms;

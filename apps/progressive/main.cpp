@@ -44,7 +44,7 @@ void run_on(bool paper_scale, const Options& o, const Schedule& schedule, const 
             const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation, SealedTestSplit& test,
             Report& report) {
   if (paper_scale) {
-#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
+#ifdef PROGDIFF_APPS_SMALL_SCALE_ONLY
     throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
 #else
     Job<PaperScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
@@ -127,18 +127,20 @@ int run(const Options& o, const std::string& command) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{kDescription, "progdiff_progressive"};
   Options o;
   try {
-    o = parse_options(argc, argv);
+    o = parse_options(app, argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints the flags and exits 0; a bad flag prints CLI11's message and exits 2.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   } catch (const progdiff::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
   }
-  if (o.help) {
-    std::fputs(usage(), stdout);
-    return 0;
-  }
-  std::string command = "progdiff_example_02_progressive";
+  std::string command = "progdiff_progressive";
   for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
   try {
     return run(o, command);

@@ -268,7 +268,7 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t step
   report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
                            options.checkpoint_path});
   report.add_compute("stage 1", steps * o.batch, training_flops(static_cast<double>(steps * o.batch), base_flops()));
-  load_ema_weights(options.checkpoint_path, base, schedule);
+  pd::train::load_ema_weights(options.checkpoint_path, base, schedule);
   return base;
 }
 
@@ -293,7 +293,7 @@ void Job<Scale>::experts() {
   const std::int64_t stage2_images = o.stage2_steps * o.batch * partition.groups();
   report.add_compute("stage 2 (copies)", stage2_images,
                      training_flops(static_cast<double>(stage2_images), base_flops()));
-  load_ema_weights(options.checkpoint_path, grouped, schedule);
+  pd::train::load_ema_weights(options.checkpoint_path, grouped, schedule);
   report.checkpoint = options.checkpoint_path;
   evaluate(o, grouped, partition, schedule, train, test, report);
 }
@@ -412,7 +412,7 @@ void train_routed(const Options& o, const Schedule& schedule, const pd::data::Im
   report.stages.push_back({title, steps, steps * o.batch, final_losses(r, partition.groups()), options.csv_path,
                            options.plot_path, options.checkpoint_path});
   report.add_compute(title, steps * o.batch, training_flops(static_cast<double>(steps * o.batch), average));
-  load_ema_weights(options.checkpoint_path, model, schedule);
+  pd::train::load_ema_weights(options.checkpoint_path, model, schedule);
   report.checkpoint = options.checkpoint_path;
 }
 

@@ -1,8 +1,8 @@
-// Samples a grid from a checkpoint the main job (examples/02_progressive) saved: a grouped
+// Samples a grid from a checkpoint the main job (apps/progressive) saved: a grouped
 // model (per-group U-Nets, or a shared encoder with one decoder per group) rebuilt from the
 // description stored in the checkpoint, with its EMA weights, sampled by a chosen sampler.
 //
-//   progdiff_example_04_sample_checkpoint run/stage2.safetensors --sampler dpm-solver --steps 20
+//   progdiff_sample_checkpoint run/stage2.safetensors --sampler dpm-solver --steps 20
 //
 // A checkpoint of another structure, or whose description differs from the model rebuilt
 // from it, is refused with a message naming every key that differs. The program checks that
@@ -11,17 +11,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
-#include "../02_progressive/models.hpp"
+#include <CLI/CLI.hpp>
+
+#include "../progressive/models.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
+#include "progdiff/model/from_description.hpp"
 #include "progdiff/sample/samplers.hpp"
 
 namespace {
@@ -40,86 +43,39 @@ struct Flags {
   fs::path save_tensor;   // the samples as drawn, in a safetensors file ("samples")
   fs::path compare_with;  // a file of that kind to compare the samples with
   double tolerance = 1e-3;
-  bool help = false;
 };
 
-const char* usage() {
-  return R"(usage: progdiff_example_04_sample_checkpoint CHECKPOINT [flags]
-
-Rebuilds the model a checkpoint of progdiff_example_02_progressive describes, loads its EMA
-weights and writes a grid of samples.
-
-  --sampler S   ddim (default), ddpm, dpm-solver (DPM-Solver++ 2M), euler or heun
-  --steps N     sampling steps (default 25; ddpm's variance needs no fewer than 2)
-  --count N     images in the grid (default 64)
-  --seed N      sampling seed (default 1)
-  --out FILE    the PNG to write (default: samples_<sampler>_<steps>_seed<seed>.png beside
-                the checkpoint)
-  --backend B   cpu (default) or cuda (in the _cuda build of this program)
-  --save-tensor FILE   also write the samples as drawn (float, before the PNG's rounding) to
-                a safetensors file, tensor "samples"
-  --compare-with FILE  compare the samples with such a file (of another back end, say) and
-                fail when an element differs by more than the tolerance
-  --tolerance X the largest allowed |difference| / max(1, |theirs|) for --compare-with
-                (default 1e-3)
-  --help        this text
-)";
-}
-
-std::int64_t integer_flag(const std::string& flag, const std::string& v, std::int64_t lo, std::int64_t hi) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0') throw pd::ConfigError(flag + ": expected an integer, got '" + v + "'");
-  if (x < lo || x > hi)
-    throw pd::ConfigError(flag + ": " + v + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return x;
-}
-
-Flags parse(int argc, char** argv) {
+/// The flags of argv (CLI11). Throws CLI::ParseError for what CLI11 checks (--help included) and
+/// ConfigError, naming the flag, for the rest.
+Flags parse(CLI::App& app, int argc, char** argv) {
   Flags f;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw pd::ConfigError(a + " needs a value (see --help)");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      f.help = true;
-    } else if (a == "--sampler") {
-      f.sampler = value();
-      if (f.sampler != "ddim" && f.sampler != "ddpm" && f.sampler != "dpm-solver" && f.sampler != "euler" &&
-          f.sampler != "heun")
-        throw pd::ConfigError("--sampler: unknown sampler '" + f.sampler +
-                              "' (choose ddim, ddpm, dpm-solver, euler or heun)");
-    } else if (a == "--steps") {
-      f.steps = integer_flag(a, value(), 1, 1000);
-    } else if (a == "--count") {
-      f.count = integer_flag(a, value(), 1, 1024);
-    } else if (a == "--seed") {
-      f.seed = static_cast<std::uint64_t>(integer_flag(a, value(), 0, std::int64_t{1} << 40));
-    } else if (a == "--out") {
-      f.out = value();
-    } else if (a == "--backend") {
-      f.device = parse_device(a, value());
-    } else if (a == "--save-tensor") {
-      f.save_tensor = value();
-    } else if (a == "--compare-with") {
-      f.compare_with = value();
-    } else if (a == "--tolerance") {
-      const std::string v = value();
-      char* end = nullptr;
-      f.tolerance = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end != '\0' || !(f.tolerance >= 0))
-        throw pd::ConfigError("--tolerance: expected a number >= 0, got '" + v + "'");
-    } else if (a.rfind("--", 0) == 0) {
-      throw pd::ConfigError("unknown flag '" + a + "' (see --help)");
-    } else if (f.checkpoint.empty()) {
-      f.checkpoint = a;
-    } else {
-      throw pd::ConfigError("unexpected argument '" + a + "': one checkpoint only (see --help)");
-    }
-  }
-  if (!f.help && f.checkpoint.empty()) throw pd::ConfigError("no checkpoint given (see --help)");
+  std::string backend = "cpu";
+  app.add_option("checkpoint", f.checkpoint, "a checkpoint progdiff_progressive saved (e.g. run/stage2.safetensors)")
+      ->required();
+  app.add_option("--sampler", f.sampler, "ddim, ddpm, dpm-solver (DPM-Solver++ 2M), euler or heun")
+      ->check(CLI::IsMember({"ddim", "ddpm", "dpm-solver", "euler", "heun"}))
+      ->capture_default_str();
+  app.add_option("--steps", f.steps, "sampling steps (ddpm's variance needs no fewer than 2)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--count", f.count, "images in the grid")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--seed", f.seed, "sampling seed")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{1} << 40))
+      ->capture_default_str();
+  app.add_option("--out", f.out,
+                 "the PNG to write (default: samples_<sampler>_<steps>_seed<seed>.png beside the checkpoint)");
+  app.add_option("--backend", backend, "cpu or cuda (in the _cuda build of this program)")->capture_default_str();
+  app.add_option("--save-tensor", f.save_tensor,
+                 "also write the samples as drawn (float, before the PNG's rounding) to a safetensors file, tensor "
+                 "\"samples\"");
+  app.add_option("--compare-with", f.compare_with,
+                 "compare the samples with such a file (of another back end, say) and fail when an element "
+                 "differs by more than the tolerance");
+  app.add_option("--tolerance", f.tolerance, "the largest allowed |difference| / max(1, |theirs|) for --compare-with")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.parse(argc, argv);
+  f.device = parse_device("--backend", backend);
   if (f.sampler == "ddpm" && f.steps < 2) throw pd::ConfigError("--steps: ddpm needs at least 2 steps");
   if (f.out.empty())
     f.out = f.checkpoint.parent_path() /
@@ -143,7 +99,7 @@ pd::Tensor<float, B> draw(const Flags& f, Model& model, const Schedule& schedule
 
 template <class Model>
 void sample_and_write(const Flags& f, Model& model, const Schedule& schedule) {
-  const bool ema = load_ema_weights(f.checkpoint, model, schedule);
+  const bool ema = pd::train::load_ema_weights(f.checkpoint, model, schedule);
   std::printf("%s: %lld groups, %lld parameters, %s weights; sampling %lld images with %s, %lld steps, seed %llu\n",
               f.checkpoint.string().c_str(), static_cast<long long>(model.group_count()),
               static_cast<long long>(model.parameter_count()), ema ? "EMA" : "raw", static_cast<long long>(f.count),
@@ -172,43 +128,28 @@ void sample_and_write(const Flags& f, Model& model, const Schedule& schedule) {
   }
 }
 
-template <class Scale, int K>
-void multi_decoder(const Flags& f, const pd::model::Description& d, const Schedule& schedule) {
-  using Multi = typename Scale::template Multi<K>;
-  const std::string src = f.checkpoint.string();
-  unet::MultiDecoderWidths w;
-  w.encoder = pd::model::widths_from_description(d, "encoder.", unet::default_encoder_widths<typename Multi::spec>());
-  for (int k = 0; k < K; ++k) {
-    const std::string prefix = "decoder" + std::to_string(k) + ".";
-    w.decoders.push_back(
-        pd::model::widths_from_description(d, prefix, unet::default_decoder_widths<typename Multi::spec>()));
-    w.decoder_groups.push_back(std::stoll(described(d, prefix + "groupnorm_groups", src)));
-  }
-  pd::model::IntervalRouted<Multi> model(Multi(w, config_from_description(d, "", src)),
-                                         partition_from_description(d, src));
-  pd::Generator gen(0);
-  model.initialize(gen);
-  sample_and_write(f, model, schedule);
-}
-
 template <class Scale>
 void run_scale(const Flags& f, const pd::model::Description& d, const Schedule& schedule) {
   const std::string src = f.checkpoint.string();
-  const std::string kind = described(d, "model.kind", src);
+  const std::string& kind = pd::model::description_value(d, "model.kind", src);
   if (kind == "progressive") {
     using Model = pd::model::Progressive<typename Scale::Net>;
     pd::Generator gen(0);
-    Model model = Model::from_description(d, gen, config_from_description(d, "group0.", src));
+    Model model = Model::from_description(d, gen, pd::model::config_from_description(d, "group0.", src));
     return sample_and_write(f, model, schedule);
   }
   if (kind == "multi_decoder") {
-    const std::int64_t k = std::stoll(described(d, "model.groups", src));
-    if (k == 2) return multi_decoder<Scale, 2>(f, d, schedule);
-    if (k == 3) return multi_decoder<Scale, 3>(f, d, schedule);
-    if (k == 4) return multi_decoder<Scale, 4>(f, d, schedule);
-    throw pd::ConfigError(src + ": a shared-encoder model with " + std::to_string(k) +
-                          " decoders; this program reads " + std::to_string(kMinDecoders) + " to " +
-                          std::to_string(kMaxDecoders));
+    const std::string& k = pd::model::description_value(d, "model.groups", src);
+    // The decoder count is a type parameter: one instantiation per count the main job trains.
+    auto sample_multi = [&]<int K>(std::integral_constant<int, K>) {
+      auto model = pd::model::multi_decoder_from_description<typename Scale::template Multi<K>>(d, src);
+      sample_and_write(f, model, schedule);
+    };
+    if (k == "2") return sample_multi(std::integral_constant<int, 2>{});
+    if (k == "3") return sample_multi(std::integral_constant<int, 3>{});
+    if (k == "4") return sample_multi(std::integral_constant<int, 4>{});
+    throw pd::ConfigError(src + ": a shared-encoder model with " + k + " decoders; this program reads " +
+                          std::to_string(kMinDecoders) + " to " + std::to_string(kMaxDecoders));
   }
   throw pd::ConfigError(src + ": model.kind '" + kind + "'; this program reads 'progressive' and 'multi_decoder'");
 }
@@ -225,20 +166,20 @@ void on_device(const Flags& f, const pd::model::Description& d, const Schedule& 
 int run(const Flags& f) {
   if (!device_present(f.device)) return 77;
   if (!fs::exists(f.checkpoint)) {
-    std::fprintf(stderr, "skipped: no checkpoint at %s (progdiff_example_02_progressive writes one)\n",
+    std::fprintf(stderr, "skipped: no checkpoint at %s (progdiff_progressive writes one)\n",
                  f.checkpoint.string().c_str());
     return 77;
   }
   const Schedule schedule;
   const std::string src = f.checkpoint.string();
   const pd::model::Description d = pd::io::read_safetensors(f.checkpoint).metadata;
-  const std::string structure = described(d, "model.structure", src);
+  const std::string structure = pd::model::description_value(d, "model.structure", src);
   const std::string small = pd::model::unet_structure<typename SmallScale::Net::spec>();
   const std::string paper = pd::model::unet_structure<typename PaperScale::Net::spec>();
   if (structure == small)
     on_device<SmallScaleOn>(f, d, schedule);
   else if (structure == paper)
-#ifdef PROGDIFF_EXAMPLES_SMALL_SCALE_ONLY
+#ifdef PROGDIFF_APPS_SMALL_SCALE_ONLY
     throw pd::ConfigError(src +
                           ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
                           "test build)");
@@ -255,16 +196,21 @@ int run(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{
+      "Rebuilds the model a checkpoint of progdiff_progressive describes, loads its EMA weights and "
+      "writes a grid of samples.",
+      "progdiff_sample_checkpoint"};
   Flags f;
   try {
-    f = parse(argc, argv);
+    f = parse(app, argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help prints the flags and exits 0; a bad flag prints CLI11's message and exits 2.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   } catch (const progdiff::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
-  }
-  if (f.help) {
-    std::fputs(usage(), stdout);
-    return 0;
   }
   try {
     return run(f);

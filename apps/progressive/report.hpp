@@ -172,7 +172,7 @@ inline std::string render_report(const Report& r) {
          "pruning schemes evaluated in `tdc/group<g>/memory_bank.json`.\n\n";
   else
     s += "\nThe model sampled here (EMA weights): `" + detail::name_of(r.checkpoint) +
-         "`; `progdiff_example_04_sample_checkpoint` samples it again.\n\n";
+         "`; `progdiff_sample_checkpoint` samples it again.\n\n";
   s += "## Compute\n\nTraining FLOPs count forward and backward passes (the backward as twice the forward) over "
        "every training image, and forward passes for the pruning's evaluations on the validation images.\n\n";
   s += "| part | images | GFLOPs |\n|---|---|---|\n";

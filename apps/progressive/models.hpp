@@ -1,6 +1,6 @@
 #pragma once
-// The model types, schedule and checkpoint reading that the main job (02_progressive) and the
-// checkpoint sampler (04_sample_checkpoint) share.
+// The model types and schedule that the main job (apps/progressive) and the checkpoint sampler
+// (apps/sample_checkpoint) share.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -20,8 +20,7 @@
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/model/model.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
-#include "progdiff/train/ema.hpp"
+#include "progdiff/train/ema_weights.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -145,69 +144,6 @@ inline std::vector<std::int64_t> decoder_bases(std::int64_t base, std::int64_t c
     out.push_back(std::max<std::int64_t>(8, step * std::llround(w / static_cast<double>(step))));
   }
   return out;
-}
-
-/// The value of `key` in a checkpoint description; ConfigError naming the key when absent.
-inline std::string described(const pd::model::Description& d, const std::string& key, const std::string& source) {
-  auto it = d.find(key);
-  if (it == d.end()) throw pd::ConfigError(source + ": the checkpoint's description has no key '" + key + "'");
-  return it->second;
-}
-
-/// The UNetConfig a description holds under "<prefix>config.*" (model/description.hpp).
-inline unet::UNetConfig config_from_description(const pd::model::Description& d, const std::string& prefix,
-                                                const std::string& source) {
-  auto get = [&](const char* field) { return described(d, prefix + "config." + field, source); };
-  unet::UNetConfig c;
-  c.image_size = std::stoll(get("image_size"));
-  c.groups = std::stoll(get("groups"));
-  c.dropout = std::stod(get("dropout"));
-  c.heads = std::stoll(get("heads"));
-  c.eps = std::stod(get("eps"));
-  c.time_shift = std::stod(get("time_shift"));
-  c.max_period = std::stod(get("max_period"));
-  // Recorded only when it is not the default (a U-Net imported from diffusers' DDPM models).
-  if (const auto it = d.find(prefix + "config.downsample_padding"); it != d.end())
-    c.downsample_padding = std::stoll(it->second);
-  return c;
-}
-
-/// The partition of "model.boundaries" ("0,250,1000").
-inline pd::group::Partition partition_from_description(const pd::model::Description& d, const std::string& source) {
-  const std::string starts = described(d, "model.boundaries", source);
-  pd::group::Partition p;
-  for (std::size_t i = 0; i < starts.size();) {
-    std::size_t j = starts.find(',', i);
-    if (j == std::string::npos) j = starts.size();
-    p.starts.push_back(std::stoll(starts.substr(i, j - i)));
-    i = j + 1;
-  }
-  p.validate(p.size());
-  return p;
-}
-
-/// The checkpoint description a trainer writes for `model` (train::Trainer::description()).
-template <class Model>
-pd::train::ModelDescription checkpoint_description(const Model& model, const Schedule& schedule) {
-  pd::train::ModelDescription d = model.describe();
-  pd::model::describe_schedule(d, schedule);
-  return d;
-}
-
-/// Loads the weights of a trainer's checkpoint into `model` and replaces them by their EMA when
-/// the checkpoint holds one; returns whether it did. ConfigError lists every description key
-/// that differs from `model`'s (train/checkpoint.hpp).
-template <class Model>
-bool load_ema_weights(const std::filesystem::path& path, Model& model, const Schedule& schedule) {
-  using T = typename Model::value_type;
-  using B = typename Model::backend_type;
-  const auto file = pd::io::read_safetensors(path);
-  const bool has_ema = file.contains("ema.updates");
-  pd::train::Ema<T, B> ema;
-  pd::train::load_checkpoint(path, model, checkpoint_description(model, schedule),
-                             static_cast<pd::train::AdamW<T, B>*>(nullptr), has_ema ? &ema : nullptr);
-  if (has_ema) ema.copy_to(model);
-  return has_ema;
 }
 
 }  // namespace job

@@ -1,0 +1,317 @@
+#pragma once
+// Command-line options of the main job (apps/progressive): the flags (CLI11), the defaults of
+// the three configurations (default, --tiny, --paper-scale) and the checks across flags.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "models.hpp"
+#include "progdiff/core/error.hpp"
+#include "progdiff/train/tdc_options.hpp"
+
+namespace job {
+
+enum class Variant { Experts, Unified, MultiStage, Tdc, Separate };
+
+/// The command-line name of every variant; the count check fails to compile when a variant is
+/// added without a name.
+inline constexpr std::array<std::pair<Variant, const char*>, 5> kVariantNames{{
+    {Variant::Experts, "experts"},
+    {Variant::Unified, "unified"},
+    {Variant::MultiStage, "multi-stage"},
+    {Variant::Tdc, "tdc"},
+    {Variant::Separate, "separate"},
+}};
+static_assert(kVariantNames.size() == static_cast<std::size_t>(Variant::Separate) + 1,
+              "kVariantNames needs one row per Variant value (Separate is the last)");
+
+/// How the timesteps are split into groups (--grouping).
+enum class Grouping {
+  Flops,            // FLOPs intervals of the SNR budget (eqs. 8-10 of the step-adaptive paper)
+  Uniform,          // equal runs of timesteps
+  Snr,              // contiguous groups of least SNR spread (1-D k-means, exact DP)
+  OptimalDenoiser,  // the multi-stage paper: Algorithm 1 for 3 groups, its exact DP for other N
+};
+inline constexpr std::array<std::pair<Grouping, const char*>, 4> kGroupingNames{{
+    {Grouping::Flops, "flops"},
+    {Grouping::Uniform, "uniform"},
+    {Grouping::Snr, "snr"},
+    {Grouping::OptimalDenoiser, "optimal-denoiser"},
+}};
+static_assert(kGroupingNames.size() == static_cast<std::size_t>(Grouping::OptimalDenoiser) + 1,
+              "kGroupingNames needs one row per Grouping value (OptimalDenoiser is the last)");
+
+/// The name of `value` in `table`, "?" when absent.
+template <class E, std::size_t N>
+const char* name_in(const std::array<std::pair<E, const char*>, N>& table, E value) {
+  for (const auto& [v, name] : table)
+    if (v == value) return name;
+  return "?";
+}
+
+inline const char* variant_name(Variant v) { return name_in(kVariantNames, v); }
+inline const char* grouping_name(Grouping g) { return name_in(kGroupingNames, g); }
+
+/// Everything the job does, after the configuration's defaults and the flags are applied.
+struct Options {
+  Variant variant = Variant::Experts;
+  bool tiny = false;         // a smoke-test configuration: small data, model and step counts
+  bool paper_scale = false;  // the papers' CIFAR-size U-Net (hours on a CPU)
+  std::int64_t groups = 3;   // timestep groups (N of the grouper)
+  Grouping grouping = Grouping::Flops;
+  double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
+  std::int64_t steps = 0;         // stage-1 optimizer steps
+  std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
+  double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
+  std::int64_t batch = 0;
+  std::int64_t channels = 0;  // base width of the U-Net
+  double lr = 0.0;
+  std::int64_t train_images = 0;  // 0: the whole training split
+  std::int64_t test_images = 0;   // 0: the whole test split (metrics and the classifier's accuracy)
+  // The last N training images, held out of training: whatever chooses (TDC's pruning search and
+  // criteria) is scored on them, never on the test split, which gives the final numbers only.
+  std::int64_t validation_images = 0;
+  // Every variant spends the training FLOPs of the copies' stage 1 and stage 2 (forward +
+  // backward over every image seen, pruning evaluations included), its step counts scaled to it.
+  bool equal_compute = false;
+  std::int64_t ddim_steps = 0;
+  std::int64_t grid = 0;          // images in samples.png
+  std::int64_t fid_samples = 0;   // generated images for the Frechet distance (0: skip it)
+  std::int64_t loss_samples = 0;  // test images per group for the per-group loss
+  std::uint64_t seed = 0;
+  std::filesystem::path out;  // empty: progressive_<variant>[_tiny | _paper] in the working directory
+  std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
+  std::filesystem::path classifier;  // empty: <out>/../fashion_classifier.safetensors
+  bool classifier_given = false;     // --classifier was given (a tiny run then uses it too)
+  std::string pruning = "proxy";     // --variant tdc: the pruning criterion of every group
+  std::int64_t tdc_group = -1;       // --variant tdc: >= 0 runs this group only (one process per group)
+  std::string
+      proxy_command;  // --variant tdc, proxy pruning: a shell command answers the proxy (empty: the built-in search)
+  // --base-from: a diffusers UNet2DModel (or DDPM pipeline) folder is the stage-1 base instead
+  // of a model trained here; its structure picks the scale, its block_out_channels the widths.
+  std::filesystem::path base_from;
+  Device device = Device::Cpu;         // --backend
+  std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
+  double tolerance = 0.05;
+};
+
+/// What --help prints above the flags.
+inline constexpr const char* kDescription =
+    "Trains a small U-Net on Fashion-MNIST (stage 1), splits the timesteps into groups by the\n"
+    "FLOPs-interval rule, trains one denoiser per group (stage 2), samples a grid with DDIM and\n"
+    "writes samples.png, report.md (per-group FLOPs, parameters, test loss, Frechet distance,\n"
+    "wall times), training logs, loss plots and checkpoints to the output directory.\n"
+    "Defaults shown are those of the configuration chosen (--tiny, --paper-scale or neither).";
+
+/// The defaults of the configuration the flags select (tiny / default / paper scale).
+inline void apply_configuration(Options& o) {
+  if (o.paper_scale) {
+    o.steps = 80000, o.stage2_steps = 20000, o.batch = 128, o.channels = 128, o.lr = 2e-4;
+    o.validation_images = 5000;
+    o.ddim_steps = 100, o.grid = 64, o.fid_samples = 10000, o.loss_samples = 2000;
+  } else if (o.tiny) {
+    o.steps = 20, o.stage2_steps = 10, o.batch = 16, o.channels = 8, o.lr = 2e-3, o.train_images = 512;
+    o.validation_images = 64;
+    o.test_images = 1000;
+    o.ddim_steps = 5, o.grid = 16, o.fid_samples = 32, o.loss_samples = 32;
+  } else {
+    o.steps = 1000, o.stage2_steps = 200, o.batch = 64, o.channels = 32, o.lr = 2e-3;
+    o.validation_images = 5000;
+    o.ddim_steps = 20, o.grid = 64, o.fid_samples = 500, o.loss_samples = 500;
+  }
+}
+
+/// The flags of `o` on `app`, bound to its fields; `o` holds the chosen configuration's
+/// defaults (apply_configuration), which --help shows. Values of a closed set are checked by
+/// CLI11; the checks that involve several flags are in finish_options.
+inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std::string& backend_flag) {
+  constexpr std::int64_t kMax = std::int64_t{1} << 40;
+  auto names = [](const auto& table) {
+    std::map<std::string, typename std::decay_t<decltype(table)>::value_type::first_type> m;
+    for (const auto& [value, name] : table) m.emplace(name, value);
+    return m;
+  };
+  app.add_option("--variant", o.variant,
+                 "experts: stage 1, then a copy of the base per group, each fine-tuned on its group's "
+                 "timesteps; unified: one U-Net for every timestep (the baseline); multi-stage: one shared "
+                 "encoder and one decoder per group, narrower for noisier groups; tdc: stage 1, then per group "
+                 "the base pruned to its FLOPs budget and fine-tuned (TDC stage 2); separate: one whole U-Net "
+                 "per group, from scratch (the multi-stage paper's separate experts)")
+      ->transform(CLI::CheckedTransformer(names(kVariantNames)).description(""))
+      ->type_name("NAME")
+      ->default_str(variant_name(o.variant));
+  app.add_flag_callback(
+      "--tdc", [&o] { o.variant = Variant::Tdc; }, "the same as --variant tdc");
+  app.add_option("--pruning", pruning_flag, "tdc: proxy, random, magnitude, taylor, diff-pruning or none")
+      ->capture_default_str();
+  app.add_option("--tdc-group", o.tdc_group,
+                 "tdc: prune and fine-tune group G only, for one process per group; a last run without it "
+                 "assembles the groups and evaluates")
+      ->check(CLI::Range(0, 7));
+  app.add_option("--proxy-command", o.proxy_command,
+                 "tdc with proxy pruning: a shell command answers the proxy's prompt (prune/external_proxy.hpp; "
+                 "tools/proxy/echo_proxy.py is an example)");
+  app.add_option("--base-from", o.base_from,
+                 "experts, tdc: stage 2 starts from the diffusers UNet2DModel in DIR (a save_pretrained folder, "
+                 "or a DDPM pipeline folder whose scheduler must be the job's: linear betas 1e-4 .. 0.02 over "
+                 "1000 steps, epsilon) instead of a stage 1 trained here; its config picks the scale and its "
+                 "widths replace --channels");
+  app.add_option("--groups", o.groups, "timestep groups")->check(CLI::Range(1, 8))->capture_default_str();
+  app.add_option("--grouping", o.grouping,
+                 "flops (FLOPs intervals, eqs. 8-10), uniform, snr (least SNR spread) or optimal-denoiser "
+                 "(Algorithm 1 of the multi-stage paper for 3 groups, its exact DP for other counts); every "
+                 "group's FLOPs budget is the largest eq. 8 budget among its timesteps")
+      ->transform(CLI::CheckedTransformer(names(kGroupingNames)).description(""))
+      ->type_name("NAME")
+      ->default_str(grouping_name(o.grouping));
+  app.add_option("--validation-images", o.validation_images,
+                 "the last N training images are held out of training and select (TDC's pruning search)")
+      ->check(CLI::Range(1, 59999))
+      ->capture_default_str();
+  app.add_flag("--equal-compute", o.equal_compute,
+               "every variant spends the training FLOPs of stage 1 and stage 2 of the copies (forward + backward "
+               "over every image, pruning included), its step counts scaled to match");
+  app.add_option("--min-flops", o.min_flops_ratio,
+                 "k of eq. 8, the noisiest group's FLOPs share (sets the groups' boundaries and the multi-stage "
+                 "decoder widths)")
+      ->check(CLI::Range(0.05, 1.0))
+      ->capture_default_str();
+  app.add_option("--steps", o.steps, "stage-1 steps (multi-stage: its training steps)")
+      ->check(CLI::Range(std::int64_t{1}, kMax))
+      ->capture_default_str();
+  app.add_option("--stage2-steps", o.stage2_steps, "stage-2 steps; each trains every group on a batch of its own")
+      ->check(CLI::Range(std::int64_t{0}, kMax))
+      ->capture_default_str();
+  app.add_option("--budget-scale", o.budget_scale,
+                 "multiply the stage-1 and stage-2 step counts (defaults or given) by X, rounded")
+      ->check(CLI::Range(1e-3, 1e3))
+      ->capture_default_str();
+  app.add_option("--batch", o.batch, "images per batch")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--channels", o.channels, "base width of the U-Net (a multiple of 8)")
+      ->check(CLI::Range(8, 512))
+      ->capture_default_str();
+  app.add_option("--lr", o.lr, "peak learning rate (linear warm-up, cosine decay)")
+      ->check(CLI::Range(1e-7, 1.0))
+      ->capture_default_str();
+  app.add_option("--train-images", o.train_images,
+                 "use the first N training images (0: all 60000), validation "
+                 "included")
+      ->check(CLI::Range(0, 60000))
+      ->capture_default_str();
+  app.add_option("--test-images", o.test_images, "use the first N test images (0: all 10000)")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  app.add_option("--ddim-steps", o.ddim_steps, "DDIM steps for samples.png and the Frechet distance")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--grid", o.grid, "images in samples.png")->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance (0: skip it)")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
+  app.add_option("--loss-samples", o.loss_samples, "test images per group for the per-group loss")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of initialization, data order, noise and sampling")
+      ->check(CLI::Range(std::uint64_t{0}, static_cast<std::uint64_t>(kMax)))
+      ->capture_default_str();
+  app.add_option("--out", o.out,
+                 "output directory (default progressive_<variant>, with _tiny or _paper for those "
+                 "configurations); a run there is resumed from its checkpoints");
+  app.add_option("--data", o.data, "Fashion-MNIST directory")->capture_default_str();
+  app.add_option("--classifier", o.classifier,
+                 "the metric's classifier, trained and saved there when missing (default: "
+                 "fashion_classifier.safetensors beside the output directory)")
+      ->each([&o](const std::string&) { o.classifier_given = true; });
+  app.add_option("--backend", backend_flag,
+                 "cpu or cuda: where the models train and sample (cuda in the _cuda build of this program; the "
+                 "metric's classifier stays on the CPU)")
+      ->capture_default_str();
+  app.add_option("--compare-with", o.compare_with,
+                 "compare the samples with those of another run (its samples.safetensors) and fail when a pixel "
+                 "differs by more than --tolerance times max(1, |theirs|)");
+  app.add_option("--tolerance", o.tolerance, "see --compare-with")->check(CLI::Range(0.0, 2.0))->capture_default_str();
+  app.add_flag("--tiny", o.tiny,
+               "a configuration for smoke tests (about a minute): few images, a narrow net, few "
+               "steps; flags after it still apply");
+  app.add_flag("--paper-scale", o.paper_scale,
+               "the papers' U-Net (channels 128, levels 1-2-2-2, two residual blocks, attention at 16x16) and "
+               "training length: days on a CPU");
+}
+
+/// The options of argv. The configuration flags (--tiny, --paper-scale) choose the defaults
+/// first, wherever they stand. Throws CLI::ParseError for what CLI11 checks (--help included:
+/// CLI::CallForHelp, which app.exit prints) and ConfigError, naming the flag, for the rest.
+inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    o.tiny = o.tiny || a == "--tiny";
+    o.paper_scale = o.paper_scale || a == "--paper-scale";
+  }
+  if (o.tiny && o.paper_scale) throw progdiff::ConfigError("--tiny and --paper-scale exclude each other");
+  apply_configuration(o);
+  std::string pruning = o.pruning, backend = "cpu";
+  add_flags(app, o, pruning, backend);
+  app.parse(argc, argv);
+  o.pruning = pruning;
+  try {
+    progdiff::train::parse_tdc_pruning(o.pruning);
+  } catch (const progdiff::ConfigError& e) {
+    throw progdiff::ConfigError(std::string("--pruning: ") + e.what());
+  }
+  o.device = parse_device("--backend", backend);
+  if (o.channels % 8 != 0)
+    throw progdiff::ConfigError("--channels: " + std::to_string(o.channels) +
+                                " is not a multiple of 8 (the GroupNorm groups)");
+  if (o.fid_samples == 1) throw progdiff::ConfigError("--fid-samples: the Frechet distance needs 0 or >= 2 images");
+  if (app.count("--proxy-command") > 0 && o.proxy_command.empty())
+    throw progdiff::ConfigError("--proxy-command: the command is empty");
+  if (o.budget_scale != 1.0) {
+    o.steps = std::max<std::int64_t>(1, std::llround(static_cast<double>(o.steps) * o.budget_scale));
+    o.stage2_steps = std::llround(static_cast<double>(o.stage2_steps) * o.budget_scale);
+  }
+  if (o.tdc_group >= 0 && o.variant != Variant::Tdc)
+    throw progdiff::ConfigError("--tdc-group: only the tdc variant runs groups separately (add --tdc)");
+  if (o.tdc_group >= o.groups)
+    throw progdiff::ConfigError("--tdc-group: group " + std::to_string(o.tdc_group) + " does not exist with --groups " +
+                                std::to_string(o.groups));
+  if (!o.proxy_command.empty() && (o.variant != Variant::Tdc || o.pruning != "proxy"))
+    throw progdiff::ConfigError("--proxy-command: only the tdc variant's proxy pruning asks a proxy (add --tdc)");
+  if (!o.base_from.empty() && o.variant != Variant::Experts && o.variant != Variant::Tdc)
+    throw progdiff::ConfigError(
+        std::string("--base-from: only the experts and tdc variants start from a stage-1 base; --variant ") +
+        variant_name(o.variant) + " trains from scratch");
+  if (!o.base_from.empty() && o.equal_compute)
+    throw progdiff::ConfigError(
+        "--base-from with --equal-compute: the compute budget counts stage 1's training, which happened elsewhere");
+  if (o.train_images > 0 && o.validation_images >= o.train_images)
+    throw progdiff::ConfigError("--validation-images: " + std::to_string(o.validation_images) +
+                                " held out of --train-images " + std::to_string(o.train_images) +
+                                " leaves nothing to train on");
+  if (o.batch < 2 && (o.variant == Variant::MultiStage || o.variant == Variant::Separate))
+    throw progdiff::ConfigError("--batch: multi-stage training mixes groups in a batch and needs at least 2 images");
+  if (o.out.empty())
+    o.out = std::string("progressive_") + (o.variant == Variant::MultiStage ? "multi_stage" : variant_name(o.variant)) +
+            (o.grouping == Grouping::Flops ? "" : std::string("_") + grouping_name(o.grouping)) +
+            (o.tiny ? "_tiny" : (o.paper_scale ? "_paper" : ""));
+  if (o.classifier.empty()) {
+    auto dir = std::filesystem::absolute(o.out).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();  // "run/" names the directory "run"
+    o.classifier = dir.parent_path() / "fashion_classifier.safetensors";
+  }
+  return o;
+}
+
+}  // namespace job
