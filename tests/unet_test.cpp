@@ -483,3 +483,17 @@ TEST_CASE("UNet rejects bad inputs and width tables, naming shapes and layers") 
       },
       {"1 groups", "2"});
 }
+
+TEST_CASE("MultiDecoderUNet default widths choose GroupNorm groups that divide the decoder's inputs with skips") {
+  // The main job's default multi-stage model: encoder 32, decoders 48, 32 and 8 wide. Decoder 0's
+  // first up-block sees 64 + 64 channels; min(48 / 4, 16) = 12 groups do not divide them.
+  using Multi = unet::MultiDecoderUNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>,
+                                       unet::ImageSize<32>, unet::ImageChannels<1>, unet::BaseChannels<32>,
+                                       unet::GroupNormGroups<8>, unet::DropoutPercent<0>, unet::Decoders<3>>;
+  const auto w = Multi::default_widths(32, {48, 32, 8});
+  CHECK(w.decoder_groups == std::vector<std::int64_t>{8, 8, 2});  // 12 lowered to 8, the others as narrow_groups
+  CHECK_NOTHROW(Multi(w, Multi::default_config()));
+  // Where narrow_groups already divides everything, it is kept (the multi-stage paper's widths).
+  const auto paper = Multi::default_widths(128, {192, 128, 16});
+  CHECK(paper.decoder_groups == std::vector<std::int64_t>{16, 16, 4});
+}

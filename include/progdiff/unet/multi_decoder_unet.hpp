@@ -10,6 +10,7 @@
 // backward the encoder receives gradients from every sample, decoder k only from its own.
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,15 +49,23 @@ class MultiDecoderUNet {
   static constexpr int decoder_count = spec::decoders;
 
   /// Encoder of base width `encoder_base` (groups from the config), decoder k of base width
-  /// decoder_bases[k] with narrow_groups(decoder_bases[k]) groups.
+  /// decoder_bases[k] with narrow_groups(decoder_bases[k]) groups, or the largest count below
+  /// it that divides every width of the encoder and of that decoder: a decoder's GroupNorms also
+  /// see its widths plus the encoder's skip widths (48 + 32 channels: 12 groups do not divide them).
   static MultiDecoderWidths default_widths(std::int64_t encoder_base, const std::vector<std::int64_t>& decoder_bases) {
     require(decoder_bases.size() == static_cast<std::size_t>(decoder_count),
             "MultiDecoderUNet: got " + std::to_string(decoder_bases.size()) + " decoder widths for Decoders<" +
                 std::to_string(decoder_count) + ">");
     MultiDecoderWidths w{default_encoder_widths<spec>(encoder_base), {}, {}};
+    std::int64_t encoder_gcd = 0;
+    for (const auto& l : w.encoder.layers) encoder_gcd = std::gcd(encoder_gcd, l.channels);
     for (std::int64_t b : decoder_bases) {
       w.decoders.push_back(default_decoder_widths<spec>(b));
-      w.decoder_groups.push_back(narrow_groups(b));
+      std::int64_t common = encoder_gcd;
+      for (const auto& l : w.decoders.back().layers) common = std::gcd(common, l.channels);
+      std::int64_t groups = narrow_groups(b);
+      while (groups > 1 && common % groups != 0) --groups;
+      w.decoder_groups.push_back(groups);
     }
     return w;
   }
