@@ -26,6 +26,7 @@
 #include <string>
 #include <utility>
 
+#include "common/run_app.hpp"
 #include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
@@ -128,24 +129,11 @@ int run(const Options& o, const std::string& command) {
 
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "progdiff_progressive"};
-  Options o;
-  try {
-    o = parse_options(app, argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help prints the flags and exits 0; a bad flag prints CLI11's message and exits 2.
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-    return 2;
-  } catch (const progdiff::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  std::string command = "progdiff_progressive";
-  for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
-  try {
-    return run(o, command);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return apps::run_app(
+      app, argc, argv, [](CLI::App& a, int n, char** v) { return parse_options(a, n, v); },
+      [&](const Options& o) {
+        std::string command = "progdiff_progressive";
+        for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+        return run(o, command);
+      });
 }

@@ -19,13 +19,14 @@
 
 #include <CLI/CLI.hpp>
 
-#include "../progressive/models.hpp"
+#include "common/run_app.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/model/from_description.hpp"
 #include "progdiff/sample/samplers.hpp"
+#include "progressive/models.hpp"
 
 namespace {
 
@@ -200,22 +201,5 @@ int main(int argc, char** argv) {
       "Rebuilds the model a checkpoint of progdiff_progressive describes, loads its EMA weights and "
       "writes a grid of samples.",
       "progdiff_sample_checkpoint"};
-  Flags f;
-  try {
-    f = parse(app, argc, argv);
-  } catch (const CLI::ParseError& e) {
-    // --help prints the flags and exits 0; a bad flag prints CLI11's message and exits 2.
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
-    return 2;
-  } catch (const progdiff::Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  }
-  try {
-    return run(f);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
+  return apps::run_app(app, argc, argv, parse, run);
 }
