@@ -435,28 +435,29 @@ TEST_CASE("denoising_loss_per_group: the expected error of a known denoiser; bat
 TEST_CASE("FashionClassifier: a short training run on Fashion-MNIST well above chance; Frechet distances order" *
           test_data::fashion_mnist_required()) {
   const std::filesystem::path dir = pd::data::kFashionMnistDirectory;
-  const auto train = pd::data::load_fashion_mnist(pd::data::Split::Train, dir, 8000);
-  const auto test = pd::data::load_fashion_mnist(pd::data::Split::Test, dir, 2000);
+  // Small enough for the sanitized build (examples/03_classifier trains the full run).
+  const auto train = pd::data::load_fashion_mnist(pd::data::Split::Train, dir, 4000);
+  const auto test = pd::data::load_fashion_mnist(pd::data::Split::Test, dir, 1000);
   metrics::FashionClassifier<float, Cpu> model;
   metrics::ClassifierTrainingConfig config;
   config.epochs = 1;
   config.batch_size = 64;
-  config.max_steps = 120;
-  config.warmup_steps = 20;
+  config.max_steps = 60;
+  config.warmup_steps = 10;
   const auto report = metrics::train_classifier(model, train, &test, config);
-  MESSAGE("120 steps of batch 64: test accuracy " << report.test_accuracy << " on 2000 images, " << report.seconds
+  MESSAGE("60 steps of batch 64: test accuracy " << report.test_accuracy << " on 1000 images, " << report.seconds
                                                   << " s");
-  CHECK(report.steps == 120);
-  CHECK(report.test_accuracy > 0.65);  // chance is 0.1
+  CHECK(report.steps == 60);
+  CHECK(report.test_accuracy > 0.5);  // chance is 0.1
   CHECK(report.test_accuracy == doctest::Approx(metrics::classifier_accuracy(model, test)).epsilon(1e-12));
   // Real against real (two halves of the test subset) sits below real against noise images.
-  const auto half1 = metrics::classifier_feature_statistics(model, test, 0, 1000);
-  const auto half2 = metrics::classifier_feature_statistics(model, test, 1000, 2000);
-  Tensor<float> noise(Shape{1000, 1, 32, 32});
+  const auto half1 = metrics::classifier_feature_statistics(model, test, 0, 500);
+  const auto half2 = metrics::classifier_feature_statistics(model, test, 500, 1000);
+  Tensor<float> noise(Shape{500, 1, 32, 32});
   Cpu::normal<float>(noise.size(), 3, 0, 0, noise.data());
   const double floor = metrics::frechet_distance(half1, half2);
   const double to_noise = metrics::frechet_distance(half1, metrics::classifier_feature_statistics(model, noise));
-  MESSAGE("Frechet distance, 1000 vs 1000: halves " << floor << ", to N(0, 1) images " << to_noise);
+  MESSAGE("Frechet distance, 500 vs 500: halves " << floor << ", to N(0, 1) images " << to_noise);
   CHECK(floor >= 0.0);
   CHECK(to_noise > 5.0 * floor);
 }
