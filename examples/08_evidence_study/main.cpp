@@ -32,6 +32,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -252,9 +253,40 @@ Attempts read_attempts(const fs::path& dir) {
   return a;
 }
 
-// results.md and results.csv from every finished run; returns false when a finished run's
-// numbers are not finite.
-bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::string& command) {
+// The seeds a table lists for `arm`: those asked for, and every other seed with a finished run
+// in the same --out, so that a later run of some arms or seeds keeps the earlier ones' rows.
+std::vector<std::int64_t> table_seeds(const Options& o, const std::string& arm) {
+  std::set<std::int64_t> seeds;
+  for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s) seeds.insert(s);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(o.out / arm, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("seed", 0) != 0 || name.size() == 4 ||
+        name.find_first_not_of("0123456789", 4) != std::string::npos || !fs::exists(entry.path() / "result.json"))
+      continue;
+    seeds.insert(std::stoll(name.substr(4)));
+  }
+  return {seeds.begin(), seeds.end()};
+}
+
+// The arms a table lists: those asked for, and every other arm with a finished run in --out.
+std::vector<Arm> table_arms(const Options& o, const std::vector<Arm>& asked) {
+  std::vector<Arm> arms;
+  for (const Arm& arm : all_arms()) {
+    const bool is_asked = std::any_of(asked.begin(), asked.end(), [&](const Arm& a) { return a.name == arm.name; });
+    const auto seeds = table_seeds(o, arm.name);
+    const bool has_run = std::any_of(seeds.begin(), seeds.end(), [&](std::int64_t s) {
+      return fs::exists(run_dir(o, arm.name, s) / "result.json");
+    });
+    if (is_asked || has_run) arms.push_back(arm);
+  }
+  return arms;
+}
+
+// results.md and results.csv from every finished run in --out (the arms and seeds asked for, and
+// any others finished earlier); returns false when a finished run's numbers are not finite.
+bool write_tables(const Options& o, const std::vector<Arm>& asked, const std::string& command) {
+  const std::vector<Arm> arms = table_arms(o, asked);
   bool ok = true;
   std::ostringstream csv, md;
   csv << "arm,seed,frechet,frechet_floor,fid_samples,test_loss_mean,test_loss_per_group,training_flops,"
@@ -274,12 +306,13 @@ bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::str
         "| training GFLOPs | vs unified | sampling MFLOPs / image | wall s / run |\n";
   md << "|---|---|---|---|---|---|---|---|---|---|\n";
   std::map<std::int64_t, double> unified_flops;
-  for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s)
+  for (std::int64_t s : table_seeds(o, "unified"))
     if (auto r = read_json(run_dir(o, "unified", s) / "result.json")) unified_flops[s] = number(*r, "training_flops");
   for (const Arm& arm : arms) {
     std::vector<double> fd, loss, flops, sampling, wall, ratio;
     std::vector<std::vector<double>> group_loss;
-    for (std::int64_t s = o.first_seed; s < o.first_seed + o.seeds; ++s) {
+    const std::vector<std::int64_t> seeds = table_seeds(o, arm.name);
+    for (std::int64_t s : seeds) {
       const fs::path dir = run_dir(o, arm.name, s);
       const auto r = read_json(dir / "result.json");
       if (!r) continue;
@@ -318,7 +351,7 @@ bool write_tables(const Options& o, const std::vector<Arm>& arms, const std::str
     for (std::size_t g = 0; g < group_loss.size(); ++g)
       per_group += (g ? ", " : "") + fixed(stats(group_loss[g]).mean, 5);
     const Stats r = stats(ratio);
-    md << "| " << arm.name << " | " << arm.what << " | " << fd.size() << " / " << o.seeds << " | "
+    md << "| " << arm.name << " | " << arm.what << " | " << fd.size() << " / " << seeds.size() << " | "
        << mean_std(stats(fd), 3) << " | " << mean_std(stats(loss), 5) << " | "
        << (per_group.empty() ? "n/a" : per_group) << " | " << fixed(stats(flops).mean / 1e9, 1) << " | "
        << (r.n ? fixed(r.mean, 3) : std::string("n/a")) << " | " << fixed(stats(sampling).mean / 1e6, 1) << " | "
