@@ -46,7 +46,9 @@ void run_on(bool paper_scale, const Options& o, const Schedule& schedule, const 
             Report& report) {
   if (paper_scale) {
 #ifdef PROGDIFF_APPS_SMALL_SCALE_ONLY
-    throw pd::ConfigError("--paper-scale: this build has the small scale only (a sanitized test build)");
+    throw pd::ConfigError(
+        "--paper-scale: this build has the small scale only (a sanitized test build, or a CUDA build "
+        "configured with PROGDIFF_CUDA_APPS_PAPER_SCALE=OFF)");
 #else
     Job<PaperScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
 #endif

@@ -183,7 +183,7 @@ int run(const Flags& f) {
 #ifdef PROGDIFF_APPS_SMALL_SCALE_ONLY
     throw pd::ConfigError(src +
                           ": a paper-scale checkpoint, and this build has the small scale only (a sanitized "
-                          "test build)");
+                          "test build, or a CUDA build configured with PROGDIFF_CUDA_APPS_PAPER_SCALE=OFF)");
 #else
     on_device<PaperScaleOn>(f, d, schedule);
 #endif
