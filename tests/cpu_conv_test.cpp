@@ -155,3 +155,30 @@ TEST_CASE("The Winograd kernels refuse a geometry they do not cover") {
                     doctest::Contains("16 or more channels"));
 }
 #endif
+
+#if defined(__AVX512F__)
+TEST_CASE("Where both forward kernels apply, each matches plain loops, whichever this machine chooses") {
+  // The machine's kernel choices (kernel_choices.hpp) pick one of the two per shape, so the
+  // cases above may run either; here each runs on its own, with and without a fused bias.
+  namespace avx512 = progdiff::backend::cpu::avx512;
+  const ConvGeometry cases[] = {
+      {2, 48, 8, 8, 50, 3, 3, 1, 1}, {2, 32, 16, 16, 32, 3, 3, 1, 1}, {1, 16, 32, 32, 24, 3, 3, 1, 1}};
+  for (const ConvGeometry& g : cases) {
+    INFO("c_in=", g.c_in, " h=", g.h, " c_out=", g.c_out);
+    REQUIRE(avx512::direct_applies(g));
+    REQUIRE(avx512::winograd_applies(g));
+    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
+    const auto x = uniform(x_size, 31), w = uniform(std::size_t(g.c_out * g.patch()), 32),
+               bias = uniform(std::size_t(g.c_out), 33);
+    std::vector<double> want(y_size);
+    reference::conv2d_forward<double>(g, x.data(), w.data(), want.data());
+    for (std::size_t i = 0; i < y_size; ++i) want[i] += bias[(i / std::size_t(g.out_hw())) % std::size_t(g.c_out)];
+    const auto xf = cast<float>(x), wf = cast<float>(w), bf = cast<float>(bias);
+    std::vector<float> direct(y_size, NAN), winograd(y_size, NAN);
+    avx512::conv2d_forward_direct(g, xf.data(), wf.data(), bf.data(), direct.data());
+    avx512::conv2d_winograd(g, xf.data(), Cpu::forward_taps(g, wf.data()), bf.data(), winograd.data());
+    CHECK(worst_error(direct, want) <= tolerance<float>(g.patch() + 1));
+    CHECK(worst_error(winograd, want) <= tolerance<float>(g.patch() + 1));
+  }
+}
+#endif

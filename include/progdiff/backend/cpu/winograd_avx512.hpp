@@ -26,6 +26,7 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/conv_avx512.hpp"
+#include "progdiff/backend/cpu/kernel_choices.hpp"
 #include "progdiff/backend/cpu/sgemm_avx512.hpp"
 #include "progdiff/core/error.hpp"
 
@@ -40,11 +41,12 @@ inline bool winograd_applies(const ConvGeometry& g) {
 
 /// Whether the forward (and the backward data, a forward with the channel roles swapped) is
 /// faster through Winograd than through the direct kernel. Where the direct kernel applies
-/// (whole 64-pixel panels), its forward still wins below 48 channels: at 32 channels the
-/// transforms' traffic outweighs the 2.25x fewer multiply-adds (single-thread, batch 64,
-/// 32x32: 5.7 ms against 5.3; at 64 channels 16.6 against 21.2).
+/// (whole 64-pixel panels), its forward wins below some channel count, where the transforms'
+/// traffic outweighs the 2.25x fewer multiply-adds; that count depends on the machine
+/// and the image size (kernel_choices.hpp: 48 built in, measured per machine by progdiff_calibrate).
 inline bool winograd_forward_pays(const ConvGeometry& g) {
-  return winograd_applies(g) && (!direct_applies(g) || std::min(g.c_in, g.c_out) >= 48);
+  return winograd_applies(g) &&
+         (!direct_applies(g) || std::min(g.c_in, g.c_out) >= kernel_choices().winograd_min_channels_for(g.out_hw()));
 }
 
 namespace winograd {
@@ -238,16 +240,22 @@ inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
 
 /// y = conv3x3(x, weights) + bias (bias may be nullptr) for a geometry winograd_applies to;
 /// tap(o, i, ki, kj) is the kernel of output channel o and input channel i (assigns).
+/// block_bytes: the L2 share of a block of transformed input (0: kernel_choices()'s); any value
+/// gives the same bits, since every tile's sums run over all input channels in one order.
 template <class Tap>
-void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y) {
+void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y,
+                     std::int64_t block_bytes = 0) {
   using namespace winograd;
   require(winograd_applies(g), "conv2d_winograd: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
   const std::int64_t cip = round_up16(g.c_in), npanels = (g.c_out + kNr - 1) / kNr;
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
   const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, sample_stride = hp * wp * cip;
   // Tile rows per block: V_e of the block (64 bytes per tile and input channel over all 16 e)
-  // within about 384 KiB, so it stays in L2 while every c_out panel runs over it.
-  const std::int64_t target_tiles = std::clamp<std::int64_t>(6144 / cip, 12, 96);
+  // within block_bytes, so it stays in L2 while every c_out panel runs over it; the products M_e
+  // (4 KiB per tile) bound the block too. At 384 KiB (3/8 of a 1 MiB L2): 6144 / cip, 12 to 96 tiles.
+  if (block_bytes <= 0) block_bytes = kernel_choices().winograd_block_bytes;
+  const std::int64_t target_tiles =
+      std::clamp<std::int64_t>(block_bytes / (64 * cip), 12, std::max<std::int64_t>(12, block_bytes / 4096));
   const std::int64_t rows_per_block = std::max<std::int64_t>(1, target_tiles / tiles_x);
   const std::int64_t tile_rows = g.n * tiles_y, blocks = (tile_rows + rows_per_block - 1) / rows_per_block;
   const std::int64_t max_tiles = rows_per_block * tiles_x;

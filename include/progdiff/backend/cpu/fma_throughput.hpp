@@ -1,0 +1,73 @@
+#pragma once
+// The single-precision FMA throughput of the running machine, measured: every thread runs
+// independent chains of fused multiply-adds on the widest vectors compiled for. This is the peak
+// a convolution kernel is held against. It is measured rather than computed from lanes x pipes
+// x clock because those differ between machines that share an instruction set: AMD Zen 4 runs
+// a 512-bit FMA as two 256-bit halves (half of Zen 5's rate per clock), and a virtual machine's
+// nominal clock is not the one it runs at.
+#include <omp.h>
+
+#include <chrono>
+#include <cstdint>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace progdiff::backend::cpu {
+
+/// FP32 GFLOP/s (2 per lane and FMA) of `threads` OpenMP threads, the best of `tries`: other
+/// processes on a shared machine only ever slow a try down. About 0.1 s per try on 2 cores.
+inline double measure_fma_gflops(int threads = omp_get_max_threads(), int tries = 5) {
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
+  using Vector = __m512;
+  constexpr int kLanes = 16;
+  const auto fma = [](Vector a, Vector b, Vector c) { return _mm512_fmadd_ps(a, b, c); };
+  const auto splat = [](float v) { return _mm512_set1_ps(v); };
+  const auto sum = [](Vector v) { return _mm512_reduce_add_ps(v); };
+#else
+  using Vector = __m256;
+  constexpr int kLanes = 8;
+  const auto fma = [](Vector a, Vector b, Vector c) { return _mm256_fmadd_ps(a, b, c); };
+  const auto splat = [](float v) { return _mm256_set1_ps(v); };
+  const auto sum = [](Vector v) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, v);
+    float s = 0;
+    for (float l : lanes) s += l;
+    return s;
+  };
+#endif
+  // 12 independent chains cover 4-cycle latency on 2 pipes with room to spare.
+  constexpr int kChains = 12;
+  constexpr std::int64_t kIterations = 2'000'000;
+  double best = 0;
+  volatile float sink = 0;
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      Vector acc[kChains];
+      for (int i = 0; i < kChains; ++i) acc[i] = splat(0.001f * float(i + omp_get_thread_num()));
+      const Vector scale = splat(0.999999f), shift = splat(1e-7f);
+      for (std::int64_t it = 0; it < kIterations; ++it)
+        for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], scale, shift);
+      Vector total = acc[0];
+      for (int i = 1; i < kChains; ++i) total = fma(total, splat(1.0f), acc[i]);
+#pragma omp critical
+      sink = sink + sum(total);  // keeps the chains alive
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double gflops = 2.0 * kLanes * kChains * double(kIterations) * threads / seconds * 1e-9;
+    if (gflops > best) best = gflops;
+  }
+  return best;
+#else
+  (void)threads;
+  (void)tries;
+  return 0.0;  // no vector FMA compiled for
+#endif
+}
+
+}  // namespace progdiff::backend::cpu

@@ -1,0 +1,185 @@
+#pragma once
+// Which CPU kernel runs where two would do, decided for the CPU this process runs on.
+//
+// Cache blocks are sized from the running CPU's cache sizes (cpu_identity.hpp). Choices that a
+// cache size cannot settle, such as from how many channels Winograd F(2x2, 3x3) beats the direct
+// convolution (its 2.25x fewer multiply-adds against the traffic of its transforms, which depends
+// on the FMA width and the memory system), are measured once per machine by progdiff_calibrate
+// (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process
+// reads. Without that file the built-in values apply. Resolution order, once per process:
+//
+//   1. built-in values, with cache blocks from the CPU's cache sizes;
+//   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
+//      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
+//   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size.
+//
+// The choice of kernel changes the rounding of a convolution (not its value beyond float
+// precision), so two machines give bit-identical runs only with the same choices: pin them with
+// $PROGDIFF_WINOGRAD_MIN_CHANNELS where that matters.
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "progdiff/backend/cpu/cpu_identity.hpp"
+#include "progdiff/core/error.hpp"
+
+namespace progdiff::backend::cpu {
+
+/// The never-Winograd value: no convolution has this many channels.
+inline constexpr int kWinogradNever = std::numeric_limits<int>::max();
+
+struct KernelChoices {
+  /// Image sizes whose crossover is measured apart: outputs of up to 64 pixels (8x8), up to 256
+  /// (16x16), and larger (32x32 and up). Small images have few Winograd tiles per transform.
+  static constexpr int kSizeClasses = 3;
+  static constexpr const char* kSizeClassNames[kSizeClasses] = {"8x8", "16x16", "32x32"};
+  static constexpr int size_class(std::int64_t pixels) { return pixels <= 64 ? 0 : pixels <= 256 ? 1 : 2; }
+
+  /// Per size class, a 3x3 stride-1 "same" convolution that the direct kernel can also run goes
+  /// through Winograd from this many channels (the smaller of c_in and c_out) up. The built-in 48
+  /// was measured on an AMD Zen 5 at 32x32, where 32 channels are about even.
+  std::array<int, kSizeClasses> winograd_min_channels{48, 48, 48};
+  /// Bytes of the L2 cache that one block of Winograd-transformed input may fill (it stays there
+  /// while every output-channel panel runs over it): 3/8 of a core's L2 unless calibrated.
+  std::int64_t winograd_block_bytes = 384 * 1024;
+  /// Where winograd_min_channels came from: "built-in", the file's path, or the variable's name.
+  std::string source = "built-in";
+
+  int winograd_min_channels_for(std::int64_t pixels) const { return winograd_min_channels[size_class(pixels)]; }
+};
+
+namespace detail {
+
+inline std::int64_t winograd_block_bytes_for(const CpuIdentity& cpu) {
+  constexpr std::int64_t kUnknownL2 = 1024 * 1024;
+  const std::int64_t l2 = cpu.l2_bytes > 0 ? cpu.l2_bytes : kUnknownL2;
+  return std::clamp<std::int64_t>(l2 * 3 / 8, 96 * 1024, 4 * 1024 * 1024);
+}
+
+/// A channel count from text: a positive integer, or "never".
+inline int parse_min_channels(const std::string& text, const std::string& where) {
+  if (text == "never") return kWinogradNever;
+  std::size_t used = 0;
+  long value = 0;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < 1 || value > kWinogradNever)
+    throw ConfigError(where + ": winograd_min_channels must be a positive whole number or \"never\", got \"" + text +
+                      "\"");
+  return static_cast<int>(value);
+}
+
+/// The size class a file key names ("winograd_min_channels_16x16" -> 1), -1 for another key.
+inline int size_class_of_key(const std::string& key) {
+  for (int size = 0; size < KernelChoices::kSizeClasses; ++size)
+    if (key == std::string("winograd_min_channels_") + KernelChoices::kSizeClassNames[size]) return size;
+  return -1;
+}
+
+}  // namespace detail
+
+/// The calibration file this machine's processes read: see the resolution order above. Empty when
+/// $PROGDIFF_KERNEL_CHOICES is "none" or neither XDG_CACHE_HOME nor HOME is set.
+inline std::filesystem::path kernel_choices_path(const CpuIdentity& cpu) {
+  if (const char* explicit_path = std::getenv("PROGDIFF_KERNEL_CHOICES"))
+    return std::string(explicit_path) == "none" ? std::filesystem::path() : std::filesystem::path(explicit_path);
+  std::filesystem::path base;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    base = xdg;
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    base = std::filesystem::path(home) / ".cache";
+  else
+    return {};
+  return base / "progdiff" / "kernel-choices" / (cpu.key() + ".txt");
+}
+
+/// Reads a calibration file into `choices` (lines "key value"; '#' starts a comment). A file
+/// measured on another CPU, an unknown key or a bad value is a ConfigError naming the file and line.
+inline void read_kernel_choices(const std::filesystem::path& path, const CpuIdentity& cpu, KernelChoices& choices) {
+  std::ifstream in(path);
+  if (!in) throw IoError("cannot read the kernel choices file " + path.string());
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const std::string where = path.string() + ":" + std::to_string(number);
+    std::istringstream fields(line.substr(0, line.find('#')));
+    std::string key, value;
+    if (!(fields >> key)) continue;
+    std::getline(fields >> std::ws, value);
+    while (!value.empty() && value.back() == ' ') value.pop_back();
+    if (key == "cpu") {
+      if (value != cpu.key())
+        throw ConfigError(where + ": measured on the CPU \"" + value + "\", but this process runs on \"" + cpu.key() +
+                          "\"; run progdiff_calibrate here or remove the file");
+    } else if (const int size = detail::size_class_of_key(key); size >= 0) {
+      choices.winograd_min_channels[std::size_t(size)] = detail::parse_min_channels(value, where);
+      choices.source = path.string();
+    } else if (key == "winograd_block_bytes") {
+      std::size_t used = 0;
+      long long bytes = 0;
+      try {
+        bytes = std::stoll(value, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != value.size() || value.empty() || bytes < 4096)
+        throw ConfigError(where + ": winograd_block_bytes must be a whole number of at least 4096, got \"" + value +
+                          "\"");
+      choices.winograd_block_bytes = bytes;
+    } else {
+      throw ConfigError(where + ": unknown key \"" + key +
+                        "\" (known: cpu, winograd_min_channels_8x8, _16x16, _32x32, winograd_block_bytes)");
+    }
+  }
+}
+
+/// Writes a calibration file for `cpu` (to a temporary file renamed into place, so a reader never
+/// sees half of one); `comment` lines go first, each prefixed with '#'.
+inline void write_kernel_choices(const std::filesystem::path& path, const CpuIdentity& cpu,
+                                 const KernelChoices& choices, const std::string& comment) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    std::istringstream lines(comment);
+    for (std::string line; std::getline(lines, line);) out << "# " << line << '\n';
+    out << "cpu " << cpu.key() << '\n';
+    for (int size = 0; size < KernelChoices::kSizeClasses; ++size) {
+      const int channels = choices.winograd_min_channels[std::size_t(size)];
+      out << "winograd_min_channels_" << KernelChoices::kSizeClassNames[size] << ' '
+          << (channels == kWinogradNever ? std::string("never") : std::to_string(channels)) << '\n';
+    }
+    out << "winograd_block_bytes " << choices.winograd_block_bytes << '\n';
+    if (!out.flush()) throw IoError("cannot write the kernel choices file " + temporary.string());
+  }
+  std::filesystem::rename(temporary, path);
+}
+
+/// The choices for this machine, resolved from scratch (kernel_choices() keeps the first result).
+inline KernelChoices resolve_kernel_choices(const CpuIdentity& cpu) {
+  KernelChoices choices;
+  choices.winograd_block_bytes = detail::winograd_block_bytes_for(cpu);
+  if (const auto path = kernel_choices_path(cpu); !path.empty() && std::filesystem::exists(path))
+    read_kernel_choices(path, cpu, choices);
+  if (const char* min_channels = std::getenv("PROGDIFF_WINOGRAD_MIN_CHANNELS")) {
+    choices.winograd_min_channels.fill(detail::parse_min_channels(min_channels, "PROGDIFF_WINOGRAD_MIN_CHANNELS"));
+    choices.source = "PROGDIFF_WINOGRAD_MIN_CHANNELS";
+  }
+  return choices;
+}
+
+/// The choices every CPU kernel of this process uses, resolved on first use.
+inline const KernelChoices& kernel_choices() {
+  static const KernelChoices choices = resolve_kernel_choices(identify_cpu());
+  return choices;
+}
+
+}  // namespace progdiff::backend::cpu
