@@ -628,3 +628,22 @@ TEST_CASE("proxy_prune: an interrupted search resumes from its bank file and end
             p.space, proxy, [&](const pr::Scheme&) -> double { throw Interrupted{}; }, 5, 6, again)
             .evaluated == 0);
 }
+
+TEST_CASE("proxy_prune refuses an evaluation sharing it cannot use, before asking the proxy") {
+  const pr::SearchSpace space = three_layers();
+  ScriptedProxy proxy{{{pr::Scheme{{8, 4, 16}}}}};
+  pr::MemoryBank bank;
+  const auto evaluate = [](const pr::Scheme&) { return 1.0; };
+  pr::EvaluationSharing no_sum;  // two processes, but no way to add over them
+  no_sum.size = 2;
+  CHECK_THROWS_WITH_AS(pr::proxy_prune(space, proxy, evaluate, 1, 1, bank, "scripted", no_sum),
+                       doctest::Contains("needs 0 <= rank < size and, for more than one process, a sum"),
+                       progdiff::ConfigError);
+  pr::EvaluationSharing bad_rank;
+  bad_rank.rank = 2;
+  bad_rank.size = 2;
+  bad_rank.sum_over_processes = [](std::span<double>) {};
+  CHECK_THROWS_WITH_AS(pr::proxy_prune(space, proxy, evaluate, 1, 1, bank, "scripted", bad_rank),
+                       doctest::Contains("(rank 2, size 2)"), progdiff::ConfigError);
+  CHECK(proxy.calls == 0);
+}

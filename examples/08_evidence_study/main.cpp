@@ -14,6 +14,9 @@
 //   tdc-proxy          stage 1, then per group pruned to the eq. 8 budget by the proxy search
 //   tdc-magnitude      the same pruned by weight magnitude
 //
+// Over several processes, the MPI build of this program (progdiff_example_08_evidence_study_mpi)
+// under mpirun shares the runs among the ranks (study_ranks.hpp), with the same results.
+//
 // Resumable arm by arm and seed by seed: each run keeps its checkpoints in <out>/<arm>/seed<s>/
 // and marks itself finished with result.json (written atomically by the job); a rerun skips
 // finished runs and resumes the others from their checkpoints. After every run the tables
@@ -42,6 +45,7 @@
 #include "progdiff/core/error.hpp"
 #include "progdiff/io/atomic_file.hpp"
 #include "progdiff/io/line_plot.hpp"
+#include "study_ranks.hpp"
 
 namespace {
 
@@ -115,6 +119,10 @@ A rerun skips finished runs and resumes unfinished ones from their checkpoints.
                        <out>/fashion_classifier.safetensors, trained by the first run)
   --out DIR            output directory (default evidence_study)
   --help               this text
+
+Over MPI ranks (the _mpi build of this program, where MPI is installed): run i of the study's
+order goes to rank i % size, on a file system every rank sees; rank 0 writes the tables, e.g.
+  OMP_NUM_THREADS=1 mpirun -np 2 progdiff_example_08_evidence_study_mpi --seeds 3 --out DIR
 )";
 
 std::int64_t to_int(const std::string& flag, const std::string& v, std::int64_t lo) {
@@ -414,9 +422,24 @@ void write_convergence(const Options& o, const std::vector<Arm>& arms) {
     std::printf("no gnuplot: convergence.png not drawn (convergence.csv has the numbers)\n");
 }
 
+// The arms --arms names, in the study's order (all of them without --arms).
+std::vector<Arm> asked_arms(const Options& o) {
+  std::vector<Arm> arms;
+  for (const Arm& arm : all_arms())
+    if (o.arms.empty() || std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end()) arms.push_back(arm);
+  return arms;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef PROGDIFF_STUDY_OVER_MPI
+  progdiff::distributed::MpiSession session(argc, argv);
+  progdiff::distributed::MpiCommunicator comm;
+  const study::Ranks ranks = study::mpi_ranks(comm);
+#else
+  const study::Ranks ranks;
+#endif
   Options o;
   try {
     o = parse(argc, argv);
@@ -425,11 +448,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (o.help) {
-    std::fputs(kUsage, stdout);
+    if (ranks.rank == 0) std::fputs(kUsage, stdout);
     return 0;
   }
   std::string command = "progdiff_example_08_evidence_study";
   for (int i = 1; i < argc; ++i) command += " " + std::string(argv[i]);
+  const std::string who = ranks.size > 1 ? "[rank " + std::to_string(ranks.rank) + "] " : "";
+  // Every rank reaches each collective step below, whatever fails on it, so none waits forever.
+  bool ok = true, skipped = false, failed = false;
   try {
     fs::create_directories(o.out);
     const fs::path out = fs::absolute(o.out);
@@ -444,26 +470,36 @@ int main(int argc, char** argv) {
                                   " does not exist (build progdiff_progressive, or give --job)");
     const fs::path classifier =
         o.classifier.empty() ? out / "fashion_classifier.safetensors" : fs::absolute(o.classifier);
-    std::vector<Arm> arms;
-    for (const Arm& arm : all_arms())
-      if (o.arms.empty() || std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end()) arms.push_back(arm);
+    const std::vector<Arm> arms = asked_arms(o);
 
-    bool ok = true;
     // Seed by seed, so that an interrupted study has whole seeds of every arm first; within a
     // seed, budget by budget in the order given.
+    struct Run {
+      std::int64_t seed;
+      double budget;
+      const Arm* arm;
+    };
+    std::vector<Run> plan;
     for (std::int64_t seed = o.first_seed; seed < o.first_seed + o.seeds; ++seed)
-      for (double budget : o.budgets) {
-        const Options ob = for_budget(o, budget);
-        for (const Arm& arm : arms) {
-          const fs::path dir = run_dir(ob, arm.name, seed);
-          const std::string what = arm.name + " seed " + std::to_string(seed) +
-                                   (budget != 1.0 ? " budget " + budget_name(budget) : std::string());
-          if (fs::exists(dir / "result.json")) {
-            std::printf("== %s: finished earlier\n", what.c_str());
-            continue;
-          }
+      for (double budget : o.budgets)
+        for (const Arm& arm : arms) plan.push_back({seed, budget, &arm});
+    // The first run trains the shared classifier when there is none yet: over several ranks it
+    // runs alone (on rank 0) and the others wait for it, rather than each training its own.
+    const bool classifier_first = ranks.size > 1 && !fs::exists(classifier);
+
+    for (std::size_t i = 0; i < plan.size() && !skipped; ++i) {
+      const Run& run = plan[i];
+      if (ranks.owns(i)) {
+        const Options ob = for_budget(o, run.budget);
+        const Arm& arm = *run.arm;
+        const fs::path dir = run_dir(ob, arm.name, run.seed);
+        const std::string what = arm.name + " seed " + std::to_string(run.seed) +
+                                 (run.budget != 1.0 ? " budget " + budget_name(run.budget) : std::string());
+        if (fs::exists(dir / "result.json")) {
+          std::printf("%s== %s: finished earlier\n", who.c_str(), what.c_str());
+        } else {
           fs::create_directories(dir);
-          std::string flags = arm.flags + " --equal-compute --seed " + std::to_string(seed) + " --out " +
+          std::string flags = arm.flags + " --equal-compute --seed " + std::to_string(run.seed) + " --out " +
                               quote(fs::absolute(dir).string()) + " --classifier " + quote(classifier.string()) +
                               " --fid-samples " + std::to_string(o.fid_samples);
           if (o.tiny) flags = "--tiny " + flags;
@@ -471,7 +507,7 @@ int main(int argc, char** argv) {
             flags += " --proxy-command " + quote(o.proxy_command);
           if (!ob.job_flags.empty()) flags += " " + ob.job_flags;
           const std::string line = quote(job.string()) + " " + flags;
-          std::printf("== %s: %s\n", what.c_str(), line.c_str());
+          std::printf("%s== %s: %s\n", who.c_str(), what.c_str(), line.c_str());
           std::fflush(stdout);
           const auto start = Clock::now();
           const int status = std::system((line + " >> " + quote((dir / "job.log").string()) + " 2>&1").c_str());
@@ -482,25 +518,44 @@ int main(int argc, char** argv) {
                        nlohmann::json{{"seconds", a.seconds}, {"count", a.count}, {"command", line}}.dump(2) + "\n");
           const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
           if (code == 77) {
-            std::fprintf(stderr, "skipped: the main job reports a missing data set (see %s)\n",
+            std::fprintf(stderr, "%sskipped: the main job reports a missing data set (see %s)\n", who.c_str(),
                          (dir / "job.log").string().c_str());
-            return 77;
-          }
-          if (code != 0 || !fs::exists(dir / "result.json")) {
-            std::fprintf(stderr, "error: %s failed (exit status %d); its log: %s\n", what.c_str(), code,
+            skipped = true;
+          } else if (code != 0 || !fs::exists(dir / "result.json")) {
+            std::fprintf(stderr, "%serror: %s failed (exit status %d); its log: %s\n", who.c_str(), what.c_str(), code,
                          (dir / "job.log").string().c_str());
             ok = false;
           }
-          ok = write_tables(ob, arms, command) && ok;
-          if (o.budgets.size() > 1) write_convergence(o, arms);
+          if (ranks.writes_tables() && !skipped) {
+            ok = write_tables(ob, arms, command) && ok;
+            if (o.budgets.size() > 1) write_convergence(o, arms);
+          }
         }
       }
-    for (double budget : o.budgets) ok = write_tables(for_budget(o, budget), arms, command) && ok;
-    if (o.budgets.size() > 1) write_convergence(o, arms);
-    std::printf("wrote %s and %s\n", (o.out / "results.md").string().c_str(), (o.out / "results.csv").string().c_str());
-    return ok ? 0 : 1;
+      if (i == 0 && classifier_first) skipped = ranks.any(skipped);  // the others wait for run 0 here
+    }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "%serror: %s\n", who.c_str(), e.what());
+    failed = true;
   }
+  // Collective: every rank has finished its runs.
+  skipped = ranks.any(skipped);
+  failed = ranks.any(failed);
+  ok = !ranks.any(!ok);
+  if (skipped) return 77;
+  if (failed) return 1;
+  if (ranks.writes_tables()) {
+    try {
+      const std::vector<Arm> arms = asked_arms(o);
+      for (double budget : o.budgets) ok = write_tables(for_budget(o, budget), arms, command) && ok;
+      if (o.budgets.size() > 1) write_convergence(o, arms);
+      std::printf("wrote %s and %s\n", (o.out / "results.md").string().c_str(),
+                  (o.out / "results.csv").string().c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      ok = false;
+    }
+  }
+  // Every rank exits with the study's status.
+  return ranks.any(!ok) ? 1 : 0;
 }
