@@ -65,7 +65,7 @@ using train_test::all_weights;
 using train_test::Killed;
 
 // Bit-for-bit comparisons run on one thread: the float convolution's weight gradient sums
-// per-thread partial sums over a dynamic schedule of samples (backend/cpu/conv_avx512.hpp), so
+// per-thread partial sums over a dynamic schedule of samples (backend/cpu/detail/conv_avx512.hpp), so
 // with several threads the rounding of a step may differ between two identical runs.
 struct OneThread {
   int before = omp_get_max_threads();

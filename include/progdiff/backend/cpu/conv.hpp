@@ -1,7 +1,7 @@
 #pragma once
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
-// (winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
-// faster one, the implicit-GEMM kernels of conv_avx512.hpp otherwise; the portable path
+// (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
+// faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise; the portable path
 // (double, or no AVX-512) does im2col per sample, then one GEMM per sample with the weight
 // matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
 // reference is conv_reference.hpp.
@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
-#include "progdiff/backend/cpu/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
-#include "progdiff/backend/cpu/winograd_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 

@@ -16,8 +16,8 @@
 #include "progdiff/backend/cpu/kernel_choices.hpp"
 
 #if defined(__AVX512F__)
-#include "progdiff/backend/cpu/conv_avx512.hpp"
-#include "progdiff/backend/cpu/winograd_avx512.hpp"
+#include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #endif
 
 namespace progdiff::backend::cpu {

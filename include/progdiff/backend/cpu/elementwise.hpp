@@ -1,7 +1,7 @@
 #pragma once
 // Element-wise kernels and reductions of the CPU back end: loops over the shared math in
 // progdiff/backend/math, threaded with OpenMP when the work is large enough to pay for it.
-// Float SiLU on an AVX-512 target runs the vector kernels of vector_math_avx512.hpp.
+// Float SiLU on an AVX-512 target runs the vector kernels of detail/vector_math_avx512.hpp.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "progdiff/backend/cpu/vector_math_avx512.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 // GEMM for the CPU back end. Single precision runs the packed AVX-512 kernel of
-// sgemm_avx512.hpp when the compiler targets AVX-512; everything else (double, or a CPU
+// detail/sgemm_avx512.hpp when the compiler targets AVX-512; everything else (double, or a CPU
 // without AVX-512) goes through Eigen maps over row-major buffers. Both thread a single GEMM
 // with OpenMP; a batch runs its members in parallel, each single-threaded (neither nests
 // inside an active parallel region). The plain-loop reference is gemm_reference.hpp.
@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include "progdiff/backend/backend.hpp"
-#include "progdiff/backend/cpu/sgemm_avx512.hpp"
+#include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 
 namespace progdiff::backend::cpu {
 

@@ -1,13 +1,13 @@
 #pragma once
 // GroupNorm and softmax kernels of the CPU back end over the shared math. Float on an
-// AVX-512 target takes the vector paths of normalization_avx512.hpp and vector_math_avx512.hpp;
+// AVX-512 target takes the vector paths of detail/normalization_avx512.hpp and detail/vector_math_avx512.hpp;
 // double and other targets run the scalar math (the references those paths are tested against).
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
-#include "progdiff/backend/cpu/normalization_avx512.hpp"
-#include "progdiff/backend/cpu/vector_math_avx512.hpp"
+#include "progdiff/backend/cpu/detail/normalization_avx512.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"

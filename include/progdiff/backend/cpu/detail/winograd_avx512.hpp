@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
-#include "progdiff/backend/cpu/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
-#include "progdiff/backend/cpu/sgemm_avx512.hpp"
 #include "progdiff/core/error.hpp"
 
 namespace progdiff::backend::cpu::avx512 {

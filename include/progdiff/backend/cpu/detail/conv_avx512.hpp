@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
-#include "progdiff/backend/cpu/sgemm_avx512.hpp"
+#include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 
 namespace progdiff::backend::cpu::avx512 {
 
