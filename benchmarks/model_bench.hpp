@@ -12,9 +12,9 @@
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
+#include "progdiff/optim/adamw.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/adamw.hpp"
 #include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -75,7 +75,7 @@ class TrainingStep {
   Net net_;
   Generator gen_;
   schedule::Linear<1000> schedule_;
-  train::AdamW<float, Cpu> optimizer_;
+  optim::AdamW<float, Cpu> optimizer_;
   TensorF x0_, noise_;
 };
 

@@ -42,7 +42,7 @@ std::map<std::string, std::vector<float>> weights_of(TinyMlp<float>& model) {
   return out;
 }
 
-const train::ModelDescription kDescription = {
+const io::ModelDescription kDescription = {
     {"structure", "tiny_mlp"}, {"widths", "4,16"}, {"group_boundaries", "0,100"}, {"schedule", "linear:100"}};
 
 data::ImageDataset random_dataset(std::int64_t count) {
@@ -59,12 +59,12 @@ struct Run {
   static constexpr std::uint64_t kSeed = 1234;
   const data::ImageDataset& dataset;
   TinyMlp<float> model{4, 16};
-  train::AdamW<float, Cpu> optimizer{};
-  train::Ema<float, Cpu> ema{{0.99, train::EmaWarmup::Simple}};
+  optim::AdamW<float, Cpu> optimizer{};
+  optim::Ema<float, Cpu> ema{{0.99, optim::EmaWarmup::Simple}};
   data::ShufflingBatches batches;
   train::UniformTimesteps sampler{0, 100};
   schedule::Linear<100> schedule{};
-  train::LrSchedule lr{1e-2, 3, train::LrDecay::Cosine, 40};
+  optim::LrSchedule lr{1e-2, 3, optim::LrDecay::Cosine, 40};
   std::map<std::string, Generator> generators{{"timesteps", Generator(kSeed, 1)}, {"noise", Generator(kSeed, 2)}};
   std::int64_t step = 0;
   bool poison = false;  // makes the next gradient NaN
@@ -96,7 +96,7 @@ struct Run {
           },
           std::string());
     train::check_finite(loss.loss, model, step, "group 0");
-    train::clip_grad_norm(model, 1.0);
+    optim::clip_grad_norm(model, 1.0);
     optimizer.step(model, lr.at(step));
     ema.update(model);
     ++step;
@@ -104,15 +104,15 @@ struct Run {
   }
 
   void save(const fs::path& path) {
-    train::TrainingState state;
+    io::TrainingState state;
     state.step = step;
     state.generators = generators;
     batches.save_position(state.counters, "data");
-    train::save_checkpoint(path, model, kDescription, state, &optimizer, &ema);
+    io::save_checkpoint(path, model, kDescription, state, &optimizer, &ema);
   }
 
   void load(const fs::path& path) {
-    const train::TrainingState state = train::load_checkpoint(path, model, kDescription, &optimizer, &ema);
+    const io::TrainingState state = io::load_checkpoint(path, model, kDescription, &optimizer, &ema);
     step = state.step;
     generators = state.generators;
     batches.restore_position(state.counters, "data");
@@ -173,7 +173,7 @@ TEST_CASE("checkpoint: a different model description, a missing or mis-shaped te
   expected["attention"] = "16";
   expected.erase("schedule");
   try {
-    train::load_checkpoint(path, model, expected);
+    io::load_checkpoint(path, model, expected);
     FAIL("no error");
   } catch (const ConfigError& e) {
     const std::string msg = e.what();
@@ -186,30 +186,30 @@ TEST_CASE("checkpoint: a different model description, a missing or mis-shaped te
   io::SafetensorsFile f = io::read_safetensors(path);
   f.tensors.erase("model.l2.bias");
   io::write_safetensors(dir / "missing.safetensors", f);
-  CHECK_THROWS_WITH_AS(train::load_checkpoint(dir / "missing.safetensors", model, kDescription),
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(dir / "missing.safetensors", model, kDescription),
                        doctest::Contains("lacks tensor 'model.l2.bias' (parameter 'l2.bias' of the model)"),
                        FormatError);
   f = io::read_safetensors(path);
   f.put<float>("model.l1.bias", {15}, std::vector<float>(15));
   io::write_safetensors(dir / "shape.safetensors", f);
-  CHECK_THROWS_WITH_AS(train::load_checkpoint(dir / "shape.safetensors", model, kDescription),
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(dir / "shape.safetensors", model, kDescription),
                        doctest::Contains("tensor 'model.l1.bias' (parameter 'l1.bias' of the model) has shape [15], "
                                          "the model expects [16]"),
                        ShapeError);
   f = io::read_safetensors(path);
   f.tensors.erase("optimizer.v.l1.weight");
   io::write_safetensors(dir / "no_v.safetensors", f);
-  train::AdamW<float, Cpu> opt;
-  CHECK_THROWS_WITH_AS(train::load_checkpoint(dir / "no_v.safetensors", model, kDescription, &opt),
+  optim::AdamW<float, Cpu> opt;
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(dir / "no_v.safetensors", model, kDescription, &opt),
                        doctest::Contains("'optimizer.v.l1.weight'"), FormatError);
   CHECK(opt.step_count() == 0);
   CHECK(weights_of(model) == before);  // nothing was loaded by the failing calls
   TinyMlp<float> wider(4, 32);
-  CHECK_THROWS_AS(train::load_checkpoint(path, wider, kDescription), ShapeError);
+  CHECK_THROWS_AS(io::load_checkpoint(path, wider, kDescription), ShapeError);
   auto reserved = kDescription;
   reserved["progdiff.extra"] = "x";
-  train::TrainingState state;
-  CHECK_THROWS_AS(train::save_checkpoint(dir / "r.safetensors", model, reserved, state), ConfigError);
+  io::TrainingState state;
+  CHECK_THROWS_AS(io::save_checkpoint(dir / "r.safetensors", model, reserved, state), ConfigError);
   fs::remove_all(dir);
 }
 
@@ -268,7 +268,7 @@ TEST_CASE("resume: a run killed after a checkpoint continues bit for bit like an
   Run second(ds, 1001);  // a fresh process: other initial weights, fresh generators
   second.load(path);
   CHECK(second.step == resumed_from);
-  CHECK(train::remove_stale_temporaries(path) == 1);
+  CHECK(io::remove_stale_temporaries(path) == 1);
   CHECK_FALSE(fs::exists(dir / ".ckpt.safetensors.tmp.4242.0"));
   for (std::int64_t k = resumed_from; k < kSteps; ++k) {
     INFO("step " << k);

@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/from_description.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/ema_weights.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 
@@ -24,6 +24,8 @@ namespace {
 namespace unet = progdiff::unet;
 namespace model = progdiff::model;
 namespace train = progdiff::train;
+namespace optim = progdiff::optim;
+namespace io = progdiff::io;
 using progdiff::Generator;
 using progdiff::Shape;
 using Cpu = progdiff::backend::Cpu;
@@ -69,12 +71,12 @@ TEST_CASE("a shared-encoder model rebuilt from its checkpoint samples with the c
   const Schedule schedule;
   const auto path = std::filesystem::temp_directory_path() / "progdiff_from_description_test.safetensors";
   auto saved = unusual_model();
-  train::Ema<double, Cpu> ema;
+  optim::Ema<double, Cpu> ema;
   ema.initialize(saved);  // the average holds these weights ...
   Generator other(99);
   saved.initialize(other);  // ... and the raw weights are different ones
-  train::save_checkpoint(path, saved, train::checkpoint_description(saved, schedule), train::TrainingState{},
-                         static_cast<const train::AdamW<double, Cpu>*>(nullptr), &ema);
+  io::save_checkpoint(path, saved, train::checkpoint_description(saved, schedule), io::TrainingState{},
+                      static_cast<const optim::AdamW<double, Cpu>*>(nullptr), &ema);
 
   const Tensor x = random_images(5);
   const std::vector<std::int64_t> t{10, 80};  // one image in each interval
@@ -133,8 +135,8 @@ TEST_CASE("a description of another model, or a malformed one, is refused naming
 TEST_CASE("a checkpoint of another schedule is refused by load_ema_weights, leaving the model unchanged") {
   const auto path = std::filesystem::temp_directory_path() / "progdiff_from_description_schedule.safetensors";
   auto saved = unusual_model();
-  train::save_checkpoint(path, saved, train::checkpoint_description(saved, progdiff::schedule::Linear<100>{}),
-                         train::TrainingState{});
+  io::save_checkpoint(path, saved, train::checkpoint_description(saved, progdiff::schedule::Linear<100>{}),
+                      io::TrainingState{});
   auto target = unusual_model();
   Generator other(11);
   target.initialize(other);

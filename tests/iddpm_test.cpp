@@ -15,6 +15,7 @@
 #include "fixture_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/metrics/nll.hpp"
 #include "progdiff/model/progressive.hpp"
@@ -23,7 +24,6 @@
 #include "progdiff/sample/mean_only.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/hybrid_objective.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/unet/output_channels.hpp"
@@ -394,10 +394,10 @@ TEST_CASE("a learned-variance checkpoint and a fixed-variance model are told apa
   learned.initialize(gen);
   model::Progressive<LearnedNet> saved(std::move(learned), 20);
   const auto path = std::filesystem::temp_directory_path() / "progdiff_iddpm_test_structure.safetensors";
-  train::save_checkpoint(path, saved, saved.describe(), train::TrainingState{});
+  io::save_checkpoint(path, saved, saved.describe(), io::TrainingState{});
   SmallNet fixed;
   model::Progressive<SmallNet> target(std::move(fixed), 20);
-  CHECK_THROWS_WITH_AS(train::load_checkpoint(path, target, target.describe()), doctest::Contains("model.structure"),
+  CHECK_THROWS_WITH_AS(io::load_checkpoint(path, target, target.describe()), doctest::Contains("model.structure"),
                        ConfigError);
   std::filesystem::remove(path);
 }

@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 namespace unet = progdiff::unet;
 namespace interop = progdiff::interop;
 namespace train = progdiff::train;
+namespace io = progdiff::io;
 
 const fs::path kDir = fs::path(PROGDIFF_FIXTURES_DIR) / "diffusers";
 
@@ -137,7 +138,7 @@ TEST_CASE("TDC stage 2 on an imported diffusers pipeline: the base TDC reads is 
                                                                      imported.base.denoiser(0).config());
   auto description = start.describe();
   pd::model::describe_schedule(description, schedule);
-  train::load_checkpoint(pruned, start, description);
+  io::load_checkpoint(pruned, start, description);
   CHECK(error_against(start, kDir / "pipeline" / "io.safetensors") < 1e-4);
 
   // The assembled model routes a mixed batch to fine-tuned groups (weights moved off diffusers').

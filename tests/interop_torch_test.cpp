@@ -22,11 +22,11 @@
 
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/group/uniform_split.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/separate_experts.hpp"
@@ -40,6 +40,8 @@ namespace fs = std::filesystem;
 namespace unet = progdiff::unet;
 namespace model = progdiff::model;
 namespace train = progdiff::train;
+namespace optim = progdiff::optim;
+namespace io = progdiff::io;
 using Cpu = pd::backend::Cpu;
 using Tensor = pd::Tensor<float, Cpu>;
 
@@ -106,7 +108,7 @@ Tensor images(std::int64_t n, std::uint64_t seed) {
 const std::vector<std::int64_t> kTimesteps{97, 3, 45, 70, 12, 55};
 
 template <class M>
-train::ModelDescription description(const M& m) {
+io::ModelDescription description(const M& m) {
   auto d = m.describe();
   model::describe_schedule(d, Schedule{});
   return d;
@@ -182,7 +184,7 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     Case c{"unified", "unified.safetensors"};
     model::Progressive<Net> m(Net(Net::default_widths(), config()), Schedule::steps);
     randomize(m, 1);
-    train::save_checkpoint(dir / c.checkpoint, m, description(m), train::TrainingState{});
+    io::save_checkpoint(dir / c.checkpoint, m, description(m), io::TrainingState{});
     const Tensor y = m.predict(x, kTimesteps);
     CHECK(routed_error(x, t, y, [&](std::int64_t, const Tensor& xi, const Tensor& ti) {
             return m.denoiser(0).forward(xi, ti);
@@ -196,14 +198,14 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     for (std::int64_t k = 0; k < 3; ++k) nets.emplace_back(pruned_widths(k), config());
     model::Progressive<Net> m(partition3, std::move(nets));
     randomize(m, 2);
-    train::Ema<float, Cpu> ema;
+    optim::Ema<float, Cpu> ema;
     ema.initialize(m);
     const Tensor y_ema = m.predict(x, kTimesteps);
     const std::vector<double> fractional{96.6, 2.5, 33.4, 66.5, 12.2, 54.7};
     const Tensor y_fractional = m.predict(x, std::span<const double>(fractional));
     randomize(m, 3);
-    train::save_checkpoint(dir / "pruned.safetensors", m, description(m), train::TrainingState{},
-                           static_cast<const train::AdamW<float, Cpu>*>(nullptr), &ema);
+    io::save_checkpoint(dir / "pruned.safetensors", m, description(m), io::TrainingState{},
+                        static_cast<const optim::AdamW<float, Cpu>*>(nullptr), &ema);
     const Tensor y_model = m.predict(x, kTimesteps);
     CHECK(routed_error(x, t, y_model, [&](std::int64_t i, const Tensor& xi, const Tensor& ti) {
             return m.denoiser(m.group_of(kTimesteps[static_cast<std::size_t>(i)])).forward(xi, ti);
@@ -253,7 +255,7 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     // A shared encoder and three decoders of bases 16, 8, 4 (GroupNorm groups 4, 2, 1).
     model::IntervalRouted<Multi> m(Multi(Multi::default_widths(8, {16, 8, 4}), config()), partition3);
     randomize(m, 5);
-    train::save_checkpoint(dir / "multi_decoder.safetensors", m, description(m), train::TrainingState{});
+    io::save_checkpoint(dir / "multi_decoder.safetensors", m, description(m), io::TrainingState{});
     const Tensor y = m.predict(x, kTimesteps);
     CHECK(routed_error(x, t, y, [&](std::int64_t i, const Tensor& xi, const Tensor& ti) {
             const std::vector<std::int64_t> k{partition3.group_of(kTimesteps[static_cast<std::size_t>(i)])};
@@ -267,7 +269,7 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     const auto partition2 = pd::group::UniformSplit{2}.group(Schedule{});
     model::IntervalRouted<Experts> m(Experts({Net::default_widths(8), pruned_widths(1)}, config()), partition2);
     randomize(m, 6);
-    train::save_checkpoint(dir / "separate_experts.safetensors", m, description(m), train::TrainingState{});
+    io::save_checkpoint(dir / "separate_experts.safetensors", m, description(m), io::TrainingState{});
     const Tensor y = m.predict(x, kTimesteps);
     CHECK(routed_error(x, t, y, [&](std::int64_t i, const Tensor& xi, const Tensor& ti) {
             return m.inner().expert(partition2.group_of(kTimesteps[static_cast<std::size_t>(i)])).forward(xi, ti);
@@ -281,7 +283,7 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     vc.heads = 2;
     model::Progressive<VarianceNet> m(VarianceNet(VarianceNet::default_widths(), vc), Schedule::steps);
     randomize(m, 7);
-    train::save_checkpoint(dir / "learned_variance.safetensors", m, description(m), train::TrainingState{});
+    io::save_checkpoint(dir / "learned_variance.safetensors", m, description(m), io::TrainingState{});
     const Tensor y = m.predict(x, kTimesteps);
     CHECK(y.dim(1) == 4);
     const Case c{"learned_variance", "learned_variance.safetensors"};

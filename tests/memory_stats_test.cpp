@@ -9,7 +9,7 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/nn/layer.hpp"
-#include "progdiff/train/adamw.hpp"
+#include "progdiff/optim/adamw.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -37,7 +37,7 @@ std::size_t live() { return pd::test::live_bytes(); }
 // only the tensors this function holds are live beyond what persists between steps.
 template <class Model, class... Route>
 void check_step_frees_activations(Model& model, Route... route) {
-  pd::train::AdamW<float, Cpu> adamw;
+  pd::optim::AdamW<float, Cpu> adamw;
   const pd::Shape in = model.input_shape(3);
   auto step = [&] {
     const TensorF x = ramp(in), t = TensorF::from_host(pd::Shape{3}, std::vector<float>{10, 500, 990});

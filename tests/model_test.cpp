@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/model/model.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/sample/stepper.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -174,18 +174,18 @@ TEST_CASE("the description names structure, widths per group and boundaries; che
   CHECK(rebuilt.partition().starts == m.partition().starts);
 
   const auto path = std::filesystem::temp_directory_path() / "progdiff_model_test.safetensors";
-  progdiff::train::save_checkpoint(path, m, d, {});
+  progdiff::io::save_checkpoint(path, m, d, {});
   // group 1 unpruned: the width keys differ and are named
   auto other = model::Progressive<Net>::copies_of(m.denoiser(0), {{0, 40, 100}, {}}, gen);
   try {
-    progdiff::train::load_checkpoint(path, other, other.describe());
+    progdiff::io::load_checkpoint(path, other, other.describe());
     FAIL("a checkpoint of other widths loaded");
   } catch (const progdiff::ConfigError& e) {
     const std::string what = e.what();
     CHECK(what.find("key 'group1.width.down.0.res.0': expected '8', found '4'") != std::string::npos);
   }
   auto moved = model::Progressive<Net>::copies_of(m.denoiser(0), {{0, 50, 100}, {}}, gen);
-  CHECK_THROWS_WITH_AS(progdiff::train::load_checkpoint(path, moved, moved.describe()),
+  CHECK_THROWS_WITH_AS(progdiff::io::load_checkpoint(path, moved, moved.describe()),
                        doctest::Contains("key 'model.boundaries': expected '0,50,100', found '0,40,100'"),
                        progdiff::ConfigError);
   std::filesystem::remove(path);

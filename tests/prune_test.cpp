@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/nn/layer.hpp"
 #include "progdiff/prune/prune.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -541,9 +541,9 @@ TEST_CASE("a pruned model of non-uniform widths saves and loads through a checkp
   const prune::ChannelGroups groups = prune::channel_groups(net);
   Net small = prune::prune_to_flops(net, prune::MagnitudeImportance{prune::Norm::l1}, 0.6 * groups.flops());
   const auto path = std::filesystem::temp_directory_path() / "progdiff_prune_test.safetensors";
-  progdiff::train::save_checkpoint(path, small, {{"widths", "pruned"}}, progdiff::train::TrainingState{});
+  progdiff::io::save_checkpoint(path, small, {{"widths", "pruned"}}, progdiff::io::TrainingState{});
   Net loaded(small.widths(), small.config());
-  progdiff::train::load_checkpoint(path, loaded, {{"widths", "pruned"}});
+  progdiff::io::load_checkpoint(path, loaded, {{"widths", "pruned"}});
   std::filesystem::remove(path);
   const auto x = random_tensor(net.input_shape(3), 11);
   CHECK(max_diff(run(small, x).to_host(), run(loaded, x).to_host()) == 0.0);

@@ -106,8 +106,8 @@ TEST_CASE("AdamW with gradient clipping and a warm-up cosine schedule matches Py
       },
       std::string());
   REQUIRE(names == std::vector<std::string>{"l1.weight", "l1.bias", "l2.weight", "l2.bias"});
-  train::AdamW<float, Cpu> opt({0.9, 0.99, 1e-8, 0.05});
-  const train::LrSchedule lr{0.01, 2, train::LrDecay::Cosine, 6};
+  optim::AdamW<float, Cpu> opt({0.9, 0.99, 1e-8, 0.05});
+  const optim::LrSchedule lr{0.01, 2, optim::LrDecay::Cosine, 6};
   const int steps = std::stoi(f.metadata.at("steps"));
   int clipped = 0;
   for (int k = 0; k < steps; ++k) {
@@ -119,10 +119,10 @@ TEST_CASE("AdamW with gradient clipping and a warm-up cosine schedule matches Py
         },
         std::string());
     CHECK(lr.at(k) == doctest::Approx(f.values<double>(s + ".lr")[0]).epsilon(1e-12));
-    const double norm = train::clip_grad_norm(model, 1.0);
+    const double norm = optim::clip_grad_norm(model, 1.0);
     CHECK(norm == doctest::Approx(f.values<double>(s + ".norm")[0]).epsilon(1e-6));
     clipped += norm > 1.0;
-    CHECK(train::gradient_norm(model) <= 1.0 + 1e-6);
+    CHECK(optim::gradient_norm(model) <= 1.0 + 1e-6);
     opt.step(model, lr.at(k));
     model.visit_parameters(
         [&](const std::string& name, nn::Parameter<float, Cpu>& p) {
@@ -142,18 +142,18 @@ TEST_CASE("AdamW with gradient clipping and a warm-up cosine schedule matches Py
 }
 
 TEST_CASE("learning-rate schedule: warm-up, constant and cosine closed forms") {
-  const train::LrSchedule constant{2e-4, 10};
+  const optim::LrSchedule constant{2e-4, 10};
   CHECK(constant.at(0) == 0.0);
   CHECK(constant.at(5) == doctest::Approx(1e-4));
   CHECK(constant.at(10) == doctest::Approx(2e-4));
   CHECK(constant.at(100000) == doctest::Approx(2e-4));
-  const train::LrSchedule cosine{1.0, 10, train::LrDecay::Cosine, 110, 0.1};
+  const optim::LrSchedule cosine{1.0, 10, optim::LrDecay::Cosine, 110, 0.1};
   CHECK(cosine.at(10) == doctest::Approx(1.0));
   CHECK(cosine.at(60) == doctest::Approx(0.55));  // half way: lr_min + (lr - lr_min) / 2
   CHECK(cosine.at(35) == doctest::Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(std::numbers::pi / 4))));
   CHECK(cosine.at(110) == doctest::Approx(0.1));
   CHECK(cosine.at(500) == doctest::Approx(0.1));
-  CHECK_THROWS_AS((train::LrSchedule{1.0, 10, train::LrDecay::Cosine, 5}.at(20)), ConfigError);
+  CHECK_THROWS_AS((optim::LrSchedule{1.0, 10, optim::LrDecay::Cosine, 5}.at(20)), ConfigError);
 }
 
 TEST_CASE("EMA of weights follows the closed form, with and without decay warm-up") {
@@ -174,7 +174,7 @@ TEST_CASE("EMA of weights follows the closed form, with and without decay warm-u
         std::string());
   };
   // With the weights held at p after initialization at e0: e_n = p + (e0 - p) prod_k d_k.
-  auto check = [&](const train::Ema<double, Cpu>& ema, double product) {
+  auto check = [&](const optim::Ema<double, Cpu>& ema, double product) {
     for (const auto& [n, e] : ema.shadow()) {
       const auto got = e.to_host();
       for (std::size_t i = 0; i < got.size(); ++i)
@@ -182,7 +182,7 @@ TEST_CASE("EMA of weights follows the closed form, with and without decay warm-u
     }
   };
   {
-    train::Ema<double, Cpu> ema({0.9});
+    optim::Ema<double, Cpu> ema({0.9});
     model.visit_parameters(
         [&](const std::string& n, nn::Parameter<double, Cpu>& p) {
           p.value = Tensor<double, Cpu>::from_host(p.value.shape(), start[n]);
@@ -195,7 +195,7 @@ TEST_CASE("EMA of weights follows the closed form, with and without decay warm-u
   }
   {
     // Simple warm-up: prod_{k<n} (1 + k) / (10 + k) = n! 9! / (n + 9)!
-    train::Ema<double, Cpu> ema({0.9999, train::EmaWarmup::Simple});
+    optim::Ema<double, Cpu> ema({0.9999, optim::EmaWarmup::Simple});
     model.visit_parameters(
         [&](const std::string& n, nn::Parameter<double, Cpu>& p) {
           p.value = Tensor<double, Cpu>::from_host(p.value.shape(), start[n]);
@@ -213,11 +213,11 @@ TEST_CASE("EMA of weights follows the closed form, with and without decay warm-u
         },
         std::string());
   }
-  const train::Ema<double, Cpu> power({0.999, train::EmaWarmup::Power, 1.0, 0.75});
+  const optim::Ema<double, Cpu> power({0.999, optim::EmaWarmup::Power, 1.0, 0.75});
   CHECK(power.decay_at(0) == 0.0);
   CHECK(power.decay_at(15) == doctest::Approx(1.0 - std::pow(16.0, -0.75)));
   CHECK(power.decay_at(1000000) == doctest::Approx(0.999));
-  train::Ema<double, Cpu> fresh;
+  optim::Ema<double, Cpu> fresh;
   CHECK_THROWS_AS(fresh.update(model), ConfigError);
 }
 

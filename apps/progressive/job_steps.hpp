@@ -41,12 +41,12 @@ inline pd::train::TrainOptions train_options(const Options& o, const std::string
   t.adamw.weight_decay = 0.0;
   t.lr.lr = lr;
   t.lr.warmup_steps = std::min<std::int64_t>(100, steps / 10);
-  t.lr.decay = pd::train::LrDecay::Cosine;
+  t.lr.decay = pd::optim::LrDecay::Cosine;
   t.lr.lr_min = lr / 10;
   t.clip_norm = 1.0;
   // An average over about the last 200 steps (decay 0.995), warmed up from the first steps.
   t.ema.decay = o.paper_scale ? 0.9999 : 0.995;
-  t.ema.warmup = pd::train::EmaWarmup::Simple;
+  t.ema.warmup = pd::optim::EmaWarmup::Simple;
   t.checkpoint_path = o.out / (stage + ".safetensors");
   t.checkpoint_every = std::max<std::int64_t>(100, steps / 5);
   t.csv_path = o.out / (stage + "_log.csv");

@@ -18,11 +18,11 @@
 #include "progdiff/nn/attention_block.hpp"
 #include "progdiff/nn/group_norm.hpp"
 #include "progdiff/nn/layer.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/ema.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/adamw.hpp"
 #include "progdiff/train/diffusion_loss.hpp"
-#include "progdiff/train/ema.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "roofline.hpp"
 
@@ -219,8 +219,8 @@ void BM_UNetTrainingStep(benchmark::State& state) {
   CifarNet net;
   Generator gen(1);
   net.initialize(gen);
-  train::AdamW<float, Gpu> optimizer;
-  train::Ema<float, Gpu> ema;
+  optim::AdamW<float, Gpu> optimizer;
+  optim::Ema<float, Gpu> ema;
   ema.initialize(net);
   const Shape batch{n, 3, 32, 32};
   const auto x = noise(batch, 15), target = noise(batch, 16), t = timesteps(n, 3);

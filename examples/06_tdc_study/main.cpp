@@ -312,21 +312,20 @@ int main(int argc, char** argv) {
     s1.adamw.weight_decay = 0.0;
     s1.lr.lr = 2e-3;
     s1.lr.warmup_steps = std::min<std::int64_t>(100, o.stage1_steps / 10);
-    s1.lr.decay = pd::train::LrDecay::Cosine;
+    s1.lr.decay = pd::optim::LrDecay::Cosine;
     s1.lr.lr_min = 2e-4;
     s1.ema.decay = 0.995;
-    s1.ema.warmup = pd::train::EmaWarmup::Simple;
+    s1.ema.warmup = pd::optim::EmaWarmup::Simple;
     s1.checkpoint_every = 200;
     s1.checkpoint_path = o.out / "base.safetensors";
     s1.csv_path = o.out / "base.csv";
     s1.progress = progress;
     pd::train::train_stage1(base, schedule, train, s1);
     {
-      pd::train::Ema<float, Cpu> ema;
-      pd::train::ModelDescription d = base.describe();
+      pd::optim::Ema<float, Cpu> ema;
+      pd::io::ModelDescription d = base.describe();
       pd::model::describe_schedule(d, schedule);
-      pd::train::load_checkpoint(s1.checkpoint_path, base, d, static_cast<pd::train::AdamW<float, Cpu>*>(nullptr),
-                                 &ema);
+      pd::io::load_checkpoint(s1.checkpoint_path, base, d, static_cast<pd::optim::AdamW<float, Cpu>*>(nullptr), &ema);
       ema.copy_to(base);
     }
     const double stage1_seconds = seconds_since(t1);

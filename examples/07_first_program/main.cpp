@@ -20,10 +20,10 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/difficulty/snr_flops.hpp"
 #include "progdiff/group/flops_interval.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/unet/small_presets.hpp"
@@ -72,9 +72,9 @@ int main() try {
   // The checkpoint holds the weights and a description (groups, widths) that loading checks
   // against the model it loads into: here a fresh copy of the base into the same groups.
   const char* path = "first_program.safetensors";
-  pd::train::save_checkpoint(path, grouped, grouped.describe(), {});
+  pd::io::save_checkpoint(path, grouped, grouped.describe(), {});
   auto loaded = pd::train::copy_into_groups(base, partition, /*seed=*/0);
-  pd::train::load_checkpoint(path, loaded, loaded.describe());
+  pd::io::load_checkpoint(path, loaded, loaded.describe());
   const bool same = sampler.sample(loaded, shape, /*seed=*/7).to_host() == images;
 
   bool finite = std::isfinite(stage1.steps.back().loss) && std::isfinite(stage2.steps.back().loss);

@@ -4,10 +4,10 @@
 // objective, DDIM sampling and checkpoints. One unit for the three: the trainer's and the
 // checkpoints' code they share is most of the cost (one unit 38 s, three units 25 s each).
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/unet/small_presets.hpp"
@@ -24,8 +24,9 @@ template class UNet<Levels<1, 2, 2, 2>, ResBlocks<2>, AttentionAt<16>, ImageSize
                     BaseChannels<128>, GroupNormGroups<32>, DropoutPercent<10>>;
 }  // namespace progdiff::unet
 
-// What the headers declare extern for a preset's net (model/progressive.hpp, train/stage1.hpp,
-// train/stage2.hpp, train/checkpoint.hpp, sample/ddim.hpp).
+// What the headers declare extern for a preset's net (model/progressive.hpp, which also declares
+// its checkpoints' io::save_checkpoint and io::load_checkpoint, train/stage1.hpp, train/stage2.hpp,
+// sample/ddim.hpp).
 #define PROGDIFF_PRESET_INSTANCES(Net)                                                                               \
   template class progdiff::model::Progressive<Net>;                                                                  \
   namespace progdiff::train {                                                                                        \
@@ -45,14 +46,14 @@ template class UNet<Levels<1, 2, 2, 2>, ResBlocks<2>, AttentionAt<16>, ImageSize
                                                 TrainReport*, StepCallback, distributed::SingleProcess);             \
   template model::Progressive<Net> copy_into_groups(model::Progressive<Net>&, group::Partition, std::uint64_t,       \
                                                     const std::type_identity_t<GroupHook<Net>>&);                    \
+  }                                                                                                                  \
+  namespace progdiff::io {                                                                                           \
   template void save_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                                       \
       const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, const TrainingState&,         \
-      const AdamW<float, backend::Cpu>*, const Ema<float, backend::Cpu>*);                                           \
-  template TrainingState load_checkpoint<model::Progressive<Net>, float, backend::Cpu>(const std::filesystem::path&, \
-                                                                                       model::Progressive<Net>&,     \
-                                                                                       const ModelDescription&,      \
-                                                                                       AdamW<float, backend::Cpu>*,  \
-                                                                                       Ema<float, backend::Cpu>*);   \
+      const optim::AdamW<float, backend::Cpu>*, const optim::Ema<float, backend::Cpu>*);                             \
+  template TrainingState load_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                              \
+      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&,                               \
+      optim::AdamW<float, backend::Cpu>*, optim::Ema<float, backend::Cpu>*);                                         \
   }                                                                                                                  \
   template progdiff::Tensor<float, progdiff::backend::Cpu> progdiff::sample::generate(                               \
       const progdiff::sample::Ddim&, progdiff::model::Progressive<Net>&, progdiff::Shape, std::uint64_t,             \

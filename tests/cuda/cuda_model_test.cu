@@ -19,11 +19,11 @@
 #include "progdiff/group/optimal_denoiser.hpp"
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/nn/layer.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/ema.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/adamw.hpp"
 #include "progdiff/train/diffusion_loss.hpp"
-#include "progdiff/train/ema.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
@@ -87,8 +87,8 @@ Run train_and_sample(N& net) {
   Run run;
   Generator init(7);
   net.initialize(init);
-  train::AdamW<float, B> optimizer({0.9, 0.999, 1e-6, 0.01});
-  train::Ema<float, B> ema({0.9});
+  optim::AdamW<float, B> optimizer({0.9, 0.999, 1e-6, 0.01});
+  optim::Ema<float, B> ema({0.9});
   ema.initialize(net);
   const schedule::Linear<1000> schedule{};
   for (int step = 0; step < 2; ++step) {

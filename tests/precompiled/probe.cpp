@@ -9,7 +9,7 @@
 #include "progdiff/nn/res_block.hpp"
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/nn/upsample.hpp"
-#include "progdiff/train/adamw.hpp"
+#include "progdiff/optim/adamw.hpp"
 
 namespace pd = progdiff;
 using Cpu = pd::backend::Cpu;

@@ -4,10 +4,10 @@
 // (check_probe.cmake). A unit of its own: what GCC inlines depends on the whole unit, and
 // probe.cpp's layers must stay inlined as they are.
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/unet/small_presets.hpp"
@@ -24,8 +24,8 @@ double probe_presets(const pd::data::ImageDataset& data, const pd::group::Partit
   pd::train::TrainOptions options;
   const auto report = pd::train::train_stage1(base, schedule, data, options);
   auto grouped = pd::train::train_stage2(base, partition, schedule, data, options);
-  pd::train::save_checkpoint("probe.safetensors", grouped, grouped.describe(), {});
-  pd::train::load_checkpoint("probe.safetensors", grouped, grouped.describe());
+  pd::io::save_checkpoint("probe.safetensors", grouped, grouped.describe(), {});
+  pd::io::load_checkpoint("probe.safetensors", grouped, grouped.describe());
   const auto x = pd::sample::Ddim::from_schedule(schedule, 5).sample(grouped, base.denoiser(0).input_shape(1), 1);
   return report.steps.back().loss + static_cast<double>(x.size());
 }

@@ -18,12 +18,12 @@
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/metrics/global_average_pool.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/nn/group_norm.hpp"
 #include "progdiff/nn/linear.hpp"
 #include "progdiff/nn/silu.hpp"
-#include "progdiff/train/checkpoint.hpp"
 
 namespace progdiff::metrics {
 
@@ -40,7 +40,7 @@ struct ClassifierConfig {
   std::int64_t classes = 10;
 
   /// The checkpoint description: the structure, compared key by key when a checkpoint is loaded.
-  train::ModelDescription description() const {
+  io::ModelDescription description() const {
     std::string widths, strides;
     for (const auto& s : stages) {
       if (!widths.empty()) widths += ',', strides += ',';

@@ -12,7 +12,7 @@
 // hold a classifier of the default structure is an error (ConfigError / FormatError), never
 // silently replaced.
 //
-// The file is a train::save_checkpoint safetensors file: parameters under "model.", the structure
+// The file is a io::save_checkpoint safetensors file: parameters under "model.", the structure
 // in the metadata (ClassifierConfig::description), and the counters "test_correct", "test_count"
 // and "seed".
 #include <algorithm>
@@ -33,11 +33,11 @@
 #include "progdiff/data/batch_iterator.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/metrics/classifier.hpp"
 #include "progdiff/metrics/cross_entropy.hpp"
-#include "progdiff/train/adamw.hpp"
-#include "progdiff/train/checkpoint.hpp"
-#include "progdiff/train/lr_schedule.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/lr_schedule.hpp"
 
 namespace progdiff::metrics {
 
@@ -113,9 +113,9 @@ ClassifierTrainingReport train_classifier(FashionClassifier<T, B>& model, const 
   const std::int64_t per_epoch = train_set.count / config.batch_size;
   std::int64_t total = per_epoch * config.epochs;
   if (config.max_steps > 0) total = std::min(total, config.max_steps);
-  const train::LrSchedule schedule{config.lr, std::min(config.warmup_steps, total - 1), train::LrDecay::Cosine, total,
+  const optim::LrSchedule schedule{config.lr, std::min(config.warmup_steps, total - 1), optim::LrDecay::Cosine, total,
                                    0.0};
-  train::AdamW<T, B> optimizer(train::AdamWConfig{0.9, 0.999, 1e-8, config.weight_decay});
+  optim::AdamW<T, B> optimizer(optim::AdamWConfig{0.9, 0.999, 1e-8, config.weight_decay});
 
   ClassifierTrainingReport report;
   const auto start = std::chrono::steady_clock::now();
@@ -157,18 +157,18 @@ ClassifierTrainingReport train_classifier(FashionClassifier<T, B>& model, const 
 template <class T, class B>
 void save_classifier(const std::filesystem::path& path, FashionClassifier<T, B>& model, std::int64_t test_correct,
                      std::int64_t test_count, std::uint64_t seed) {
-  train::TrainingState state;
+  io::TrainingState state;
   state.counters["test_correct"] = test_correct;
   state.counters["test_count"] = test_count;
   state.counters["seed"] = static_cast<std::int64_t>(seed);
-  train::save_checkpoint(path, model, model.config().description(), state);
+  io::save_checkpoint(path, model, model.config().description(), state);
 }
 
 /// Loads a classifier saved by save_classifier into `model` (whose structure the file must match);
 /// returns the stored test accuracy, or -1 when the file holds none.
 template <class T, class B>
 double load_classifier(const std::filesystem::path& path, FashionClassifier<T, B>& model) {
-  const train::TrainingState state = train::load_checkpoint(path, model, model.config().description());
+  const io::TrainingState state = io::load_checkpoint(path, model, model.config().description());
   const auto c = state.counters.find("test_correct"), n = state.counters.find("test_count");
   if (c == state.counters.end() || n == state.counters.end() || n->second <= 0) return -1.0;
   return static_cast<double>(c->second) / static_cast<double>(n->second);

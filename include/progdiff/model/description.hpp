@@ -1,5 +1,5 @@
 #pragma once
-// Model descriptions for checkpoints: flat key/value maps (train::ModelDescription) that name
+// Model descriptions for checkpoints: flat key/value maps (io::ModelDescription) that name
 // everything fixing a model's tensors and meaning, so load_checkpoint can refuse a different
 // model key by key before reading a single weight.
 //
@@ -22,7 +22,7 @@
 
 namespace progdiff::model {
 
-using Description = std::map<std::string, std::string>;  // the same type as train::ModelDescription
+using Description = std::map<std::string, std::string>;  // the same type as io::ModelDescription
 
 /// A double written with 17 significant digits, so equal strings mean equal values.
 inline std::string exact(double v) {

@@ -303,4 +303,20 @@ extern template class Progressive<unet::TinyUNet>;
 extern template class Progressive<unet::SmallUNet>;
 extern template class Progressive<unet::PaperUNet>;
 }  // namespace progdiff::model
+// So do their checkpoints (io/checkpoint.hpp).
+#include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/io/checkpoint.hpp"
+#define PROGDIFF_EXTERN_CHECKPOINT(Net)                                                                      \
+  extern template void save_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                        \
+      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, const TrainingState&, \
+      const optim::AdamW<float, backend::Cpu>*, const optim::Ema<float, backend::Cpu>*);                     \
+  extern template TrainingState load_checkpoint<model::Progressive<Net>, float, backend::Cpu>(               \
+      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&,                       \
+      optim::AdamW<float, backend::Cpu>*, optim::Ema<float, backend::Cpu>*);
+namespace progdiff::io {
+PROGDIFF_EXTERN_CHECKPOINT(unet::TinyUNet)
+PROGDIFF_EXTERN_CHECKPOINT(unet::SmallUNet)
+PROGDIFF_EXTERN_CHECKPOINT(unet::PaperUNet)
+}  // namespace progdiff::io
+#undef PROGDIFF_EXTERN_CHECKPOINT
 #endif

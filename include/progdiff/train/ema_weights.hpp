@@ -7,20 +7,20 @@
 //   const bool ema = train::load_ema_weights(path, model, schedule);
 #include <filesystem>
 
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/description.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/ema.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/adamw.hpp"
-#include "progdiff/train/checkpoint.hpp"
-#include "progdiff/train/ema.hpp"
 
 namespace progdiff::train {
 
 /// The description a Trainer of `model` on `schedule` writes into its checkpoints and expects
 /// back (Trainer::description()).
 template <class Model, schedule::NoiseSchedule S>
-ModelDescription checkpoint_description(const Model& model, const S& schedule) {
-  ModelDescription d = model.describe();
+io::ModelDescription checkpoint_description(const Model& model, const S& schedule) {
+  io::ModelDescription d = model.describe();
   model::describe_schedule(d, schedule);
   return d;
 }
@@ -34,9 +34,9 @@ bool load_ema_weights(const std::filesystem::path& path, Model& model, const S& 
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
   const bool has_ema = io::read_safetensors(path).contains("ema.updates");
-  Ema<T, B> ema;
-  load_checkpoint(path, model, checkpoint_description(model, schedule), static_cast<AdamW<T, B>*>(nullptr),
-                  has_ema ? &ema : nullptr);
+  optim::Ema<T, B> ema;
+  io::load_checkpoint(path, model, checkpoint_description(model, schedule), static_cast<optim::AdamW<T, B>*>(nullptr),
+                      has_ema ? &ema : nullptr);
   if (has_ema) ema.copy_to(model);
   return has_ema;
 }

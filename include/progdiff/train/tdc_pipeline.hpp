@@ -28,7 +28,7 @@
 // a ConfigError), and out_dir/group<g>/ holds
 //   memory_bank.json         the pruning schemes evaluated for the group (prune/memory_bank.hpp)
 //   pruned.safetensors       the pruned denoiser before fine-tuning
-//   checkpoint.safetensors   the fine-tuning checkpoint (train/checkpoint.hpp), written every
+//   checkpoint.safetensors   the fine-tuning checkpoint (io/checkpoint.hpp), written every
 //                            finetune.checkpoint_every steps and at the end
 //   finetune.csv, finetune.png   the fine-tuning loss log and plot
 //   done.json                written (atomically) only once the group's fine-tuning finished
@@ -59,9 +59,9 @@
 #include <nlohmann/json.hpp>
 
 #include "progdiff/io/atomic_file.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/progressive.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/tdc_group_loss.hpp"
 #include "progdiff/train/tdc_importance.hpp"
 #include "progdiff/train/tdc_options.hpp"
@@ -216,7 +216,7 @@ class TdcPipeline {
       // dropout seeds as a reload from the group's files would draw them
       Generator gen = group_generator(g);
       m.emplace(model::clone_net(pruned.net, gen), partition_.size(), base_.prediction_type());
-      save_checkpoint(pruned_path(g), *m, description(*m), TrainingState{});
+      io::save_checkpoint(pruned_path(g), *m, description(*m), io::TrainingState{});
       r.prune_seconds = seconds_since(start);
     }
     const auto start = std::chrono::steady_clock::now();
@@ -300,8 +300,8 @@ class TdcPipeline {
     return t;
   }
 
-  ModelDescription description(const GroupModel& m) const {
-    ModelDescription d = m.describe();
+  io::ModelDescription description(const GroupModel& m) const {
+    io::ModelDescription d = m.describe();
     model::describe_schedule(d, schedule_);
     return d;
   }
@@ -326,11 +326,11 @@ class TdcPipeline {
   void load_weights(std::int64_t g, const std::filesystem::path& file, GroupModel& m, bool ema) const {
     try {
       if (ema) {
-        Ema<T, B> average;
-        load_checkpoint(file, m, description(m), static_cast<AdamW<T, B>*>(nullptr), &average);
+        optim::Ema<T, B> average;
+        io::load_checkpoint(file, m, description(m), static_cast<optim::AdamW<T, B>*>(nullptr), &average);
         average.copy_to(m);
       } else {
-        load_checkpoint(file, m, description(m));
+        io::load_checkpoint(file, m, description(m));
       }
     } catch (const Error& e) {
       throw FormatError("TDC group " + std::to_string(g) + ": " + file.string() +

@@ -16,7 +16,7 @@
 // Around the steps: resume from options.checkpoint_path when it exists (weights, AdamW moments,
 // EMA, step, the noise and timestep generators, the data iterator's position, each dropout
 // layer's mask seed and count), checkpoints every checkpoint_every steps and at the end (atomic,
-// train/checkpoint.hpp), and its observers (train/training_observer.hpp: by default a progress
+// io/checkpoint.hpp), and its observers (train/training_observer.hpp: by default a progress
 // bar, a CSV log and a loss plot, each replaceable by a user's own). A resumed run computes
 // exactly the losses of an uninterrupted one (importance samplers restart their loss history).
 // A NaN or infinite loss or gradient throws NonFiniteError naming the step (1 = the first) and
@@ -72,14 +72,14 @@
 #include "progdiff/distributed/replicate.hpp"
 #include "progdiff/distributed/shard.hpp"
 #include "progdiff/distributed/single_process.hpp"
+#include "progdiff/io/checkpoint.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/nn/dropout.hpp"
+#include "progdiff/optim/grad_clip.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/checkpoint.hpp"
 #include "progdiff/train/csv_log.hpp"
 #include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/train/finite_guard.hpp"
-#include "progdiff/train/grad_clip.hpp"
 #include "progdiff/train/loss_plot.hpp"
 #include "progdiff/train/objective.hpp"
 #include "progdiff/train/trainer_options.hpp"
@@ -173,15 +173,15 @@ class Trainer {
   void on_step(StepCallback callback) { callback_ = std::move(callback); }
 
   /// The description stored in (and expected from) checkpoints: the model's and the schedule's.
-  ModelDescription description() const {
-    ModelDescription d = model_.describe();
+  io::ModelDescription description() const {
+    io::ModelDescription d = model_.describe();
     model::describe_schedule(d, schedule_);
     return d;
   }
 
-  AdamW<T, B>& optimizer() { return optimizer_; }
+  optim::AdamW<T, B>& optimizer() { return optimizer_; }
   Comm& communicator() { return comm_; }
-  Ema<T, B>& ema() { return ema_; }
+  optim::Ema<T, B>& ema() { return ema_; }
   std::int64_t step() const { return step_; }
 
   /// Runs (or continues) the training up to options.steps.
@@ -387,7 +387,7 @@ class Trainer {
       detail::GroupParameters<Model> group{model_, k};
       all_reduce_gradients(group);
       check_finite(loss.loss, group, step_ + 1, std::to_string(k));
-      if (options_.clip_norm > 0) clip_grad_norm(group, options_.clip_norm);
+      if (options_.clip_norm > 0) optim::clip_grad_norm(group, options_.clip_norm);
       sampler.record(draw.timesteps, loss.per_sample);
       info.group_losses.push_back(loss.loss);
     }
@@ -444,7 +444,7 @@ class Trainer {
       if (!s.empty()) samplers_[static_cast<std::size_t>(k)].record(ts, ls);
     }
     check_finite(loss.loss, model_, step_ + 1, "shared");
-    if (options_.clip_norm > 0) clip_grad_norm(model_, options_.clip_norm);
+    if (options_.clip_norm > 0) optim::clip_grad_norm(model_, options_.clip_norm);
     update(info);
     return info;
   }
@@ -470,8 +470,8 @@ class Trainer {
     return o;
   }
 
-  TrainingState state() const {
-    TrainingState s;
+  io::TrainingState state() const {
+    io::TrainingState s;
     s.step = step_;
     s.generators.emplace("noise", noise_);
     s.generators.emplace("timesteps", timesteps_);
@@ -491,8 +491,8 @@ class Trainer {
   void save() {
     std::exception_ptr failure;
     if (comm_.rank() == 0) try {
-        save_checkpoint(options_.checkpoint_path, model_, description(), state(), &optimizer_,
-                        options_.use_ema ? &ema_ : nullptr);
+        io::save_checkpoint(options_.checkpoint_path, model_, description(), state(), &optimizer_,
+                            options_.use_ema ? &ema_ : nullptr);
       } catch (...) {
         failure = std::current_exception();
       }
@@ -504,13 +504,13 @@ class Trainer {
 
   // Loads the checkpoint on every rank; returns the seconds the earlier runs took.
   double restore() {
-    if (comm_.rank() == 0) remove_stale_temporaries(options_.checkpoint_path);
+    if (comm_.rank() == 0) io::remove_stale_temporaries(options_.checkpoint_path);
     comm_.barrier();  // no rank reads while rank 0 tidies the directory
-    TrainingState s;
+    io::TrainingState s;
     std::exception_ptr failure;
     try {
-      s = load_checkpoint(options_.checkpoint_path, model_, description(), &optimizer_,
-                          options_.use_ema ? &ema_ : nullptr);
+      s = io::load_checkpoint(options_.checkpoint_path, model_, description(), &optimizer_,
+                              options_.use_ema ? &ema_ : nullptr);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -552,8 +552,8 @@ class Trainer {
   TrainOptions options_;
   BatchMode mode_;
   data::ShufflingBatches batches_;
-  AdamW<T, B> optimizer_;
-  Ema<T, B> ema_;
+  optim::AdamW<T, B> optimizer_;
+  optim::Ema<T, B> ema_;
   Generator noise_, timesteps_;
   Objective objective_;
   Comm comm_;

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "progdiff/core/random.hpp"
-#include "progdiff/train/adamw.hpp"
-#include "progdiff/train/ema.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/ema.hpp"
+#include "progdiff/optim/lr_schedule.hpp"
 #include "progdiff/train/loss_weighting.hpp"
-#include "progdiff/train/lr_schedule.hpp"
 #include "progdiff/train/progress_bar.hpp"
 #include "progdiff/train/step_info.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
@@ -67,11 +67,11 @@ using SamplerFactory = std::function<AnyTimestepSampler(std::int64_t group, std:
 
 struct TrainOptions {
   WeightingConfig weighting{};  // loss weighting (the prediction type is the model's)
-  AdamWConfig adamw{};
-  LrSchedule lr{};         // learning rate, linear warm-up, decay (total_steps 0: `steps`)
+  optim::AdamWConfig adamw{};
+  optim::LrSchedule lr{};  // learning rate, linear warm-up, decay (total_steps 0: `steps`)
   double clip_norm = 1.0;  // global L2 gradient clip per update; <= 0 disables it
   bool use_ema = true;     // keep an EMA of the weights (saved in checkpoints)
-  EmaConfig ema{};         // EMA decay and warm-up
+  optim::EmaConfig ema{};  // EMA decay and warm-up
   std::int64_t batch_size = 64;
   std::int64_t steps = 1000;              // total optimizer steps of the run, counting those before a resume
   std::uint64_t seed = 0;                 // data order, flips, noise and timesteps

@@ -14,7 +14,7 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/nn/parameter.hpp"
 
-namespace progdiff::train {
+namespace progdiff::optim {
 
 struct AdamWConfig {
   double beta1 = 0.9;
@@ -74,11 +74,11 @@ class AdamW {
   std::map<std::string, Moments> moments_;
 };
 
-}  // namespace progdiff::train
+}  // namespace progdiff::optim
 
 #if PROGDIFF_PRECOMPILED
 #include "progdiff/backend/cpu/cpu.hpp"
-namespace progdiff::train {
+namespace progdiff::optim {
 extern template class AdamW<float, backend::Cpu>;
-}  // namespace progdiff::train
+}  // namespace progdiff::optim
 #endif

@@ -9,7 +9,7 @@
 #include "progdiff/core/error.hpp"
 #include "progdiff/nn/parameter.hpp"
 
-namespace progdiff::train {
+namespace progdiff::optim {
 
 /// The L2 norm of all gradients of `model` taken together.
 template <class Model>
@@ -46,4 +46,4 @@ double clip_grad_norm(Model& model, double max_norm) {
   return norm;
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::optim

@@ -16,7 +16,7 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/nn/parameter.hpp"
 
-namespace progdiff::train {
+namespace progdiff::optim {
 
 enum class EmaWarmup { None, Simple, Power };
 
@@ -98,11 +98,11 @@ class Ema {
   std::map<std::string, Tensor<T, B>> shadow_;
 };
 
-}  // namespace progdiff::train
+}  // namespace progdiff::optim
 
 #if PROGDIFF_PRECOMPILED
 #include "progdiff/backend/cpu/cpu.hpp"
-namespace progdiff::train {
+namespace progdiff::optim {
 extern template class Ema<float, backend::Cpu>;
-}  // namespace progdiff::train
+}  // namespace progdiff::optim
 #endif

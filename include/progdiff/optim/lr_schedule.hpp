@@ -14,7 +14,7 @@
 
 #include "progdiff/core/error.hpp"
 
-namespace progdiff::train {
+namespace progdiff::optim {
 
 enum class LrDecay { Constant, Cosine };
 
@@ -39,4 +39,4 @@ struct LrSchedule {
   }
 };
 
-}  // namespace progdiff::train
+}  // namespace progdiff::optim

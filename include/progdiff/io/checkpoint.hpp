@@ -33,10 +33,10 @@
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/nn/parameter.hpp"
-#include "progdiff/train/adamw.hpp"
-#include "progdiff/train/ema.hpp"
+#include "progdiff/optim/adamw.hpp"
+#include "progdiff/optim/ema.hpp"
 
-namespace progdiff::train {
+namespace progdiff::io {
 
 inline constexpr const char* kCheckpointFormat = "1";
 
@@ -52,11 +52,11 @@ struct TrainingState {
 
 namespace detail {
 
-inline void put_i64(io::SafetensorsFile& f, const std::string& name, std::int64_t v) {
+inline void put_i64(SafetensorsFile& f, const std::string& name, std::int64_t v) {
   f.put<std::int64_t>(name, {1}, std::vector<std::int64_t>{v});
 }
 
-inline std::int64_t get_i64(const io::SafetensorsFile& f, const std::string& name) {
+inline std::int64_t get_i64(const SafetensorsFile& f, const std::string& name) {
   if (!f.contains(name)) throw FormatError(f.source + ": checkpoint lacks tensor '" + name + "'");
   const auto v = f.values<std::int64_t>(name);
   if (v.size() != 1)
@@ -88,14 +88,14 @@ inline std::string description_differences(const std::map<std::string, std::stri
 
 // The values of tensor `name`, checked to have `shape`; names the tensor and `role` otherwise.
 template <class T>
-std::vector<T> staged_values(const io::SafetensorsFile& f, const std::string& name, const Shape& shape,
+std::vector<T> staged_values(const SafetensorsFile& f, const std::string& name, const Shape& shape,
                              const std::string& role) {
   if (!f.contains(name)) throw FormatError(f.source + ": checkpoint lacks tensor '" + name + "' (" + role + ")");
   const auto& record = f.at(name);
   const bool same = static_cast<int>(record.shape.size()) == shape.rank() &&
                     std::equal(record.shape.begin(), record.shape.end(), shape.begin());
   if (!same)
-    throw ShapeError(f.source + ": tensor '" + name + "' (" + role + ") has shape " + io::shape_string(record.shape) +
+    throw ShapeError(f.source + ": tensor '" + name + "' (" + role + ") has shape " + shape_string(record.shape) +
                      ", the model expects " + shape.str());
   return f.values<T>(name);
 }
@@ -106,9 +106,9 @@ std::vector<T> staged_values(const io::SafetensorsFile& f, const std::string& na
 /// to `path` atomically. Keys of `description` starting with "progdiff." are reserved.
 template <class Model, class T = typename Model::value_type, class B = typename Model::backend_type>
 void save_checkpoint(const std::filesystem::path& path, Model& model, const ModelDescription& description,
-                     const TrainingState& state, const AdamW<T, B>* optimizer = nullptr,
-                     const Ema<T, B>* ema = nullptr) {
-  io::SafetensorsFile f;
+                     const TrainingState& state, const optim::AdamW<T, B>* optimizer = nullptr,
+                     const optim::Ema<T, B>* ema = nullptr) {
+  SafetensorsFile f;
   f.source = path.string();
   for (const auto& [key, value] : description) {
     if (key.rfind("progdiff.", 0) == 0)
@@ -118,24 +118,23 @@ void save_checkpoint(const std::filesystem::path& path, Model& model, const Mode
   f.metadata["progdiff.checkpoint"] = kCheckpointFormat;
   f.metadata["progdiff.dtype"] = detail::dtype_label<T>();
   model.visit_parameters(
-      [&](const std::string& name, nn::Parameter<T, B>& p) { io::put_tensor(f, "model." + name, p.value); },
-      std::string());
+      [&](const std::string& name, nn::Parameter<T, B>& p) { put_tensor(f, "model." + name, p.value); }, std::string());
   if (optimizer) {
     for (const auto& [name, s] : optimizer->moments()) {
-      io::put_tensor(f, "optimizer.m." + name, s.m);
-      io::put_tensor(f, "optimizer.v." + name, s.v);
+      put_tensor(f, "optimizer.m." + name, s.m);
+      put_tensor(f, "optimizer.v." + name, s.v);
     }
     detail::put_i64(f, "optimizer.step", optimizer->step_count());
   }
   if (ema) {
-    for (const auto& [name, w] : ema->shadow()) io::put_tensor(f, "ema." + name, w);
+    for (const auto& [name, w] : ema->shadow()) put_tensor(f, "ema." + name, w);
     detail::put_i64(f, "ema.updates", ema->update_count());
   }
   detail::put_i64(f, "train.step", state.step);
   for (const auto& [name, g] : state.generators)
     f.put<std::uint64_t>("rng." + name, {3}, std::vector<std::uint64_t>{g.seed(), g.stream(), g.offset()});
   for (const auto& [name, v] : state.counters) detail::put_i64(f, "counter." + name, v);
-  io::write_safetensors(path, f);
+  write_safetensors(path, f);
 }
 
 /// Reads the checkpoint at `path` into `model` (and the optimizer and EMA when given) after
@@ -143,8 +142,8 @@ void save_checkpoint(const std::filesystem::path& path, Model& model, const Mode
 /// the model, optimizer and EMA are unchanged.
 template <class Model, class T = typename Model::value_type, class B = typename Model::backend_type>
 TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, const ModelDescription& expected,
-                              AdamW<T, B>* optimizer = nullptr, Ema<T, B>* ema = nullptr) {
-  const io::SafetensorsFile f = io::read_safetensors(path);
+                              optim::AdamW<T, B>* optimizer = nullptr, optim::Ema<T, B>* ema = nullptr) {
+  const SafetensorsFile f = read_safetensors(path);
   const auto version = f.metadata.find("progdiff.checkpoint");
   if (version == f.metadata.end() || version->second != kCheckpointFormat)
     throw FormatError(f.source + ": not a progdiff checkpoint of format " + kCheckpointFormat +
@@ -171,7 +170,7 @@ TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, c
     if (name.rfind("model.", 0) == 0 && !parameters.count(name.substr(6)))
       throw FormatError(f.source + ": tensor '" + name + "' matches no parameter of the model");
 
-  std::map<std::string, typename AdamW<T, B>::Moments> moments;
+  std::map<std::string, typename optim::AdamW<T, B>::Moments> moments;
   std::int64_t optimizer_step = 0;
   if (optimizer) {
     optimizer_step = detail::get_i64(f, "optimizer.step");
@@ -179,8 +178,8 @@ TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, c
       if (!f.contains("optimizer.m." + name) && optimizer_step == 0) continue;  // never stepped
       auto m = detail::staged_values<T>(f, "optimizer.m." + name, shape, "AdamW first moment");
       auto v = detail::staged_values<T>(f, "optimizer.v." + name, shape, "AdamW second moment");
-      moments.emplace(
-          name, typename AdamW<T, B>::Moments{Tensor<T, B>::from_host(shape, m), Tensor<T, B>::from_host(shape, v)});
+      moments.emplace(name, typename optim::AdamW<T, B>::Moments{Tensor<T, B>::from_host(shape, m),
+                                                                 Tensor<T, B>::from_host(shape, v)});
     }
   }
   std::map<std::string, Tensor<T, B>> shadow;
@@ -231,28 +230,4 @@ inline int remove_stale_temporaries(const std::filesystem::path& checkpoint) {
   return removed;
 }
 
-}  // namespace progdiff::train
-
-#include "progdiff/core/precompiled.hpp"
-#if PROGDIFF_PRECOMPILED
-// Checkpoints of the small presets' progressive models come from the precompiled component.
-#include "progdiff/backend/cpu/cpu.hpp"
-#include "progdiff/unet/small_presets.hpp"
-namespace progdiff::model {
-template <class Net>
-class Progressive;  // model/progressive.hpp
-}  // namespace progdiff::model
-#define PROGDIFF_EXTERN_CHECKPOINT(Net)                                                                             \
-  extern template void save_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                               \
-      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, const TrainingState&,        \
-      const AdamW<float, backend::Cpu>*, const Ema<float, backend::Cpu>*);                                          \
-  extern template TrainingState load_checkpoint<model::Progressive<Net>, float, backend::Cpu>(                      \
-      const std::filesystem::path&, model::Progressive<Net>&, const ModelDescription&, AdamW<float, backend::Cpu>*, \
-      Ema<float, backend::Cpu>*);
-namespace progdiff::train {
-PROGDIFF_EXTERN_CHECKPOINT(unet::TinyUNet)
-PROGDIFF_EXTERN_CHECKPOINT(unet::SmallUNet)
-PROGDIFF_EXTERN_CHECKPOINT(unet::PaperUNet)
-}  // namespace progdiff::train
-#undef PROGDIFF_EXTERN_CHECKPOINT
-#endif
+}  // namespace progdiff::io
