@@ -11,11 +11,11 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/core/random.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/nn/layer.hpp"
 #include "progdiff/optim/adamw.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace progdiff::bench {
@@ -55,10 +55,10 @@ class TrainingStep {
     for (auto& v : t) v = static_cast<std::int64_t>(gen_.below(static_cast<std::uint64_t>(schedule_.size())));
     fill_normal(noise_);
     const auto pair =
-        train::make_training_pair(x0_, noise_, train::alpha_bars_at(schedule_, t), schedule::PredictionType::Epsilon);
+        loss::make_training_pair(x0_, noise_, loss::alpha_bars_at(schedule_, t), schedule::PredictionType::Epsilon);
     const std::vector<double> timesteps(t.begin(), t.end());
     const TensorF out = net_.forward(pair.x_t, timesteps);
-    const auto loss = train::weighted_mse(out, pair.target, pair.weights);
+    const auto loss = loss::weighted_mse(out, pair.target, pair.weights);
     nn::zero_grad(net_);
     net_.backward(loss.grad);
     optimizer_.step(net_, 2e-4);

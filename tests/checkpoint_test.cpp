@@ -80,14 +80,14 @@ struct Run {
     const std::int64_t n = batch.images.dim(0);
     const Tensor<float, Cpu> x0 = batch.images.reshape(Shape{n, 4});
     const train::TimestepDraw draw = sampler.draw(generators.at("timesteps"), n);
-    const std::vector<double> ab = train::alpha_bars_at(schedule, draw.timesteps);
+    const std::vector<double> ab = loss::alpha_bars_at(schedule, draw.timesteps);
     Tensor<float, Cpu> noise(x0.shape());
     Cpu::normal<float>(noise.size(), Run::kSeed, 2, generators.at("noise").reserve(noise.size()), noise.data());
-    const auto pair = train::make_training_pair(x0, noise, std::span<const double>(ab), train::PredictionType::Epsilon,
-                                                {train::LossWeighting::MinSnr, 5.0});
+    const auto pair = loss::make_training_pair(x0, noise, std::span<const double>(ab),
+                                               schedule::PredictionType::Epsilon, {loss::LossWeighting::MinSnr, 5.0});
     nn::zero_grad(model);
     const Tensor<float, Cpu> out = model.forward(pair.x_t);
-    const auto loss = train::weighted_mse(out, pair.target, std::span<const double>(pair.weights));
+    const auto loss = loss::weighted_mse(out, pair.target, std::span<const double>(pair.weights));
     (void)model.backward(loss.grad);
     if (poison)
       model.visit_parameters(

@@ -102,26 +102,26 @@ TEST_CASE("KL, normal CDF and discretized decoder likelihood match the reference
   const auto x = f.values<double>("dll.x"), m = f.values<double>("dll.mean"), s = f.values<double>("dll.log_scale");
   std::vector<double> ll, kl, cdf;
   for (std::size_t i = 0; i < x.size(); ++i)
-    ll.push_back(train::discretized_gaussian_log_likelihood(x[i], m[i], s[i]).value);
+    ll.push_back(loss::discretized_gaussian_log_likelihood(x[i], m[i], s[i]).value);
   CHECK(scaled_error(ll, f.values<double>("dll.value")) < 1e-12);
   const auto m1 = f.values<double>("kl.m1"), l1 = f.values<double>("kl.lv1"), m2 = f.values<double>("kl.m2"),
              l2 = f.values<double>("kl.lv2");
-  for (std::size_t i = 0; i < m1.size(); ++i) kl.push_back(train::normal_kl(m1[i], l1[i], m2[i], l2[i]).value);
+  for (std::size_t i = 0; i < m1.size(); ++i) kl.push_back(loss::normal_kl(m1[i], l1[i], m2[i], l2[i]).value);
   CHECK(scaled_error(kl, f.values<double>("kl.value")) < 1e-12);
-  for (double v : f.values<double>("cdf.x")) cdf.push_back(train::approx_standard_normal_cdf(v));
+  for (double v : f.values<double>("cdf.x")) cdf.push_back(loss::approx_standard_normal_cdf(v));
   CHECK(scaled_error(cdf, f.values<double>("cdf.value")) < 1e-14);
   // the analytic derivatives against central differences, in every branch of the decoder
   const double h = 1e-6;
   for (std::size_t i = 0; i < x.size(); ++i) {
     INFO("element " << i);
-    const auto g = train::discretized_gaussian_log_likelihood(x[i], m[i], s[i]);
+    const auto g = loss::discretized_gaussian_log_likelihood(x[i], m[i], s[i]);
     const auto at = [&](double dm, double ds) {
-      return train::discretized_gaussian_log_likelihood(x[i], m[i] + dm, s[i] + ds).value;
+      return loss::discretized_gaussian_log_likelihood(x[i], m[i] + dm, s[i] + ds).value;
     };
     CHECK(g.d_mean == doctest::Approx((at(h, 0) - at(-h, 0)) / (2 * h)).epsilon(1e-5).scale(1.0));
     CHECK(g.d_log == doctest::Approx((at(0, h) - at(0, -h)) / (2 * h)).epsilon(1e-5).scale(1.0));
-    const auto k = train::normal_kl(m1[i], l1[i], m2[i], l2[i]);
-    const auto kat = [&](double dm, double dl) { return train::normal_kl(m1[i], l1[i], m2[i] + dm, l2[i] + dl).value; };
+    const auto k = loss::normal_kl(m1[i], l1[i], m2[i], l2[i]);
+    const auto kat = [&](double dm, double dl) { return loss::normal_kl(m1[i], l1[i], m2[i] + dm, l2[i] + dl).value; };
     CHECK(k.d_mean == doctest::Approx((kat(h, 0) - kat(-h, 0)) / (2 * h)).epsilon(1e-5).scale(1.0));
     CHECK(k.d_log == doctest::Approx((kat(0, h) - kat(0, -h)) / (2 * h)).epsilon(1e-5).scale(1.0));
   }
@@ -138,15 +138,15 @@ TEST_CASE_TEMPLATE("the hybrid and L_vlb losses and their gradients match autogr
   const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
   for (const auto& [name, p] : kPredictions) {
     INFO(name);
-    const auto r = train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
-                                      std::span<const double>(sw), std::span<const double>(iw));
+    const auto r = loss::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
+                                     std::span<const double>(sw), std::span<const double>(iw));
     CHECK(scaled_error(r.mse, f.values<double>(name + ".mse")) < tol);
     CHECK(scaled_error(r.vlb, f.values<double>(name + ".vb")) < tol);
     CHECK(scaled_error(r.per_sample, f.values<double>(name + ".hybrid.per_sample")) < tol);
     CHECK(r.loss == doctest::Approx(f.values<double>(name + ".hybrid.loss")[0]).epsilon(tol));
     CHECK(scaled_error(r.grad.to_host(), f.values<double>(name + ".hybrid.grad")) < tol);
-    const auto v = train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
-                                      std::span<const double>(sw), std::span<const double>(iw), {.vlb_only = true});
+    const auto v = loss::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, p,
+                                     std::span<const double>(sw), std::span<const double>(iw), {.vlb_only = true});
     CHECK(v.loss == doctest::Approx(f.values<double>(name + ".vlb.loss")[0]).epsilon(tol));
     CHECK(scaled_error(v.grad.to_host(), f.values<double>(name + ".vlb.grad")) < tol);
   }
@@ -164,9 +164,9 @@ TEST_CASE("the L_vlb terms with clipped x0 and the prior term match the referenc
     for (std::size_t i = 0; i < n; ++i) {
       const std::span<const double> xs(x0.data() + i * d, d), xts(xt.data() + i * d, d),
           pred(out.data() + 2 * d * i, d), v(out.data() + 2 * d * i + d, d);
-      const auto map = train::x0_map(chain.alpha_bar(steps[i]), p);
-      terms.push_back(train::vlb_term(chain, {xs, xts, pred, v, steps[i], map.sample, map.output, true}));
-      prior.push_back(train::prior_term(xs, chain.alpha_bar(chain.size() - 1)));
+      const auto map = loss::x0_map(chain.alpha_bar(steps[i]), p);
+      terms.push_back(loss::vlb_term(chain, {xs, xts, pred, v, steps[i], map.sample, map.output, true}));
+      prior.push_back(loss::prior_term(xs, chain.alpha_bar(chain.size() - 1)));
     }
     CHECK(scaled_error(terms, f.values<double>(name + ".vb_clipped")) < 1e-10);
     CHECK(scaled_error(prior, f.values<double>("prior_bpd")) < 1e-12);
@@ -180,21 +180,21 @@ TEST_CASE("the hybrid gradient equals central differences, the mean held fixed i
   const auto out_values = f.values<double>("output");
   const auto steps = f.values<std::int64_t>("timesteps");
   const auto sw = f.values<double>("simple_weights"), iw = f.values<double>("importance_weights");
-  const train::HybridConfig hybrid{}, vlb{.vlb_only = true};
-  const auto loss = [&](const std::vector<double>& o, const train::HybridConfig& c) {
-    return train::hybrid_loss(Tensor<double, Cpu>::from_host(fixture_tensor<double>(f, "output").shape(), o), x0, noise,
-                              std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
-                              std::span<const double>(sw), std::span<const double>(iw), c)
+  const loss::HybridConfig hybrid{}, vlb{.vlb_only = true};
+  const auto loss = [&](const std::vector<double>& o, const loss::HybridConfig& c) {
+    return loss::hybrid_loss(Tensor<double, Cpu>::from_host(fixture_tensor<double>(f, "output").shape(), o), x0, noise,
+                             std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                             std::span<const double>(sw), std::span<const double>(iw), c)
         .loss;
   };
   const auto out = fixture_tensor<double>(f, "output");
   const auto g_h =
-      train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
-                         std::span<const double>(sw), std::span<const double>(iw), hybrid)
+      loss::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                        std::span<const double>(sw), std::span<const double>(iw), hybrid)
           .grad.to_host();
   const auto g_v =
-      train::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
-                         std::span<const double>(sw), std::span<const double>(iw), vlb)
+      loss::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                        std::span<const double>(sw), std::span<const double>(iw), vlb)
           .grad.to_host();
   const std::size_t n = steps.size(), d = out_values.size() / (2 * n);
   const double h = 1e-6;
@@ -231,8 +231,8 @@ TEST_CASE("the hybrid loss refuses a C-channel output") {
   const std::vector<std::int64_t> steps{1, 2};
   const std::vector<double> w{1, 1};
   CHECK_THROWS_AS(
-      train::hybrid_loss(x0, x0, x0, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
-                         std::span<const double>(w), std::span<const double>(w)),
+      loss::hybrid_loss(x0, x0, x0, std::span<const std::int64_t>(steps), chain, schedule::PredictionType::Epsilon,
+                        std::span<const double>(w), std::span<const double>(w)),
       ShapeError);
 }
 
@@ -319,7 +319,7 @@ TEST_CASE("the L_vlb terms of every step and the prior match the reference bound
   CHECK(scaled_error(got, want) < 1e-10);
   const auto x = x0.to_host();
   for (std::size_t i = 0; i < n; ++i)
-    total[i] += train::prior_term(std::span<const double>(x.data() + i * d, d), chain.alpha_bar(chain.size() - 1));
+    total[i] += loss::prior_term(std::span<const double>(x.data() + i * d, d), chain.alpha_bar(chain.size() - 1));
   CHECK(scaled_error(total, f.values<double>("total")) < 1e-10);
 }
 

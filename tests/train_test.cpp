@@ -36,22 +36,21 @@ TEST_CASE_TEMPLATE("diffusion loss matches PyTorch for every prediction type and
   const auto fixture_ab = f.values<double>("alpha_bar");
   // The library's DDPM linear schedule gives the same alpha-bars as the reference's float64 cumprod.
   const schedule::Linear<1000> sched;
-  const std::vector<double> ab = train::alpha_bars_at(sched, timesteps);
+  const std::vector<double> ab = loss::alpha_bars_at(sched, timesteps);
   for (std::size_t i = 0; i < ab.size(); ++i) CHECK(ab[i] == doctest::Approx(fixture_ab[i]).epsilon(1e-12));
 
-  const std::map<std::string, train::WeightingConfig> weightings = {{"none", {train::LossWeighting::None}},
-                                                                    {"min_snr", {train::LossWeighting::MinSnr, 5.0}},
-                                                                    {"edm", {train::LossWeighting::Edm, 5.0, 0.5}}};
+  const std::map<std::string, loss::WeightingConfig> weightings = {{"none", {loss::LossWeighting::None}},
+                                                                   {"min_snr", {loss::LossWeighting::MinSnr, 5.0}},
+                                                                   {"edm", {loss::LossWeighting::Edm, 5.0, 0.5}}};
   for (const auto& [pname, prediction] : kPredictions)
     for (const auto& [wname, weighting] : weightings) {
       const std::string key = pname + "." + wname;
       INFO(key);
-      const auto pair =
-          train::make_training_pair(x0, noise, std::span<const double>(fixture_ab), prediction, weighting);
+      const auto pair = loss::make_training_pair(x0, noise, std::span<const double>(fixture_ab), prediction, weighting);
       CHECK(scaled_error(pair.x_t.to_host(), f.values<double>(key + ".x_t")) < tol);
       CHECK(scaled_error(pair.target.to_host(), f.values<double>(key + ".target")) < tol);
       CHECK(scaled_error(pair.weights, f.values<double>(key + ".weights")) < 1e-9);
-      const auto r = train::weighted_mse(output, pair.target, std::span<const double>(pair.weights));
+      const auto r = loss::weighted_mse(output, pair.target, std::span<const double>(pair.weights));
       const double want = f.values<double>(key + ".loss")[0];
       CHECK(r.loss == doctest::Approx(want).epsilon(sizeof(T) == 8 ? 1e-10 : 1e-5));
       CHECK(scaled_error(r.grad.to_host(), f.values<double>(key + ".grad")) < tol);
@@ -59,40 +58,40 @@ TEST_CASE_TEMPLATE("diffusion loss matches PyTorch for every prediction type and
 }
 
 TEST_CASE("loss weightings follow their closed forms") {
-  using train::LossWeighting;
-  using train::PredictionType;
-  const train::WeightingConfig min_snr{LossWeighting::MinSnr, 5.0}, edm{LossWeighting::Edm, 5.0, 0.5};
+  using loss::LossWeighting;
+  using schedule::PredictionType;
+  const loss::WeightingConfig min_snr{LossWeighting::MinSnr, 5.0}, edm{LossWeighting::Edm, 5.0, 0.5};
   // alpha-bar 0.95: SNR 19 > gamma; alpha-bar 0.5: SNR 1 < gamma.
   const double hi = 0.95, snr_hi = 19.0;
-  CHECK(train::loss_weight(hi, PredictionType::Epsilon, min_snr) == doctest::Approx(5.0 / snr_hi));
-  CHECK(train::loss_weight(hi, PredictionType::Sample, min_snr) == doctest::Approx(5.0));
-  CHECK(train::loss_weight(hi, PredictionType::VPrediction, min_snr) == doctest::Approx(5.0 / 20.0));
-  CHECK(train::loss_weight(0.5, PredictionType::Epsilon, min_snr) == doctest::Approx(1.0));
-  CHECK(train::loss_weight(0.5, PredictionType::VPrediction, min_snr) == doctest::Approx(0.5));
+  CHECK(loss::loss_weight(hi, PredictionType::Epsilon, min_snr) == doctest::Approx(5.0 / snr_hi));
+  CHECK(loss::loss_weight(hi, PredictionType::Sample, min_snr) == doctest::Approx(5.0));
+  CHECK(loss::loss_weight(hi, PredictionType::VPrediction, min_snr) == doctest::Approx(5.0 / 20.0));
+  CHECK(loss::loss_weight(0.5, PredictionType::Epsilon, min_snr) == doctest::Approx(1.0));
+  CHECK(loss::loss_weight(0.5, PredictionType::VPrediction, min_snr) == doctest::Approx(0.5));
   // EDM: lambda(sigma) = (sigma^2 + 0.25) / (0.25 sigma^2) on x0; sigma^2 = 1 / SNR.
   for (double a : {0.01, 0.5, 0.95}) {
     const double s2 = (1 - a) / a, lambda = (s2 + 0.25) / (0.25 * s2);
-    CHECK(train::loss_weight(a, PredictionType::Sample, edm) == doctest::Approx(lambda));
-    CHECK(train::loss_weight(a, PredictionType::Epsilon, edm) == doctest::Approx(lambda * s2));
-    CHECK(train::loss_weight(a, PredictionType::VPrediction, edm) == doctest::Approx(lambda * (1 - a)));
+    CHECK(loss::loss_weight(a, PredictionType::Sample, edm) == doctest::Approx(lambda));
+    CHECK(loss::loss_weight(a, PredictionType::Epsilon, edm) == doctest::Approx(lambda * s2));
+    CHECK(loss::loss_weight(a, PredictionType::VPrediction, edm) == doctest::Approx(lambda * (1 - a)));
   }
-  CHECK(train::loss_weight(0.3, PredictionType::Sample, {}) == 1.0);
-  CHECK_THROWS_AS(train::loss_weight(1.0, PredictionType::Epsilon, min_snr), ConfigError);
-  CHECK_THROWS_AS(train::loss_weight(0.5, PredictionType::Epsilon, {LossWeighting::MinSnr, 0.0}), ConfigError);
+  CHECK(loss::loss_weight(0.3, PredictionType::Sample, {}) == 1.0);
+  CHECK_THROWS_AS(loss::loss_weight(1.0, PredictionType::Epsilon, min_snr), ConfigError);
+  CHECK_THROWS_AS(loss::loss_weight(0.5, PredictionType::Epsilon, {LossWeighting::MinSnr, 0.0}), ConfigError);
 }
 
 TEST_CASE("diffusion loss rejects mismatched batches") {
   const auto x = Tensor<float, Cpu>::zeros(Shape{2, 3}), y = Tensor<float, Cpu>::zeros(Shape{3, 3});
   const std::vector<double> ab{0.5, 0.5};
-  CHECK_THROWS_AS(train::make_training_pair(x, y, std::span<const double>(ab), train::PredictionType::Epsilon),
+  CHECK_THROWS_AS(loss::make_training_pair(x, y, std::span<const double>(ab), schedule::PredictionType::Epsilon),
                   ShapeError);
   const std::vector<double> three{0.5, 0.5, 0.5};
-  CHECK_THROWS_AS(train::make_training_pair(x, x, std::span<const double>(three), train::PredictionType::Epsilon),
+  CHECK_THROWS_AS(loss::make_training_pair(x, x, std::span<const double>(three), schedule::PredictionType::Epsilon),
                   ShapeError);
-  CHECK_THROWS_AS(train::weighted_mse(x, y, std::span<const double>(ab)), ShapeError);
+  CHECK_THROWS_AS(loss::weighted_mse(x, y, std::span<const double>(ab)), ShapeError);
   const schedule::Linear<10> s;
   const std::vector<std::int64_t> bad{10};
-  CHECK_THROWS_AS(train::alpha_bars_at(s, bad), ConfigError);
+  CHECK_THROWS_AS(loss::alpha_bars_at(s, bad), ConfigError);
 }
 
 TEST_CASE("AdamW with gradient clipping and a warm-up cosine schedule matches PyTorch over six steps") {

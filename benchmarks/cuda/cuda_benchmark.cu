@@ -15,6 +15,7 @@
 
 #include "progdiff/backend/cuda/cuda.cuh"
 #include "progdiff/group/optimal_denoiser.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/nn/attention_block.hpp"
 #include "progdiff/nn/group_norm.hpp"
 #include "progdiff/nn/layer.hpp"
@@ -22,7 +23,6 @@
 #include "progdiff/optim/ema.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "roofline.hpp"
 
@@ -230,7 +230,7 @@ void BM_UNetTrainingStep(benchmark::State& state) {
   cost.bytes = 0;  // compute-bound as a whole; the per-kernel benchmarks give the memory side
   run_gpu(state, cost, tf32.peak(), [&] {
     nn::zero_grad(net);
-    const auto loss = train::weighted_mse(net.forward(x, t), target, weights);
+    const auto loss = loss::weighted_mse(net.forward(x, t), target, weights);
     net.backward(loss.grad);
     optimizer.step(net, 1e-4);
     ema.update(net);

@@ -17,13 +17,13 @@
 #include "cuda_compare.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/group/optimal_denoiser.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/nn/layer.hpp"
 #include "progdiff/optim/adamw.hpp"
 #include "progdiff/optim/ema.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
@@ -95,11 +95,11 @@ Run train_and_sample(N& net) {
     const auto x0 = Tensor<float, B>::from_host(kBatch, cuda_test::random_values(kBatch.numel(), 100 + step));
     Tensor<float, B> noise(kBatch);
     B::template normal<float>(noise.size(), 99, 5, std::uint64_t(step) * noise.size(), noise.data());
-    const auto abar = train::alpha_bars_at(schedule, kTimesteps[step]);
-    const auto pair = train::make_training_pair(x0, noise, abar, schedule::PredictionType::Epsilon);
+    const auto abar = loss::alpha_bars_at(schedule, kTimesteps[step]);
+    const auto pair = loss::make_training_pair(x0, noise, abar, schedule::PredictionType::Epsilon);
     nn::zero_grad(net);
     const auto out = forward(net, pair.x_t, kTimesteps[step]);
-    const auto loss = train::weighted_mse(out, pair.target, pair.weights);
+    const auto loss = loss::weighted_mse(out, pair.target, pair.weights);
     net.backward(loss.grad);
     run.losses.push_back(loss.loss);
     if (step == 0) {

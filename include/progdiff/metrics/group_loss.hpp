@@ -1,6 +1,6 @@
 #pragma once
 // The denoising loss of a model on held-out data, per timestep group: for every group of a
-// partition (group/partition.hpp), the diffusion training loss (train/diffusion_loss.hpp, Ho et al.
+// partition (group/partition.hpp), the diffusion training loss (loss/diffusion_loss.hpp, Ho et al.
 // 2020 eq. 14 for the model's prediction type) on the first `samples_per_group` images of the data,
 // each at a timestep drawn uniformly inside the group. How well a model denoises within each group
 // is the quantity a progressive or grouped model trades between groups.
@@ -20,11 +20,11 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/group/partition.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
+#include "progdiff/loss/loss_weighting.hpp"
 #include "progdiff/metrics/classifier_training.hpp"
 #include "progdiff/sample/denoiser.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
-#include "progdiff/train/loss_weighting.hpp"
 
 namespace progdiff::metrics {
 
@@ -35,7 +35,7 @@ struct GroupLossConfig {
   std::int64_t samples_per_group = 1000;  // 0: every image of the data
   std::int64_t batch_size = 250;
   std::uint64_t seed = 0;
-  train::WeightingConfig weighting = {};  // the weights of `weighted_loss`; `mse` is always unweighted
+  loss::WeightingConfig weighting = {};  // the weights of `weighted_loss`; `mse` is always unweighted
 };
 
 struct GroupLoss {
@@ -84,11 +84,11 @@ std::vector<GroupLoss> denoising_loss_per_group(Model& model, const S& schedule,
         B::template normal<T>(static_cast<std::size_t>(d), config.seed, stream, id * static_cast<std::uint64_t>(d),
                               noise.data() + i * d);
       }
-      const std::vector<double> alpha_bars = train::alpha_bars_at(schedule, std::span<const std::int64_t>(timesteps));
-      const auto pair = train::make_training_pair(x0, noise, std::span<const double>(alpha_bars),
-                                                  model.prediction_type(), config.weighting);
+      const std::vector<double> alpha_bars = loss::alpha_bars_at(schedule, std::span<const std::int64_t>(timesteps));
+      const auto pair = loss::make_training_pair(x0, noise, std::span<const double>(alpha_bars),
+                                                 model.prediction_type(), config.weighting);
       const Tensor<T, B> prediction = model.predict(pair.x_t, std::span<const std::int64_t>(timesteps));
-      const auto loss = train::weighted_mse(prediction, pair.target, std::span<const double>(pair.weights));
+      const auto loss = loss::weighted_mse(prediction, pair.target, std::span<const double>(pair.weights));
       for (std::int64_t i = 0; i < n; ++i) {
         const double mse = loss.per_sample[static_cast<std::size_t>(i)];
         r.mse += mse;

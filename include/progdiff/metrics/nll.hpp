@@ -2,7 +2,7 @@
 // Negative log-likelihood in bits per dimension of a learned-variance model (IDDPM, Nichol &
 // Dhariwal 2021, sec. 2 and Table 2): the variational bound of each image
 //   L_vlb = L_0 + sum_{k=1}^{K-1} L_k + L_K,   L_K = KL(q(x_K | x0) || N(0, I))
-// with L_0 the discretized decoder and L_k the posterior KLs of train/vlb_terms.hpp, x0_hat
+// with L_0 the discretized decoder and L_k the posterior KLs of loss/vlb_terms.hpp, x0_hat
 // clipped to [-1, 1] as IDDPM's evaluation does. The data must lie on the 8-bit grid in [-1, 1].
 //
 // Every step (NllConfig::steps = 0) costs K model calls per image, 4000 for IDDPM's schedule.
@@ -26,10 +26,10 @@
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/loss/hybrid_loss.hpp"
+#include "progdiff/loss/vlb_terms.hpp"
 #include "progdiff/sample/denoiser.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
-#include "progdiff/train/hybrid_loss.hpp"
-#include "progdiff/train/vlb_terms.hpp"
 
 namespace progdiff::metrics {
 
@@ -79,7 +79,7 @@ std::vector<double> vlb_terms_at(D& denoiser, const schedule::GaussianPosterior&
     const InferenceMode inference;
     out = denoiser.predict(x_t, steps);
   }
-  train::detail::check_two_headed(out.shape(), x0.shape(), "vlb_terms_at");
+  loss::detail::check_two_headed(out.shape(), x0.shape(), "vlb_terms_at");
   const std::vector<T> out_h = out.to_host();
   const auto prediction = static_cast<schedule::PredictionType>(denoiser.prediction_type());
   std::vector<double> xs(d), xt(d), pred(d), v(d), terms(n);
@@ -90,8 +90,8 @@ std::vector<double> vlb_terms_at(D& denoiser, const schedule::GaussianPosterior&
       pred[j] = static_cast<double>(out_h[2 * d * i + j]);
       v[j] = static_cast<double>(out_h[2 * d * i + d + j]);
     }
-    const train::X0Map map = train::x0_map(chain.alpha_bar(steps[i]), prediction);
-    terms[i] = train::vlb_term(chain, {xs, xt, pred, v, steps[i], map.sample, map.output, true});
+    const loss::X0Map map = loss::x0_map(chain.alpha_bar(steps[i]), prediction);
+    terms[i] = loss::vlb_term(chain, {xs, xt, pred, v, steps[i], map.sample, map.output, true});
   }
   return terms;
 }
@@ -119,7 +119,7 @@ NllResult nll_bits_per_dim(D& denoiser, const schedule::GaussianPosterior& chain
     for (std::int64_t i = 0; i < n; ++i) {
       const std::span<const float> image(pixels.data() + i * d, static_cast<std::size_t>(d));
       const std::vector<double> x(image.begin(), image.end());
-      const double prior = train::prior_term(x, chain.alpha_bar(k_total - 1));
+      const double prior = loss::prior_term(x, chain.alpha_bar(k_total - 1));
       r.per_image[static_cast<std::size_t>(first + i)] += prior;
       r.prior += prior;
     }

@@ -68,13 +68,13 @@ struct EdmObjective {
   }
 
   template <class T, class B, schedule::NoiseSchedule S, class Forward>
-  LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
-                              const TimestepDraw& draw, PredictionType prediction, const WeightingConfig&,
-                              Forward&& forward) const {
-    require(prediction == PredictionType::Sample,
+  loss::LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
+                                    const TimestepDraw& draw, schedule::PredictionType prediction,
+                                    const loss::WeightingConfig&, Forward&& forward) const {
+    require(prediction == schedule::PredictionType::Sample,
             "EdmObjective: the model must output D (model::EdmPreconditioned's prediction type is sample)");
     const std::size_t n = draw.timesteps.size();
-    detail::check_batch(x0.shape(), noise.shape(), n, "EdmObjective");
+    loss::detail::check_batch(x0.shape(), noise.shape(), n, "EdmObjective");
     require(draw.weights.size() == n, "EdmObjective: " + std::to_string(draw.weights.size()) + " weights for " +
                                           std::to_string(n) + " timesteps");
     std::vector<double> ones(n, 1.0), sigmas(n), weights(n);
@@ -88,9 +88,9 @@ struct EdmObjective {
       sigmas[i] = schedule.sigma(t);
       weights[i] = draw.weights[i] * edm_loss_weight(sigmas[i], sigma_data);
     }
-    const Tensor<T, B> x_t = detail::per_sample_combination(x0, ones, noise, sigmas);  // y + sigma n
+    const Tensor<T, B> x_t = loss::detail::per_sample_combination(x0, ones, noise, sigmas);  // y + sigma n
     const Tensor<T, B> d = forward(x_t);
-    return weighted_mse(d, x0, std::span<const double>(weights));
+    return loss::weighted_mse(d, x0, std::span<const double>(weights));
   }
 };
 

@@ -1,5 +1,5 @@
 #pragma once
-// IDDPM's hybrid objective (train/hybrid_loss.hpp) as a Trainer objective:
+// IDDPM's hybrid objective (loss/hybrid_loss.hpp) as a Trainer objective:
 //   Trainer<Model, Schedule, HybridObjective> trainer(model, schedule, data, options, mode, HybridObjective{});
 //   train::train_stage1(base, schedule, data, options, train::HybridObjective{});
 // The model must predict a variance (unet::LearnedVariance); its timesteps index the schedule's
@@ -10,14 +10,14 @@
 #include <span>
 #include <vector>
 
+#include "progdiff/loss/hybrid_loss.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
-#include "progdiff/train/hybrid_loss.hpp"
 #include "progdiff/train/objective.hpp"
 
 namespace progdiff::train {
 
 struct HybridObjective {
-  HybridConfig config{};
+  loss::HybridConfig config{};
 
   template <class Model>
   static constexpr bool check_model() {
@@ -29,16 +29,16 @@ struct HybridObjective {
   }
 
   template <class T, class B, schedule::NoiseSchedule S, class Forward>
-  LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
-                              const TimestepDraw& draw, PredictionType prediction, const WeightingConfig& weighting,
-                              Forward&& forward) const {
+  loss::LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
+                                    const TimestepDraw& draw, schedule::PredictionType prediction,
+                                    const loss::WeightingConfig& weighting, Forward&& forward) const {
     const schedule::GaussianPosterior chain = schedule::GaussianPosterior::of(schedule);
-    const auto alpha_bars = alpha_bars_at(schedule, std::span<const std::int64_t>(draw.timesteps));
+    const auto alpha_bars = loss::alpha_bars_at(schedule, std::span<const std::int64_t>(draw.timesteps));
     // the model's input on the back end, exactly as the simple objective builds it
-    const TrainingPair<T, B> pair = make_training_pair(x0, noise, alpha_bars, prediction, weighting);
+    const loss::TrainingPair<T, B> pair = loss::make_training_pair(x0, noise, alpha_bars, prediction, weighting);
     const Tensor<T, B> out = forward(pair.x_t);
-    return hybrid_loss(out, x0, noise, std::span<const std::int64_t>(draw.timesteps), chain, prediction,
-                       std::span<const double>(pair.weights), std::span<const double>(draw.weights), config);
+    return loss::hybrid_loss(out, x0, noise, std::span<const std::int64_t>(draw.timesteps), chain, prediction,
+                             std::span<const double>(pair.weights), std::span<const double>(draw.weights), config);
   }
 };
 

@@ -11,8 +11,8 @@
 #include <span>
 
 #include "progdiff/core/tensor.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
 #include "progdiff/unet/output_channels.hpp"
 
@@ -30,14 +30,14 @@ struct SimpleObjective {
   }
 
   template <class T, class B, schedule::NoiseSchedule S, class Forward>
-  LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
-                              const TimestepDraw& draw, PredictionType prediction, const WeightingConfig& weighting,
-                              Forward&& forward) const {
-    const auto alpha_bars = alpha_bars_at(schedule, std::span<const std::int64_t>(draw.timesteps));
-    TrainingPair<T, B> pair = make_training_pair(x0, noise, alpha_bars, prediction, weighting);
+  loss::LossResult<T, B> operator()(const S& schedule, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
+                                    const TimestepDraw& draw, schedule::PredictionType prediction,
+                                    const loss::WeightingConfig& weighting, Forward&& forward) const {
+    const auto alpha_bars = loss::alpha_bars_at(schedule, std::span<const std::int64_t>(draw.timesteps));
+    loss::TrainingPair<T, B> pair = loss::make_training_pair(x0, noise, alpha_bars, prediction, weighting);
     for (std::size_t i = 0; i < pair.weights.size(); ++i) pair.weights[i] *= draw.weights[i];
     const Tensor<T, B> out = forward(pair.x_t);
-    return weighted_mse(out, pair.target, pair.weights);
+    return loss::weighted_mse(out, pair.target, pair.weights);
   }
 };
 

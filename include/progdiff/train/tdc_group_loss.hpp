@@ -21,9 +21,9 @@
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 
 namespace progdiff::train {
 
@@ -74,7 +74,7 @@ class GroupBatches {
     double sum = 0.0;
     for (const auto& b : batches_) {
       const Tensor<T, B> out = net.forward(b.x_t, b.t);
-      sum += weighted_mse(out, b.target, std::span<const double>(b.weights)).loss * static_cast<double>(b.size);
+      sum += loss::weighted_mse(out, b.target, std::span<const double>(b.weights)).loss * static_cast<double>(b.size);
     }
     net.set_training(true);
     return sum / static_cast<double>(samples_);
@@ -91,7 +91,7 @@ class GroupBatches {
       const Tensor<T, B> out = net.forward(b.x_t, b.t);
       std::vector<double> w = b.weights;  // each batch's share of the whole set's mean
       for (double& v : w) v *= static_cast<double>(b.size) / static_cast<double>(samples_);
-      LossResult<T, B> l = weighted_mse(out, b.target, std::span<const double>(w));
+      loss::LossResult<T, B> l = loss::weighted_mse(out, b.target, std::span<const double>(w));
       net.backward(l.grad);
       sum += l.loss;
     }
@@ -127,8 +127,9 @@ class GroupBatches {
       B::template normal<T>(static_cast<std::size_t>(d), seed, stream,
                             static_cast<std::uint64_t>(first + i) * static_cast<std::uint64_t>(d),
                             noise.data() + i * d);
-    const std::vector<double> alpha_bars = alpha_bars_at(schedule, std::span<const std::int64_t>(timesteps));
-    TrainingPair<T, B> pair = make_training_pair(x0, noise, std::span<const double>(alpha_bars), prediction, {});
+    const std::vector<double> alpha_bars = loss::alpha_bars_at(schedule, std::span<const std::int64_t>(timesteps));
+    loss::TrainingPair<T, B> pair =
+        loss::make_training_pair(x0, noise, std::span<const double>(alpha_bars), prediction, {});
     batches_.push_back(Batch{pair.x_t, pair.target, model::timestep_tensor<T, B>(timesteps), pair.weights, n});
     samples_ += n;
   }

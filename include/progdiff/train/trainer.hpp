@@ -73,12 +73,12 @@
 #include "progdiff/distributed/shard.hpp"
 #include "progdiff/distributed/single_process.hpp"
 #include "progdiff/io/checkpoint.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/nn/dropout.hpp"
 #include "progdiff/optim/grad_clip.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
 #include "progdiff/train/csv_log.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
 #include "progdiff/train/finite_guard.hpp"
 #include "progdiff/train/loss_plot.hpp"
 #include "progdiff/train/objective.hpp"
@@ -326,8 +326,9 @@ class Trainer {
     if constexpr (Comm::single_process) {
       key_dropout(0);
       const Tensor<T, B> noise = draw_noise(x0.shape(), 0, n);
-      LossResult<T, B> loss = objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
-                                         [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
+      loss::LossResult<T, B> loss =
+          objective_(schedule_, x0, noise, draw, model_.prediction_type(), options_.weighting,
+                     [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, draw.timesteps); });
       model_.backward(loss.grad);
       return {loss.loss, std::move(loss.per_sample)};
     } else {
@@ -339,7 +340,7 @@ class Trainer {
       const Tensor<T, B> noise = draw_noise(x0.shape(), rows.begin, rows.size());
       key_dropout(rows.begin);
       const std::vector<std::uint64_t> calls = dropout_calls();
-      LossResult<T, B> loss =
+      loss::LossResult<T, B> loss =
           objective_(schedule_, x0.slice(rows.begin, rows.end), noise, mine, model_.prediction_type(),
                      options_.weighting, [&](const Tensor<T, B>& x_t) { return model_.forward(x_t, mine.timesteps); });
       // the objective's loss is the mean over the rows it saw: weight it by this rank's share,

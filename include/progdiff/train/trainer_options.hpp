@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "progdiff/core/random.hpp"
+#include "progdiff/loss/loss_weighting.hpp"
 #include "progdiff/optim/adamw.hpp"
 #include "progdiff/optim/ema.hpp"
 #include "progdiff/optim/lr_schedule.hpp"
-#include "progdiff/train/loss_weighting.hpp"
 #include "progdiff/train/progress_bar.hpp"
 #include "progdiff/train/step_info.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
@@ -66,7 +66,7 @@ class AnyTimestepSampler {
 using SamplerFactory = std::function<AnyTimestepSampler(std::int64_t group, std::int64_t begin, std::int64_t end)>;
 
 struct TrainOptions {
-  WeightingConfig weighting{};  // loss weighting (the prediction type is the model's)
+  loss::WeightingConfig weighting{};  // loss weighting (the prediction type is the model's)
   optim::AdamWConfig adamw{};
   optim::LrSchedule lr{};  // learning rate, linear warm-up, decay (total_steps 0: `steps`)
   double clip_norm = 1.0;  // global L2 gradient clip per update; <= 0 disables it

@@ -22,7 +22,7 @@
 
 #include "progdiff/schedule/gaussian_posterior.hpp"
 
-namespace progdiff::train {
+namespace progdiff::loss {
 
 /// A value and its derivatives with respect to the second Gaussian's mean and log-variance
 /// (or the decoder's mean and log-scale).
@@ -140,4 +140,4 @@ inline double prior_term(std::span<const double> x0, double alpha_bar_last) {
   return total / (static_cast<double>(x0.size()) * std::numbers::ln2);
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::loss

@@ -4,7 +4,7 @@
 //   L_hybrid = L_simple + lambda L_vlb,  lambda = 0.001
 //   L_simple = mean_j (prediction_j - target_j)^2              (the existing MSE, optionally weighted)
 //   L_vlb    ~ T L_k with k the sample's (uniform or importance-sampled) step, L_k from
-//              train/vlb_terms.hpp in bits per dimension
+//              loss/vlb_terms.hpp in bits per dimension
 // Inside L_vlb the mean is held fixed (stop-gradient): L_vlb trains the variance head only and
 // L_simple the mean head, as the paper prescribes. With vlb_only the objective is L_vlb alone
 // (T L_k, the paper's L_vlb runs, usually with importance-sampled steps) and its gradient reaches
@@ -22,12 +22,12 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/tensor.hpp"
+#include "progdiff/loss/diffusion_loss.hpp"
+#include "progdiff/loss/vlb_terms.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
 #include "progdiff/schedule/prediction_type.hpp"
-#include "progdiff/train/diffusion_loss.hpp"
-#include "progdiff/train/vlb_terms.hpp"
 
-namespace progdiff::train {
+namespace progdiff::loss {
 
 struct HybridConfig {
   double lambda = 0.001;  // weight of L_vlb beside L_simple (IDDPM eq. 16)
@@ -45,14 +45,14 @@ struct HybridLossResult : LossResult<T, B> {
 struct X0Map {
   double sample = 0.0, output = 1.0;
 };
-inline X0Map x0_map(double a, PredictionType p) {
+inline X0Map x0_map(double a, schedule::PredictionType p) {
   const double sa = std::sqrt(a), sb = std::sqrt(1.0 - a);
   switch (p) {
-    case PredictionType::Epsilon:
+    case schedule::PredictionType::Epsilon:
       return {1.0 / sa, -sb / sa};
-    case PredictionType::Sample:
+    case schedule::PredictionType::Sample:
       return {0.0, 1.0};
-    case PredictionType::VPrediction:
+    case schedule::PredictionType::VPrediction:
       return {sa, -sb};
   }
   throw ConfigError("x0_map: unknown prediction type");
@@ -77,7 +77,7 @@ inline void check_two_headed(const Shape& output, const Shape& x0, const char* w
 template <class T, class B>
 HybridLossResult<T, B> hybrid_loss(const Tensor<T, B>& output, const Tensor<T, B>& x0, const Tensor<T, B>& noise,
                                    std::span<const std::int64_t> steps, const schedule::GaussianPosterior& chain,
-                                   PredictionType prediction, std::span<const double> simple_weights,
+                                   schedule::PredictionType prediction, std::span<const double> simple_weights,
                                    std::span<const double> importance_weights, const HybridConfig& config = {}) {
   detail::check_two_headed(output.shape(), x0.shape(), "hybrid_loss");
   expect_shape(noise.shape(), x0.shape(), "hybrid_loss: noise");
@@ -118,9 +118,9 @@ HybridLossResult<T, B> hybrid_loss(const Tensor<T, B>& output, const Tensor<T, B
     T* g = grad.data() + 2 * d * i;
     for (std::size_t j = 0; j < d; ++j) {
       const double eps = static_cast<double>(noise_h[d * i + j]);
-      const double target = prediction == PredictionType::Epsilon  ? eps
-                            : prediction == PredictionType::Sample ? xs[j]
-                                                                   : sa * eps - sb * xs[j];
+      const double target = prediction == schedule::PredictionType::Epsilon  ? eps
+                            : prediction == schedule::PredictionType::Sample ? xs[j]
+                                                                             : sa * eps - sb * xs[j];
       const double diff = pred[j] - target;
       mse += diff * diff;
       double gp = config.vlb_only ? vlb_scale * d_pred[j] : simple_weights[i] * 2.0 * diff / static_cast<double>(d);
@@ -138,4 +138,4 @@ HybridLossResult<T, B> hybrid_loss(const Tensor<T, B>& output, const Tensor<T, B
   return r;
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::loss

@@ -15,10 +15,10 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/tensor.hpp"
+#include "progdiff/loss/loss_weighting.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/loss_weighting.hpp"
 
-namespace progdiff::train {
+namespace progdiff::loss {
 
 /// What the model sees and what it should output, per sample of a batch.
 template <class T, class B>
@@ -100,7 +100,7 @@ inline void check_batch(const Shape& x0, const Shape& other, std::size_t coeffic
 /// x0 [N, ...], noise [N, ...] and the alpha-bar of each sample.
 template <class T, class B>
 TrainingPair<T, B> make_training_pair(const Tensor<T, B>& x0, const Tensor<T, B>& noise,
-                                      std::span<const double> alpha_bars, PredictionType prediction,
+                                      std::span<const double> alpha_bars, schedule::PredictionType prediction,
                                       const WeightingConfig& weighting = {}) {
   detail::check_batch(x0.shape(), noise.shape(), alpha_bars.size(), "make_training_pair");
   const std::size_t n = alpha_bars.size();
@@ -113,13 +113,13 @@ TrainingPair<T, B> make_training_pair(const Tensor<T, B>& x0, const Tensor<T, B>
   TrainingPair<T, B> pair;
   pair.x_t = detail::per_sample_combination(x0, signal, noise, noise_scale);
   switch (prediction) {
-    case PredictionType::Epsilon:
+    case schedule::PredictionType::Epsilon:
       pair.target = noise.clone();
       break;
-    case PredictionType::Sample:
+    case schedule::PredictionType::Sample:
       pair.target = x0.clone();
       break;
-    case PredictionType::VPrediction: {
+    case schedule::PredictionType::VPrediction: {
       std::vector<double> minus_noise_scale(n);
       for (std::size_t i = 0; i < n; ++i) minus_noise_scale[i] = -noise_scale[i];
       pair.target = detail::per_sample_combination(noise, signal, x0, minus_noise_scale);
@@ -161,4 +161,4 @@ LossResult<T, B> weighted_mse(const Tensor<T, B>& output, const Tensor<T, B>& ta
   return r;
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::loss

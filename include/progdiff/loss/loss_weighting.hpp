@@ -20,9 +20,7 @@
 #include "progdiff/core/error.hpp"
 #include "progdiff/schedule/prediction_type.hpp"
 
-namespace progdiff::train {
-
-using schedule::PredictionType;
+namespace progdiff::loss {
 
 enum class LossWeighting { None, MinSnr, Edm };
 
@@ -45,7 +43,7 @@ inline const char* weighting_name(LossWeighting w) {
 }
 
 /// The loss weight of one sample with alpha-bar `alpha_bar` under `prediction` and `config`.
-inline double loss_weight(double alpha_bar, PredictionType prediction, const WeightingConfig& config) {
+inline double loss_weight(double alpha_bar, schedule::PredictionType prediction, const WeightingConfig& config) {
   if (!(alpha_bar > 0.0 && alpha_bar < 1.0))
     throw ConfigError("loss_weight: alpha-bar " + std::to_string(alpha_bar) + " is outside (0, 1)");
   if (config.kind == LossWeighting::None) return 1.0;
@@ -60,14 +58,14 @@ inline double loss_weight(double alpha_bar, PredictionType prediction, const Wei
     w_x0 = snr + 1.0 / (config.sigma_data * config.sigma_data);
   }
   switch (prediction) {
-    case PredictionType::Epsilon:
+    case schedule::PredictionType::Epsilon:
       return w_x0 / snr;
-    case PredictionType::Sample:
+    case schedule::PredictionType::Sample:
       return w_x0;
-    case PredictionType::VPrediction:
+    case schedule::PredictionType::VPrediction:
       return w_x0 / (snr + 1.0);
   }
   throw ConfigError("loss_weight: unknown prediction type");
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::loss
