@@ -105,7 +105,8 @@ inline schedule::PredictionType prediction_from_description(const Description& d
 /// The shared-encoder model (type `Multi`, a unet::MultiDecoderUNet) with the encoder and
 /// decoder widths, GroupNorm groups, configuration, boundaries and prediction type that `d`
 /// describes, weights initialized from `seed` (load the checkpoint's weights next). ConfigError
-/// when `d` describes another kind or structure of model, or another number of decoders.
+/// when `d` describes another kind or structure of model, or, for a type with Decoders<K>, another
+/// number of decoders; a type with Decoders<kRunTimeCount> takes the checkpoint's count.
 template <class Multi>
 IntervalRouted<Multi> multi_decoder_from_description(const Description& d, const std::string& source,
                                                      std::uint64_t seed = 0) {
@@ -116,9 +117,14 @@ IntervalRouted<Multi> multi_decoder_from_description(const Description& d, const
     throw ConfigError(source + ": the checkpoint holds a '" + kind + "' model with structure '" + structure +
                       "', not a shared-encoder model of structure '" + unet_structure<Spec>() + "'");
   const std::int64_t decoders = detail::described_integer(d, "model.groups", source);
-  if (decoders != Multi::interval_count())
+  if constexpr (Multi::count_at_run_time) {
+    if (decoders < 1)
+      throw ConfigError(source + ": the checkpoint's 'model.groups' is " + std::to_string(decoders) +
+                        "; a shared-encoder model has at least one decoder");
+  } else if (decoders != Multi::interval_count()) {
     throw ConfigError(source + ": the checkpoint's model has " + std::to_string(decoders) + " decoders, this type " +
                       std::to_string(Multi::interval_count()));
+  }
   unet::MultiDecoderWidths w;
   w.encoder = widths_from_description(d, "encoder.", unet::default_encoder_widths<Spec>());
   for (std::int64_t k = 0; k < decoders; ++k) {

@@ -42,9 +42,9 @@ class IntervalRouted {
                  schedule::PredictionType prediction = schedule::PredictionType::Epsilon)
       : model_(std::move(model)), partition_(std::move(partition)), prediction_(prediction) {
     partition_.validate(partition_.size());
-    require(partition_.groups() == M::interval_count(),
+    require(partition_.groups() == model_.interval_count(),
             "IntervalRouted: the partition has " + std::to_string(partition_.groups()) + " groups, the model " +
-                std::to_string(M::interval_count()) + " intervals");
+                std::to_string(model_.interval_count()) + " intervals");
   }
 
   M& inner() { return model_; }

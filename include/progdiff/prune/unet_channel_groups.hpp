@@ -324,12 +324,11 @@ ChannelGroups channel_groups(const unet::UNet<Options...>& net) {
 /// the cost of one sample averaged over the K intervals (encoder + mean of the decoders).
 template <class... Options>
 ChannelGroups channel_groups(const unet::MultiDecoderUNet<Options...>& net) {
-  using Net = unet::MultiDecoderUNet<Options...>;
-  using S = typename Net::spec;
+  using S = typename unet::MultiDecoderUNet<Options...>::spec;
   const unet::MultiDecoderWidths w = net.widths();
   detail::GroupBuilder b;
   const auto e = detail::encoder_groups<S>(b, w.encoder, net.config(), "encoder");
-  b.term_weight = 1.0 / Net::decoder_count;
+  b.term_weight = 1.0 / static_cast<double>(net.interval_count());
   for (std::size_t k = 0; k < w.decoders.size(); ++k) {
     const std::string pre = "decoder." + std::to_string(k);
     detail::decoder_groups<S>(b, w.decoders[k], w.decoder_groups[k], net.config(), e, pre + ".", pre);

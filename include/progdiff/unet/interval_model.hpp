@@ -24,7 +24,7 @@ concept IntervalModel = requires(M& m, const M& cm, const Tensor<typename M::val
                                  void (*f)(const std::string&, nn::Parameter<typename M::value_type, typename M::backend_type>&)) {
   { m.forward(x, x, interval) } -> std::same_as<Tensor<typename M::value_type, typename M::backend_type>>;
   { m.backward(x) } -> std::same_as<Tensor<typename M::value_type, typename M::backend_type>>;
-  { M::interval_count() } -> std::convertible_to<std::int64_t>;
+  { cm.interval_count() } -> std::convertible_to<std::int64_t>;  // static where the type fixes it
   { cm.flops(s, k) } -> std::convertible_to<std::int64_t>;
   { cm.parameter_count() } -> std::convertible_to<std::int64_t>;
   { cm.parameter_count(k) } -> std::convertible_to<std::int64_t>;
@@ -61,7 +61,7 @@ inline std::vector<double> interval_fractions(const group::Partition& p) {
 template <IntervalModel M>
 std::vector<std::int64_t> flops_per_interval(const M& model, const Shape& image) {
   std::vector<std::int64_t> f;
-  for (std::int64_t k = 0; k < M::interval_count(); ++k) f.push_back(model.flops(image, k));
+  for (std::int64_t k = 0; k < model.interval_count(); ++k) f.push_back(model.flops(image, k));
   return f;
 }
 

@@ -3,7 +3,8 @@
 // for Diffusion Models" (Sec. 4.1, Fig. 1c): one encoder and middle block shared by all K
 // timestep intervals, one decoder per interval with its own width (the paper's CIFAR-10 model:
 // encoder 128 channels, decoders 192, 128, 16). Each decoder's ResBlocks take its own width
-// plus the encoder's skip width.
+// plus the encoder's skip width. Decoders<kRunTimeCount> (unet/interval_count.hpp) takes K from
+// the decoder widths the constructor is given instead of from the type.
 //
 // forward(x, t, interval_of_each_sample): the encoder runs once on the whole batch; the samples
 // of interval k are gathered into a sub-batch, run through decoder k and scattered back. In
@@ -40,22 +41,31 @@ class MultiDecoderUNet {
  public:
   using spec = Spec<Options...>;
   static_assert(spec::valid);
-  static_assert(spec::decoders >= 1,
-                "progdiff::unet: MultiDecoderUNet needs a Decoders<K> option naming its number of decoders");
+  static_assert(spec::decoders != 0,
+                "progdiff::unet: MultiDecoderUNet needs a Decoders<K> option naming its number of decoders "
+                "(Decoders<kRunTimeCount> for a count given at run time)");
   using value_type = typename spec::value_type;
   using backend_type = typename spec::backend_type;
   using T = value_type;
   using B = backend_type;
+  /// K of Decoders<K>, or kRunTimeCount: interval_count() is the count of either kind of model.
   static constexpr int decoder_count = spec::decoders;
+  static constexpr bool count_at_run_time = spec::decoders_at_run_time;
 
   /// Encoder of base width `encoder_base` (groups from the config), decoder k of base width
   /// decoder_bases[k] with narrow_groups(decoder_bases[k]) groups, or the largest count below
   /// it that divides every width of the encoder and of that decoder: a decoder's GroupNorms also
   /// see its widths plus the encoder's skip widths (48 + 32 channels: 12 groups do not divide them).
+  /// With Decoders<kRunTimeCount>, K is decoder_bases.size().
   static MultiDecoderWidths default_widths(std::int64_t encoder_base, const std::vector<std::int64_t>& decoder_bases) {
-    require(decoder_bases.size() == static_cast<std::size_t>(decoder_count),
-            "MultiDecoderUNet: got " + std::to_string(decoder_bases.size()) + " decoder widths for Decoders<" +
-                std::to_string(decoder_count) + ">");
+    if constexpr (count_at_run_time)
+      require(!decoder_bases.empty(),
+              "MultiDecoderUNet<..., Decoders<kRunTimeCount>>::default_widths: got no decoder widths; the model "
+              "needs at least one decoder");
+    else
+      require(decoder_bases.size() == static_cast<std::size_t>(decoder_count),
+              "MultiDecoderUNet: got " + std::to_string(decoder_bases.size()) + " decoder widths for Decoders<" +
+                  std::to_string(decoder_count) + ">");
     MultiDecoderWidths w{default_encoder_widths<spec>(encoder_base), {}, {}};
     std::int64_t encoder_gcd = 0;
     for (const auto& l : w.encoder.layers) encoder_gcd = std::gcd(encoder_gcd, l.channels);
@@ -71,18 +81,24 @@ class MultiDecoderUNet {
   }
   static UNetConfig default_config() { return UNetConfig::from_spec<spec>(); }
 
+  /// One decoder per table of widths.decoders (with Decoders<kRunTimeCount>, as many as it holds).
   MultiDecoderUNet(const MultiDecoderWidths& widths, const UNetConfig& config) : config_(config) {
-    require(widths.decoders.size() == static_cast<std::size_t>(decoder_count) &&
-                widths.decoder_groups.size() == static_cast<std::size_t>(decoder_count),
-            "MultiDecoderUNet: expected " + std::to_string(decoder_count) +
-                " decoder width tables and group counts, got " + std::to_string(widths.decoders.size()) + " and " +
-                std::to_string(widths.decoder_groups.size()));
+    if constexpr (count_at_run_time)
+      require(!widths.decoders.empty() && widths.decoder_groups.size() == widths.decoders.size(),
+              "MultiDecoderUNet<..., Decoders<kRunTimeCount>>: expected at least one decoder width table and one "
+              "group count per table, got " +
+                  std::to_string(widths.decoders.size()) + " tables and " +
+                  std::to_string(widths.decoder_groups.size()) + " group counts");
+    else
+      require(widths.decoders.size() == static_cast<std::size_t>(decoder_count) &&
+                  widths.decoder_groups.size() == static_cast<std::size_t>(decoder_count),
+              "MultiDecoderUNet: expected " + std::to_string(decoder_count) +
+                  " decoder width tables and group counts, got " + std::to_string(widths.decoders.size()) + " and " +
+                  std::to_string(widths.decoder_groups.size()));
     encoder_ = Encoder<spec>(widths.encoder, config);
-    for (int k = 0; k < decoder_count; ++k)
-      decoders_.emplace_back(widths.decoders[static_cast<std::size_t>(k)], encoder_.skip_widths(),
-                             encoder_.output_width(), encoder_.temb_width(),
-                             widths.decoder_groups[static_cast<std::size_t>(k)], config,
-                             "MultiDecoderUNet decoder " + std::to_string(k));
+    for (std::size_t k = 0; k < widths.decoders.size(); ++k)
+      decoders_.emplace_back(widths.decoders[k], encoder_.skip_widths(), encoder_.output_width(), encoder_.temb_width(),
+                             widths.decoder_groups[k], config, "MultiDecoderUNet decoder " + std::to_string(k));
   }
 
   void initialize(Generator& gen) {
@@ -103,7 +119,9 @@ class MultiDecoderUNet {
     return w;
   }
   const UNetConfig& config() const { return config_; }
-  static constexpr std::int64_t interval_count() { return decoder_count; }
+  /// K: a constant of the type with Decoders<K>, the constructor's count with Decoders<kRunTimeCount>.
+  static constexpr std::int64_t interval_count() requires(!count_at_run_time) { return decoder_count; }
+  std::int64_t interval_count() const requires count_at_run_time { return static_cast<std::int64_t>(decoders_.size()); }
   Shape input_shape(std::int64_t n) const { return encoder_.input_shape(n); }
   Encoder<spec>& encoder() { return encoder_; }
   Decoder<spec>& decoder(std::int64_t k) { return decoders_.at(static_cast<std::size_t>(k)); }
@@ -113,10 +131,10 @@ class MultiDecoderUNet {
     route(x.shape(), interval);
     EncoderOutput<T, B> e = encoder_.forward(x, t);
     Tensor<T, B> y(Shape{x.dim(0), spec::output_channels, x.dim(2), x.dim(3)});  // 2C with a learned variance
-    for (int k = 0; k < decoder_count; ++k) {
-      const auto& rows = rows_[static_cast<std::size_t>(k)];
+    for (std::size_t k = 0; k < decoders_.size(); ++k) {
+      const auto& rows = rows_[k];
       if (rows.empty()) continue;
-      auto& d = decoders_[static_cast<std::size_t>(k)];
+      auto& d = decoders_[k];
       if (rows.size() == static_cast<std::size_t>(x.dim(0))) {  // the whole batch: no copies
         y = d.forward(e.h, e.skips, e.temb);
         continue;
@@ -136,10 +154,10 @@ class MultiDecoderUNet {
     g.h = Tensor<T, B>::zeros(shapes_.h);
     g.temb = Tensor<T, B>::zeros(shapes_.temb);
     for (const auto& s : shapes_.skips) g.skips.push_back(Tensor<T, B>::zeros(s));
-    for (int k = 0; k < decoder_count; ++k) {
-      const auto& rows = rows_[static_cast<std::size_t>(k)];
+    for (std::size_t k = 0; k < decoders_.size(); ++k) {
+      const auto& rows = rows_[k];
       if (rows.empty()) continue;
-      auto& d = decoders_[static_cast<std::size_t>(k)];
+      auto& d = decoders_[k];
       if (rows.size() == static_cast<std::size_t>(dy.dim(0))) {
         g = d.backward(dy);
         continue;
@@ -192,12 +210,13 @@ class MultiDecoderUNet {
     if (x.rank() < 1 || static_cast<std::int64_t>(interval.size()) != x[0])
       throw ShapeError("MultiDecoderUNet: got " + std::to_string(interval.size()) +
                        " interval indices for input shape " + x.str());
-    rows_.assign(static_cast<std::size_t>(decoder_count), {});
+    const std::int64_t count = interval_count();
+    rows_.assign(decoders_.size(), {});
     for (std::size_t i = 0; i < interval.size(); ++i) {
-      if (interval[i] < 0 || interval[i] >= decoder_count) {
+      if (interval[i] < 0 || interval[i] >= count) {
         rows_.clear();
         throw ConfigError("MultiDecoderUNet: sample " + std::to_string(i) + " names interval " +
-                          std::to_string(interval[i]) + ", outside [0, " + std::to_string(decoder_count) + ")");
+                          std::to_string(interval[i]) + ", outside [0, " + std::to_string(count) + ")");
       }
       rows_[static_cast<std::size_t>(interval[i])].push_back(static_cast<std::int64_t>(i));
     }

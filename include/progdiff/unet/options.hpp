@@ -10,6 +10,8 @@
 // GroupNormGroups only fix the defaults from which the width table starts.
 #include <cstddef>
 
+#include "progdiff/unet/interval_count.hpp"
+
 namespace progdiff::backend {
 struct Cpu;
 }
@@ -182,7 +184,8 @@ struct DropoutPercent {
   using option_kind = option_kind::Dropout;
 };
 
-/// Number of decoders of a shared-encoder model: one per timestep interval.
+/// Number of decoders of a shared-encoder model: one per timestep interval. Decoders<kRunTimeCount>
+/// leaves the count to the constructor: the number of decoder width tables it is given.
 template <int Count>
 struct Decoders {
   using option_kind = option_kind::Decoders;

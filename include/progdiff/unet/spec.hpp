@@ -155,7 +155,9 @@ struct Spec {
   static constexpr int time_multiplier = detail::int_of<pick<option_kind::TimeEmbedding, TimeEmbedding<4>>>::value;
   static constexpr int groups = detail::int_of<pick<option_kind::GroupNormGroups, GroupNormGroups<32>>>::value;
   static constexpr int dropout_percent = detail::int_of<pick<option_kind::Dropout, DropoutPercent<10>>>::value;
+  /// K of Decoders<K> (kRunTimeCount when the constructor sets it), 0 without a Decoders option.
   static constexpr int decoders = detail::decoders_of<pick<option_kind::Decoders, detail::OneDecoder>>::value;
+  static constexpr bool decoders_at_run_time = decoders == kRunTimeCount;
   /// LearnedVariance doubles the outputs: the prediction, then the variance interpolation v.
   static constexpr bool learned_variance = pick<option_kind::Variance, FixedVariance>::learned;
   static constexpr int output_channels = learned_variance ? 2 * image_channels : image_channels;
@@ -201,8 +203,9 @@ struct Spec {
   static_assert(base_channels > 0, "progdiff::unet: BaseChannels<C> needs C >= 1");
   static_assert(time_multiplier > 0, "progdiff::unet: TimeEmbedding<M> needs M >= 1");
   static_assert(dropout_percent >= 0 && dropout_percent < 100, "progdiff::unet: DropoutPercent<P> needs 0 <= P < 100");
-  static_assert(detail::option_count<option_kind::Decoders, Options...> == 0 || decoders > 0,
-                "progdiff::unet: Decoders<K> needs K >= 1");
+  static_assert(detail::option_count<option_kind::Decoders, Options...> == 0 || valid_interval_count(decoders),
+                "progdiff::unet: Decoders<K> needs K >= 1, or unet::kRunTimeCount for a count the constructor "
+                "takes from the decoder widths it is given");
   static_assert(groups_divide_default_widths(),
                 "progdiff::unet: GroupNormGroups<G> must divide every default width BaseChannels * multiplier");
   static_assert(image_size >= 0, "progdiff::unet: ImageSize<S> needs S >= 1");
