@@ -207,6 +207,7 @@
 #include "progdiff/unet/config.hpp"
 #include "progdiff/unet/decoder.hpp"
 #include "progdiff/unet/encoder.hpp"
+#include "progdiff/unet/interval_count.hpp"
 #include "progdiff/unet/interval_model.hpp"
 #include "progdiff/unet/layout.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
