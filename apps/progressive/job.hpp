@@ -64,11 +64,9 @@ struct Job {
   void tdc();
   /// One U-Net for every timestep, trained for as many images as the experts see.
   void unified();
-  /// A shared encoder with one decoder per group (K groups), trained on mixed batches.
-  template <int K>
+  /// A shared encoder with one decoder per group, trained on mixed batches.
   void multi_stage();
-  /// One whole U-Net per group (K groups), trained from scratch on mixed batches.
-  template <int K>
+  /// One whole U-Net per group, trained from scratch on mixed batches.
   void separate();
   /// The variant the options choose.
   void run();
@@ -84,35 +82,18 @@ inline void Job<Scale>::run() {
     case Variant::Tdc:
       return tdc();
     case Variant::MultiStage:
-    case Variant::Separate: {
-      const bool multi = o.variant == Variant::MultiStage;
-      switch (partition.groups()) {
-        case 2:
-          return multi ? multi_stage<2>() : separate<2>();
-        case 3:
-          return multi ? multi_stage<3>() : separate<3>();
-        case 4:
-          return multi ? multi_stage<4>() : separate<4>();
-        default:
-          throw pd::ConfigError(std::string("--variant ") + variant_name(o.variant) + ": the grouper gave " +
-                                std::to_string(partition.groups()) + " groups; the job is built for " +
-                                std::to_string(kMinDecoders) + " to " + std::to_string(kMaxDecoders) +
-                                " (choose --groups in that range, or another --grouping)");
-      }
-    }
+      return multi_stage();
+    case Variant::Separate:
+      return separate();
   }
 }
 // Each variant is compiled once, in its own unit (variant_*.cpp).
-#define PROGDIFF_JOB_VARIANTS(Scale)                 \
-  extern template void Job<Scale>::experts();        \
-  extern template void Job<Scale>::unified();        \
-  extern template void Job<Scale>::tdc();            \
-  extern template void Job<Scale>::multi_stage<2>(); \
-  extern template void Job<Scale>::multi_stage<3>(); \
-  extern template void Job<Scale>::multi_stage<4>(); \
-  extern template void Job<Scale>::separate<2>();    \
-  extern template void Job<Scale>::separate<3>();    \
-  extern template void Job<Scale>::separate<4>();
+#define PROGDIFF_JOB_VARIANTS(Scale)              \
+  extern template void Job<Scale>::experts();     \
+  extern template void Job<Scale>::unified();     \
+  extern template void Job<Scale>::tdc();         \
+  extern template void Job<Scale>::multi_stage(); \
+  extern template void Job<Scale>::separate();
 PROGDIFF_JOB_VARIANTS(SmallScale)
 PROGDIFF_JOB_VARIANTS(PaperScale)
 #ifdef __CUDACC__

@@ -417,11 +417,10 @@ void train_routed(const Options& o, const Schedule& schedule, const pd::data::Im
 }
 
 template <class Scale>
-template <int K>
 void Job<Scale>::multi_stage() {
-  using Multi = typename Scale::template Multi<K>;
+  using Multi = typename Scale::Multi;
   const auto config = net_config(o, Multi::default_config());
-  const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, K));
+  const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, partition.groups()));
   pd::model::IntervalRouted<Multi> model(Multi(widths, config), partition);
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
@@ -430,11 +429,11 @@ void Job<Scale>::multi_stage() {
 }
 
 template <class Scale>
-template <int K>
 void Job<Scale>::separate() {
-  using Experts = pd::unet::SeparateExperts<Net, K>;
+  using Experts = typename Scale::Experts;
   const auto config = net_config(o, Net::default_config());
-  const std::vector<pd::unet::WidthTable> widths(static_cast<std::size_t>(K), Net::default_widths(o.channels));
+  const std::vector<pd::unet::WidthTable> widths(static_cast<std::size_t>(partition.groups()),
+                                                 Net::default_widths(o.channels));
   pd::model::IntervalRouted<Experts> model(Experts(widths, config), partition);
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);

@@ -22,6 +22,7 @@
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/train/ema_weights.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
+#include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace job {
@@ -35,18 +36,19 @@ using Schedule = pd::schedule::Linear<1000>;
 
 /// The default scale: three levels (32, 16, 8 pixels), one residual block per level, no
 /// attention, gray 32x32 images, no dropout (short runs do not overfit); the base width is a
-/// run-time value (--channels). `B` is the back end the models run on.
+/// run-time value (--channels). `B` is the back end the models run on. The shared-encoder and
+/// separate models take their number of decoders (experts) from the grouper's groups at run time.
 template <class B>
 struct SmallScaleOn {
   static constexpr const char* name = "small";
   using Net = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
                          unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
                          unet::DropoutPercent<0>, unet::OnBackend<B>>;
-  template <int K>
   using Multi =
       unet::MultiDecoderUNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
                              unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
-                             unet::DropoutPercent<0>, unet::Decoders<K>, unet::OnBackend<B>>;
+                             unet::DropoutPercent<0>, unet::Decoders<unet::kRunTimeCount>, unet::OnBackend<B>>;
+  using Experts = unet::SeparateExperts<Net, unet::kRunTimeCount>;
 };
 using SmallScale = SmallScaleOn<Cpu>;
 
@@ -58,11 +60,11 @@ struct PaperScaleOn {
   using Net = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
                          unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>,
                          unet::DropoutPercent<10>, unet::OnBackend<B>>;
-  template <int K>
   using Multi =
       unet::MultiDecoderUNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
                              unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>,
-                             unet::DropoutPercent<10>, unet::Decoders<K>, unet::OnBackend<B>>;
+                             unet::DropoutPercent<10>, unet::Decoders<unet::kRunTimeCount>, unet::OnBackend<B>>;
+  using Experts = unet::SeparateExperts<Net, unet::kRunTimeCount>;
 };
 using PaperScale = PaperScaleOn<Cpu>;
 
@@ -126,9 +128,6 @@ inline double compare_samples(const std::vector<float>& samples, const pd::Shape
               sum / static_cast<double>(samples.size()), tolerance);
   return worst;
 }
-
-/// Decoder counts the multi-stage variant is compiled for.
-inline constexpr int kMinDecoders = 2, kMaxDecoders = 4;
 
 /// The base widths of the decoders of a multi-stage model with `count` decoders and an encoder of
 /// base width `base`: the multi-stage paper's CIFAR-10 proportions (decoders 192, 128, 16 for an

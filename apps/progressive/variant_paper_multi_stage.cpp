@@ -1,6 +1,4 @@
-// The main job, paper scale: shared-encoder models with 2, 3 and 4 decoders.
+// The main job, paper scale: the shared-encoder model, one decoder per group.
 #include "job_steps.hpp"
 
-template void job::Job<job::PaperScale>::multi_stage<2>();
-template void job::Job<job::PaperScale>::multi_stage<3>();
-template void job::Job<job::PaperScale>::multi_stage<4>();
+template void job::Job<job::PaperScale>::multi_stage();

@@ -1,6 +1,4 @@
-// The main job on the CUDA back end, paper scale: shared-encoder models with 2, 3 and 4 decoders.
+// The main job on the CUDA back end, paper scale: the shared-encoder model, one decoder per group.
 #include "job_steps.hpp"
 
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::multi_stage<2>();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::multi_stage<3>();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::multi_stage<4>();
+template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::multi_stage();

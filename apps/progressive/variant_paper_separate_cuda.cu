@@ -1,6 +1,4 @@
-// The main job on the CUDA back end, paper scale: separate experts with 2, 3 and 4 experts.
+// The main job on the CUDA back end, paper scale: separate experts (one whole U-Net per group).
 #include "job_steps.hpp"
 
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::separate<2>();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::separate<3>();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::separate<4>();
+template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::separate();

@@ -1,6 +1,4 @@
-// The main job, small scale: separate experts (one whole U-Net per group) with 2, 3 and 4 experts.
+// The main job, small scale: separate experts (one whole U-Net per group).
 #include "job_steps.hpp"
 
-template void job::Job<job::SmallScale>::separate<2>();
-template void job::Job<job::SmallScale>::separate<3>();
-template void job::Job<job::SmallScale>::separate<4>();
+template void job::Job<job::SmallScale>::separate();

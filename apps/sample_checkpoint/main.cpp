@@ -14,7 +14,6 @@
 #include <exception>
 #include <filesystem>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -140,17 +139,9 @@ void run_scale(const Flags& f, const pd::model::Description& d, const Schedule& 
     return sample_and_write(f, model, schedule);
   }
   if (kind == "multi_decoder") {
-    const std::string& k = pd::model::description_value(d, "model.groups", src);
-    // The decoder count is a type parameter: one instantiation per count the main job trains.
-    auto sample_multi = [&]<int K>(std::integral_constant<int, K>) {
-      auto model = pd::model::multi_decoder_from_description<typename Scale::template Multi<K>>(d, src);
-      sample_and_write(f, model, schedule);
-    };
-    if (k == "2") return sample_multi(std::integral_constant<int, 2>{});
-    if (k == "3") return sample_multi(std::integral_constant<int, 3>{});
-    if (k == "4") return sample_multi(std::integral_constant<int, 4>{});
-    throw pd::ConfigError(src + ": a shared-encoder model with " + k + " decoders; this program reads " +
-                          std::to_string(kMinDecoders) + " to " + std::to_string(kMaxDecoders));
+    // The model type takes its number of decoders from the checkpoint's description.
+    auto model = pd::model::multi_decoder_from_description<typename Scale::Multi>(d, src);
+    return sample_and_write(f, model, schedule);
   }
   throw pd::ConfigError(src + ": model.kind '" + kind + "'; this program reads 'progressive' and 'multi_decoder'");
 }
