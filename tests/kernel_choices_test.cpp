@@ -163,9 +163,7 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
     CHECK(built_in.winograd_min_channels == std::array<int, 3>{48, 48, 48});
     CHECK(built_in.source == "built-in");
-    // 3/8 of the L2 a core has, clamped.
-    if (id.l2_bytes >= 256 * 1024 && id.l2_bytes <= 8 * 1024 * 1024)
-      CHECK(built_in.winograd_block_bytes == id.l2_bytes * 3 / 8);
+    CHECK(built_in.winograd_block_bytes == 384 * 1024);
   }
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),

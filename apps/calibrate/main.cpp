@@ -10,11 +10,13 @@
 // It takes about half a minute on 2 cores.
 #include <omp.h>
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -56,11 +58,23 @@ std::string min_channels_text(int channels) {
   return channels == cpu::kWinogradNever ? "never" : std::to_string(channels);
 }
 
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double one_minute = -1;
-  in >> one_minute;
-  return one_minute;
+/// The share of the machine's CPU time that other processes used over the last half second
+/// (/proc/stat), before this program starts measuring; negative where /proc/stat is unreadable.
+double busy_share() {
+  const auto sample = [](double& busy, double& total) {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+    if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal)) return false;
+    busy = user + nice + system + irq + softirq + steal;
+    total = busy + idle + iowait;
+    return true;
+  };
+  double busy0 = 0, total0 = 0, busy1 = 0, total1 = 0;
+  if (!sample(busy0, total0)) return -1;
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  if (!sample(busy1, total1) || total1 <= total0) return -1;
+  return (busy1 - busy0) / (total1 - total0);
 }
 
 int calibrate(const Flags& f) {
@@ -70,9 +84,11 @@ int calibrate(const Flags& f) {
               mib(id.l3_bytes).c_str());
   std::printf("AVX-512: %s, AVX512_BF16: %s; threads: %d\n", id.avx512f ? "yes" : "no", id.avx512_bf16 ? "yes" : "no",
               omp_get_max_threads());
+  // Before any measuring of ours, so that only other processes count.
+  const double busy = busy_share();
   std::printf("measured FP32 FMA peak: %.0f GFLOP/s\n", cpu::measure_fma_gflops());
-  if (const double load = load_average(); load > 0.5 + omp_get_max_threads())
-    std::printf("warning: load average %.1f: other work shares the cores, timings may tip a choice\n", load);
+  if (busy > 0.2)
+    std::printf("warning: other work used %.0f%% of the CPUs just now: timings may tip a choice\n", 100 * busy);
 
   cpu::CalibrationSettings settings;
   settings.repetitions = f.repetitions;

@@ -1,14 +1,13 @@
 #pragma once
 // Which CPU kernel runs where two would do, decided for the CPU this process runs on.
 //
-// Cache blocks are sized from the running CPU's cache sizes (cpu_identity.hpp). Choices that a
-// cache size cannot settle, such as from how many channels Winograd F(2x2, 3x3) beats the direct
-// convolution (its 2.25x fewer multiply-adds against the traffic of its transforms, which depends
-// on the FMA width and the memory system), are measured once per machine by progdiff_calibrate
+// Choices such as from how many channels Winograd F(2x2, 3x3) beats the direct convolution (its
+// 2.25x fewer multiply-adds against the traffic of its transforms, which depends on the FMA width,
+// the caches and the image size) are measured once per machine by progdiff_calibrate
 // (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process
 // reads. Without that file the built-in values apply. Resolution order, once per process:
 //
-//   1. built-in values, with cache blocks from the CPU's cache sizes;
+//   1. built-in values (measured on AMD Zen 5);
 //   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
 //      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
 //   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size.
@@ -46,7 +45,7 @@ struct KernelChoices {
   /// was measured on an AMD Zen 5 at 32x32, where 32 channels are about even.
   std::array<int, kSizeClasses> winograd_min_channels{48, 48, 48};
   /// Bytes of the L2 cache that one block of Winograd-transformed input may fill (it stays there
-  /// while every output-channel panel runs over it): 3/8 of a core's L2 unless calibrated.
+  /// while every output-channel panel runs over it): 384 KiB unless calibrated.
   std::int64_t winograd_block_bytes = 384 * 1024;
   /// Where winograd_min_channels came from: "built-in", the file's path, or the variable's name.
   std::string source = "built-in";
@@ -56,11 +55,9 @@ struct KernelChoices {
 
 namespace detail {
 
-inline std::int64_t winograd_block_bytes_for(const CpuIdentity& cpu) {
-  constexpr std::int64_t kUnknownL2 = 1024 * 1024;
-  const std::int64_t l2 = cpu.l2_bytes > 0 ? cpu.l2_bytes : kUnknownL2;
-  return std::clamp<std::int64_t>(l2 * 3 / 8, 96 * 1024, 4 * 1024 * 1024);
-}
+/// The built-in Winograd block: 384 KiB, 3/8 of Zen 5's 1 MiB L2. It is not scaled with the L2:
+/// on an Intel Xeon with 2 MiB of L2 per core, 768 KiB blocks ran 5% slower (docs/performance.md).
+inline std::int64_t winograd_block_bytes_for(const CpuIdentity&) { return 384 * 1024; }
 
 /// A channel count from text: a positive integer, or "never".
 inline int parse_min_channels(const std::string& text, const std::string& where) {
