@@ -93,7 +93,7 @@ int calibrate(const Flags& f) {
   cpu::CalibrationSettings settings;
   settings.repetitions = f.repetitions;
   settings.batch = f.batch;
-  const cpu::ConvCalibration c = cpu::calibrate_convolutions(settings, id);
+  const cpu::ConvCalibration c = cpu::calibrate_convolutions(settings);
   if (c.threshold_runs.empty()) {
     std::printf("this build has no AVX-512 kernels: nothing to choose, nothing written\n");
     return 0;

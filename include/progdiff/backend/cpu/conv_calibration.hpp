@@ -126,11 +126,8 @@ inline std::pair<double, double> alternating_medians(const std::function<void()>
 /// Times the direct and Winograd forwards and the Winograd block sizes on this machine, with the
 /// OpenMP threads the process has. Without AVX-512 there is nothing to choose: no runs, and the
 /// built-in choices.
-inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {},
-                                              const CpuIdentity& cpu = identify_cpu()) {
+inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {}) {
   ConvCalibration result;
-  result.choices = KernelChoices{};
-  result.choices.winograd_block_bytes = detail::winograd_block_bytes_for(cpu);
 #if defined(__AVX512F__)
   require(settings.repetitions >= 1 && settings.batch >= 1,
           "calibrate_convolutions: repetitions and batch must be >= 1");

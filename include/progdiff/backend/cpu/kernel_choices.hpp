@@ -45,7 +45,9 @@ struct KernelChoices {
   /// was measured on an AMD Zen 5 at 32x32, where 32 channels are about even.
   std::array<int, kSizeClasses> winograd_min_channels{48, 48, 48};
   /// Bytes of the L2 cache that one block of Winograd-transformed input may fill (it stays there
-  /// while every output-channel panel runs over it): 384 KiB unless calibrated.
+  /// while every output-channel panel runs over it): 384 KiB unless calibrated, 3/8 of Zen 5's
+  /// 1 MiB L2. Not scaled with the L2: on an Intel Xeon with 2 MiB per core, 768 KiB blocks ran
+  /// 5% slower (docs/performance.md).
   std::int64_t winograd_block_bytes = 384 * 1024;
   /// Where winograd_min_channels came from: "built-in", the file's path, or the variable's name.
   std::string source = "built-in";
@@ -54,10 +56,6 @@ struct KernelChoices {
 };
 
 namespace detail {
-
-/// The built-in Winograd block: 384 KiB, 3/8 of Zen 5's 1 MiB L2. It is not scaled with the L2:
-/// on an Intel Xeon with 2 MiB of L2 per core, 768 KiB blocks ran 5% slower (docs/performance.md).
-inline std::int64_t winograd_block_bytes_for(const CpuIdentity&) { return 384 * 1024; }
 
 /// A channel count from text: a positive integer, or "never".
 inline int parse_min_channels(const std::string& text, const std::string& where) {
@@ -163,7 +161,6 @@ inline void write_kernel_choices(const std::filesystem::path& path, const CpuIde
 /// The choices for this machine, resolved from scratch (kernel_choices() keeps the first result).
 inline KernelChoices resolve_kernel_choices(const CpuIdentity& cpu) {
   KernelChoices choices;
-  choices.winograd_block_bytes = detail::winograd_block_bytes_for(cpu);
   if (const auto path = kernel_choices_path(cpu); !path.empty() && std::filesystem::exists(path))
     read_kernel_choices(path, cpu, choices);
   if (const char* min_channels = std::getenv("PROGDIFF_WINOGRAD_MIN_CHANNELS")) {
