@@ -27,8 +27,8 @@ inline constexpr std::int64_t kOptimalDenoiserImages = 2000;
 
 /// The groups of the options' grouper on `schedule`; `train` (the images trained on) feeds the
 /// optimal denoiser. Budgets: see the top of this file.
-inline pd::group::Partition make_partition(const Options& o, const Schedule& schedule,
-                                           const pd::data::ImageDataset& train) {
+template <class S>
+pd::group::Partition make_partition(const Options& o, const S& schedule, const pd::data::ImageDataset& train) {
   const pd::difficulty::SnrFlops budget{o.min_flops_ratio};
   pd::group::Partition p;
   switch (o.grouping) {

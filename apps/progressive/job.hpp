@@ -40,6 +40,11 @@ auto timed(Report& report, const std::string& phase, F&& f) {
 template <class Scale>
 struct Job {
   using Net = typename Scale::Net;
+  using Recipe = typename Scale::Recipe;
+  using Schedule = typename Recipe::Schedule;
+  /// DDPM's U-Net trained on L_simple: what --base-from imports (diffusers' UNet2DModel) and
+  /// what TDC's pipeline prunes and fine-tunes.
+  static constexpr bool kPlainDdpm = std::is_same_v<Recipe, SimpleRecipe> && Scale::arch == Arch::Ddpm;
   const Options& o;
   const Schedule& schedule;
   const pd::group::Partition& partition;
@@ -55,8 +60,11 @@ struct Job {
 
   /// A freshly initialized base model of the scale.
   pd::model::Progressive<Net> new_base() const;
-  /// Stage 1 (all timesteps) for `steps`; the EMA weights are loaded into the returned model.
-  pd::model::Progressive<Net> stage1(std::int64_t steps);
+  /// Stage 1 (all timesteps) for `steps`; the EMA weights are loaded into the returned model
+  /// (wrapped as the recipe trains it: EDM's preconditioning).
+  typename Recipe::template Trained<pd::model::Progressive<Net>> stage1(std::int64_t steps);
+  /// --base-from: the diffusers UNet2DModel of that folder as the stage-1 base (simple recipe).
+  pd::model::Progressive<Net> imported_base();
   /// Stage 1, then a copy of the base per group fine-tuned on its timesteps.
   void experts();
   /// TDC stage 2: per group, the base pruned to the group's FLOPs budget by the chosen
@@ -80,7 +88,9 @@ inline void Job<Scale>::run() {
     case Variant::Unified:
       return unified();
     case Variant::Tdc:
-      return tdc();
+      // The options refuse --variant tdc with another recipe or blocks.
+      if constexpr (kPlainDdpm) return tdc();
+      throw pd::ConfigError("--variant tdc: TDC runs with --objective simple --arch ddpm only");
     case Variant::MultiStage:
       return multi_stage();
     case Variant::Separate:
@@ -99,6 +109,29 @@ PROGDIFF_JOB_VARIANTS(PaperScale)
 #ifdef __CUDACC__
 PROGDIFF_JOB_VARIANTS(SmallScaleOn<pd::backend::Cuda>)
 PROGDIFF_JOB_VARIANTS(PaperScaleOn<pd::backend::Cuda>)
+#endif
+#undef PROGDIFF_JOB_VARIANTS
+
+/// The small scale on the CPU with another recipe or other blocks (--objective, --arch).
+template <class R, Arch A>
+using SmallCpu = SmallScaleWith<Cpu, R, A>;
+// Each such scale's variants (all but TDC) are compiled in one unit (variant_recipe_*.cpp).
+#define PROGDIFF_JOB_VARIANTS(Scale)              \
+  extern template void Job<Scale>::experts();     \
+  extern template void Job<Scale>::unified();     \
+  extern template void Job<Scale>::multi_stage(); \
+  extern template void Job<Scale>::separate();
+using SmallDdpmpp = SmallCpu<SimpleRecipe, Arch::Ddpmpp>;
+using SmallHybrid = SmallCpu<HybridRecipe, Arch::Ddpm>;
+using SmallHybridDdpmpp = SmallCpu<HybridRecipe, Arch::Ddpmpp>;
+using SmallEdm = SmallCpu<EdmRecipe, Arch::Ddpm>;
+using SmallEdmDdpmpp = SmallCpu<EdmRecipe, Arch::Ddpmpp>;
+#ifndef PROGDIFF_APPS_DEFAULT_RECIPE_ONLY
+PROGDIFF_JOB_VARIANTS(SmallDdpmpp)
+PROGDIFF_JOB_VARIANTS(SmallHybrid)
+PROGDIFF_JOB_VARIANTS(SmallHybridDdpmpp)
+PROGDIFF_JOB_VARIANTS(SmallEdm)
+PROGDIFF_JOB_VARIANTS(SmallEdmDdpmpp)
 #endif
 #undef PROGDIFF_JOB_VARIANTS
 

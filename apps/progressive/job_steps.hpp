@@ -18,12 +18,15 @@
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/metrics/metrics.hpp"
+#include "progdiff/metrics/nll.hpp"
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
+#include "progdiff/schedule/gaussian_posterior.hpp"
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 #include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/train/trainer.hpp"
 #include "progdiff/unet/separate_experts.hpp"
 
 namespace job {
@@ -104,21 +107,64 @@ inline std::vector<double> final_losses(const pd::train::TrainReport& r, std::in
   return sum;
 }
 
-/// Sampling, metrics and the report for a trained model of any kind (a model::GroupedModel).
-template <class Model>
-void evaluate(const Options& o, Model& model, const pd::group::Partition& partition, const Schedule& schedule,
-              const pd::data::ImageDataset& train, SealedTestSplit& test_split, Report& report) {
+/// Trains `model` (as the recipe wraps it) with the recipe's objective on `schedule`.
+template <class Recipe, class Model, class S>
+pd::train::TrainReport train_with_recipe(Model& model, const S& schedule, const pd::data::ImageDataset& data,
+                                         const pd::train::TrainOptions& options, pd::train::BatchMode mode) {
+  pd::train::Trainer<Model, S, typename Recipe::Objective> trainer(model, schedule, data, options, mode,
+                                                                   Recipe::objective());
+  return trainer.run();
+}
+
+/// The negative log-likelihood bound in bits/dim on the test split (IDDPM's metric): a hybrid
+/// model's own variance, an L_simple model's fixed posterior variance (FixedSmallVariance).
+template <class Recipe, class Model, class S>
+void measure_nll(const Options& o, Model& model, const S& schedule, const pd::data::ImageDataset& test,
+                 Report& report) {
   using B = typename Model::backend_type;
+  if constexpr (Recipe::kind == ObjectiveKind::Edm) {
+    (void)o, (void)model, (void)schedule, (void)test, (void)report;  // refused by the options
+  } else {
+    const auto chain = pd::schedule::GaussianPosterior::of(schedule);
+    pd::metrics::NllConfig c;
+    c.images = std::min(o.nll_images, test.count);
+    c.steps = o.nll_steps;
+    c.seed = 1234;  // the same noised inputs for every model: a paired comparison
+    pd::metrics::NllResult r;
+    if constexpr (Recipe::kind == ObjectiveKind::Hybrid) {
+      r = pd::metrics::nll_bits_per_dim<float, B>(model, chain, test, c);
+    } else {
+      FixedSmallVariance<Model> view(model);
+      r = pd::metrics::nll_bits_per_dim<float, B>(view, chain, test, c);
+    }
+    if (!std::isfinite(r.bits_per_dim)) throw std::runtime_error("the bits/dim bound is not finite");
+    std::printf("bits/dim on %lld test images: %.4f (standard error %.4f)\n", static_cast<long long>(c.images),
+                r.bits_per_dim, r.standard_error);
+    report.nll = {r.bits_per_dim, r.standard_error, c.images, c.steps};
+  }
+}
+
+/// Sampling, metrics and the report for a trained model of any kind (a model::GroupedModel,
+/// wrapped as `Recipe` trains it).
+template <class Recipe, class Model>
+void evaluate(const Options& o, Model& model, const pd::group::Partition& partition,
+              const typename Recipe::Schedule& schedule, const pd::data::ImageDataset& train,
+              SealedTestSplit& test_split, Report& report) {
+  using B = typename Model::backend_type;
+  auto& plain = Recipe::inner(model);
+  report.schedule_name = Recipe::schedule_name;
+  report.sampler_name = Recipe::sampler_name(o.ddim_steps);
+  report.loss_target = Recipe::loss_target;
   const pd::Shape image{1, 1, 32, 32};
   // Every choice is made and every weight trained: from here on the test split gives the numbers.
   test_split.open();
   const pd::data::ImageDataset& test = test_split.final_numbers("evaluation");
-  report.model_groups = model.group_count();
-  for (std::int64_t k = 0; k < model.group_count(); ++k)
+  report.model_groups = plain.group_count();
+  for (std::int64_t k = 0; k < plain.group_count(); ++k)
     report.model_rows.push_back(
-        {model.partition().begin(k), model.partition().end(k), model.flops(image, k), model.parameter_count(k)});
-  report.parameters = model.parameter_count();
-  report.average_flops = model.average_flops(image);
+        {plain.partition().begin(k), plain.partition().end(k), plain.flops(image, k), plain.parameter_count(k)});
+  report.parameters = plain.parameter_count();
+  report.average_flops = plain.average_flops(image);
 
   // Per-group denoising loss on the test split, on the job's partition (the unified model's
   // single group is measured on the same groups as the others).
@@ -126,24 +172,26 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
     pd::metrics::GroupLossConfig c;
     c.samples_per_group = std::min(o.loss_samples, test.count);
     c.seed = 1234;  // the same noised inputs for every variant and seed: a paired comparison
-    return pd::metrics::denoising_loss_per_group<float, B>(model, schedule, partition, test, c);
+    auto&& view = Recipe::loss_view(model);
+    return pd::metrics::denoising_loss_per_group<float, B>(view, schedule, partition, test, c);
   });
+  if (o.nll_images > 0)
+    timed(report, "negative log-likelihood (bits/dim)", [&] { measure_nll<Recipe>(o, model, schedule, test, report); });
 
   // Samples: the grid is the first `grid` of the images the Frechet distance uses.
   const std::int64_t count = std::max(o.grid, o.fid_samples);
-  const auto sampler = pd::sample::Ddim::from_schedule(schedule, o.ddim_steps);
-  // One denoiser call per DDIM step, each by the net that serves its timestep.
+  // Each model call of the sampler by the net that serves its timestep.
   report.sampling_flops_per_image = 0.0;
-  for (std::int64_t t : sampler.plan().timesteps())
-    report.sampling_flops_per_image += static_cast<double>(model.flops(image, model.partition().group_of(t)));
-  const auto samples = timed(
-      report, "DDIM sampling (" + std::to_string(count) + " images, " + std::to_string(o.ddim_steps) + " steps)", [&] {
+  for (double t : Recipe::call_timesteps(schedule, o.ddim_steps))
+    report.sampling_flops_per_image += static_cast<double>(plain.flops(image, Recipe::group_of(plain.partition(), t)));
+  const auto samples =
+      timed(report, "sampling (" + std::to_string(count) + " images, " + Recipe::sampler_name(o.ddim_steps) + ")", [&] {
         std::vector<float> all;
         const std::int64_t batch = 250;
         for (std::int64_t first = 0; first < count; first += batch) {
           const std::int64_t n = std::min(batch, count - first);
-          const auto x =
-              sampler.sample<float, B>(model, pd::Shape{n, 1, 32, 32}, o.seed, static_cast<std::uint64_t>(first));
+          const auto x = Recipe::template sample<float, B>(model, schedule, o.ddim_steps, pd::Shape{n, 1, 32, 32},
+                                                           o.seed, static_cast<std::uint64_t>(first));
           const auto v = x.to_host();
           all.insert(all.end(), v.begin(), v.end());
           std::printf("  %lld / %lld\n", static_cast<long long>(first + n), static_cast<long long>(count));
@@ -214,11 +262,13 @@ inline std::int64_t steps_for_budget(double budget, std::int64_t batch, double f
 template <class Scale>
 double Job<Scale>::base_flops() const {
   const pd::Shape image{1, 1, 32, 32};
-  if (!o.base_from.empty()) {  // the imported widths, read from config.json alone
-    const auto c =
-        pd::interop::read_diffusers_unet_config(pd::interop::diffusers_unet_folder(o.base_from) / "config.json");
-    const Net net(pd::interop::widths_from_diffusers<Net>(c), pd::interop::unet_config_from_diffusers<Net>(c));
-    return static_cast<double>(net.flops(image));
+  if constexpr (kPlainDdpm) {
+    if (!o.base_from.empty()) {  // the imported widths, read from config.json alone
+      const auto c =
+          pd::interop::read_diffusers_unet_config(pd::interop::diffusers_unet_folder(o.base_from) / "config.json");
+      const Net net(pd::interop::widths_from_diffusers<Net>(c), pd::interop::unet_config_from_diffusers<Net>(c));
+      return static_cast<double>(net.flops(image));
+    }
   }
   return static_cast<double>(new_base().denoiser(0).flops(image));
 }
@@ -240,31 +290,16 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::new_base() const {
 }
 
 template <class Scale>
-pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t steps) {
-  if (!o.base_from.empty()) {
-    // A model trained elsewhere (diffusers' UNet2DModel) is the base; its weights are used as
-    // they are, and a pipeline's scheduler must be the job's schedule.
-    auto imported = timed(report, "stage 1: imported from " + o.base_from.string(),
-                          [&] { return pd::interop::import_diffusers_base<Net>(o.base_from, schedule); });
-    std::printf("imported %s: %lld parameters, widths %lld .. %lld, %.2f MFLOPs per image\n",
-                imported.folder.string().c_str(), static_cast<long long>(imported.base.parameter_count()),
-                static_cast<long long>(imported.config.block_out_channels.front()),
-                static_cast<long long>(imported.config.block_out_channels.back()), base_flops() / 1e6);
-    report.notes.push_back("--base-from " + o.base_from.string() + ": stage 1 is the diffusers UNet2DModel of " +
-                           imported.folder.string() + " (block_out_channels " +
-                           nlohmann::json(imported.config.block_out_channels).dump() + "; --channels unused), " +
-                           (imported.schedule_checked
-                                ? std::string("its pipeline's scheduler checked against the job's schedule")
-                                : std::string("a model folder without a scheduler: assumed trained with the job's "
-                                              "schedule (") +
-                                      pd::interop::schedule_summary(schedule) + ", epsilon)"));
-    report.checkpoint = imported.folder;
-    return std::move(imported.base);
+typename Scale::Recipe::template Trained<pd::model::Progressive<typename Scale::Net>> Job<Scale>::stage1(
+    std::int64_t steps) {
+  if constexpr (kPlainDdpm) {
+    if (!o.base_from.empty()) return imported_base();
   }
-  auto base = new_base();
+  auto base = Recipe::wrap(new_base());
   auto options = train_options(o, "stage1", steps, o.lr);
-  const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep",
-                       [&] { return pd::train::train_stage1(base, schedule, train, options); });
+  const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep", [&] {
+    return train_with_recipe<Recipe>(base, schedule, train, options, pd::train::BatchMode::PerGroup);
+  });
   report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
                            options.checkpoint_path});
   report.add_compute("stage 1", steps * o.batch, training_flops(static_cast<double>(steps * o.batch), base_flops()));
@@ -273,20 +308,44 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::stage1(std::int64_t step
 }
 
 template <class Scale>
+pd::model::Progressive<typename Scale::Net> Job<Scale>::imported_base() {
+  // A model trained elsewhere (diffusers' UNet2DModel) is the base; its weights are used as
+  // they are, and a pipeline's scheduler must be the job's schedule.
+  auto imported = timed(report, "stage 1: imported from " + o.base_from.string(),
+                        [&] { return pd::interop::import_diffusers_base<Net>(o.base_from, schedule); });
+  std::printf("imported %s: %lld parameters, widths %lld .. %lld, %.2f MFLOPs per image\n",
+              imported.folder.string().c_str(), static_cast<long long>(imported.base.parameter_count()),
+              static_cast<long long>(imported.config.block_out_channels.front()),
+              static_cast<long long>(imported.config.block_out_channels.back()), base_flops() / 1e6);
+  report.notes.push_back(
+      "--base-from " + o.base_from.string() + ": stage 1 is the diffusers UNet2DModel of " + imported.folder.string() +
+      " (block_out_channels " + nlohmann::json(imported.config.block_out_channels).dump() + "; --channels unused), " +
+      (imported.schedule_checked ? std::string("its pipeline's scheduler checked against the job's schedule")
+                                 : std::string("a model folder without a scheduler: assumed trained with the job's "
+                                               "schedule (") +
+                                       pd::interop::schedule_summary(schedule) + ", epsilon)"));
+  report.checkpoint = imported.folder;
+  return std::move(imported.base);
+}
+
+template <class Scale>
 void Job<Scale>::experts() {
   auto base = stage1(o.steps);
   if (o.stage2_steps == 0) {
     report.notes.push_back("--stage2-steps 0: the groups are copies of the base, not fine-tuned");
-    auto grouped = pd::train::copy_into_groups(base, partition, o.seed);
-    evaluate(o, grouped, partition, schedule, train, test, report);
+    auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, o.seed));
+    evaluate<Recipe>(o, grouped, partition, schedule, train, test, report);
     return;
   }
   auto options = train_options(o, "stage2", o.stage2_steps, o.lr / 2);
-  pd::train::TrainReport r;
-  auto grouped = timed(report,
-                       "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " +
-                           std::to_string(partition.groups()) + " groups",
-                       [&] { return pd::train::train_stage2(base, partition, schedule, train, options, {}, &r); });
+  // A copy of the base per group (train::train_stage2's start), each fine-tuned on its own batch;
+  // a resumed run's trainer loads the groups' weights from the checkpoint.
+  auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, options.seed));
+  const auto r = timed(
+      report,
+      "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " + std::to_string(partition.groups()) +
+          " groups",
+      [&] { return train_with_recipe<Recipe>(grouped, schedule, train, options, pd::train::BatchMode::PerGroup); });
   report.stages.push_back({"stage 2", o.stage2_steps, o.stage2_steps * o.batch * partition.groups(),
                            final_losses(r, partition.groups()), options.csv_path, options.plot_path,
                            options.checkpoint_path});
@@ -295,7 +354,7 @@ void Job<Scale>::experts() {
                      training_flops(static_cast<double>(stage2_images), base_flops()));
   pd::train::load_ema_weights(options.checkpoint_path, grouped, schedule);
   report.checkpoint = options.checkpoint_path;
-  evaluate(o, grouped, partition, schedule, train, test, report);
+  evaluate<Recipe>(o, grouped, partition, schedule, train, test, report);
 }
 
 /// Pruning evaluations of TDC group g: forward passes over the validation images, one per scheme
@@ -383,7 +442,7 @@ void Job<Scale>::tdc() {
   report.base_flops = static_cast<double>(r.report.base_flops);
   report.base_parameters = r.report.base_parameters;
   report.checkpoint = t.out_dir;
-  evaluate(o, *r.model, partition, schedule, train, test, report);
+  evaluate<Recipe>(o, *r.model, partition, schedule, train, test, report);
 }
 
 template <class Scale>
@@ -393,22 +452,23 @@ void Job<Scale>::unified() {
   const std::int64_t steps = o.steps + o.stage2_steps * partition.groups();
   auto base = stage1(steps);
   report.checkpoint = o.out / "stage1.safetensors";
-  evaluate(o, base, partition, schedule, train, test, report);
+  evaluate<Recipe>(o, base, partition, schedule, train, test, report);
 }
 
 /// Trains an interval-routed model (shared encoder or separate experts) on mixed batches for
 /// the steps the options give, or, with --equal-compute, for the steps that spend the budget at
 /// the model's average FLOPs per image (mixed batches draw timesteps uniformly).
-template <class Model>
-void train_routed(const Options& o, const Schedule& schedule, const pd::data::ImageDataset& train,
+template <class Recipe, class Model>
+void train_routed(const Options& o, const typename Recipe::Schedule& schedule, const pd::data::ImageDataset& train,
                   const pd::group::Partition& partition, double budget, const std::string& stage,
                   const std::string& title, Model& model, Report& report) {
   const double average = model.average_flops(pd::Shape{1, 1, 32, 32});
   const std::int64_t steps =
       o.equal_compute ? steps_for_budget(budget, o.batch, average) : o.steps + o.stage2_steps * partition.groups();
   auto options = train_options(o, stage, steps, o.lr);
-  const auto r = timed(report, title + ": " + std::to_string(steps) + " steps on mixed batches",
-                       [&] { return pd::train::train_multi_stage(model, schedule, train, options); });
+  const auto r = timed(report, title + ": " + std::to_string(steps) + " steps on mixed batches", [&] {
+    return train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::Mixed);
+  });
   report.stages.push_back({title, steps, steps * o.batch, final_losses(r, partition.groups()), options.csv_path,
                            options.plot_path, options.checkpoint_path});
   report.add_compute(title, steps * o.batch, training_flops(static_cast<double>(steps * o.batch), average));
@@ -421,11 +481,11 @@ void Job<Scale>::multi_stage() {
   using Multi = typename Scale::Multi;
   const auto config = net_config(o, Multi::default_config());
   const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, partition.groups()));
-  pd::model::IntervalRouted<Multi> model(Multi(widths, config), partition);
+  auto model = Recipe::wrap(pd::model::IntervalRouted<Multi>(Multi(widths, config), partition));
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
-  train_routed(o, schedule, train, partition, compute_budget(), "multi_stage", "multi-stage", model, report);
-  evaluate(o, model, partition, schedule, train, test, report);
+  train_routed<Recipe>(o, schedule, train, partition, compute_budget(), "multi_stage", "multi-stage", model, report);
+  evaluate<Recipe>(o, model, partition, schedule, train, test, report);
 }
 
 template <class Scale>
@@ -434,11 +494,11 @@ void Job<Scale>::separate() {
   const auto config = net_config(o, Net::default_config());
   const std::vector<pd::unet::WidthTable> widths(static_cast<std::size_t>(partition.groups()),
                                                  Net::default_widths(o.channels));
-  pd::model::IntervalRouted<Experts> model(Experts(widths, config), partition);
+  auto model = Recipe::wrap(pd::model::IntervalRouted<Experts>(Experts(widths, config), partition));
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
-  train_routed(o, schedule, train, partition, compute_budget(), "separate", "separate experts", model, report);
-  evaluate(o, model, partition, schedule, train, test, report);
+  train_routed<Recipe>(o, schedule, train, partition, compute_budget(), "separate", "separate experts", model, report);
+  evaluate<Recipe>(o, model, partition, schedule, train, test, report);
 }
 
 }  // namespace job

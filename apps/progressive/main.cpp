@@ -39,21 +39,68 @@ namespace fs = std::filesystem;
 
 constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for the examples
 
-/// The job of the chosen scale on back end `B`.
+/// The job of `Scale` (its nets, recipe and blocks): its schedule, the timestep groups, the
+/// variant.
+template <class Scale>
+void run_scale(const Options& o, const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation,
+               SealedTestSplit& test, Report& report) {
+  using Recipe = typename Scale::Recipe;
+  const typename Recipe::Schedule schedule = Recipe::schedule();
+  const pd::group::Partition partition = timed(report, std::string("grouping (") + grouping_name(o.grouping) + ")",
+                                               [&] { return make_partition(o, schedule, train); });
+  if (partition.groups() != o.groups)
+    report.notes.push_back(std::string("the ") + grouping_name(o.grouping) + " grouper gave " +
+                           std::to_string(partition.groups()) + " groups for --groups " + std::to_string(o.groups));
+  report.partition = partition;
+  std::printf("%lld training images, %lld held out for validation, %lld test images; groups (timesteps):",
+              static_cast<long long>(train.count), static_cast<long long>(validation.count),
+              static_cast<long long>(test.count()));
+  for (std::int64_t k = 0; k < partition.groups(); ++k)
+    std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
+  std::printf("\n");
+  Job<Scale>{o, schedule, partition, train, validation, test, report}.run();
+}
+
+/// The small scale on the CPU with the recipe and blocks of the options.
+template <class R>
+void run_small_recipe(const Options& o, const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation,
+                      SealedTestSplit& test, Report& report) {
+  if (o.arch == Arch::Ddpmpp)
+    run_scale<SmallCpu<R, Arch::Ddpmpp>>(o, train, validation, test, report);
+  else
+    run_scale<SmallCpu<R, Arch::Ddpm>>(o, train, validation, test, report);
+}
+
+/// The job of the chosen scale, recipe and blocks on back end `B`.
 template <class B>
-void run_on(bool paper_scale, const Options& o, const Schedule& schedule, const pd::group::Partition& partition,
-            const pd::data::ImageDataset& train, const pd::data::ImageDataset& validation, SealedTestSplit& test,
-            Report& report) {
+void run_on(bool paper_scale, const Options& o, const pd::data::ImageDataset& train,
+            const pd::data::ImageDataset& validation, SealedTestSplit& test, Report& report) {
   if (paper_scale) {
 #ifdef PROGDIFF_APPS_SMALL_SCALE_ONLY
     throw pd::ConfigError(
         "--paper-scale: this build has the small scale only (a sanitized test build, or a CUDA build "
         "configured with PROGDIFF_CUDA_APPS_PAPER_SCALE=OFF)");
 #else
-    Job<PaperScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
+    run_scale<PaperScaleOn<B>>(o, train, validation, test, report);
 #endif
-  } else {
-    Job<SmallScaleOn<B>>{o, schedule, partition, train, validation, test, report}.run();
+    return;
+  }
+  if (o.objective == ObjectiveKind::Simple && o.arch == Arch::Ddpm)
+    return run_scale<SmallScaleOn<B>>(o, train, validation, test, report);
+  if constexpr (std::is_same_v<B, Cpu>) {  // the options refuse the other recipes on CUDA
+#ifdef PROGDIFF_APPS_DEFAULT_RECIPE_ONLY
+    throw pd::ConfigError(std::string("--objective ") + objective_name(o.objective) + " --arch " + arch_name(o.arch) +
+                          ": this build has the default recipe only (a sanitized test build)");
+#else
+    switch (o.objective) {
+      case ObjectiveKind::Simple:
+        return run_small_recipe<SimpleRecipe>(o, train, validation, test, report);
+      case ObjectiveKind::Hybrid:
+        return run_small_recipe<HybridRecipe>(o, train, validation, test, report);
+      case ObjectiveKind::Edm:
+        return run_small_recipe<EdmRecipe>(o, train, validation, test, report);
+    }
+#endif
   }
 }
 
@@ -79,7 +126,6 @@ int run(const Options& o, const std::string& command) {
   report.command = command;
   report.options = o;
 
-  const Schedule schedule;
   const auto [split, test_images] = timed(report, "loading Fashion-MNIST", [&] {
     // The last --validation-images training images are held out of training: they score every
     // choice. The test split is sealed until the evaluation (test_split.hpp).
@@ -88,29 +134,14 @@ int run(const Options& o, const std::string& command) {
     auto te = pd::data::load_fashion_mnist(pd::data::Split::Test, o.data, o.test_images);
     return std::pair{std::move(tr), std::move(te)};
   });
-  const pd::data::ImageDataset& train = split.fit;
   SealedTestSplit test(test_images);
-
-  const pd::group::Partition partition = timed(report, std::string("grouping (") + grouping_name(o.grouping) + ")",
-                                               [&] { return make_partition(o, schedule, train); });
-  if (partition.groups() != o.groups)
-    report.notes.push_back(std::string("the ") + grouping_name(o.grouping) + " grouper gave " +
-                           std::to_string(partition.groups()) + " groups for --groups " + std::to_string(o.groups));
-  report.partition = partition;
-
-  std::printf("%lld training images, %lld held out for validation, %lld test images; groups (timesteps):",
-              static_cast<long long>(train.count), static_cast<long long>(split.validation.count),
-              static_cast<long long>(test_images.count));
-  for (std::int64_t k = 0; k < partition.groups(); ++k)
-    std::printf(" [%lld, %lld)", static_cast<long long>(partition.begin(k)), static_cast<long long>(partition.end(k)));
-  std::printf("\n");
 
   if (o.device == Device::Cuda) {
 #ifdef __CUDACC__
-    run_on<pd::backend::Cuda>(paper_scale, o, schedule, partition, train, split.validation, test, report);
+    run_on<pd::backend::Cuda>(paper_scale, o, split.fit, split.validation, test, report);
 #endif
   } else {
-    run_on<Cpu>(paper_scale, o, schedule, partition, train, split.validation, test, report);
+    run_on<Cpu>(paper_scale, o, split.fit, split.validation, test, report);
   }
 
   report.total_seconds = seconds_since(start);

@@ -23,7 +23,9 @@
 #include "progdiff/train/ema_weights.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/separate_experts.hpp"
+#include "progdiff/unet/small_presets.hpp"
 #include "progdiff/unet/unet.hpp"
+#include "recipes.hpp"
 
 namespace job {
 
@@ -31,25 +33,42 @@ namespace pd = progdiff;
 namespace unet = progdiff::unet;
 using Cpu = pd::backend::Cpu;
 
-/// DDPM's linear beta schedule over 1000 steps (Ho et al. 2020).
-using Schedule = pd::schedule::Linear<1000>;
+/// DDPM's linear beta schedule over 1000 steps (Ho et al. 2020): the default recipe's.
+using Schedule = SimpleRecipe::Schedule;
 
-/// The default scale: three levels (32, 16, 8 pixels), one residual block per level, no
-/// attention, gray 32x32 images, no dropout (short runs do not overfit); the base width is a
-/// run-time value (--channels). `B` is the back end the models run on. The shared-encoder and
-/// separate models take their number of decoders (experts) from the grouper's groups at run time.
-template <class B>
-struct SmallScaleOn {
-  static constexpr const char* name = "small";
-  using Net = unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
-                         unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
-                         unet::DropoutPercent<0>, unet::OnBackend<B>>;
+/// The scale's nets with the options of a list appended (a recipe's, an architecture's).
+template <class B, class List>
+struct SmallNets;
+template <class B, class... Extra>
+struct SmallNets<B, OptionList<Extra...>> {
+  using Net = unet::SmallGray32<unet::UNet, unet::OnBackend<B>, Extra...>;
   using Multi =
-      unet::MultiDecoderUNet<unet::Levels<1, 2, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<32>,
-                             unet::ImageChannels<1>, unet::BaseChannels<32>, unet::GroupNormGroups<8>,
-                             unet::DropoutPercent<0>, unet::Decoders<unet::kRunTimeCount>, unet::OnBackend<B>>;
+      unet::SmallGray32<unet::MultiDecoderUNet, unet::Decoders<unet::kRunTimeCount>, unet::OnBackend<B>, Extra...>;
   using Experts = unet::SeparateExperts<Net, unet::kRunTimeCount>;
 };
+
+template <class A, class C>
+struct JoinOptions;
+template <class... A, class... C>
+struct JoinOptions<OptionList<A...>, OptionList<C...>> {
+  using type = OptionList<A..., C...>;
+};
+
+/// The default scale (unet::SmallGray32): three levels (32, 16, 8 pixels), one residual block
+/// per level, no attention, gray 32x32 images, no dropout (short runs do not overfit); the base
+/// width is a run-time value (--channels). `B` is the back end the models run on, `R` the
+/// training recipe (recipes.hpp), `A` the U-Net blocks. The shared-encoder and separate models
+/// take their number of decoders (experts) from the grouper's groups at run time.
+template <class B, class R, Arch A>
+struct SmallScaleWith
+    : SmallNets<B, typename JoinOptions<typename R::NetOptions, typename ArchOptions<A>::type>::type> {
+  static constexpr const char* name = "small";
+  using Recipe = R;
+  static constexpr Arch arch = A;
+};
+/// The default recipe (DDPM's L_simple, linear schedule) and blocks.
+template <class B>
+using SmallScaleOn = SmallScaleWith<B, SimpleRecipe, Arch::Ddpm>;
 using SmallScale = SmallScaleOn<Cpu>;
 
 /// The papers' CIFAR-10 scale (DDPM's U-Net: 128 channels, levels 1-2-2-2, two residual blocks,
@@ -65,6 +84,8 @@ struct PaperScaleOn {
                              unet::ImageChannels<1>, unet::BaseChannels<128>, unet::GroupNormGroups<32>,
                              unet::DropoutPercent<10>, unet::Decoders<unet::kRunTimeCount>, unet::OnBackend<B>>;
   using Experts = unet::SeparateExperts<Net, unet::kRunTimeCount>;
+  using Recipe = SimpleRecipe;
+  static constexpr Arch arch = Arch::Ddpm;
 };
 using PaperScale = PaperScaleOn<Cpu>;
 

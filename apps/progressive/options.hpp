@@ -63,6 +63,8 @@ const char* name_in(const std::array<std::pair<E, const char*>, N>& table, E val
 
 inline const char* variant_name(Variant v) { return name_in(kVariantNames, v); }
 inline const char* grouping_name(Grouping g) { return name_in(kGroupingNames, g); }
+inline const char* objective_name(ObjectiveKind k) { return name_in(kObjectiveNames, k); }
+inline const char* arch_name(Arch a) { return name_in(kArchNames, a); }
 
 /// Everything the job does, after the configuration's defaults and the flags are applied.
 struct Options {
@@ -71,10 +73,12 @@ struct Options {
   bool paper_scale = false;  // the papers' CIFAR-size U-Net (hours on a CPU)
   std::int64_t groups = 3;   // timestep groups (N of the grouper)
   Grouping grouping = Grouping::Flops;
-  double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
-  std::int64_t steps = 0;         // stage-1 optimizer steps
-  std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
-  double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
+  ObjectiveKind objective = ObjectiveKind::Simple;  // --objective: the training recipe (recipes.hpp)
+  Arch arch = Arch::Ddpm;                           // --arch: the U-Net's blocks
+  double min_flops_ratio = 0.5;                     // k of eq. 8: the cheapest group's budget as a fraction of the base
+  std::int64_t steps = 0;                           // stage-1 optimizer steps
+  std::int64_t stage2_steps = 0;                    // stage-2 steps (each trains every group on its own batch)
+  double budget_scale = 1.0;                        // --budget-scale: multiplies both step counts (convergence studies)
   std::int64_t batch = 0;
   std::int64_t channels = 0;  // base width of the U-Net
   double lr = 0.0;
@@ -86,7 +90,9 @@ struct Options {
   // Every variant spends the training FLOPs of the copies' stage 1 and stage 2 (forward +
   // backward over every image seen, pruning evaluations included), its step counts scaled to it.
   bool equal_compute = false;
-  std::int64_t ddim_steps = 0;
+  std::int64_t ddim_steps = 0;    // the sampler's steps (--sampling-steps; DDIM's for the simple recipe)
+  std::int64_t nll_images = 0;    // test images for bits/dim (0: not measured)
+  std::int64_t nll_steps = 50;    // sampled KL steps per image of the bits/dim estimate (0: every step)
   std::int64_t grid = 0;          // images in samples.png
   std::int64_t fid_samples = 0;   // generated images for the Frechet distance (0: skip it)
   std::int64_t loss_samples = 0;  // test images per group for the per-group loss
@@ -213,8 +219,33 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
   app.add_option("--test-images", o.test_images, "use the first N test images (0: all 10000)")
       ->check(CLI::Range(0, 10000))
       ->capture_default_str();
-  app.add_option("--ddim-steps", o.ddim_steps, "DDIM steps for samples.png and the Frechet distance")
+  app.add_option("--sampling-steps,--ddim-steps", o.ddim_steps,
+                 "the sampler's steps for samples.png and the Frechet distance: DDIM's (simple), the strided "
+                 "learned-variance DDPM's (hybrid), Heun's (edm: N steps of 2N - 1 model calls; default (N + 1) / 2 of "
+                 "the others' N, at most as many calls)")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--objective", o.objective,
+                 "simple: DDPM's epsilon MSE, linear 1000-step schedule, DDIM; hybrid: IDDPM's L_simple + 0.001 "
+                 "L_vlb with a learned variance, cosine 4000-step schedule, strided DDPM sampling with that "
+                 "variance; edm: EDM's preconditioning, loss and log-normal noise levels, Heun sampling")
+      ->transform(CLI::CheckedTransformer(names(kObjectiveNames)).description(""))
+      ->type_name("NAME")
+      ->default_str(objective_name(o.objective));
+  app.add_option("--arch", o.arch,
+                 "ddpm: the DDPM U-Net's blocks; ddpmpp: DDPM++'s (BigGAN residual resampling, skips scaled by "
+                 "1/sqrt(2), variance-scaling initialization)")
+      ->transform(CLI::CheckedTransformer(names(kArchNames)).description(""))
+      ->type_name("NAME")
+      ->default_str(arch_name(o.arch));
+  app.add_option("--nll-images", o.nll_images,
+                 "test images for the negative log-likelihood bound in bits/dim (simple: with the fixed posterior "
+                 "variance; hybrid: the learned one; 0: not measured)")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  app.add_option("--nll-steps", o.nll_steps,
+                 "KL steps drawn per image for the bits/dim estimate (0: every step of the chain)")
+      ->check(CLI::Range(0, 4000))
       ->capture_default_str();
   app.add_option("--grid", o.grid, "images in samples.png")->check(CLI::Range(1, 1024))->capture_default_str();
   app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance (0: skip it)")
@@ -302,9 +333,31 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
                                 " leaves nothing to train on");
   if (o.batch < 2 && (o.variant == Variant::MultiStage || o.variant == Variant::Separate))
     throw progdiff::ConfigError("--batch: multi-stage training mixes groups in a batch and needs at least 2 images");
+  const bool plain = o.objective == ObjectiveKind::Simple && o.arch == Arch::Ddpm;
+  const std::string recipe =
+      std::string(" (--objective ") + objective_name(o.objective) + " --arch " + arch_name(o.arch) + ")";
+  if (!plain && o.variant == Variant::Tdc)
+    throw progdiff::ConfigError("--variant tdc: TDC's pruning and fine-tuning run the DDPM U-Net on L_simple only" +
+                                recipe + "; use --objective simple --arch ddpm");
+  if (!plain && o.paper_scale)
+    throw progdiff::ConfigError("--paper-scale: the paper scale runs --objective simple --arch ddpm only" + recipe +
+                                "; the small scale has every objective and architecture");
+  if (!plain && !o.base_from.empty())
+    throw progdiff::ConfigError("--base-from: a diffusers UNet2DModel is the DDPM U-Net trained on L_simple" + recipe +
+                                "; use --objective simple --arch ddpm");
+  if (!plain && o.device == Device::Cuda)
+    throw progdiff::ConfigError("--backend cuda: this program runs --objective simple --arch ddpm only on CUDA" +
+                                recipe);
+  if (o.objective == ObjectiveKind::Edm && o.nll_images > 0)
+    throw progdiff::ConfigError(
+        "--nll-images: the bits/dim bound needs a discrete DDPM chain; --objective edm has none");
+  if (o.objective == ObjectiveKind::Edm && app.count("--sampling-steps") == 0)
+    o.ddim_steps = (o.ddim_steps + 1) / 2;  // Heun's 2N - 1 model calls: at most the other samplers' count
   if (o.out.empty())
     o.out = std::string("progressive_") + (o.variant == Variant::MultiStage ? "multi_stage" : variant_name(o.variant)) +
             (o.grouping == Grouping::Flops ? "" : std::string("_") + grouping_name(o.grouping)) +
+            (o.objective == ObjectiveKind::Simple ? "" : std::string("_") + objective_name(o.objective)) +
+            (o.arch == Arch::Ddpm ? "" : std::string("_") + arch_name(o.arch)) +
             (o.tiny ? "_tiny" : (o.paper_scale ? "_paper" : ""));
   if (o.classifier.empty()) {
     auto dir = std::filesystem::absolute(o.out).lexically_normal();

@@ -64,7 +64,15 @@ struct Report {
   std::filesystem::path checkpoint;
   double total_seconds = 0.0;
   std::vector<ComputePart> compute;       // every part of the training, pruning evaluations included
-  double sampling_flops_per_image = 0.0;  // the denoiser calls of one DDIM sample
+  double sampling_flops_per_image = 0.0;  // the denoiser calls of one sample
+  // The recipe's words for the report (recipes.hpp), set by the evaluation.
+  std::string schedule_name = "DDPM linear betas, 1000 steps";
+  std::string sampler_name;
+  std::string loss_target = "the predicted noise";
+  struct Nll {
+    double bits_per_dim = std::nan(""), standard_error = std::nan("");
+    std::int64_t images = 0, steps = 0;
+  } nll;
 
   void add_compute(std::string name, std::int64_t images, double flops) {
     compute.push_back({std::move(name), images, flops});
@@ -99,18 +107,19 @@ inline std::string render_report(const Report& r) {
   s += "| U-Net base channels | " + std::to_string(o.channels) + " |\n";
   s += "| stage-1 steps / stage-2 steps | " + std::to_string(o.steps) + " / " + std::to_string(o.stage2_steps) + " |\n";
   s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
-  s += "| schedule | DDPM linear betas, 1000 steps |\n";
+  s += "| objective, U-Net blocks | " + std::string(objective_name(o.objective)) + ", " + arch_name(o.arch) + " |\n";
+  s += "| schedule | " + r.schedule_name + " |\n";
   s += "| grouping | " + std::string(grouping_name(o.grouping)) + ", N = " + std::to_string(o.groups) + " asked, " +
        std::to_string(r.partition.groups()) + " given; budgets from eq. 8 with k = " + fixed(o.min_flops_ratio, 2) +
        " |\n";
   s += "| validation images (held out of training; what selects) | " + std::to_string(o.validation_images) + " |\n";
   s += "| equal training compute | " + std::string(o.equal_compute ? "yes" : "no") + " |\n";
-  s += "| sampler | DDIM, " + std::to_string(o.ddim_steps) + " steps, eta 0 |\n";
+  s += "| sampler | " + r.sampler_name + " |\n";
   s += "| seed | " + std::to_string(o.seed) + " |\n\n";
   for (const auto& n : r.notes) s += "Note: " + n + ".\n\n";
 
   s += "## Groups: cost and test loss\n\n";
-  s += "Loss: mean squared error of the predicted noise on " +
+  s += "Loss: mean squared error of " + r.loss_target + " on " +
        std::to_string(r.test_losses.empty() ? 0 : r.test_losses.front().samples) +
        " test images per group, each at a timestep drawn uniformly in the group (the same noised inputs for "
        "every run). FLOPs: one forward pass per 32x32 image, multiply-adds counted as 2.\n\n";
@@ -145,8 +154,8 @@ inline std::string render_report(const Report& r) {
          fixed(100.0 * r.average_flops / r.base_flops, 1) + "% of the base's.\n\n";
 
   s += "## Samples\n\n![samples](samples.png)\n\n";
-  s += "`samples.png`: the first " + std::to_string(o.grid) + " DDIM samples (seed " + std::to_string(o.seed) +
-       "); mean pixel value " + fixed(r.sample_mean, 3) + " (the data's is about -0.43).\n\n";
+  s += "`samples.png`: the first " + std::to_string(o.grid) + " samples (" + r.sampler_name + ", seed " +
+       std::to_string(o.seed) + "); mean pixel value " + fixed(r.sample_mean, 3) + " (the data's is about -0.43).\n\n";
   if (r.frechet_samples > 0) {
     s += "## Frechet distance\n\n";
     s += "In the feature space of a Fashion-MNIST classifier (test accuracy " + fixed(r.classifier_accuracy, 4) +
@@ -179,8 +188,14 @@ inline std::string render_report(const Report& r) {
   for (const auto& c : r.compute)
     s += "| " + c.name + " | " + std::to_string(c.images) + " | " + fixed(c.flops / 1e9, 1) + " |\n";
   s += "| **training total** | | **" + fixed(r.training_flops() / 1e9, 1) + "** |\n\n";
-  s += "Sampling: " + fixed(r.sampling_flops_per_image / 1e6, 1) + " MFLOPs per image (" +
-       std::to_string(o.ddim_steps) + " DDIM steps, each by the net that serves its timestep).\n\n";
+  s += "Sampling: " + fixed(r.sampling_flops_per_image / 1e6, 1) + " MFLOPs per image (" + r.sampler_name +
+       ", each model call by the net that serves its timestep).\n\n";
+  if (r.nll.images > 0)
+    s += "Negative log-likelihood bound on " + std::to_string(r.nll.images) + " test images: **" +
+         fixed(r.nll.bits_per_dim, 4) + " bits/dim** (standard error " + fixed(r.nll.standard_error, 4) + "; " +
+         (r.nll.steps == 0 ? std::string("every step") : std::to_string(r.nll.steps) + " sampled KL steps per image") +
+         (o.objective == ObjectiveKind::Simple ? ", the fixed posterior variance" : ", the learned variance") +
+         ").\n\n";
   s += "## Wall time\n\n| phase | seconds |\n|---|---|\n";
   for (const auto& [phase, sec] : r.times) s += "| " + phase + " | " + fixed(sec, 1) + " |\n";
   s += "| **total** | **" + fixed(r.total_seconds, 1) + "** |\n\n";
@@ -209,6 +224,12 @@ inline nlohmann::json result_json(const Report& r) {
   j["frechet_floor"] = number(r.frechet_train);
   j["frechet_samples"] = r.frechet_samples;
   j["ddim_steps"] = o.ddim_steps;
+  j["objective"] = objective_name(o.objective);
+  j["arch"] = arch_name(o.arch);
+  j["sampler"] = r.sampler_name;
+  j["nll_bits_per_dim"] = number(r.nll.bits_per_dim);
+  j["nll_standard_error"] = number(r.nll.standard_error);
+  j["nll_images"] = r.nll.images;
   j["test_loss"] = nlohmann::json::array();
   double mean = 0.0, weight = 0.0;
   for (const auto& l : r.test_losses) {

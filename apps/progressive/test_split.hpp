@@ -4,6 +4,7 @@
 // that would score choices on the test images and then report on them) is an error naming what
 // asked, not a silent bias. Choices are scored on the validation images held out of the
 // training split (--validation-images) instead.
+#include <cstdint>
 #include <string>
 
 #include "progdiff/core/error.hpp"
@@ -20,6 +21,8 @@ class SealedTestSplit {
   /// From now on the selection is over (training, grouping and pruning are done).
   void open() { open_ = true; }
   bool is_open() const { return open_; }
+  /// How many test images there are (a count reveals nothing to select on).
+  std::int64_t count() const { return data_.count; }
 
   /// The test images for the final numbers; ConfigError naming `purpose` while still sealed.
   const progdiff::data::ImageDataset& final_numbers(const std::string& purpose) const {

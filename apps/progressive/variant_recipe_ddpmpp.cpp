@@ -1,0 +1,7 @@
+// The main job, small scale, on the CPU: DDPM's L_simple with DDPM++'s blocks (--objective, --arch); every variant but TDC.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallDdpmpp>::experts();
+template void job::Job<job::SmallDdpmpp>::unified();
+template void job::Job<job::SmallDdpmpp>::multi_stage();
+template void job::Job<job::SmallDdpmpp>::separate();

@@ -1,0 +1,7 @@
+// The main job, small scale, on the CPU: EDM's preconditioning and training (--objective, --arch); every variant but TDC.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallEdm>::experts();
+template void job::Job<job::SmallEdm>::unified();
+template void job::Job<job::SmallEdm>::multi_stage();
+template void job::Job<job::SmallEdm>::separate();

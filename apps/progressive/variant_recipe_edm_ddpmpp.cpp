@@ -1,0 +1,7 @@
+// The main job, small scale, on the CPU: EDM's preconditioning and training with DDPM++'s blocks (--objective, --arch); every variant but TDC.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallEdmDdpmpp>::experts();
+template void job::Job<job::SmallEdmDdpmpp>::unified();
+template void job::Job<job::SmallEdmDdpmpp>::multi_stage();
+template void job::Job<job::SmallEdmDdpmpp>::separate();

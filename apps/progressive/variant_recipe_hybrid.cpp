@@ -1,0 +1,7 @@
+// The main job, small scale, on the CPU: IDDPM's hybrid objective with a learned variance (--objective, --arch); every variant but TDC.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallHybrid>::experts();
+template void job::Job<job::SmallHybrid>::unified();
+template void job::Job<job::SmallHybrid>::multi_stage();
+template void job::Job<job::SmallHybrid>::separate();

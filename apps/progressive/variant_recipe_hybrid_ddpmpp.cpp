@@ -1,0 +1,7 @@
+// The main job, small scale, on the CPU: IDDPM's hybrid objective with DDPM++'s blocks (--objective, --arch); every variant but TDC.
+#include "job_steps.hpp"
+
+template void job::Job<job::SmallHybridDdpmpp>::experts();
+template void job::Job<job::SmallHybridDdpmpp>::unified();
+template void job::Job<job::SmallHybridDdpmpp>::multi_stage();
+template void job::Job<job::SmallHybridDdpmpp>::separate();
