@@ -60,8 +60,9 @@ using Clock = std::chrono::steady_clock;
 
 struct Arm {
   std::string name;
-  std::string flags;  // the main job's flags of the arm
-  std::string what;   // one line for the table
+  std::string flags;       // the main job's flags of the arm
+  std::string what;        // one line for the table
+  bool by_default = true;  // run when --arms is not given
 };
 
 const std::vector<Arm>& all_arms() {
@@ -75,6 +76,13 @@ const std::vector<Arm>& all_arms() {
       {"copies", "--variant experts", "stage 1, then a fine-tuned copy per group (no pruning)"},
       {"tdc-proxy", "--tdc --pruning proxy", "stage 1, pruned per group by the proxy search, fine-tuned"},
       {"tdc-magnitude", "--tdc --pruning magnitude", "stage 1, pruned per group by magnitude, fine-tuned"},
+      // The papers' base models (--objective, --arch): asked for by name.
+      {"unified-hybrid", "--variant unified --objective hybrid --nll-images 500",
+       "one U-Net, IDDPM's hybrid objective and learned variance, cosine schedule", false},
+      {"unified-edm", "--variant unified --objective edm", "one U-Net, EDM's preconditioning, loss and Heun sampler",
+       false},
+      {"multi-stage-edm", "--variant multi-stage --grouping flops --objective edm",
+       "shared encoder + decoders (FLOPs-interval groups), EDM", false},
   };
   return arms;
 }
@@ -104,7 +112,8 @@ A rerun skips finished runs and resumes unfinished ones from their checkpoints.
   --seeds N            seeds per arm (default 3; tiny 2)
   --first-seed N       the first seed (default 0)
   --arms A,B,...       a subset of: unified, separate, multi-stage-od, multi-stage-flops,
-                       copies, tdc-proxy, tdc-magnitude (default: all)
+                       copies, tdc-proxy, tdc-magnitude (default: these seven); and the
+                       papers' base models: unified-hybrid, unified-edm, multi-stage-edm
   --fid-samples N      generated images for the Frechet distance (default 2000; tiny 32)
   --proxy-command CMD  the tdc-proxy arm asks this command instead of the built-in search
                        (tools/proxy/echo_proxy.py is an offline example)
@@ -426,7 +435,8 @@ void write_convergence(const Options& o, const std::vector<Arm>& arms) {
 std::vector<Arm> asked_arms(const Options& o) {
   std::vector<Arm> arms;
   for (const Arm& arm : all_arms())
-    if (o.arms.empty() || std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end()) arms.push_back(arm);
+    if (o.arms.empty() ? arm.by_default : std::find(o.arms.begin(), o.arms.end(), arm.name) != o.arms.end())
+      arms.push_back(arm);
   return arms;
 }
 
