@@ -3,7 +3,7 @@
 //
 // The base is the main job's default U-Net (model_bench.hpp DefaultNet); the progressive model
 // prunes it per group of FLOPs-interval grouping (eqs. 8-10, k = 0.5) with magnitude importance
-// down to each group's budget (train/tdc_pruning.hpp's path without the fine-tuning, which does
+// down to each group's budget (tdc/pruning.hpp's path without the fine-tuning, which does
 // not change the cost). Each iteration samples one batch with DDIM from both models, alternating,
 // so both see the same machine load, and reports
 //   time_ratio   progressive time / base time

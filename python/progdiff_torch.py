@@ -568,7 +568,7 @@ def _load_file(path, weights):
 
 
 def _load_tdc(folder, weights):
-    """A TDC run folder (train/tdc_pipeline.hpp): tdc.json's group starts, and per group the
+    """A TDC run folder (tdc/pipeline.hpp): tdc.json's group starts, and per group the
     fine-tuned denoiser (group<g>/checkpoint.safetensors, or pruned.safetensors when it was not
     fine-tuned), each a one-group progressive checkpoint."""
     manifest_path = os.path.join(folder, "tdc.json")

@@ -13,11 +13,12 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/data/validation_split.hpp"
 #include "progdiff/group/grouper.hpp"
 #include "progdiff/prune/proxy.hpp"
 #include "progdiff/sample/stepper.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
-#include "progdiff/train/tdc_validation.hpp"
+#include "progdiff/tdc/validation.hpp"
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
@@ -76,7 +77,7 @@ struct ScaledInput {
 // Keeps the channels of lowest index: its scores are a closed form, so the kept rows are known.
 template <class Net>
 struct LowIndexFirst {
-  pd::prune::ChannelScores scores(pd::train::ImportanceProbe<Net>& probe) {
+  pd::prune::ChannelScores scores(pd::tdc::ImportanceProbe<Net>& probe) {
     pd::prune::ChannelScores s;
     for (const auto& g : probe.groups.groups) {
       std::vector<double> v;
@@ -109,19 +110,20 @@ namespace {
 
 namespace pd = progdiff;
 namespace train = progdiff::train;
+namespace tdc = progdiff::tdc;
 using tdc_test::Net;
 
 static_assert(pd::schedule::NoiseSchedule<user::CosineSquared>);
 static_assert(pd::group::Grouper<user::EqualThirds, user::CosineSquared>);
 static_assert(pd::sample::Sampler<user::OneStepX0>);
 static_assert(pd::sample::Denoiser<user::ScaledInput, float, pd::backend::Cpu>);
-static_assert(train::ImportanceCriterion<user::LowIndexFirst<Net>, Net>);
+static_assert(tdc::ImportanceCriterion<user::LowIndexFirst<Net>, Net>);
 static_assert(pd::prune::PruningProxy<user::Narrowest>);
 
 const train_test::ScratchDir scratch("progdiff_extension_points_test");
 
-train::TdcOptions tiny_options(const std::filesystem::path& dir, train::TdcPruning pruning) {
-  train::TdcOptions o;
+tdc::TdcOptions tiny_options(const std::filesystem::path& dir, tdc::TdcPruning pruning) {
+  tdc::TdcOptions o;
   o.out_dir = dir;
   o.pruning = pruning;
   o.seed = 1;
@@ -189,10 +191,10 @@ TEST_CASE("an importance criterion and a proxy of one's own prune the groups of 
 
   SUBCASE("criterion: the kept channels are the lowest-index ones, within the group's budget") {
     auto base = tdc_test::base_model();
-    const auto split = train::split_validation(data, 8);
-    auto r = train::run_tdc(base, partition, schedule, split.fit, split.validation,
-                            tiny_options(scratch("criterion"), train::TdcPruning::Magnitude),
-                            train::AnyImportance<Net>("low-index-first", user::LowIndexFirst<Net>{}));
+    const auto split = pd::data::split_validation(data, 8);
+    auto r = tdc::run_tdc(base, partition, schedule, split.fit, split.validation,
+                          tiny_options(scratch("criterion"), tdc::TdcPruning::Magnitude),
+                          tdc::AnyImportance<Net>("low-index-first", user::LowIndexFirst<Net>{}));
     REQUIRE(r.model.has_value());
     Net& pruned = r.model->denoiser(0);
     CHECK(pruned.flops(image) <= 0.6 * static_cast<double>(base.denoiser(0).flops(image)));
@@ -218,13 +220,13 @@ TEST_CASE("an importance criterion and a proxy of one's own prune the groups of 
   SUBCASE("proxy: its scheme is the one evaluated and assembled") {
     std::vector<std::vector<std::int64_t>> proposed;
     std::vector<std::string> names;
-    auto o = tiny_options(scratch("proxy"), train::TdcPruning::Proxy);
+    auto o = tiny_options(scratch("proxy"), tdc::TdcPruning::Proxy);
     o.proxy_name = "narrowest";
     o.make_proxy = [&](std::int64_t, std::uint64_t) -> pd::prune::AnyPruningProxy {
       return user::Narrowest{&proposed, &names};
     };
     auto base = tdc_test::base_model();
-    auto r = train::run_tdc(base, partition, schedule, data, o);
+    auto r = tdc::run_tdc(base, partition, schedule, data, o);
     REQUIRE(r.model.has_value());
     REQUIRE(proposed.size() == 2);  // groups 0 and 1; group 2 has budget 1: nothing to search
     const auto& widths = r.model->denoiser(1).widths();

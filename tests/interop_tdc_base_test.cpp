@@ -18,7 +18,7 @@
 #include "progdiff/interop/diffusers_base.hpp"
 #include "progdiff/io/tensor_io.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "train_support.hpp"
 
@@ -29,6 +29,7 @@ namespace fs = std::filesystem;
 namespace unet = progdiff::unet;
 namespace interop = progdiff::interop;
 namespace train = progdiff::train;
+namespace tdc = progdiff::tdc;
 namespace io = progdiff::io;
 
 const fs::path kDir = fs::path(PROGDIFF_FIXTURES_DIR) / "diffusers";
@@ -78,10 +79,10 @@ pd::data::ImageDataset images(std::int64_t count, std::uint64_t seed) {
   return d;
 }
 
-train::TdcOptions tdc_options(const fs::path& dir) {
-  train::TdcOptions o;
+tdc::TdcOptions tdc_options(const fs::path& dir) {
+  tdc::TdcOptions o;
   o.out_dir = dir;
-  o.pruning = train::TdcPruning::Magnitude;
+  o.pruning = tdc::TdcPruning::Magnitude;
   o.seed = 3;
   o.eval_samples = 4;
   o.eval_batch_size = 4;
@@ -122,7 +123,7 @@ TEST_CASE("TDC stage 2 on an imported diffusers pipeline: the base TDC reads is 
   partition.budgets = {1.0, 0.6};
   const auto train_data = images(16, 1), validation = images(4, 2);
   const fs::path dir = scratch("tdc");
-  auto r = train::run_tdc(imported.base, partition, schedule, train_data, validation, tdc_options(dir));
+  auto r = tdc::run_tdc(imported.base, partition, schedule, train_data, validation, tdc_options(dir));
   REQUIRE(r.model.has_value());
   const pd::Shape image{1, 3, 8, 8};
   const auto base_flops = imported.base.denoiser(0).flops(image);

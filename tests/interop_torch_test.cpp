@@ -27,7 +27,7 @@
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
@@ -40,6 +40,7 @@ namespace fs = std::filesystem;
 namespace unet = progdiff::unet;
 namespace model = progdiff::model;
 namespace train = progdiff::train;
+namespace tdc = progdiff::tdc;
 namespace optim = progdiff::optim;
 namespace io = progdiff::io;
 using Cpu = pd::backend::Cpu;
@@ -225,10 +226,10 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     randomize(base, 4);
     pd::group::Partition p = partition3;
     p.budgets = {1.0, 0.7, 0.45};
-    train::TdcOptions o;
+    tdc::TdcOptions o;
     o.out_dir = dir / "tdc";
     fs::remove_all(o.out_dir);
-    o.pruning = train::TdcPruning::Magnitude;
+    o.pruning = tdc::TdcPruning::Magnitude;
     o.eval_samples = 4;
     o.eval_batch_size = 4;
     o.finetune.steps = 2;
@@ -240,7 +241,7 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     const auto pixels = images(8, 9).to_host();
     data.pixels.assign(pixels.begin(), pixels.end());
     data.labels.assign(8, 0);
-    auto r = train::run_tdc(base, p, Schedule{}, data, data, o);
+    auto r = tdc::run_tdc(base, p, Schedule{}, data, data, o);
     REQUIRE(r.model.has_value());
     CHECK(r.model->denoiser(2).parameter_count() < r.model->denoiser(1).parameter_count());
     const Tensor y = r.model->predict(x, kTimesteps);

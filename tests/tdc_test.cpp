@@ -1,4 +1,4 @@
-// The TDC pipeline (train/tdc_pipeline.hpp): FLOPs of each pruned group within its budget by the
+// The TDC pipeline (tdc/pipeline.hpp): FLOPs of each pruned group within its budget by the
 // layers' own count, fine-tuning confined to the group's timesteps, kill-and-resume group by group
 // equal to an uninterrupted run, clear errors for a corrupted group checkpoint and for mismatched
 // reruns, and groups run separately (as parallel processes) then assembled equal to one process.
@@ -19,7 +19,7 @@
 #include "progdiff/difficulty/snr_flops.hpp"
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "tdc_support.hpp"
 #include "train_support.hpp"
@@ -29,6 +29,7 @@ namespace {
 namespace unet = progdiff::unet;
 namespace model = progdiff::model;
 namespace train = progdiff::train;
+namespace tdc = progdiff::tdc;
 namespace fs = std::filesystem;
 using progdiff::Generator;
 using progdiff::Shape;
@@ -39,8 +40,8 @@ using tdc_test::patterns;
 using tdc_test::Schedule;
 using tdc_test::three_groups;
 
-train::TdcOptions options(const fs::path& dir, train::TdcPruning pruning, std::int64_t steps) {
-  train::TdcOptions o;
+tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning, std::int64_t steps) {
+  tdc::TdcOptions o;
   o.out_dir = dir;
   o.pruning = pruning;
   o.seed = 3;
@@ -80,8 +81,8 @@ struct Fixture {
   Schedule schedule;
   model::Progressive<Net> base = base_model();
 
-  train::TdcResult<Net> run(const train::TdcOptions& o, train::TdcStepCallback cb = {}) {
-    return train::run_tdc(base, three_groups(), schedule, train_data, eval_data, o, std::move(cb));
+  tdc::TdcResult<Net> run(const tdc::TdcOptions& o, tdc::TdcStepCallback cb = {}) {
+    return tdc::run_tdc(base, three_groups(), schedule, train_data, eval_data, o, std::move(cb));
   }
 };
 
@@ -93,12 +94,12 @@ TEST_CASE("every criterion prunes each group to at or below its FLOPs budget, by
   CHECK(partition.budgets[0] == doctest::Approx(0.6));
   CHECK(partition.budgets[2] == doctest::Approx(1.0));
   const Shape image{1, 1, 8, 8};
-  for (auto pruning : {train::TdcPruning::Random, train::TdcPruning::Magnitude, train::TdcPruning::Taylor,
-                       train::TdcPruning::DiffPruning, train::TdcPruning::Proxy}) {
-    const std::string criterion = train::tdc_pruning_name(pruning);
+  for (auto pruning : {tdc::TdcPruning::Random, tdc::TdcPruning::Magnitude, tdc::TdcPruning::Taylor,
+                       tdc::TdcPruning::DiffPruning, tdc::TdcPruning::Proxy}) {
+    const std::string criterion = tdc::tdc_pruning_name(pruning);
     CAPTURE(criterion);
     Fixture f;
-    const fs::path dir = scratch(std::string("budget_") + train::tdc_pruning_name(pruning));
+    const fs::path dir = scratch(std::string("budget_") + tdc::tdc_pruning_name(pruning));
     auto r = f.run(options(dir, pruning, 0));
     REQUIRE(r.model.has_value());
     const double base_flops = static_cast<double>(f.base.denoiser(0).flops(image));
@@ -124,7 +125,7 @@ TEST_CASE("every criterion prunes each group to at or below its FLOPs budget, by
 TEST_CASE("proxy pruning keeps the lowest held-out loss of its memory bank, and the bank lists every evaluation") {
   Fixture f;
   const fs::path dir = scratch("proxy_bank");
-  auto o = options(dir, train::TdcPruning::Proxy, 0);
+  auto o = options(dir, tdc::TdcPruning::Proxy, 0);
   auto r = f.run(o);
   for (std::int64_t g = 0; g < 2; ++g) {  // group 2 has budget 1: nothing to search
     std::ifstream in(dir / ("group" + std::to_string(g)) / "memory_bank.json");
@@ -141,7 +142,7 @@ TEST_CASE("proxy pruning keeps the lowest held-out loss of its memory bank, and 
 
 TEST_CASE("fine-tuning draws only the group's timesteps") {
   Fixture f;
-  auto o = options(scratch("timesteps"), train::TdcPruning::Magnitude, 3);
+  auto o = options(scratch("timesteps"), tdc::TdcPruning::Magnitude, 3);
   struct Log {
     std::vector<std::vector<std::int64_t>> ranges;  // {group, begin, end} per factory call
     std::vector<std::vector<std::int64_t>> draws;   // per group
@@ -180,11 +181,11 @@ TEST_CASE("fine-tuning draws only the group's timesteps") {
 TEST_CASE("a run killed in one group's fine-tuning resumes group by group to the same weights") {
   OneThread one_thread;
   Fixture whole;
-  auto uninterrupted = whole.run(options(scratch("resume_whole"), train::TdcPruning::Proxy, 6));
+  auto uninterrupted = whole.run(options(scratch("resume_whole"), tdc::TdcPruning::Proxy, 6));
   const auto expected = all_weights<float>(*uninterrupted.model);
 
   const fs::path dir = scratch("resume_killed");
-  const auto o = options(dir, train::TdcPruning::Proxy, 6);
+  const auto o = options(dir, tdc::TdcPruning::Proxy, 6);
   {
     Fixture f;
     CHECK_THROWS_AS(f.run(o,
@@ -223,7 +224,7 @@ TEST_CASE("a run killed in one group's fine-tuning resumes group by group to the
 
 TEST_CASE("a corrupted group checkpoint is an error naming the group and the file") {
   const fs::path dir = scratch("corrupt");
-  const auto o = options(dir, train::TdcPruning::Magnitude, 6);
+  const auto o = options(dir, tdc::TdcPruning::Magnitude, 6);
   {
     Fixture f;
     CHECK_THROWS_AS(f.run(o,
@@ -255,12 +256,12 @@ TEST_CASE("a corrupted group checkpoint is an error naming the group and the fil
 TEST_CASE("groups run separately, as parallel processes would, then assembled equal one process") {
   OneThread one_thread;
   Fixture one;
-  auto together = one.run(options(scratch("parallel_one"), train::TdcPruning::Taylor, 4));
+  auto together = one.run(options(scratch("parallel_one"), tdc::TdcPruning::Taylor, 4));
 
   const fs::path dir = scratch("parallel_split");
   for (std::int64_t g : {2, 0, 1}) {  // any order, each with a fresh base as a new process would load
     Fixture f;
-    auto o = options(dir, train::TdcPruning::Taylor, 4);
+    auto o = options(dir, tdc::TdcPruning::Taylor, 4);
     o.only_group = g;
     auto r = f.run(o);
     CHECK(!r.model.has_value());
@@ -268,7 +269,7 @@ TEST_CASE("groups run separately, as parallel processes would, then assembled eq
     CHECK(r.report.groups[0].group == g);
   }
   Fixture f;
-  auto assembled = f.run(options(dir, train::TdcPruning::Taylor, 4));
+  auto assembled = f.run(options(dir, tdc::TdcPruning::Taylor, 4));
   REQUIRE(assembled.model.has_value());
   for (const auto& g : assembled.report.groups) CHECK(g.reused);
   CHECK(all_weights<float>(*assembled.model) == all_weights<float>(*together.model));
@@ -282,11 +283,11 @@ TEST_CASE("assembly before every group finished, and a rerun with other settings
   const fs::path dir = scratch("settings");
   {
     Fixture f;
-    auto o = options(dir, train::TdcPruning::Random, 2);
+    auto o = options(dir, tdc::TdcPruning::Random, 2);
     o.only_group = 1;
     f.run(o);
-    train::TdcPipeline<Net, Schedule> p(f.base, three_groups(), f.schedule, f.train_data, f.eval_data,
-                                        options(dir, train::TdcPruning::Random, 2));
+    tdc::TdcPipeline<Net, Schedule> p(f.base, three_groups(), f.schedule, f.train_data, f.eval_data,
+                                      options(dir, tdc::TdcPruning::Random, 2));
     try {
       p.assemble();
       FAIL("assembled with groups missing");
@@ -296,11 +297,11 @@ TEST_CASE("assembly before every group finished, and a rerun with other settings
   }
   Fixture f;
   try {
-    f.run(options(dir, train::TdcPruning::Magnitude, 2));
+    f.run(options(dir, tdc::TdcPruning::Magnitude, 2));
     FAIL("a run with another criterion reused the directory");
   } catch (const progdiff::ConfigError& e) {
     CHECK(std::string(e.what()).find("pruning") != std::string::npos);
   }
-  CHECK_THROWS_AS(train::parse_tdc_pruning("lottery"), progdiff::ConfigError);
-  CHECK(train::parse_tdc_pruning("diff-pruning") == train::TdcPruning::DiffPruning);
+  CHECK_THROWS_AS(tdc::parse_tdc_pruning("lottery"), progdiff::ConfigError);
+  CHECK(tdc::parse_tdc_pruning("diff-pruning") == tdc::TdcPruning::DiffPruning);
 }

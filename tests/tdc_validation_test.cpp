@@ -1,7 +1,8 @@
-// The validation slice of TDC's selection (train/tdc_validation.hpp): it is the last images of
-// the training split and disjoint from what is trained on; the proxy search's choice depends on
-// that slice and on nothing else of the data, so no test image can steer it; any PruningProxy and
-// any importance criterion plug into run_tdc (train/tdc_importance.hpp, prune/any_proxy.hpp).
+// The validation slice of TDC's selection (data/validation_split.hpp, tdc/validation.hpp): it is
+// the last images of the training split and disjoint from what is trained on; the proxy search's
+// choice depends on that slice and on nothing else of the data, so no test image can steer it;
+// any PruningProxy and any importance criterion plug into run_tdc (tdc/importance.hpp,
+// prune/any_proxy.hpp).
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -16,12 +17,13 @@
 #include <omp.h>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/data/validation_split.hpp"
 #include "progdiff/difficulty/snr_flops.hpp"
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/prune/search_proxy.hpp"
 #include "progdiff/schedule/discrete.hpp"
-#include "progdiff/train/tdc_validation.hpp"
+#include "progdiff/tdc/validation.hpp"
 #include "progdiff/unet/unet.hpp"
 #include "tdc_support.hpp"
 #include "train_support.hpp"
@@ -31,6 +33,8 @@ namespace {
 namespace unet = progdiff::unet;
 namespace model = progdiff::model;
 namespace train = progdiff::train;
+namespace tdc = progdiff::tdc;
+namespace data = progdiff::data;
 namespace prune = progdiff::prune;
 namespace fs = std::filesystem;
 using progdiff::Generator;
@@ -44,8 +48,8 @@ progdiff::data::ImageDataset patterns(std::int64_t count, double phase) {
   return tdc_test::patterns(count, phase, true);
 }
 
-train::TdcOptions options(const fs::path& dir, train::TdcPruning pruning) {
-  train::TdcOptions o;
+tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning) {
+  tdc::TdcOptions o;
   o.out_dir = dir;
   o.pruning = pruning;
   o.seed = 3;
@@ -89,7 +93,7 @@ struct OneThread {
 
 TEST_CASE("split_validation holds out the last images of the training split, disjoint from the rest") {
   const auto train_split = patterns(10, 0.0);
-  const auto [fit, validation] = train::split_validation(train_split, 3);
+  const auto [fit, validation] = data::split_validation(train_split, 3);
   REQUIRE(fit.count == 7);
   REQUIRE(validation.count == 3);
   CHECK(fit.labels == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6});
@@ -101,10 +105,10 @@ TEST_CASE("split_validation holds out the last images of the training split, dis
   CHECK_NOTHROW(fit.validate("fit"));
   CHECK_NOTHROW(validation.validate("validation"));
   // both parts must hold images; the message gives the numbers and the valid range
-  CHECK_THROWS_WITH_AS(train::split_validation(train_split, 0),
+  CHECK_THROWS_WITH_AS(data::split_validation(train_split, 0),
                        doctest::Contains("0 validation images out of 10 training images; it must lie in [1, 9]"),
                        progdiff::ConfigError);
-  CHECK_THROWS_AS(train::split_validation(train_split, 10), progdiff::ConfigError);
+  CHECK_THROWS_AS(data::split_validation(train_split, 10), progdiff::ConfigError);
 }
 
 TEST_CASE("the proxy's selection reads the validation slice of the training split and nothing else") {
@@ -115,11 +119,11 @@ TEST_CASE("the proxy's selection reads the validation slice of the training spli
   // run_tdc on the training split alone equals run_tdc on the explicit split
   auto base = base_model();
   const fs::path one_call = scratch("one_call");
-  auto r1 = train::run_tdc(base, three_groups(), schedule, train_split, options(one_call, train::TdcPruning::Proxy));
-  const auto [fit, validation] = train::split_validation(train_split, 8);
+  auto r1 = tdc::run_tdc(base, three_groups(), schedule, train_split, options(one_call, tdc::TdcPruning::Proxy));
+  const auto [fit, validation] = data::split_validation(train_split, 8);
   auto base2 = base_model();
   const fs::path explicit_split = scratch("explicit_split");
-  train::run_tdc(base2, three_groups(), schedule, fit, validation, options(explicit_split, train::TdcPruning::Proxy));
+  tdc::run_tdc(base2, three_groups(), schedule, fit, validation, options(explicit_split, tdc::TdcPruning::Proxy));
   CHECK(banks(one_call) == banks(explicit_split));
   REQUIRE(r1.report.groups.size() == 3);
   CHECK(std::isfinite(r1.report.groups[0].pruned_loss));
@@ -131,7 +135,7 @@ TEST_CASE("the proxy's selection reads the validation slice of the training spli
   std::copy(replacement.pixels.begin(), replacement.pixels.begin() + 24 * 64, other_fit.pixels.begin());
   auto base3 = base_model();
   const fs::path fit_changed = scratch("fit_changed");
-  train::run_tdc(base3, three_groups(), schedule, other_fit, options(fit_changed, train::TdcPruning::Proxy));
+  tdc::run_tdc(base3, three_groups(), schedule, other_fit, options(fit_changed, tdc::TdcPruning::Proxy));
   CHECK(banks(fit_changed) == banks(one_call));
 
   // Other images in the validation slice: the schemes' losses change, so the slice is what the
@@ -140,8 +144,7 @@ TEST_CASE("the proxy's selection reads the validation slice of the training spli
   std::copy(replacement.pixels.begin() + 24 * 64, replacement.pixels.end(), other_validation.pixels.begin() + 24 * 64);
   auto base4 = base_model();
   const fs::path validation_changed = scratch("validation_changed");
-  train::run_tdc(base4, three_groups(), schedule, other_validation,
-                 options(validation_changed, train::TdcPruning::Proxy));
+  tdc::run_tdc(base4, three_groups(), schedule, other_validation, options(validation_changed, tdc::TdcPruning::Proxy));
   CHECK(banks(validation_changed)[0] != banks(one_call)[0]);
 
   // A poisoned validation slice (NaN pixels) leaves no scheme with a finite loss: the search
@@ -151,7 +154,7 @@ TEST_CASE("the proxy's selection reads the validation slice of the training spli
     poisoned.pixels[i] = std::numeric_limits<float>::quiet_NaN();
   auto base5 = base_model();
   CHECK_THROWS_WITH_AS(
-      train::run_tdc(base5, three_groups(), schedule, poisoned, options(scratch("poisoned"), train::TdcPruning::Proxy)),
+      tdc::run_tdc(base5, three_groups(), schedule, poisoned, options(scratch("poisoned"), tdc::TdcPruning::Proxy)),
       doctest::Contains("no scheme with a finite loss"), progdiff::ConfigError);
 }
 
@@ -159,7 +162,7 @@ TEST_CASE("run_tdc takes any PruningProxy: an external proxy's answers are the s
   const Schedule schedule;
   const auto train_split = patterns(32, 0.0);
   auto base = base_model();
-  auto o = options(scratch("external"), train::TdcPruning::Proxy);
+  auto o = options(scratch("external"), tdc::TdcPruning::Proxy);
   o.proxy_rounds = 1;
   o.proxy_candidates = 1;
   o.proxy_name = "external";
@@ -174,7 +177,7 @@ TEST_CASE("run_tdc takes any PruningProxy: an external proxy's answers are the s
       return nlohmann::json{{"schemes", nlohmann::json::array({nlohmann::json{{"widths", widths}}})}}.dump();
     });
   };
-  auto r = train::run_tdc(base, three_groups(), schedule, train_split, o);
+  auto r = tdc::run_tdc(base, three_groups(), schedule, train_split, o);
   CHECK(asked == std::vector<std::int64_t>{0, 1});  // group 2 has budget 1: no search
   const auto bank = nlohmann::json::parse(read_text(o.out_dir / "group0" / "memory_bank.json"));
   REQUIRE(bank["entries"].size() == 1);
@@ -183,8 +186,8 @@ TEST_CASE("run_tdc takes any PruningProxy: an external proxy's answers are the s
   CHECK(manifest["proxy"] == "external");
   // the same directory with the built-in proxy is refused, not mixed into the same banks
   auto base2 = base_model();
-  auto search = options(o.out_dir, train::TdcPruning::Proxy);
-  CHECK_THROWS_WITH_AS(train::run_tdc(base2, three_groups(), schedule, train_split, search), doctest::Contains("proxy"),
+  auto search = options(o.out_dir, tdc::TdcPruning::Proxy);
+  CHECK_THROWS_WITH_AS(tdc::run_tdc(base2, three_groups(), schedule, train_split, search), doctest::Contains("proxy"),
                        progdiff::ConfigError);
 }
 
@@ -193,7 +196,7 @@ namespace {
 // closed form, so the pruned widths' kept channels can be checked.
 struct LastChannelsFirst {
   int calls = 0;
-  prune::ChannelScores scores(train::ImportanceProbe<Net>& p) {
+  prune::ChannelScores scores(tdc::ImportanceProbe<Net>& p) {
     ++calls;
     CHECK(p.end > p.begin);
     prune::ChannelScores s;
@@ -211,10 +214,10 @@ TEST_CASE("an importance criterion of one's own plugs into run_tdc by name, with
   const Schedule schedule;
   const auto train_split = patterns(32, 0.0);
   auto base = base_model();
-  auto o = options(scratch("own_criterion"), train::TdcPruning::Magnitude);
-  auto r = train::run_tdc(base, three_groups(), schedule, train::split_validation(train_split, 8).fit,
-                          train::split_validation(train_split, 8).validation, o,
-                          train::AnyImportance<Net>("last-first", LastChannelsFirst{}));
+  auto o = options(scratch("own_criterion"), tdc::TdcPruning::Magnitude);
+  auto r = tdc::run_tdc(base, three_groups(), schedule, data::split_validation(train_split, 8).fit,
+                        data::split_validation(train_split, 8).validation, o,
+                        tdc::AnyImportance<Net>("last-first", LastChannelsFirst{}));
   REQUIRE(r.model.has_value());
   const progdiff::Shape image{1, 1, 8, 8};
   CHECK(r.model->denoiser(0).flops(image) <= 0.6 * static_cast<double>(base.denoiser(0).flops(image)));
@@ -223,19 +226,19 @@ TEST_CASE("an importance criterion of one's own plugs into run_tdc by name, with
   CHECK(nlohmann::json::parse(read_text(o.out_dir / "tdc.json"))["pruning"] == "last-first");
   // a criterion that scores the wrong number of channels is refused with its name and group
   struct Short {
-    prune::ChannelScores scores(train::ImportanceProbe<Net>&) { return {}; }
+    prune::ChannelScores scores(tdc::ImportanceProbe<Net>&) { return {}; }
   };
   auto base2 = base_model();
-  CHECK_THROWS_WITH_AS(train::run_tdc(base2, three_groups(), schedule, train_split, train_split,
-                                      options(scratch("short"), train::TdcPruning::Magnitude),
-                                      train::AnyImportance<Net>("short", Short{})),
-                       doctest::Contains("TDC criterion 'short', group 0"), progdiff::ConfigError);
+  CHECK_THROWS_WITH_AS(
+      tdc::run_tdc(base2, three_groups(), schedule, train_split, train_split,
+                   options(scratch("short"), tdc::TdcPruning::Magnitude), tdc::AnyImportance<Net>("short", Short{})),
+      doctest::Contains("TDC criterion 'short', group 0"), progdiff::ConfigError);
 }
 
 TEST_CASE("the pruning criteria's command-line names: one per value, and parsing lists them") {
-  CHECK(train::parse_tdc_pruning("diff-pruning") == train::TdcPruning::DiffPruning);
-  for (const auto& [value, name] : train::kTdcPruningNames) CHECK(train::parse_tdc_pruning(name) == value);
-  CHECK_THROWS_WITH_AS(train::parse_tdc_pruning("lottery"),
+  CHECK(tdc::parse_tdc_pruning("diff-pruning") == tdc::TdcPruning::DiffPruning);
+  for (const auto& [value, name] : tdc::kTdcPruningNames) CHECK(tdc::parse_tdc_pruning(name) == value);
+  CHECK_THROWS_WITH_AS(tdc::parse_tdc_pruning("lottery"),
                        doctest::Contains("'lottery' (none, random, magnitude, taylor, diff-pruning, proxy)"),
                        progdiff::ConfigError);
 }

@@ -68,7 +68,7 @@ struct Job {
   /// Stage 1, then a copy of the base per group fine-tuned on its timesteps.
   void experts();
   /// TDC stage 2: per group, the base pruned to the group's FLOPs budget by the chosen
-  /// criterion and fine-tuned on the group's timesteps (train/tdc_pipeline.hpp).
+  /// criterion and fine-tuned on the group's timesteps (tdc/pipeline.hpp).
   void tdc();
   /// One U-Net for every timestep, trained for as many images as the experts see.
   void unified();

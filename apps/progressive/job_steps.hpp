@@ -22,10 +22,10 @@
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
 #include "progdiff/train/trainer.hpp"
 #include "progdiff/unet/separate_experts.hpp"
 
@@ -375,9 +375,9 @@ inline double tdc_selection_flops(const fs::path& bank, std::int64_t eval_sample
 template <class Scale>
 void Job<Scale>::tdc() {
   auto base = stage1(o.steps);
-  pd::train::TdcOptions t;
+  pd::tdc::TdcOptions t;
   t.out_dir = o.out / "tdc";
-  t.pruning = pd::train::parse_tdc_pruning(o.pruning);
+  t.pruning = pd::tdc::parse_tdc_pruning(o.pruning);
   t.only_group = o.tdc_group;
   t.seed = o.seed;
   t.validation_images = validation.count;
@@ -386,7 +386,7 @@ void Job<Scale>::tdc() {
     t.make_proxy = [command](std::int64_t, std::uint64_t) { return pd::prune::ExternalProxy::command(command); };
     t.proxy_name = "command";
   }
-  const bool prunes = t.pruning != pd::train::TdcPruning::None;
+  const bool prunes = t.pruning != pd::tdc::TdcPruning::None;
   const double base_f = base_flops();
   std::int64_t stage2_steps = o.stage2_steps;
   if (o.equal_compute) {
@@ -397,10 +397,10 @@ void Job<Scale>::tdc() {
       const double f = (prunes ? b : 1.0) * base_f;
       per_image += f;
       if (!prunes || b >= 1.0) continue;
-      if (t.pruning == pd::train::TdcPruning::Proxy)
+      if (t.pruning == pd::tdc::TdcPruning::Proxy)
         selection += static_cast<double>(t.proxy_rounds) * static_cast<double>(t.proxy_candidates) *
                      static_cast<double>(t.eval_samples) * f;
-      else if (t.pruning == pd::train::TdcPruning::Taylor || t.pruning == pd::train::TdcPruning::DiffPruning)
+      else if (t.pruning == pd::tdc::TdcPruning::Taylor || t.pruning == pd::tdc::TdcPruning::DiffPruning)
         selection += training_flops(static_cast<double>(t.importance_batches * t.importance_batch_size), base_f);
       selection += 2.0 * static_cast<double>(t.eval_samples) * f;
     }
@@ -413,7 +413,7 @@ void Job<Scale>::tdc() {
   t.finetune = train_options(o, "tdc", stage2_steps, o.lr / 2);
   auto r =
       timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(stage2_steps) + " steps per group",
-            [&] { return pd::train::run_tdc(base, partition, schedule, train, validation, t); });
+            [&] { return pd::tdc::run_tdc(base, partition, schedule, train, validation, t); });
   for (const auto& g : r.report.groups) {
     std::printf(
         "group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, validation loss %.5f\n",
@@ -425,7 +425,7 @@ void Job<Scale>::tdc() {
     if (prunes && g.budget < 1.0) {
       double selection =
           tdc_selection_flops(t.out_dir / ("group" + std::to_string(g.group)) / "memory_bank.json", t.eval_samples, f);
-      if (t.pruning == pd::train::TdcPruning::Taylor || t.pruning == pd::train::TdcPruning::DiffPruning)
+      if (t.pruning == pd::tdc::TdcPruning::Taylor || t.pruning == pd::tdc::TdcPruning::DiffPruning)
         selection += training_flops(static_cast<double>(t.importance_batches * t.importance_batch_size), base_f);
       report.add_compute(name + ": pruning (" + o.pruning + ")", 0, selection);
     }

@@ -30,7 +30,7 @@
 #include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
-#include "progdiff/train/tdc_validation.hpp"
+#include "progdiff/tdc/validation.hpp"
 
 namespace {
 
@@ -129,8 +129,8 @@ int run(const Options& o, const std::string& command) {
   const auto [split, test_images] = timed(report, "loading Fashion-MNIST", [&] {
     // The last --validation-images training images are held out of training: they score every
     // choice. The test split is sealed until the evaluation (test_split.hpp).
-    auto tr = pd::train::split_validation(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images),
-                                          o.validation_images);
+    auto tr = pd::data::split_validation(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images),
+                                         o.validation_images);
     auto te = pd::data::load_fashion_mnist(pd::data::Split::Test, o.data, o.test_images);
     return std::pair{std::move(tr), std::move(te)};
   });

@@ -19,7 +19,7 @@
 
 #include "models.hpp"
 #include "progdiff/core/error.hpp"
-#include "progdiff/train/tdc_options.hpp"
+#include "progdiff/tdc/options.hpp"
 
 namespace job {
 
@@ -298,7 +298,7 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   app.parse(argc, argv);
   o.pruning = pruning;
   try {
-    progdiff::train::parse_tdc_pruning(o.pruning);
+    progdiff::tdc::parse_tdc_pruning(o.pruning);
   } catch (const progdiff::ConfigError& e) {
     throw progdiff::ConfigError(std::string("--pruning: ") + e.what());
   }

@@ -4,7 +4,7 @@
 //   1. stage 1: a small U-Net learns every timestep of a 1000-step DDPM schedule (16x16 images:
 //      Fashion-MNIST padded to 32 and average-pooled 2x2);
 //   2. for each FLOPs schedule (SNR-based eq. 8, constant, uni-increasing, uni-decreasing) the
-//      timesteps are grouped (eqs. 9-10) and train::run_tdc prunes the base per group with the
+//      timesteps are grouped (eqs. 9-10) and tdc::run_tdc prunes the base per group with the
 //      proxy search and fine-tunes every group on its timesteps;
 //   3. on the SNR schedule, the same is done with each pruning criterion (random, magnitude,
 //      Taylor, Diff-Pruning, proxy) and without pruning; the proxy search and the criteria score
@@ -47,9 +47,9 @@
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/tdc/pipeline.hpp"
+#include "progdiff/tdc/validation.hpp"
 #include "progdiff/train/stage1.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
-#include "progdiff/train/tdc_validation.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace {
@@ -278,7 +278,7 @@ int main(int argc, char** argv) {
     try {
       // The last validation_images training images score every choice; the test split is read
       // only for the numbers of the tables.
-      auto split = pd::train::split_validation(
+      auto split = pd::data::split_validation(
           pooled(pd::data::load_fashion_mnist(pd::data::Split::Train, o.data, o.train_images, 32)),
           o.validation_images);
       train = std::move(split.fit);
@@ -390,13 +390,13 @@ int main(int argc, char** argv) {
 
     // One TDC pipeline run: prune per group with `pruning` under `partition`, fine-tune, measure.
     std::map<std::string, Row> done_runs;
-    auto tdc = [&](const std::string& key, pd::group::Partition partition, pd::train::TdcPruning pruning) {
+    auto tdc = [&](const std::string& key, pd::group::Partition partition, pd::tdc::TdcPruning pruning) {
       std::printf("== %s (%lld groups, budgets", key.c_str(), static_cast<long long>(partition.groups()));
       for (double b : partition.budgets) std::printf(" %.3f", b);
       std::printf(")\n");
       std::fflush(stdout);
       const auto t = Clock::now();
-      pd::train::TdcOptions to;
+      pd::tdc::TdcOptions to;
       to.out_dir = o.out / key;
       to.pruning = pruning;
       to.seed = o.seed;
@@ -419,13 +419,13 @@ int main(int argc, char** argv) {
         to.make_proxy = [command](std::int64_t, std::uint64_t) { return pd::prune::ExternalProxy::command(command); };
         to.proxy_name = "command";
       }
-      auto r = pd::train::run_tdc(base, partition, schedule, train, validation, to);
+      auto r = pd::tdc::run_tdc(base, partition, schedule, train, validation, to);
       for (const auto& g : r.report.groups) {
-        if (pruning != pd::train::TdcPruning::None && static_cast<double>(g.flops) > g.flops_limit)
+        if (pruning != pd::tdc::TdcPruning::None && static_cast<double>(g.flops) > g.flops_limit)
           fail(key + ": group " + std::to_string(g.group) + " costs " + std::to_string(g.flops) + " FLOPs, over " +
                std::to_string(g.flops_limit));
       }
-      if (pruning != pd::train::TdcPruning::None && !(r.report.average_flops < base_flops))
+      if (pruning != pd::tdc::TdcPruning::None && !(r.report.average_flops < base_flops))
         fail(key + ": the pruned model is not cheaper than the base");
       Row row;
       row.name = key;
@@ -446,7 +446,7 @@ int main(int argc, char** argv) {
     const auto decreasing =
         pd::group::FlopsIntervalGrouper<pd::difficulty::UniDecreasingFlops>{o.groups, {o.k}}.group(schedule);
 
-    using P = pd::train::TdcPruning;
+    using P = pd::tdc::TdcPruning;
     tdc("snr-proxy", snr, P::Proxy);
     rows.back().table = "both";
     for (auto [key, part] : {std::pair{"constant-proxy", constant}, std::pair{"uni-increasing-proxy", increasing},

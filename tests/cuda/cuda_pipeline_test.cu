@@ -2,7 +2,7 @@
 // as the only template argument that differs: model::Progressive and model::IntervalRouted,
 // train::Trainer through stage 1, stage 2 (with a pruning hook) and multi-stage training,
 // prune::prune_unet / prune_to_flops with the magnitude, Taylor and random importance policies,
-// train::run_tdc, the DDIM, DPM-Solver++ and Euler samplers, and the metrics (classifier
+// tdc::run_tdc, the DDIM, DPM-Solver++ and Euler samplers, and the metrics (classifier
 // forward, feature statistics, Frechet distance). Where no GPU is present it says so and exits
 // with ctest's skip code.
 //
@@ -34,10 +34,10 @@
 #include "progdiff/prune/prune_unet.hpp"
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
@@ -220,21 +220,21 @@ Results run_everything(const fs::path& scratch) {
 
   // TDC: each group pruned to its budget by seeded random scores, then fine-tuned.
   {
-    train::TdcOptions o;
+    tdc::TdcOptions o;
     o.out_dir = scratch / B::name();
     fs::remove_all(o.out_dir);
-    o.pruning = train::TdcPruning::Random;
+    o.pruning = tdc::TdcPruning::Random;
     o.seed = 3;
     o.eval_samples = 8;
     o.eval_batch_size = 4;
     o.finetune = quiet_options(2, 4);
-    auto tdc = train::run_tdc(base, partition, schedule, train_data, eval_data, o);
-    expect_true(std::string(B::name()) + ": run_tdc assembled a model", tdc.model.has_value());
-    if (tdc.model) {
-      r.tdc_widths = flat_widths(tdc.model->widths());
-      r.tdc_weights = all_weights<float>(*tdc.model);
+    auto tdc_result = tdc::run_tdc(base, partition, schedule, train_data, eval_data, o);
+    expect_true(std::string(B::name()) + ": run_tdc assembled a model", tdc_result.model.has_value());
+    if (tdc_result.model) {
+      r.tdc_widths = flat_widths(tdc_result.model->widths());
+      r.tdc_weights = all_weights<float>(*tdc_result.model);
     }
-    for (const auto& g : tdc.report.groups) r.tdc_losses.push_back(g.finetuned_loss);
+    for (const auto& g : tdc_result.report.groups) r.tdc_losses.push_back(g.finetuned_loss);
     fs::remove_all(o.out_dir);
   }
 

@@ -1,4 +1,4 @@
-// TDC groups fanned out over 2 ranks (distributed/tdc_fan_out.hpp): rank 0 prunes and fine-tunes
+// TDC groups fanned out over 2 ranks (tdc/fan_out.hpp): rank 0 prunes and fine-tunes
 // groups 0 and 2, rank 1 group 1, and every rank assembles the model that one process running
 // run_tdc over all three groups builds, bit for bit (each group runs in one process either way).
 #include <doctest/doctest.h>
@@ -11,14 +11,14 @@
 
 #include "../tdc_support.hpp"
 #include "mpi_support.hpp"
-#include "progdiff/distributed/tdc_fan_out.hpp"
+#include "progdiff/tdc/fan_out.hpp"
 
 namespace {
 
-progdiff::train::TdcOptions tdc_options(const std::filesystem::path& dir) {
-  progdiff::train::TdcOptions o;
+progdiff::tdc::TdcOptions tdc_options(const std::filesystem::path& dir) {
+  progdiff::tdc::TdcOptions o;
   o.out_dir = dir;
-  o.pruning = progdiff::train::TdcPruning::Taylor;
+  o.pruning = progdiff::tdc::TdcPruning::Taylor;
   o.seed = 3;
   o.importance_batches = 2;
   o.importance_batch_size = 4;
@@ -46,14 +46,14 @@ TEST_CASE("TDC groups over 2 ranks: each rank trains its groups, every rank asse
   if (comm.rank() == 0) {
     auto serial_base = tdc_test::base_model();
     auto serial =
-        progdiff::train::run_tdc(serial_base, partition, schedule, train_data, validation, tdc_options(dir / "serial"));
+        progdiff::tdc::run_tdc(serial_base, partition, schedule, train_data, validation, tdc_options(dir / "serial"));
     REQUIRE(serial.model.has_value());
     serial_weights = mpi_test::weights(*serial.model);
   }
 
   std::set<std::int64_t> trained;  // the groups this rank fine-tuned
   auto base = tdc_test::base_model();
-  auto fanned = progdiff::distributed::run_tdc_over_ranks(
+  auto fanned = progdiff::tdc::run_tdc_over_ranks(
       comm, base, partition, schedule, train_data, validation, tdc_options(dir / "fanned"),
       [&](std::int64_t g, const progdiff::train::StepInfo&) { trained.insert(g); });
   CHECK(trained == (comm.rank() == 0 ? std::set<std::int64_t>{0, 2} : std::set<std::int64_t>{1}));
@@ -65,7 +65,6 @@ TEST_CASE("TDC groups over 2 ranks: each rank trains its groups, every rank asse
 
   auto o = tdc_options(dir / "refused");
   o.only_group = 1;
-  CHECK_THROWS_WITH_AS(
-      progdiff::distributed::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation, o),
-      doctest::Contains("the ranks choose their groups here"), progdiff::ConfigError);
+  CHECK_THROWS_WITH_AS(progdiff::tdc::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation, o),
+                       doctest::Contains("the ranks choose their groups here"), progdiff::ConfigError);
 }

@@ -1,11 +1,11 @@
 #pragma once
 // A diffusers UNet2DModel as the stage-1 base of stage 2 (train/stage2.hpp) or TDC
-// (train/tdc_pipeline.hpp): a model trained elsewhere, pruned and fine-tuned per timestep group
+// (tdc/pipeline.hpp): a model trained elsewhere, pruned and fine-tuned per timestep group
 // here.
 //
 //   Schedule schedule;  // the schedule stage 2 trains with
 //   auto imported = interop::import_diffusers_base<Net>("ddpm-cifar10-32", schedule);
-//   train::run_tdc(imported.base, partition, schedule, train, validation, options);
+//   tdc::run_tdc(imported.base, partition, schedule, train, validation, options);
 //
 // The base is a one-group model::Progressive holding exactly the folder's weights. Stage 2 must
 // train with the noise schedule the model was trained with: when the folder is a pipeline with

@@ -1,9 +1,9 @@
 #pragma once
 // The model-independent training machinery: objectives, timestep samplers and the finite guard;
-// the trainers (stage 1, stage 2, multi-stage) with their progress bar and CSV log; the TDC
-// pipeline (stage 2 with pruning per group). Also includes the layers training is built on: the
-// losses and their weightings (loss/), the optimizer, learning-rate schedule, EMA and clipping
-// (optim/) and checkpoints (io/checkpoint.hpp).
+// the trainers (stage 1, stage 2, multi-stage) with their progress bar and CSV log. Also includes
+// the layers training is built on: the losses and their weightings (loss/), the optimizer,
+// learning-rate schedule, EMA and clipping (optim/) and checkpoints (io/checkpoint.hpp). The TDC
+// pipeline, built on this folder, is tdc/tdc.hpp.
 #include "progdiff/io/checkpoint.hpp"
 #include "progdiff/loss/loss.hpp"
 #include "progdiff/optim/optim.hpp"
@@ -17,11 +17,6 @@
 #include "progdiff/train/progress_bar.hpp"
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
-#include "progdiff/train/tdc_group_loss.hpp"
-#include "progdiff/train/tdc_options.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
-#include "progdiff/train/tdc_pruning.hpp"
-#include "progdiff/train/tdc_validation.hpp"
 #include "progdiff/train/timestep_sampler.hpp"
 #include "progdiff/train/trainer.hpp"
 #include "progdiff/train/trainer_options.hpp"

@@ -1,5 +1,5 @@
 #pragma once
-// The settings and the report of the TDC pipeline (train/tdc_pipeline.hpp): which criterion
+// The settings and the report of the TDC pipeline (tdc/pipeline.hpp): which criterion
 // prunes each group of a progressive model (Step-Adaptive Training, eqs. 12-17 and Tables 4 and
 // 6), how the held-out loss that the proxy minimises is measured, and how each pruned group is
 // fine-tuned (eq. 13).
@@ -17,7 +17,7 @@
 #include "progdiff/prune/importance_magnitude.hpp"
 #include "progdiff/train/trainer_options.hpp"
 
-namespace progdiff::train {
+namespace progdiff::tdc {
 
 /// How a group's sub-network is chosen from the base (Table 4's rows).
 enum class TdcPruning {
@@ -88,7 +88,7 @@ struct TdcOptions {
   // validation data, each at a timestep of the group, noise and timestep fixed by (seed, group,
   // image). The validation data is carved from the training split, never the test split (which
   // must be kept for the final numbers): run_tdc without validation data takes the last
-  // validation_images training images and trains on the others (train/tdc_validation.hpp).
+  // validation_images training images and trains on the others (tdc/validation.hpp).
   std::int64_t validation_images = 5000;
   std::int64_t eval_samples = 64;
   std::int64_t eval_batch_size = 64;
@@ -96,7 +96,7 @@ struct TdcOptions {
   // Fine-tuning of each pruned group (eq. 13). The pipeline sets checkpoint_path, csv_path and
   // plot_path per group and derives each group's seed from finetune.seed and the group index;
   // finetune.make_sampler, if set, is called with the group's own range [begin, end).
-  TrainOptions finetune{};
+  train::TrainOptions finetune{};
   bool use_ema_weights = true;  // the assembled groups take their EMA weights (when finetune.use_ema)
 };
 
@@ -124,4 +124,4 @@ struct TdcReport {
   std::int64_t total_parameters = 0;  // of every group's denoiser (0 if not assembled)
 };
 
-}  // namespace progdiff::train
+}  // namespace progdiff::tdc

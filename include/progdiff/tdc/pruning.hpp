@@ -2,7 +2,7 @@
 // prune_for_group: the sub-network of one timestep group, U(i) = U_base - theta'(i) of eq. 12
 // (Step-Adaptive Training), within the group's FLOPs limit FLOPs_g(i) of eq. 9:
 //
-//   * Random, Magnitude, Taylor, Diff-Pruning, or any criterion of train/tdc_importance.hpp: the
+//   * Random, Magnitude, Taylor, Diff-Pruning, or any criterion of tdc/importance.hpp: the
 //     channels of every dependency group are scored by the criterion (Taylor and Diff-Pruning on
 //     batches of the group's own timesteps, from the training data) and
 //     prune::prune_to_flops removes the globally least important ones until the limit holds;
@@ -33,11 +33,11 @@
 #include "progdiff/prune/prune_to_flops.hpp"
 #include "progdiff/prune/search_proxy.hpp"
 #include "progdiff/prune/unet_search_space.hpp"
-#include "progdiff/train/tdc_group_loss.hpp"
-#include "progdiff/train/tdc_importance.hpp"
-#include "progdiff/train/tdc_options.hpp"
+#include "progdiff/tdc/group_loss.hpp"
+#include "progdiff/tdc/importance.hpp"
+#include "progdiff/tdc/options.hpp"
 
-namespace progdiff::train {
+namespace progdiff::tdc {
 
 /// Philox streams of the pipeline's draws, apart from the trainer's and the metrics'.
 inline constexpr std::uint64_t kTdcImportanceStream = std::uint64_t{0x54444349} << 32;  // "TDCI"
@@ -152,4 +152,4 @@ GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImport
   return {std::move(pruned), 0};
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::tdc

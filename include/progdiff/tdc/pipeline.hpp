@@ -5,7 +5,7 @@
 //
 // For each group g of the partition (its budget a fraction of the base's FLOPs, as
 // group::FlopsIntervalGrouper sets it, eq. 9):
-//   1. prune the base to budget_g * FLOPs(base) by the chosen criterion (train/tdc_pruning.hpp,
+//   1. prune the base to budget_g * FLOPs(base) by the chosen criterion (tdc/pruning.hpp,
 //      eqs. 12, 14-17), recording schemes in the group's memory bank;
 //   2. fine-tune the pruned denoiser on the group's timesteps only (eq. 13);
 //   3. mark the group done.
@@ -13,11 +13,11 @@
 //
 // The entry point a main job calls:
 //
-//   train::TdcOptions o;
-//   o.out_dir = "run/tdc";  o.pruning = train::TdcPruning::Proxy;  o.finetune = finetune_options;
-//   train::TdcResult<Net> r = train::run_tdc(base, partition, schedule, train_data, o);
+//   tdc::TdcOptions o;
+//   o.out_dir = "run/tdc";  o.pruning = tdc::TdcPruning::Proxy;  o.finetune = finetune_options;
+//   tdc::TdcResult<Net> r = tdc::run_tdc(base, partition, schedule, train_data, o);
 //   (the last o.validation_images training images select the pruning schemes and are not
-//   trained on: train/tdc_validation.hpp; the test split plays no part)
+//   trained on: tdc/validation.hpp; the test split plays no part)
 //   r.model->predict(x, timesteps);           // the assembled progressive model
 //   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
@@ -62,32 +62,33 @@
 #include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/progressive.hpp"
-#include "progdiff/train/tdc_group_loss.hpp"
-#include "progdiff/train/tdc_importance.hpp"
-#include "progdiff/train/tdc_options.hpp"
-#include "progdiff/train/tdc_pruning.hpp"
+#include "progdiff/tdc/group_loss.hpp"
+#include "progdiff/tdc/importance.hpp"
+#include "progdiff/tdc/options.hpp"
+#include "progdiff/tdc/pruning.hpp"
 #include "progdiff/train/trainer.hpp"
 
-namespace progdiff::train {
+namespace progdiff::tdc {
 
 /// A sampler of a one-group model over [0, T) that draws only from a sub-range [begin, end):
 /// the timesteps of one TDC group, through `inner` (a sampler of [begin, end)).
 class SubrangeTimesteps {
  public:
-  SubrangeTimesteps(AnyTimestepSampler inner, std::int64_t timesteps) : inner_(std::move(inner)), size_(timesteps) {
+  SubrangeTimesteps(train::AnyTimestepSampler inner, std::int64_t timesteps)
+      : inner_(std::move(inner)), size_(timesteps) {
     const auto [b, e] = inner_.range();
     require(b >= 0 && e <= timesteps && b < e, "SubrangeTimesteps: the sub-range [" + std::to_string(b) + ", " +
                                                    std::to_string(e) + ") is not inside [0, " +
                                                    std::to_string(timesteps) + ")");
   }
-  TimestepDraw draw(Generator& gen, std::int64_t count) { return inner_.draw(gen, count); }
+  train::TimestepDraw draw(Generator& gen, std::int64_t count) { return inner_.draw(gen, count); }
   std::pair<std::int64_t, std::int64_t> range() const { return {0, size_}; }
   void record(std::span<const std::int64_t> timesteps, std::span<const double> losses) {
     inner_.record(timesteps, losses);
   }
 
  private:
-  AnyTimestepSampler inner_;
+  train::AnyTimestepSampler inner_;
   std::int64_t size_;
 };
 
@@ -99,7 +100,7 @@ struct TdcResult {
 };
 
 /// Called after every fine-tuning step of group `group`.
-using TdcStepCallback = std::function<void(std::int64_t group, const StepInfo&)>;
+using TdcStepCallback = std::function<void(std::int64_t group, const train::StepInfo&)>;
 
 template <class Net, schedule::NoiseSchedule Schedule>
 class TdcPipeline {
@@ -111,9 +112,9 @@ class TdcPipeline {
   /// `base`: the stage-1 model (one group); `partition`: the groups with their FLOPs budgets
   /// (fractions of the base's FLOPs; no budgets: 1 each); `train_data` for importance batches
   /// and fine-tuning, `validation_data` for the loss that selects among pruning schemes and that
-  /// the report quotes: images held out of the training split (split_validation,
-  /// train/tdc_validation.hpp), never the test split. `criterion`, if set, scores channels in
-  /// place of options.pruning's built-in criterion (train/tdc_importance.hpp).
+  /// the report quotes: images held out of the training split (data::split_validation,
+  /// data/validation_split.hpp), never the test split. `criterion`, if set, scores channels in
+  /// place of options.pruning's built-in criterion (tdc/importance.hpp).
   TdcPipeline(GroupModel& base, group::Partition partition, const Schedule& schedule,
               const data::ImageDataset& train_data, const data::ImageDataset& validation_data, TdcOptions options,
               AnyImportance<Net> criterion = {})
@@ -220,8 +221,9 @@ class TdcPipeline {
       r.prune_seconds = seconds_since(start);
     }
     const auto start = std::chrono::steady_clock::now();
-    Trainer<GroupModel, Schedule> trainer(*m, schedule_, train_data_, group_train_options(g), BatchMode::PerGroup);
-    if (callback_) trainer.on_step([this, g](const StepInfo& info) { callback_(g, info); });
+    train::Trainer<GroupModel, Schedule> trainer(*m, schedule_, train_data_, group_train_options(g),
+                                                 train::BatchMode::PerGroup);
+    if (callback_) trainer.on_step([this, g](const train::StepInfo& info) { callback_(g, info); });
     try {
       trainer.run();
     } catch (const FormatError& e) {
@@ -284,18 +286,19 @@ class TdcPipeline {
                                         options_.seed, kTdcHeldOutStream + 2 * static_cast<std::uint64_t>(g));
   }
 
-  TrainOptions group_train_options(std::int64_t g) const {
-    TrainOptions t = options_.finetune;
+  train::TrainOptions group_train_options(std::int64_t g) const {
+    train::TrainOptions t = options_.finetune;
     t.seed = options_.finetune.seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(g + 1);
     t.checkpoint_path = checkpoint_path(g);
     t.csv_path = group_dir(g) / "finetune.csv";
     t.plot_path = group_dir(g) / "finetune.png";
     t.resume = true;
     const std::int64_t begin = partition_.begin(g), end = partition_.end(g), size = partition_.size();
-    const SamplerFactory inner = options_.finetune.make_sampler;
+    const train::SamplerFactory inner = options_.finetune.make_sampler;
     t.make_sampler = [inner, g, begin, end, size](std::int64_t, std::int64_t, std::int64_t) {
-      AnyTimestepSampler s = inner ? inner(g, begin, end) : AnyTimestepSampler(UniformTimesteps(begin, end));
-      return AnyTimestepSampler(SubrangeTimesteps(std::move(s), size));
+      train::AnyTimestepSampler s =
+          inner ? inner(g, begin, end) : train::AnyTimestepSampler(train::UniformTimesteps(begin, end));
+      return train::AnyTimestepSampler(SubrangeTimesteps(std::move(s), size));
     };
     return t;
   }
@@ -427,7 +430,7 @@ class TdcPipeline {
 /// Runs the TDC pipeline (see the top of this file) and returns the assembled progressive model
 /// with per-group FLOPs, parameters and losses, and the average FLOPs against the base.
 /// `validation_data` selects among pruning schemes: carve it from the training split
-/// (train/tdc_validation.hpp also has a run_tdc that does so), never pass the test split.
+/// (tdc/validation.hpp also has a run_tdc that does so), never pass the test split.
 template <class Net, schedule::NoiseSchedule Schedule>
 TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
                        const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
@@ -437,7 +440,7 @@ TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition
   return pipeline.run();
 }
 
-/// The same with an importance criterion of one's own (train/tdc_importance.hpp) in place of
+/// The same with an importance criterion of one's own (tdc/importance.hpp) in place of
 /// options.pruning's; options.pruning must then name a score criterion, not none or proxy.
 template <class Net, schedule::NoiseSchedule Schedule>
 TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
@@ -452,4 +455,4 @@ TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition
   return pipeline.run();
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::tdc

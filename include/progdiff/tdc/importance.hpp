@@ -1,7 +1,7 @@
 #pragma once
 // The importance criteria of TDC pruning as an open interface: a criterion is any type with
 //
-//   prune::ChannelScores scores(train::ImportanceProbe<Net>& probe);
+//   prune::ChannelScores scores(tdc::ImportanceProbe<Net>& probe);
 //
 // The probe hands it the base, its channel groups, the group's timesteps and a way to fill the
 // base's gradients at chosen timesteps on training images; the pipeline then prunes globally to
@@ -9,8 +9,8 @@
 // criterion with a name (which tdc.json and the memory bank record), so a new criterion plugs
 // into run_tdc without a new enum value:
 //
-//   struct Mine { prune::ChannelScores scores(train::ImportanceProbe<Net>& p) { ... } };
-//   train::run_tdc(base, partition, schedule, train, validation, options, train::AnyImportance<Net>("mine", Mine{}));
+//   struct Mine { prune::ChannelScores scores(tdc::ImportanceProbe<Net>& p) { ... } };
+//   tdc::run_tdc(base, partition, schedule, train, validation, options, tdc::AnyImportance<Net>("mine", Mine{}));
 //
 // The built-in criteria of TdcPruning (random, magnitude, Taylor, Diff-Pruning) are criteria of
 // this kind too (builtin_importance).
@@ -29,9 +29,9 @@
 #include "progdiff/prune/importance_magnitude.hpp"
 #include "progdiff/prune/importance_random.hpp"
 #include "progdiff/prune/importance_taylor.hpp"
-#include "progdiff/train/tdc_options.hpp"
+#include "progdiff/tdc/options.hpp"
 
-namespace progdiff::train {
+namespace progdiff::tdc {
 
 /// What a criterion sees of one timestep group.
 template <class Net>
@@ -64,8 +64,8 @@ class AnyImportance {
   template <class C>
   AnyImportance(std::string name, C criterion) : name_(std::move(name)) {
     static_assert(ImportanceCriterion<C, Net>,
-                  "progdiff::train: an importance criterion needs a member "
-                  "`prune::ChannelScores scores(train::ImportanceProbe<Net>& probe)` (see train/tdc_importance.hpp)");
+                  "progdiff::tdc: an importance criterion needs a member "
+                  "`prune::ChannelScores scores(tdc::ImportanceProbe<Net>& probe)` (see tdc/importance.hpp)");
     require(!name_.empty(), "AnyImportance: the criterion needs a name");
     if constexpr (ImportanceCriterion<C, Net>)
       scores_ = [c = std::move(criterion)](ImportanceProbe<Net>& p) mutable {
@@ -158,4 +158,4 @@ AnyImportance<Net> builtin_importance(TdcPruning pruning) {
   throw ConfigError(std::string("TDC: '") + tdc_pruning_name(pruning) + "' is not an importance criterion");
 }
 
-}  // namespace progdiff::train
+}  // namespace progdiff::tdc

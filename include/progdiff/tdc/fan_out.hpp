@@ -1,12 +1,12 @@
 #pragma once
 // TDC stage 2 spread over ranks. Each timestep group is pruned and fine-tuned independently of
-// the others (train/tdc_pipeline.hpp: every seed derives from the group index, and groups
+// the others (tdc/pipeline.hpp: every seed derives from the group index, and groups
 // exchange no gradients), so the papers' per-group work fans out without communication: group g
 // runs on rank g % size, in one process (its own single-process trainer), and once every rank
 // has finished its groups, every rank assembles the progressive model from the groups' files
 // exactly as a single run_tdc would have built it.
 //
-//   auto result = distributed::run_tdc_over_ranks(comm, base, partition, schedule, train, validation, options);
+//   auto result = tdc::run_tdc_over_ranks(comm, base, partition, schedule, train, validation, options);
 //
 // options.out_dir must be on a file system every rank sees. A group that fails stops every
 // rank after the others finished their own groups; a rerun skips the groups already done.
@@ -16,37 +16,37 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/distributed/communicator.hpp"
-#include "progdiff/train/tdc_pipeline.hpp"
+#include "progdiff/tdc/pipeline.hpp"
 
-namespace progdiff::distributed {
+namespace progdiff::tdc {
 
 /// run_tdc with group g pruned and fine-tuned on rank g % comm.size(); returns the assembled
 /// model and every group's report on every rank. A collective call.
-template <Communicator C, class Net, schedule::NoiseSchedule Schedule>
-train::TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const group::Partition& partition,
-                                         const Schedule& schedule, const data::ImageDataset& train_data,
-                                         const data::ImageDataset& validation_data, const train::TdcOptions& options,
-                                         train::TdcStepCallback on_step = {}) {
+template <distributed::Communicator C, class Net, schedule::NoiseSchedule Schedule>
+TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const group::Partition& partition,
+                                  const Schedule& schedule, const data::ImageDataset& train_data,
+                                  const data::ImageDataset& validation_data, const TdcOptions& options,
+                                  TdcStepCallback on_step = {}) {
   require(options.only_group < 0, "run_tdc_over_ranks: options.only_group is " + std::to_string(options.only_group) +
                                       "; the ranks choose their groups here, leave it -1");
   std::exception_ptr failure;
   try {
     for (std::int64_t g = comm.rank(); g < partition.groups(); g += comm.size()) {
-      train::TdcOptions mine = options;
+      TdcOptions mine = options;
       mine.only_group = g;
-      train::run_tdc(base, partition, schedule, train_data, validation_data, mine, on_step);
+      run_tdc(base, partition, schedule, train_data, validation_data, mine, on_step);
     }
   } catch (...) {
     failure = std::current_exception();
   }
-  if (any_rank(comm, failure != nullptr)) {
+  if (distributed::any_rank(comm, failure != nullptr)) {
     if (failure) std::rethrow_exception(failure);
-    throw CommunicationError("run_tdc_over_ranks: another rank failed one of its TDC groups in " +
-                             options.out_dir.string() + " (its error output says which); rank " +
-                             std::to_string(comm.rank()) + "'s groups are done and a rerun skips them");
+    throw distributed::CommunicationError("run_tdc_over_ranks: another rank failed one of its TDC groups in " +
+                                          options.out_dir.string() + " (its error output says which); rank " +
+                                          std::to_string(comm.rank()) + "'s groups are done and a rerun skips them");
   }
   // every group is done: this only reads the groups' files and assembles
-  return train::run_tdc(base, partition, schedule, train_data, validation_data, options, std::move(on_step));
+  return run_tdc(base, partition, schedule, train_data, validation_data, options, std::move(on_step));
 }
 
-}  // namespace progdiff::distributed
+}  // namespace progdiff::tdc

@@ -3,9 +3,9 @@
 // held-out loss Loss(U_{theta - theta'}(T(i), D, S)) that ranks pruning schemes (eqs. 14, 17 of
 // Step-Adaptive Training), and the loss gradients that Taylor and Diff-Pruning importance read.
 //
-//   auto held_out = train::GroupBatches<T, B>::held_out(schedule, prediction, data, begin, end, 64, 64, seed, stream);
+//   auto held_out = tdc::GroupBatches<T, B>::held_out(schedule, prediction, data, begin, end, 64, 64, seed, stream);
 //   double loss = held_out.loss(net);                     // evaluation mode, no gradients kept
-//   auto batch = train::GroupBatches<T, B>::at_timesteps(schedule, prediction, data, first, ts, seed, stream);
+//   auto batch = tdc::GroupBatches<T, B>::at_timesteps(schedule, prediction, data, first, ts, seed, stream);
 //   double l = batch.loss_and_gradients(net);             // zeroes, then fills the parameter gradients
 //
 // Every draw is a Philox value keyed by (seed, stream, image), so two nets evaluated on the same
@@ -25,7 +25,7 @@
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
 
-namespace progdiff::train {
+namespace progdiff::tdc {
 
 /// Noised inputs, targets and timesteps of a fixed set of images, in batches.
 template <class T, class B>
@@ -138,4 +138,4 @@ class GroupBatches {
   std::int64_t samples_ = 0;
 };
 
-}  // namespace progdiff::train
+}  // namespace progdiff::tdc
