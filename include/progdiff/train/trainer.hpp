@@ -80,7 +80,7 @@
 #include "progdiff/schedule/noise_schedule.hpp"
 #include "progdiff/train/csv_log.hpp"
 #include "progdiff/train/finite_guard.hpp"
-#include "progdiff/train/loss_plot.hpp"
+#include "progdiff/train/loss_plot_observer.hpp"  // the built-in observer of TrainOptions::plot_path
 #include "progdiff/train/objective.hpp"
 #include "progdiff/train/trainer_options.hpp"
 

@@ -16,7 +16,8 @@
 //
 // Observers run on the rank that writes (rank 0 of a data-parallel run), in the order given:
 // the built-in ones first. The built-in ones: ProgressObserver (train/progress_bar.hpp),
-// CsvLogObserver (train/csv_log.hpp), LossPlotObserver (train/loss_plot.hpp).
+// CsvLogObserver (train/csv_log.hpp), LossPlotObserver (train/loss_plot_observer.hpp; the drawing
+// itself is io/loss_plot.hpp).
 #include <cstdint>
 #include <memory>
 #include <vector>
