@@ -137,13 +137,13 @@ void save_checkpoint(const std::filesystem::path& path, Model& model, const Mode
   write_safetensors(path, f);
 }
 
-/// Reads the checkpoint at `path` into `model` (and the optimizer and EMA when given) after
-/// checking its description against `expected`; returns the saved TrainingState. On any error
-/// the model, optimizer and EMA are unchanged.
+/// Loads the checkpoint `f`, already read (read_safetensors), into `model` (and the optimizer and
+/// EMA when given) after checking its description against `expected`; returns the saved
+/// TrainingState. On any error the model, optimizer and EMA are unchanged. For a caller that
+/// looks into the file first (train::load_ema_weights), so that the file is read once.
 template <class Model, class T = typename Model::value_type, class B = typename Model::backend_type>
-TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, const ModelDescription& expected,
+TrainingState load_checkpoint(const SafetensorsFile& f, Model& model, const ModelDescription& expected,
                               optim::AdamW<T, B>* optimizer = nullptr, optim::Ema<T, B>* ema = nullptr) {
-  const SafetensorsFile f = read_safetensors(path);
   const auto version = f.metadata.find("progdiff.checkpoint");
   if (version == f.metadata.end() || version->second != kCheckpointFormat)
     throw FormatError(f.source + ": not a progdiff checkpoint of format " + kCheckpointFormat +
@@ -214,6 +214,15 @@ TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, c
     ema->set_update_count(ema_updates);
   }
   return state;
+}
+
+/// Reads the checkpoint at `path` into `model` (and the optimizer and EMA when given) after
+/// checking its description against `expected`; returns the saved TrainingState. On any error
+/// the model, optimizer and EMA are unchanged.
+template <class Model, class T = typename Model::value_type, class B = typename Model::backend_type>
+TrainingState load_checkpoint(const std::filesystem::path& path, Model& model, const ModelDescription& expected,
+                              optim::AdamW<T, B>* optimizer = nullptr, optim::Ema<T, B>* ema = nullptr) {
+  return load_checkpoint(read_safetensors(path), model, expected, optimizer, ema);
 }
 
 /// Removes temporary files that an interrupted save left beside `checkpoint` (AtomicFile names

@@ -33,9 +33,10 @@ template <class Model, schedule::NoiseSchedule S>
 bool load_ema_weights(const std::filesystem::path& path, Model& model, const S& schedule) {
   using T = typename Model::value_type;
   using B = typename Model::backend_type;
-  const bool has_ema = io::read_safetensors(path).contains("ema.updates");
+  const io::SafetensorsFile file = io::read_safetensors(path);  // read once: looked into, then loaded
+  const bool has_ema = file.contains("ema.updates");
   optim::Ema<T, B> ema;
-  io::load_checkpoint(path, model, checkpoint_description(model, schedule), static_cast<optim::AdamW<T, B>*>(nullptr),
+  io::load_checkpoint(file, model, checkpoint_description(model, schedule), static_cast<optim::AdamW<T, B>*>(nullptr),
                       has_ema ? &ema : nullptr);
   if (has_ema) ema.copy_to(model);
   return has_ema;
