@@ -181,6 +181,19 @@ void save(const std::filesystem::path& path, model::IntervalRouted<M>& m) {
   io::save_checkpoint(path, m, train::checkpoint_description(m, Schedule{}), io::TrainingState{});
 }
 
+/// Initializes `fixed` and `run_time` from generators of the same seed, saves each to its path
+/// and checks that the two files are the same.
+template <class Fixed, class RunTime>
+void save_and_compare(model::IntervalRouted<Fixed>& fixed, model::IntervalRouted<RunTime>& run_time, std::uint64_t seed,
+                      const std::filesystem::path& fixed_path, const std::filesystem::path& run_time_path) {
+  Generator a(seed), b(seed);
+  fixed.initialize(a);
+  run_time.initialize(b);
+  save(fixed_path, fixed);
+  save(run_time_path, run_time);
+  check_same_files(fixed_path, run_time_path);
+}
+
 }  // namespace
 
 TEST_CASE_TEMPLATE("a run-time decoder count builds, trains and describes the model of Decoders<K>", K,
@@ -214,12 +227,7 @@ TEST_CASE("checkpoints of a run-time decoder count and of Decoders<3> are the sa
   const auto fixed_path = temporary("fixed"), run_time_path = temporary("run_time");
   model::IntervalRouted<Fixed> fixed(Fixed(widths, Fixed::default_config()), partition_of(3));
   model::IntervalRouted<RunTimeMulti> run_time(RunTimeMulti(widths, RunTimeMulti::default_config()), partition_of(3));
-  Generator a(5), b(5);
-  fixed.initialize(a);
-  run_time.initialize(b);
-  save(fixed_path, fixed);
-  save(run_time_path, run_time);
-  check_same_files(fixed_path, run_time_path);
+  save_and_compare(fixed, run_time, 5, fixed_path, run_time_path);
 
   Generator data(8);
   const auto x = random_tensor<double>(Shape{3, 1, 8, 8}, data);
@@ -245,12 +253,7 @@ TEST_CASE("checkpoints of a run-time expert count and of SeparateExperts<Net, 2>
   const auto fixed_path = temporary("experts_fixed"), run_time_path = temporary("experts_run_time");
   model::IntervalRouted<Fixed> fixed(Fixed(widths, Net::default_config()), partition_of(2));
   model::IntervalRouted<RunTimeExperts> run_time(RunTimeExperts(widths, Net::default_config()), partition_of(2));
-  Generator a(6), b(6);
-  fixed.initialize(a);
-  run_time.initialize(b);
-  save(fixed_path, fixed);
-  save(run_time_path, run_time);
-  check_same_files(fixed_path, run_time_path);
+  save_and_compare(fixed, run_time, 6, fixed_path, run_time_path);
 
   Generator data(9);
   const auto x = random_tensor<double>(Shape{2, 1, 8, 8}, data);
