@@ -1,10 +1,14 @@
 // TDC groups fanned out over 2 ranks (tdc/fan_out.hpp): rank 0 prunes and fine-tunes
 // groups 0 and 2, rank 1 group 1, and every rank assembles the model that one process running
 // run_tdc over all three groups builds, bit for bit (each group runs in one process either way).
+// With the proxy's evaluations shared too, both ranks search every group's pruning scheme first,
+// and the model and the memory banks are still the serial run's.
 #include <doctest/doctest.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <vector>
@@ -30,6 +34,12 @@ progdiff::tdc::TdcOptions tdc_options(const std::filesystem::path& dir) {
   o.finetune.lr.lr = 1e-3;
   o.finetune.progress.mode = progdiff::train::ProgressOptions::Mode::Off;
   return o;
+}
+
+std::string file_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace
@@ -67,4 +77,46 @@ TEST_CASE("TDC groups over 2 ranks: each rank trains its groups, every rank asse
   o.only_group = 1;
   CHECK_THROWS_WITH_AS(progdiff::tdc::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation, o),
                        doctest::Contains("the ranks choose their groups here"), progdiff::ConfigError);
+}
+
+TEST_CASE("TDC over 2 ranks with the proxy's evaluations shared: the serial model and memory banks") {
+  progdiff::distributed::MpiCommunicator comm;
+  REQUIRE(comm.size() == 2);
+  const auto dir = mpi_test::shared_dir(comm, "tdc_fan_out_proxy");
+  const auto train_data = tdc_test::patterns(24, 0.0), validation = tdc_test::patterns(8, 1.3);
+  const tdc_test::Schedule schedule;
+  const auto partition = tdc_test::three_groups();
+  auto proxy_options = [&](const std::filesystem::path& out) {
+    auto o = tdc_options(out);
+    o.pruning = progdiff::tdc::TdcPruning::Proxy;
+    o.proxy_rounds = 2;
+    o.proxy_candidates = 3;
+    return o;
+  };
+
+  std::vector<double> serial_weights;
+  if (comm.rank() == 0) {
+    auto serial_base = tdc_test::base_model();
+    auto serial =
+        progdiff::tdc::run_tdc(serial_base, partition, schedule, train_data, validation, proxy_options(dir / "serial"));
+    REQUIRE(serial.model.has_value());
+    serial_weights = mpi_test::weights(*serial.model);
+  }
+  auto base = tdc_test::base_model();
+  auto fanned = progdiff::tdc::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation,
+                                                  proxy_options(dir / "fanned"), {},
+                                                  progdiff::tdc::TdcFanOut::ProxyEvaluationsToo);
+  REQUIRE(fanned.model.has_value());
+  CHECK(mpi_test::same_on_every_rank(comm, mpi_test::weights(*fanned.model)));
+  if (comm.rank() == 0) {
+    CHECK(mpi_test::weights(*fanned.model) == serial_weights);  // bit for bit
+    std::int64_t searched = 0;
+    for (std::int64_t g = 0; g < partition.groups(); ++g) {
+      const std::string bank = "group" + std::to_string(g) + "/memory_bank.json";
+      if (!std::filesystem::exists(dir / "serial" / bank)) continue;  // a group within budget is not searched
+      ++searched;
+      CHECK(file_text(dir / "fanned" / bank) == file_text(dir / "serial" / bank));
+    }
+    CHECK(searched >= 1);
+  }
 }

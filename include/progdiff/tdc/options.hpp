@@ -14,6 +14,7 @@
 
 #include "progdiff/core/error.hpp"
 #include "progdiff/prune/any_proxy.hpp"
+#include "progdiff/prune/evaluation_sharing.hpp"
 #include "progdiff/prune/importance_magnitude.hpp"
 #include "progdiff/train/trainer_options.hpp"
 
@@ -83,6 +84,14 @@ struct TdcOptions {
   // rerun with another proxy is refused rather than mixed into the same banks.
   TdcProxyFactory make_proxy;
   std::string proxy_name = "search";
+  // Several processes share each round's evaluations of one group's proxy search
+  // (prune/evaluation_sharing.hpp; tdc/fan_out.hpp sets it). Rank 0 alone asks the proxy and
+  // writes the group's files; the other ranks read the memory bank and keep their additions in
+  // memory. The default: one process evaluates every scheme.
+  prune::EvaluationSharing proxy_sharing{};
+  // Stop each group after pruning (its pruned denoiser saved, nothing fine-tuned or marked done);
+  // a later run fine-tunes from the saved denoiser.
+  bool prune_only = false;
 
   // The held-out loss that selects among pruning schemes: the first eval_samples images of the
   // validation data, each at a timestep of the group, noise and timestep fixed by (seed, group,

@@ -217,9 +217,11 @@ class TdcPipeline {
       // dropout seeds as a reload from the group's files would draw them
       Generator gen = group_generator(g);
       m.emplace(model::clone_net(pruned.net, gen), partition_.size(), base_.prediction_type());
-      io::save_checkpoint(pruned_path(g), *m, description(*m), io::TrainingState{});
+      if (options_.proxy_sharing.rank == 0)
+        io::save_checkpoint(pruned_path(g), *m, description(*m), io::TrainingState{});
       r.prune_seconds = seconds_since(start);
     }
+    if (options_.prune_only) return r;
     const auto start = std::chrono::steady_clock::now();
     train::Trainer<GroupModel, Schedule> trainer(*m, schedule_, train_data_, group_train_options(g),
                                                  train::BatchMode::PerGroup);

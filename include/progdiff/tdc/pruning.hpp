@@ -98,7 +98,11 @@ GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImport
   for (std::int64_t t = task.begin; t < task.end; ++t) timesteps.push_back(t);
   const prune::ChannelGroups groups = prune::channel_groups(base);
   const prune::SearchSpace space = prune::unet_search_space(base, task.flops_limit, timesteps);
-  prune::MemoryBank bank = prune::MemoryBank::open(task.bank_path, space);
+  // Rank 0 of a shared search owns the bank's file; the other ranks start from its contents (read
+  // before the first round, when rank 0 has written nothing yet) and keep the rest in memory.
+  prune::MemoryBank bank = o.proxy_sharing.rank == 0                 ? prune::MemoryBank::open(task.bank_path, space)
+                           : std::filesystem::exists(task.bank_path) ? prune::MemoryBank::load(task.bank_path, space)
+                                                                     : prune::MemoryBank();
   // Records the scheme of full group widths `w` (when it is one of the space) with its held-out loss.
   auto record = [&](Net& net, const std::vector<std::int64_t>& w, double flops, const std::string& source) {
     const prune::Scheme scheme = detail::scheme_of(groups, space, w);
@@ -123,8 +127,8 @@ GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImport
       Net candidate = prune::apply_scheme(base, space, scheme, magnitude);
       return task.held_out.loss(candidate);
     };
-    const prune::ProxyPruningResult r =
-        prune::proxy_prune(space, proxy, evaluate, o.proxy_rounds, o.proxy_candidates, bank, o.proxy_name);
+    const prune::ProxyPruningResult r = prune::proxy_prune(space, proxy, evaluate, o.proxy_rounds, o.proxy_candidates,
+                                                           bank, o.proxy_name, o.proxy_sharing);
     return {prune::apply_scheme(base, space, r.best, magnitude), static_cast<std::int64_t>(r.evaluated)};
   }
 
