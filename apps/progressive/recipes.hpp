@@ -125,16 +125,9 @@ class VpViewOfEdm {
   D& model_;
 };
 
-/// DDPM's L_simple on the linear schedule: the job's default, unchanged.
-struct SimpleRecipe {
-  static constexpr ObjectiveKind kind = ObjectiveKind::Simple;
-  static constexpr const char* schedule_name = "DDPM linear betas, 1000 steps";
-  static constexpr const char* loss_target = "the predicted noise";
-  using Schedule = pd::schedule::Linear<1000>;
-  using NetOptions = OptionList<>;
-  using Objective = pd::train::SimpleObjective;
-  static Schedule schedule() { return Schedule(); }
-  static Objective objective() { return {}; }
+/// What the variance-preserving recipes share: the model trains as it is (no wrapper), and each
+/// model call goes to the group of its (integer) timestep.
+struct UnwrappedRecipe {
   template <class M>
   using Trained = M;
   template <class M>
@@ -145,12 +138,24 @@ struct SimpleRecipe {
   static M& inner(M& model) {
     return model;
   }
+  /// The group whose net serves a model call at timestep t.
+  static std::int64_t group_of(const pd::group::Partition& p, double t) { return p.group_of(std::llround(t)); }
+};
+
+/// DDPM's L_simple on the linear schedule: the job's default, unchanged.
+struct SimpleRecipe : UnwrappedRecipe {
+  static constexpr ObjectiveKind kind = ObjectiveKind::Simple;
+  static constexpr const char* schedule_name = "DDPM linear betas, 1000 steps";
+  static constexpr const char* loss_target = "the predicted noise";
+  using Schedule = pd::schedule::Linear<1000>;
+  using NetOptions = OptionList<>;
+  using Objective = pd::train::SimpleObjective;
+  static Schedule schedule() { return Schedule(); }
+  static Objective objective() { return {}; }
   template <class M>
   static auto& loss_view(M& model) {
     return model;
   }
-  /// The group whose net serves a model call at timestep t.
-  static std::int64_t group_of(const pd::group::Partition& p, double t) { return p.group_of(std::llround(t)); }
   static std::string sampler_name(std::int64_t steps) { return "DDIM, " + std::to_string(steps) + " steps, eta 0"; }
   /// The timesteps of the sampler's model calls, in order (one call each).
   static std::vector<double> call_timesteps(const Schedule& s, std::int64_t steps) {
@@ -168,7 +173,7 @@ struct SimpleRecipe {
 
 /// IDDPM: the hybrid objective with a learned variance on the cosine schedule of 4000 steps,
 /// sampled by strided ancestral steps with that variance (IDDPM sec. 4).
-struct HybridRecipe {
+struct HybridRecipe : UnwrappedRecipe {
   static constexpr ObjectiveKind kind = ObjectiveKind::Hybrid;
   static constexpr const char* schedule_name = "IDDPM cosine, 4000 steps";
   static constexpr const char* loss_target = "the predicted noise (the mean head; L_simple)";
@@ -177,22 +182,11 @@ struct HybridRecipe {
   using Objective = pd::train::HybridObjective;
   static Schedule schedule() { return Schedule(); }
   static Objective objective() { return {}; }
-  template <class M>
-  using Trained = M;
-  template <class M>
-  static M wrap(M model) {
-    return model;
-  }
-  template <class M>
-  static M& inner(M& model) {
-    return model;
-  }
   /// The epsilon head alone, so that the loss is the L_simple part, as for the simple recipe.
   template <class M>
   static pd::sample::MeanOnly<M> loss_view(M& model) {
     return pd::sample::MeanOnly<M>{model};
   }
-  static std::int64_t group_of(const pd::group::Partition& p, double t) { return p.group_of(std::llround(t)); }
   static std::string sampler_name(std::int64_t steps) {
     return "DDPM with the learned variance, " + std::to_string(steps) + " strided steps, x0 clipped";
   }

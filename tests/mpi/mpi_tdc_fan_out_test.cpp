@@ -42,29 +42,40 @@ std::string file_text(const std::filesystem::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+/// The data, schedule and groups both cases share, and the serial reference run on rank 0.
+struct FanOutCase {
+  progdiff::distributed::MpiCommunicator comm;
+  std::filesystem::path dir;
+  progdiff::data::ImageDataset train_data = tdc_test::patterns(24, 0.0), validation = tdc_test::patterns(8, 1.3);
+  tdc_test::Schedule schedule;
+  progdiff::group::Partition partition = tdc_test::three_groups();
+
+  explicit FanOutCase(const char* name) : dir(mpi_test::shared_dir(comm, name)) { REQUIRE(comm.size() == 2); }
+
+  /// Rank 0 runs every group in one process; its weights (empty on the other ranks).
+  std::vector<double> serial_weights(const progdiff::tdc::TdcOptions& options) {
+    if (comm.rank() != 0) return {};
+    auto serial_base = tdc_test::base_model();
+    auto serial = progdiff::tdc::run_tdc(serial_base, partition, schedule, train_data, validation, options);
+    REQUIRE(serial.model.has_value());
+    return mpi_test::weights(*serial.model);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("TDC groups over 2 ranks: each rank trains its groups, every rank assembles the serial model") {
-  progdiff::distributed::MpiCommunicator comm;
-  REQUIRE(comm.size() == 2);
-  const auto dir = mpi_test::shared_dir(comm, "tdc_fan_out");
-  const auto train_data = tdc_test::patterns(24, 0.0), validation = tdc_test::patterns(8, 1.3);
-  const tdc_test::Schedule schedule;
-  const auto partition = tdc_test::three_groups();
-
-  std::vector<double> serial_weights;  // rank 0 runs every group in one process, as the reference
-  if (comm.rank() == 0) {
-    auto serial_base = tdc_test::base_model();
-    auto serial =
-        progdiff::tdc::run_tdc(serial_base, partition, schedule, train_data, validation, tdc_options(dir / "serial"));
-    REQUIRE(serial.model.has_value());
-    serial_weights = mpi_test::weights(*serial.model);
-  }
+  FanOutCase c("tdc_fan_out");
+  auto& comm = c.comm;
+  const auto& dir = c.dir;
+  const auto& partition = c.partition;
+  // rank 0 runs every group in one process, as the reference
+  const std::vector<double> serial_weights = c.serial_weights(tdc_options(dir / "serial"));
 
   std::set<std::int64_t> trained;  // the groups this rank fine-tuned
   auto base = tdc_test::base_model();
   auto fanned = progdiff::tdc::run_tdc_over_ranks(
-      comm, base, partition, schedule, train_data, validation, tdc_options(dir / "fanned"),
+      comm, base, partition, c.schedule, c.train_data, c.validation, tdc_options(dir / "fanned"),
       [&](std::int64_t g, const progdiff::train::StepInfo&) { trained.insert(g); });
   CHECK(trained == (comm.rank() == 0 ? std::set<std::int64_t>{0, 2} : std::set<std::int64_t>{1}));
   REQUIRE(fanned.model.has_value());
@@ -75,17 +86,16 @@ TEST_CASE("TDC groups over 2 ranks: each rank trains its groups, every rank asse
 
   auto o = tdc_options(dir / "refused");
   o.only_group = 1;
-  CHECK_THROWS_WITH_AS(progdiff::tdc::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation, o),
-                       doctest::Contains("the ranks choose their groups here"), progdiff::ConfigError);
+  CHECK_THROWS_WITH_AS(
+      progdiff::tdc::run_tdc_over_ranks(comm, base, partition, c.schedule, c.train_data, c.validation, o),
+      doctest::Contains("the ranks choose their groups here"), progdiff::ConfigError);
 }
 
 TEST_CASE("TDC over 2 ranks with the proxy's evaluations shared: the serial model and memory banks") {
-  progdiff::distributed::MpiCommunicator comm;
-  REQUIRE(comm.size() == 2);
-  const auto dir = mpi_test::shared_dir(comm, "tdc_fan_out_proxy");
-  const auto train_data = tdc_test::patterns(24, 0.0), validation = tdc_test::patterns(8, 1.3);
-  const tdc_test::Schedule schedule;
-  const auto partition = tdc_test::three_groups();
+  FanOutCase c("tdc_fan_out_proxy");
+  auto& comm = c.comm;
+  const auto& dir = c.dir;
+  const auto& partition = c.partition;
   auto proxy_options = [&](const std::filesystem::path& out) {
     auto o = tdc_options(out);
     o.pruning = progdiff::tdc::TdcPruning::Proxy;
@@ -94,16 +104,9 @@ TEST_CASE("TDC over 2 ranks with the proxy's evaluations shared: the serial mode
     return o;
   };
 
-  std::vector<double> serial_weights;
-  if (comm.rank() == 0) {
-    auto serial_base = tdc_test::base_model();
-    auto serial =
-        progdiff::tdc::run_tdc(serial_base, partition, schedule, train_data, validation, proxy_options(dir / "serial"));
-    REQUIRE(serial.model.has_value());
-    serial_weights = mpi_test::weights(*serial.model);
-  }
+  const std::vector<double> serial_weights = c.serial_weights(proxy_options(dir / "serial"));
   auto base = tdc_test::base_model();
-  auto fanned = progdiff::tdc::run_tdc_over_ranks(comm, base, partition, schedule, train_data, validation,
+  auto fanned = progdiff::tdc::run_tdc_over_ranks(comm, base, partition, c.schedule, c.train_data, c.validation,
                                                   proxy_options(dir / "fanned"), {},
                                                   progdiff::tdc::TdcFanOut::ProxyEvaluationsToo);
   REQUIRE(fanned.model.has_value());
