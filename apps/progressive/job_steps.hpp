@@ -331,16 +331,15 @@ pd::model::Progressive<typename Scale::Net> Job<Scale>::imported_base() {
 template <class Scale>
 void Job<Scale>::experts() {
   auto base = stage1(o.steps);
+  // A copy of the base per group (train::train_stage2's start), each fine-tuned on its own batch
+  // below; a resumed run's trainer loads the groups' weights from the checkpoint.
+  auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, o.seed));
   if (o.stage2_steps == 0) {
     report.notes.push_back("--stage2-steps 0: the groups are copies of the base, not fine-tuned");
-    auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, o.seed));
     evaluate<Recipe>(o, grouped, partition, schedule, train, test, report);
     return;
   }
   auto options = train_options(o, "stage2", o.stage2_steps, o.lr / 2);
-  // A copy of the base per group (train::train_stage2's start), each fine-tuned on its own batch;
-  // a resumed run's trainer loads the groups' weights from the checkpoint.
-  auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, options.seed));
   const auto r = timed(
       report,
       "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " + std::to_string(partition.groups()) +

@@ -30,7 +30,7 @@
 #include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
-#include "progdiff/tdc/validation.hpp"
+#include "progdiff/data/validation_split.hpp"
 
 namespace {
 

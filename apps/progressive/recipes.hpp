@@ -70,12 +70,6 @@ struct ArchOptions<Arch::Ddpmpp> {
   using type = OptionList<pd::unet::ResBlockResampling, pd::unet::SkipRescale, pd::unet::VarianceScalingInit>;
 };
 
-/// The model a sampler and the per-group loss see: `model` itself, or a view of it.
-template <class Model>
-Model& as_is(Model& model) {
-  return model;
-}
-
 /// A fixed-variance model seen as a learned-variance one whose variance interpolation is v = -1
 /// everywhere: Sigma = beta~, the posterior variance ("fixed small"), as IDDPM scores the
 /// likelihood of its L_simple models. Lets bits/dim compare an L_simple model with a hybrid one.
