@@ -15,6 +15,7 @@
 #include "progdiff/group/partition.hpp"
 #include "report.hpp"
 #include "test_split.hpp"
+#include "time_budget.hpp"
 
 namespace job {
 
@@ -76,12 +77,30 @@ struct Job {
   void multi_stage();
   /// One whole U-Net per group, trained from scratch on mixed batches.
   void separate();
-  /// The variant the options choose.
+  /// --minutes: the step counts that fill the time budget, from a training rate measured here
+  /// once, or from the plan a previous run recorded in the output directory.
+  TimeBudgetPlan planned_time_budget() const;
+  /// The variant the options choose, with the step counts of --minutes when given.
   void run();
+  /// The variant the options choose.
+  void run_variant();
 };
 
 template <class Scale>
 inline void Job<Scale>::run() {
+  if (o.minutes > 0) {
+    const TimeBudgetPlan plan = planned_time_budget();
+    Options planned = o;
+    planned.steps = plan.steps, planned.stage2_steps = plan.stage2_steps;
+    report.options = planned;
+    report.time_budget = plan;
+    return Job{planned, schedule, partition, train, validation, test, report}.run_variant();
+  }
+  run_variant();
+}
+
+template <class Scale>
+inline void Job<Scale>::run_variant() {
   switch (o.variant) {
     case Variant::Experts:
       return experts();
@@ -98,11 +117,12 @@ inline void Job<Scale>::run() {
   }
 }
 // Each variant is compiled once, in its own unit (variant_*.cpp).
-#define PROGDIFF_JOB_VARIANTS(Scale)              \
-  extern template void Job<Scale>::experts();     \
-  extern template void Job<Scale>::unified();     \
-  extern template void Job<Scale>::tdc();         \
-  extern template void Job<Scale>::multi_stage(); \
+#define PROGDIFF_JOB_VARIANTS(Scale)                                      \
+  extern template TimeBudgetPlan Job<Scale>::planned_time_budget() const; \
+  extern template void Job<Scale>::experts();                             \
+  extern template void Job<Scale>::unified();                             \
+  extern template void Job<Scale>::tdc();                                 \
+  extern template void Job<Scale>::multi_stage();                         \
   extern template void Job<Scale>::separate();
 PROGDIFF_JOB_VARIANTS(SmallScale)
 PROGDIFF_JOB_VARIANTS(PaperScale)
@@ -116,10 +136,11 @@ PROGDIFF_JOB_VARIANTS(PaperScaleOn<pd::backend::Cuda>)
 template <class R, Arch A>
 using SmallCpu = SmallScaleWith<Cpu, R, A>;
 // Each such scale's variants (all but TDC) are compiled in one unit (variant_recipe_*.cpp).
-#define PROGDIFF_JOB_VARIANTS(Scale)              \
-  extern template void Job<Scale>::experts();     \
-  extern template void Job<Scale>::unified();     \
-  extern template void Job<Scale>::multi_stage(); \
+#define PROGDIFF_JOB_VARIANTS(Scale)                                      \
+  extern template TimeBudgetPlan Job<Scale>::planned_time_budget() const; \
+  extern template void Job<Scale>::experts();                             \
+  extern template void Job<Scale>::unified();                             \
+  extern template void Job<Scale>::multi_stage();                         \
   extern template void Job<Scale>::separate();
 using SmallDdpmpp = SmallCpu<SimpleRecipe, Arch::Ddpmpp>;
 using SmallHybrid = SmallCpu<HybridRecipe, Arch::Ddpm>;

@@ -308,6 +308,56 @@ typename Scale::Recipe::template Trained<pd::model::Progressive<typename Scale::
 }
 
 template <class Scale>
+TimeBudgetPlan Job<Scale>::planned_time_budget() const {
+  const fs::path path = o.out / "time_budget.json";
+  if (auto recorded = read_time_budget(path)) {
+    // A resumed run keeps its steps, whatever the machine does now.
+    if (recorded->minutes != o.minutes)
+      throw pd::ConfigError("--minutes " + minutes_text(o.minutes) + ": " + path.string() +
+                            " holds the plan of --minutes " + minutes_text(recorded->minutes) +
+                            "; resume with that budget or write to another --out");
+    std::printf("--minutes: the plan recorded in %s: %lld stage-1 and %lld stage-2 steps\n", path.string().c_str(),
+                static_cast<long long>(recorded->steps), static_cast<long long>(recorded->stage2_steps));
+    return *recorded;
+  }
+  // The rate: stage-1 steps of the base as the recipe trains it, on the run's batch, timed after
+  // two warm-up steps, for about five seconds. Nothing is written.
+  const auto start = Clock::now();
+  auto model = Recipe::wrap(new_base());
+  auto options = train_options(o, "time_budget", 2, o.lr);
+  options.checkpoint_path.clear(), options.csv_path.clear(), options.plot_path.clear();
+  options.progress.mode = pd::train::ProgressOptions::Mode::Off;
+  auto seconds_of = [&](std::int64_t steps) {
+    options.steps = steps;
+    const auto start = Clock::now();
+    train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::PerGroup);
+    return seconds_since(start);
+  };
+  const double warm = seconds_of(2) / 2.0;
+  const std::int64_t timed_steps = std::clamp<std::int64_t>(std::llround(5.0 / std::max(warm, 1e-3)), 3, 50);
+  const double forward = base_flops();
+  const double rate = static_cast<double>(timed_steps) * training_flops(static_cast<double>(o.batch), forward) /
+                      seconds_of(timed_steps);
+  // The evaluation's forward passes: the sampler's calls for every generated image, the
+  // per-group losses and the bits/dim estimate (the classifier's features are small beside them).
+  const double calls = static_cast<double>(Recipe::call_timesteps(schedule, o.ddim_steps).size());
+  const double nll_calls = static_cast<double>(o.nll_steps > 0 ? o.nll_steps : schedule.size());
+  const double evaluation_images = static_cast<double>(std::max(o.grid, o.fid_samples)) * calls +
+                                   static_cast<double>(o.loss_samples * partition.groups()) +
+                                   static_cast<double>(o.nll_images) * nll_calls;
+  const TimeBudgetPlan plan = plan_time_budget(o.minutes, rate, seconds_since(start), compute_budget(),
+                                               evaluation_images * forward, o.steps, o.stage2_steps, cpu_model_name());
+  fs::create_directories(o.out);
+  write_time_budget(path, plan);
+  std::printf(
+      "--minutes %g: %.1f GFLOP/s measured in training (%s); evaluation about %.1f min; %lld stage-1 and %lld "
+      "stage-2 steps (x%.3f), recorded in %s\n",
+      o.minutes, rate / 1e9, plan.cpu.c_str(), plan.evaluation_seconds / 60.0, static_cast<long long>(plan.steps),
+      static_cast<long long>(plan.stage2_steps), plan.scale, path.string().c_str());
+  return plan;
+}
+
+template <class Scale>
 pd::model::Progressive<typename Scale::Net> Job<Scale>::imported_base() {
   // A model trained elsewhere (diffusers' UNet2DModel) is the base; its weights are used as
   // they are, and a pipeline's scheduler must be the job's schedule.

@@ -79,6 +79,7 @@ struct Options {
   std::int64_t steps = 0;                           // stage-1 optimizer steps
   std::int64_t stage2_steps = 0;                    // stage-2 steps (each trains every group on its own batch)
   double budget_scale = 1.0;                        // --budget-scale: multiplies both step counts (convergence studies)
+  double minutes = 0.0;                             // --minutes: scale the step counts to this wall time (0: off)
   std::int64_t batch = 0;
   std::int64_t channels = 0;  // base width of the U-Net
   double lr = 0.0;
@@ -204,6 +205,11 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
                  "multiply the stage-1 and stage-2 step counts (defaults or given) by X, rounded")
       ->check(CLI::Range(1e-3, 1e3))
       ->capture_default_str();
+  app.add_option("--minutes", o.minutes,
+                 "scale the stage-1 and stage-2 step counts (defaults or given) so that the run takes about M "
+                 "minutes here, from a training rate measured once at the start; the steps chosen are recorded in "
+                 "time_budget.json and report.md, and a resumed run keeps them")
+      ->check(CLI::Range(0.1, 1e5));
   app.add_option("--batch", o.batch, "images per batch")->check(CLI::Range(1, 4096))->capture_default_str();
   app.add_option("--channels", o.channels, "base width of the U-Net (a multiple of 8)")
       ->check(CLI::Range(8, 512))
@@ -313,6 +319,14 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
     o.steps = std::max<std::int64_t>(1, std::llround(static_cast<double>(o.steps) * o.budget_scale));
     o.stage2_steps = std::llround(static_cast<double>(o.stage2_steps) * o.budget_scale);
   }
+  if (o.minutes > 0 && app.count("--budget-scale") > 0)
+    throw progdiff::ConfigError("--minutes with --budget-scale: both scale the step counts; give one");
+  if (o.minutes > 0 && !o.base_from.empty())
+    throw progdiff::ConfigError("--minutes with --base-from: the time budget is planned on a stage 1 trained here");
+  if (o.minutes > 0 && o.tdc_group >= 0)
+    throw progdiff::ConfigError(
+        "--minutes with --tdc-group: the processes of one run would plan their steps apart; plan with --minutes in a "
+        "run without --tdc-group, then pass its --steps and --stage2-steps (time_budget.json) to every process");
   if (o.tdc_group >= 0 && o.variant != Variant::Tdc)
     throw progdiff::ConfigError("--tdc-group: only the tdc variant runs groups separately (add --tdc)");
   if (o.tdc_group >= o.groups)

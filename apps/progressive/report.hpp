@@ -17,6 +17,7 @@
 #include "progdiff/group/partition.hpp"
 #include "progdiff/io/atomic_file.hpp"
 #include "progdiff/metrics/group_loss.hpp"
+#include "time_budget.hpp"
 
 namespace job {
 
@@ -46,6 +47,7 @@ struct Report {
   Options options;
   progdiff::group::Partition partition;
   std::vector<std::string> notes;
+  std::optional<TimeBudgetPlan> time_budget;          // --minutes: the plan the step counts came from
   bool comparison_failed = false;                     // --compare-with found a larger difference than --tolerance
   std::vector<std::pair<std::string, double>> times;  // phase, seconds
   std::vector<StageSummary> stages;
@@ -114,6 +116,11 @@ inline std::string render_report(const Report& r) {
        " |\n";
   s += "| validation images (held out of training; what selects) | " + std::to_string(o.validation_images) + " |\n";
   s += "| equal training compute | " + std::string(o.equal_compute ? "yes" : "no") + " |\n";
+  if (const auto& t = r.time_budget)
+    s += "| time budget (--minutes) | " + fixed(t->minutes, 1) + " min: " + std::to_string(t->steps) + " stage-1 and " +
+         std::to_string(t->stage2_steps) + " stage-2 steps (x" + fixed(t->scale, 3) + " of the configuration's) from " +
+         fixed(t->flops_per_second / 1e9, 1) + " GFLOP/s of training measured on " + t->cpu +
+         "; --steps and --stage2-steps with these counts repeat the run without --minutes |\n";
   s += "| sampler | " + r.sampler_name + " |\n";
   s += "| seed | " + std::to_string(o.seed) + " |\n\n";
   for (const auto& n : r.notes) s += "Note: " + n + ".\n\n";
@@ -220,6 +227,9 @@ inline nlohmann::json result_json(const Report& r) {
   j["budgets"] = r.partition.budgets;
   j["validation_images"] = o.validation_images;
   j["equal_compute"] = o.equal_compute;
+  j["steps"] = o.steps;
+  j["stage2_steps"] = o.stage2_steps;
+  j["time_budget"] = r.time_budget ? to_json(*r.time_budget) : nlohmann::json();
   j["frechet"] = number(r.frechet);
   j["frechet_floor"] = number(r.frechet_train);
   j["frechet_samples"] = r.frechet_samples;

@@ -1,6 +1,8 @@
-// The main job, small scale, on the CPU: IDDPM's hybrid objective with DDPM++'s blocks (--objective, --arch); every variant but TDC.
+// The main job, small scale, on the CPU: IDDPM's hybrid objective with DDPM++'s blocks (--objective, --arch); every
+// variant but TDC.
 #include "job_steps.hpp"
 
+template job::TimeBudgetPlan job::Job<job::SmallHybridDdpmpp>::planned_time_budget() const;
 template void job::Job<job::SmallHybridDdpmpp>::experts();
 template void job::Job<job::SmallHybridDdpmpp>::unified();
 template void job::Job<job::SmallHybridDdpmpp>::multi_stage();
