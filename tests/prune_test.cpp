@@ -569,6 +569,45 @@ TEST_CASE("the U-Net search space matches the channel groups and applies schemes
   CHECK(std::isinf(space.flops_of(w)));
 }
 
+TEST_CASE("the FLOPs model counts a learned-variance U-Net's 2C output channels") {
+  // IDDPM's nets (unet::LearnedVariance) end in a convolution with 2C outputs: the prediction and v.
+  using LearnedNet = unet::UNet<PRUNE_TEST_OPTIONS, unet::LearnedVariance>;
+  using LearnedMulti = unet::MultiDecoderUNet<PRUNE_TEST_OPTIONS, unet::LearnedVariance, unet::Decoders<2>>;
+  static_assert(LearnedNet::spec::output_channels == 4);
+  LearnedNet net(LearnedNet::default_widths(), test_config());
+  Generator gen(21);
+  net.initialize(gen);
+  net.set_training(false);
+  const prune::ChannelGroups groups = prune::channel_groups(net);
+  // By hand: conv_out is a 3x3 convolution over 8x8 pixels from the last decoder width, 8
+  // channels; the variance head adds C = 2 outputs, 2 * 9 * 64 * 8 * 2 = 18432 FLOPs to the
+  // C-output net of the same widths.
+  CHECK(groups.flops() - prune::channel_groups(make_net()).flops() == 18432.0);
+  CHECK(groups.flops() == doctest::Approx(flops_from_parameter_shapes(net, 8, 2)).epsilon(1e-12));
+  CHECK(groups.flops() == doctest::Approx(double(net.flops(net.input_shape(1)))).epsilon(1e-12));
+
+  SUBCASE("pruned to a FLOPs limit, the limit holds for the pruned net's own count") {
+    const double limit = 0.5 * groups.flops();
+    LearnedNet small = prune::prune_to_flops(net, prune::MagnitudeImportance{}, limit);
+    const double counted = double(small.flops(small.input_shape(1)));
+    CHECK(counted <= limit);
+    CHECK(counted == doctest::Approx(flops_from_parameter_shapes(small, 8, 2)).epsilon(1e-12));
+    CHECK(prune::channel_groups(small).flops() == doctest::Approx(counted).epsilon(1e-12));
+    const auto x = random_tensor(small.input_shape(3), 22);
+    CHECK(small.forward(x, kTimesteps).shape() == Shape{3, 4, 8, 8});
+  }
+  SUBCASE("shared encoder, two decoders") {
+    LearnedMulti multi(LearnedMulti::default_widths(8, {8, 4}), test_config());
+    Generator mgen(23);
+    multi.initialize(mgen);
+    const prune::ChannelGroups mg = prune::channel_groups(multi);
+    const double mean = 0.5 * double(multi.flops(multi.input_shape(1), 0) + multi.flops(multi.input_shape(1), 1));
+    CHECK(mg.flops() == doctest::Approx(mean).epsilon(1e-12));
+    // Decoder 1's last width is 4: (2 * 9 * 64 * 8 * 2 + 2 * 9 * 64 * 4 * 2) / 2 over the C-output model.
+    CHECK(mg.flops() - prune::channel_groups(make_multi()).flops() == 0.5 * (18432.0 + 9216.0));
+  }
+}
+
 TEST_CASE("channel groups cover the DDPM++ blocks: outputs kept, FLOPs counted, a pruned model trains") {
   Ddpmpp net = make_ddpmpp();
   check_slices_cover_every_channel_axis(net, 2);

@@ -298,7 +298,8 @@ void decoder_groups(GroupBuilder& b, const unet::WidthTable& w, std::int64_t gro
   }
   b.normalized_by(cur, scoped(pre, "norm_out"), 0, groups);
   b.slice(cur, scoped(pre, "conv_out.weight"), 1, 0, SliceRole::consumer);
-  b.term(2 * 9 * double(side * side), {cur}, 0, {}, S::image_channels);
+  // conv_out writes every output channel: C, or 2C with a learned variance (the prediction and v).
+  b.term(2 * 9 * double(side * side), {cur}, 0, {}, S::output_channels);
 }
 
 }  // namespace detail
