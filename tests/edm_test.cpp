@@ -20,10 +20,12 @@
 #include "progdiff/model/edm_preconditioning.hpp"
 #include "progdiff/model/interval_routed.hpp"
 #include "progdiff/model/progressive.hpp"
+#include "progdiff/model/vp_view_of_edm.hpp"
 #include "progdiff/nn/conv2d.hpp"
 #include "progdiff/sample/edm_heun.hpp"
 #include "progdiff/sample/euler.hpp"
 #include "progdiff/sample/heun.hpp"
+#include "progdiff/sample/prediction.hpp"
 #include "progdiff/schedule/edm_sigma.hpp"
 #include "progdiff/train/edm_objective.hpp"
 #include "progdiff/train/trainer.hpp"
@@ -667,4 +669,73 @@ TEST_CASE("the trainers take EdmObjective: log-normal timesteps by default, per-
   CHECK_THROWS_AS((train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(
                       routed, sched, images, o, train::BatchMode::Mixed, train::EdmObjective{.sigma_data = 0.7})),
                   ConfigError);
+}
+
+TEST_CASE("the VP view of an EDM denoiser: EDM's input scaling, its x0 and the VP epsilon in closed form") {
+  // F(u, c) = a u + b tanh(u) + e c per channel, wrapped in the preconditioning: D is known in
+  // closed form at every sigma. Everything below is computed here, in double, from the papers'
+  // formulas: the grid's sigma (EDM eq. 5 with sigma_min 0.002, sigma_max 80, rho 7 over 1000
+  // points), Table 1's coefficients with sigma_data 0.5, and the VP reading abar = 1 / (1 + sigma^2).
+  const schedule::EdmSigma grid(1000);
+  ChannelAffine net;
+  net.a = {0.7, -0.4}, net.b = {0.3, 0.5}, net.e = {0.2, -0.1};
+  model::EdmPreconditioned<ChannelAffine> edm(net, grid);
+  model::VpViewOfEdm<model::EdmPreconditioned<ChannelAffine>> view(edm);
+  CHECK(view.prediction_type() == schedule::PredictionType::Sample);
+  const schedule::EDM vp = grid.schedule();
+
+  const std::vector<std::int64_t> timesteps{0, 1, 250, 500, 998, 999};
+  const std::int64_t n = static_cast<std::int64_t>(timesteps.size()), channels = 2, per = 3, d = channels * per;
+  Generator gen(17);
+  std::vector<double> y(static_cast<std::size_t>(n * d)), noise(y.size());
+  for (auto& v : y) v = 2.0 * gen.uniform() - 1.0;
+  for (auto& v : noise) v = 2.0 * gen.uniform() - 1.0;
+  auto sigma_of = [](double tau) {
+    const double lo = std::pow(0.002, 1.0 / 7.0), hi = std::pow(80.0, 1.0 / 7.0);
+    return std::pow(lo + tau / 999.0 * (hi - lo), 7.0);
+  };
+  // x_t = sqrt(abar) y + sqrt(1 - abar) n, as VP code noises the test images.
+  std::vector<double> x_t(y.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double sigma = sigma_of(static_cast<double>(timesteps[static_cast<std::size_t>(i)]));
+    const double abar = 1.0 / (1.0 + sigma * sigma);
+    INFO("timestep " << timesteps[static_cast<std::size_t>(i)]);
+    CHECK(vp.alpha_bar(timesteps[static_cast<std::size_t>(i)]) == doctest::Approx(abar).epsilon(1e-12));
+    CHECK(std::sqrt((1.0 - abar) / abar) == doctest::Approx(sigma).epsilon(1e-12));
+    for (std::int64_t j = 0; j < d; ++j) {
+      const auto k = static_cast<std::size_t>(i * d + j);
+      x_t[k] = std::sqrt(abar) * y[k] + std::sqrt(1.0 - abar) * noise[k];
+    }
+  }
+  const TensorD x = TensorD::from_host(Shape{n, channels, per, 1}, x_t);
+  const std::vector<double> x0_hat = view.predict(x, std::span<const std::int64_t>(timesteps)).to_host();
+  REQUIRE(x0_hat.size() == x_t.size());
+
+  double worst_x0 = 0.0, worst_eps = 0.0, worst_input = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double sigma = sigma_of(static_cast<double>(timesteps[static_cast<std::size_t>(i)]));
+    const double abar = 1.0 / (1.0 + sigma * sigma), sd = 0.5;
+    const double c_skip = sd * sd / (sigma * sigma + sd * sd), c_out = sigma * sd / std::sqrt(sigma * sigma + sd * sd),
+                 c_in = 1.0 / std::sqrt(sigma * sigma + sd * sd), c_noise = 0.25 * std::log(sigma);
+    const sample::VpPrediction to = sample::vp_prediction(abar, view.prediction_type());
+    for (std::int64_t j = 0; j < d; ++j) {
+      const auto k = static_cast<std::size_t>(i * d + j);
+      const auto ch = static_cast<std::size_t>(j / per);
+      const double x_edm = x_t[k] / std::sqrt(abar);  // EDM's input, y + sigma n
+      worst_input = std::max(worst_input, std::abs(x_edm - (y[k] + sigma * noise[k])) / (1.0 + sigma));
+      const double u = c_in * x_edm;
+      const double expected = c_skip * x_edm + c_out * (net.a[ch] * u + net.b[ch] * std::tanh(u) + net.e[ch] * c_noise);
+      worst_x0 = std::max(worst_x0, std::abs(x0_hat[k] - expected) / std::max(1.0, std::abs(expected)));
+      // The VP epsilon of that x0 estimate, as the loss and VP samplers read a Sample prediction.
+      const double eps = (x_t[k] - std::sqrt(abar) * expected) / std::sqrt(1.0 - abar);
+      const double eps_view = to.eps.sample * x_t[k] + to.eps.output * x0_hat[k];
+      worst_eps = std::max(worst_eps, std::abs(eps_view - eps) / std::max(1.0, std::abs(eps)));
+    }
+  }
+  MESSAGE("VP view of EDM: x0 " << worst_x0 << ", epsilon " << worst_eps << ", EDM input " << worst_input);
+  CHECK(worst_input < 1e-13);
+  CHECK(worst_x0 < 1e-12);
+  CHECK(worst_eps < 1e-10);
+  // The batch and its timesteps must agree.
+  CHECK_THROWS_AS(view.predict(x, std::span<const std::int64_t>(timesteps).first(2)), ShapeError);
 }

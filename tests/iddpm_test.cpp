@@ -20,6 +20,7 @@
 #include "progdiff/metrics/nll.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/sample/ddim.hpp"
+#include "progdiff/sample/fixed_small_variance.hpp"
 #include "progdiff/sample/learned_variance_ddpm.hpp"
 #include "progdiff/sample/mean_only.hpp"
 #include "progdiff/schedule/discrete.hpp"
@@ -73,6 +74,21 @@ static_assert(!unet::learns_variance_v<SmallNet> && unet::learns_variance_v<Lear
 static_assert(unet::learns_variance_v<model::Progressive<LearnedNet>>);
 static_assert(!unet::learns_variance_v<model::Progressive<SmallNet>>);
 static_assert(SmallNet::spec::output_channels == 1 && LearnedNet::spec::output_channels == 2);
+
+// A C-output epsilon model known in closed form: eps_hat = 0.9 x + 0.01 t / T (StandIn's mean);
+// FixedSmallVariance gives it the variance head.
+struct EpsilonOnly {
+  template <class T, class B>
+  Tensor<T, B> predict(const Tensor<T, B>& x, std::span<const std::int64_t> t) const {
+    auto v = x.to_host();
+    const std::size_t n = static_cast<std::size_t>(x.dim(0)), d = v.size() / n;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < d; ++j)
+        v[i * d + j] = static_cast<T>(0.9 * static_cast<double>(v[i * d + j]) + 0.01 * double(t[i]) / 1000.0);
+    return Tensor<T, B>::from_host(x.shape(), v);
+  }
+  schedule::PredictionType prediction_type() const { return schedule::PredictionType::Epsilon; }
+};
 
 }  // namespace
 
@@ -434,4 +450,66 @@ TEST_CASE("grouped learned-variance models route a batch that mixes groups: 2C o
     for (std::size_t j = 0; j < 128; ++j) REQUIRE(yh[i * 128 + j] == doctest::Approx(expected[i][j]).epsilon(1e-5));
   const auto dx = grouped.backward(Tensor<float>::from_host(y.shape(), std::vector<float>(512, 1.0f)));
   CHECK(dx.shape() == x.shape());
+}
+
+TEST_CASE("FixedSmallVariance gives an epsilon model IDDPM's fixed small variance: beta~_t in closed form") {
+  EpsilonOnly model;
+  sample::FixedSmallVariance<EpsilonOnly> view(model);
+  static_assert(unet::learns_variance_v<sample::FixedSmallVariance<EpsilonOnly>>);
+  CHECK(view.prediction_type() == schedule::PredictionType::Epsilon);
+
+  // DDPM's linear schedule, independently: beta_i = 1e-4 + i (0.02 - 1e-4) / 999, abar_i = prod (1 - beta).
+  std::vector<double> abar(1000);
+  double product = 1.0;
+  for (std::size_t i = 0; i < abar.size(); ++i) abar[i] = (product *= 1.0 - (1e-4 + double(i) * (0.02 - 1e-4) / 999.0));
+  auto small_variance = [&](std::size_t t) {  // beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t)
+    return (1.0 - abar[t] / abar[t - 1]) * (1.0 - abar[t - 1]) / (1.0 - abar[t]);
+  };
+
+  const std::vector<std::int64_t> timesteps{1, 2, 500, 999};
+  const std::int64_t n = static_cast<std::int64_t>(timesteps.size()), d = 2 * 3;
+  Generator gen(5);
+  std::vector<double> xs(static_cast<std::size_t>(n * d)), zs(xs.size());
+  for (auto& v : xs) v = 2.0 * gen.uniform() - 1.0;
+  for (auto& v : zs) v = 2.0 * gen.uniform() - 1.0;
+  const auto x = Tensor<double, Cpu>::from_host(Shape{n, 2, 3, 1}, xs);
+  const auto out = view.predict(x, std::span<const std::int64_t>(timesteps));
+  REQUIRE(out.shape() == Shape{n, 4, 3, 1});
+  const auto o = out.to_host();
+  const auto chain = schedule::GaussianPosterior::of(schedule::Linear<1000>{});
+  const auto sampler = sample::LearnedVarianceDdpm::from_schedule(schedule::Linear<1000>{}, -1, /*clip_x0=*/false);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto t = static_cast<std::size_t>(timesteps[static_cast<std::size_t>(i)]);
+    INFO("timestep " << t);
+    for (std::int64_t j = 0; j < d; ++j) {
+      const auto k = static_cast<std::size_t>(i * d + j);
+      CHECK(o[static_cast<std::size_t>(2 * d * i + j)] ==
+            doctest::Approx(0.9 * xs[k] + 0.01 * double(t) / 1000.0).epsilon(1e-15));
+      CHECK(o[static_cast<std::size_t>(2 * d * i + d + j)] == -1.0);
+    }
+    // The learned range at the view's v is log beta~_t.
+    const double v = o[static_cast<std::size_t>(2 * d * i + d)];
+    CHECK(chain.learned_log_variance(static_cast<std::int64_t>(t), v) ==
+          doctest::Approx(std::log(small_variance(t))).epsilon(1e-12));
+
+    // One ancestral step with the view's output and noise z, against DDPM's posterior mean and
+    // standard deviation sqrt(beta~_t), all in closed form.
+    const std::int64_t e = 999 - static_cast<std::int64_t>(t);
+    REQUIRE(sampler.plan().timestep(e) == static_cast<std::int64_t>(t));
+    const auto row = [&](const std::vector<double>& all, std::int64_t width) {
+      return Tensor<double, Cpu>::from_host(
+          Shape{1, width / 3, 3, 1}, std::vector<double>(all.begin() + i * width, all.begin() + (i + 1) * width));
+    };
+    const auto next = sampler.step(row(xs, d), row(o, 2 * d), e, view.prediction_type(), row(zs, d)).to_host();
+    const double a_t = abar[t], a_s = abar[t - 1], beta = 1.0 - a_t / a_s;
+    for (std::int64_t j = 0; j < d; ++j) {
+      const auto k = static_cast<std::size_t>(i * d + j);
+      const double eps = 0.9 * xs[k] + 0.01 * double(t) / 1000.0;
+      const double x0 = (xs[k] - std::sqrt(1.0 - a_t) * eps) / std::sqrt(a_t);
+      const double mean =
+          std::sqrt(a_s) * beta / (1.0 - a_t) * x0 + std::sqrt(1.0 - beta) * (1.0 - a_s) / (1.0 - a_t) * xs[k];
+      CHECK(next[static_cast<std::size_t>(j)] ==
+            doctest::Approx(mean + std::sqrt(small_variance(t)) * zs[k]).epsilon(1e-11));
+    }
+  }
 }

@@ -9,6 +9,7 @@
 #include "progdiff/sample/dpm_solver_singlestep.hpp"
 #include "progdiff/sample/edm_heun.hpp"
 #include "progdiff/sample/euler.hpp"
+#include "progdiff/sample/fixed_small_variance.hpp"
 #include "progdiff/sample/heun.hpp"
 #include "progdiff/sample/learned_variance_ddpm.hpp"
 #include "progdiff/sample/mean_only.hpp"
