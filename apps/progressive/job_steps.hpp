@@ -21,6 +21,7 @@
 #include "progdiff/metrics/nll.hpp"
 #include "progdiff/prune/external_proxy.hpp"
 #include "progdiff/sample/ddim.hpp"
+#include "progdiff/sample/fixed_small_variance.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
 #include "progdiff/tdc/pipeline.hpp"
 #include "progdiff/train/multi_stage.hpp"
@@ -117,7 +118,7 @@ pd::train::TrainReport train_with_recipe(Model& model, const S& schedule, const 
 }
 
 /// The negative log-likelihood bound in bits/dim on the test split (IDDPM's metric): a hybrid
-/// model's own variance, an L_simple model's fixed posterior variance (FixedSmallVariance).
+/// model's own variance, an L_simple model's fixed posterior variance (sample::FixedSmallVariance).
 template <class Recipe, class Model, class S>
 void measure_nll(const Options& o, Model& model, const S& schedule, const pd::data::ImageDataset& test,
                  Report& report) {
@@ -134,7 +135,7 @@ void measure_nll(const Options& o, Model& model, const S& schedule, const pd::da
     if constexpr (Recipe::kind == ObjectiveKind::Hybrid) {
       r = pd::metrics::nll_bits_per_dim<float, B>(model, chain, test, c);
     } else {
-      FixedSmallVariance<Model> view(model);
+      pd::sample::FixedSmallVariance<Model> view(model);
       r = pd::metrics::nll_bits_per_dim<float, B>(view, chain, test, c);
     }
     if (!std::isfinite(r.bits_per_dim)) throw std::runtime_error("the bits/dim bound is not finite");

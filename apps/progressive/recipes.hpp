@@ -13,11 +13,9 @@
 //
 // A recipe is a type: its schedule, the net options it adds, its training objective, how it
 // wraps a model (EDM's preconditioning), the view the per-group test loss reads, and its sampler.
-#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +23,7 @@
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/model/edm_preconditioning.hpp"
+#include "progdiff/model/vp_view_of_edm.hpp"
 #include "progdiff/sample/ddim.hpp"
 #include "progdiff/sample/edm_heun.hpp"
 #include "progdiff/sample/learned_variance_ddpm.hpp"
@@ -68,55 +67,6 @@ struct ArchOptions {
 template <>
 struct ArchOptions<Arch::Ddpmpp> {
   using type = OptionList<pd::unet::ResBlockResampling, pd::unet::SkipRescale, pd::unet::VarianceScalingInit>;
-};
-
-/// A fixed-variance model seen as a learned-variance one whose variance interpolation is v = -1
-/// everywhere: Sigma = beta~, the posterior variance ("fixed small"), as IDDPM scores the
-/// likelihood of its L_simple models. Lets bits/dim compare an L_simple model with a hybrid one.
-template <class D>
-class FixedSmallVariance {
- public:
-  explicit FixedSmallVariance(D& model) : model_(model) {}
-  template <class T, class B>
-  pd::Tensor<T, B> predict(const pd::Tensor<T, B>& x, std::span<const std::int64_t> timesteps) {
-    const auto mean = model_.predict(x, timesteps).to_host();
-    const std::int64_t n = x.dim(0), d = static_cast<std::int64_t>(x.size()) / n;
-    std::vector<T> both(static_cast<std::size_t>(2 * n * d), T(-1));
-    for (std::int64_t i = 0; i < n; ++i)
-      std::copy(mean.begin() + i * d, mean.begin() + (i + 1) * d, both.begin() + 2 * i * d);
-    pd::Shape two = x.shape();
-    two[1] = 2 * x.dim(1);
-    return pd::Tensor<T, B>::from_host(two, both);
-  }
-  auto prediction_type() const { return model_.prediction_type(); }
-
- private:
-  D& model_;
-};
-
-/// An EDM denoiser seen as a variance-preserving one on the grid's schedule (alpha-bar =
-/// 1 / (1 + sigma^2)): x_t = sqrt(alpha-bar) (y + sigma n) is scaled back to EDM's input and D,
-/// the x0 estimate, is the output (prediction type sample). The per-group test loss then reads
-/// it like any model: the mean squared error of its x0 prediction on the same noised images.
-template <class D>
-class VpViewOfEdm {
- public:
-  explicit VpViewOfEdm(D& model) : model_(model) {}
-  template <class T, class B>
-  pd::Tensor<T, B> predict(const pd::Tensor<T, B>& x_t, std::span<const std::int64_t> timesteps) {
-    auto x = x_t.to_host();
-    const std::int64_t n = x_t.dim(0), d = static_cast<std::int64_t>(x_t.size()) / n;
-    for (std::int64_t i = 0; i < n; ++i) {
-      const double sigma = model_.grid().sigma_at(static_cast<double>(timesteps[static_cast<std::size_t>(i)]));
-      const double up = std::sqrt(1.0 + sigma * sigma);
-      for (std::int64_t j = 0; j < d; ++j) x[i * d + j] = static_cast<T>(static_cast<double>(x[i * d + j]) * up);
-    }
-    return model_.predict(pd::Tensor<T, B>::from_host(x_t.shape(), x), timesteps);
-  }
-  pd::schedule::PredictionType prediction_type() const { return model_.prediction_type(); }
-
- private:
-  D& model_;
 };
 
 /// What the variance-preserving recipes share: the model trains as it is (no wrapper), and each
@@ -220,8 +170,8 @@ struct EdmRecipe {
     return model.inner();
   }
   template <class M>
-  static VpViewOfEdm<M> loss_view(M& model) {
-    return VpViewOfEdm<M>{model};
+  static pd::model::VpViewOfEdm<M> loss_view(M& model) {
+    return pd::model::VpViewOfEdm<M>{model};
   }
   /// By sigma, as EdmPreconditioned routes (schedule/edm_sigma.hpp).
   static std::int64_t group_of(const pd::group::Partition& p, double t) {
