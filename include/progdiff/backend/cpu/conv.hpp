@@ -4,7 +4,8 @@
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise; the portable path
 // (double, or no AVX-512) does im2col per sample, then one GEMM per sample with the weight
 // matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
-// reference is conv_reference.hpp.
+// reference is conv_reference.hpp. Under bf16 mixed precision (matmul_precision.hpp) the
+// convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
 #include <cstdint>
@@ -14,9 +15,11 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -35,6 +38,10 @@ struct Conv {
       return weight[(o * c_in + i) * 9 + ki * 3 + kj];
     };
   }
+
+  /// Whether this call runs in bf16 (set_matmul_precision; the setting can only be bf16 where
+  /// the bf16 kernels are compiled).
+  static bool bf16_products() { return matmul_precision() == MatmulPrecision::bf16; }
 
   static bool is_pointwise(const ConvGeometry& g) { return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0; }
 
@@ -88,6 +95,10 @@ struct Conv {
   static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+      if (bf16_products() && avx512::direct_applies(g))
+        return avx512::bf16::conv2d_forward_direct(g, x, weight, nullptr, y);
+#endif
       if (avx512::winograd_forward_pays(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), nullptr, y);
       return avx512::conv2d_forward_rowmajor(g, x, weight, y);
     }
@@ -102,6 +113,10 @@ struct Conv {
   static void conv2d_forward_bias(const ConvGeometry& g, const T* x, const T* weight, const T* bias, T* y) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+      if (bf16_products() && avx512::direct_applies(g))
+        return avx512::bf16::conv2d_forward_direct(g, x, weight, bias, y);
+#endif
       if (avx512::winograd_forward_pays(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), bias, y);
       if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, bias, y);
     }
@@ -115,6 +130,10 @@ struct Conv {
   static void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* weight, T* dx) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+      if (bf16_products() && avx512::bf16::backward_data_applies(g))
+        return avx512::bf16::conv2d_backward_data(g, dy, weight, dx);
+#endif
       if (avx512::winograd_forward_pays(g)) {
         // The gradient of a 3x3 "same" convolution is one too, of dy with the flipped kernels
         // and the channel roles swapped.
@@ -137,6 +156,10 @@ struct Conv {
   static void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+      if (bf16_products() && avx512::bf16::backward_weight_applies(g))
+        return avx512::bf16::conv2d_backward_weight(g, x, dy, dweight);
+#endif
       if (avx512::winograd_applies(g)) return avx512::conv2d_winograd_backward_weight(g, x, dy, dweight);
       return avx512::conv2d_backward_weight(g, x, dy, dweight);
     }

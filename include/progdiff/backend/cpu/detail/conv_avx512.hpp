@@ -189,6 +189,31 @@ inline bool direct_applies(const ConvGeometry& g) {
   return g.stride == 1 && g.kh == g.kw && 2 * g.pad + 1 == g.kh && g.kh * g.kw <= 25 && (g.h * g.w) % kNr == 0;
 }
 
+/// offset[t]: where tap t of a direct_applies convolution reads, relative to the output pixel.
+inline void direct_tap_offsets(const ConvGeometry& g, std::int64_t* offset) {
+  for (std::int64_t t = 0; t < g.kh * g.kw; ++t) offset[t] = (t / g.kw - g.pad) * g.w + (t % g.kw - g.pad);
+}
+
+/// Padding masks [panel of a sample][tap][vector] of a direct_applies convolution, into
+/// `buffer`: the same for every sample, so they are set once per call, pixel by pixel (a vector
+/// may span several narrow rows).
+inline const __mmask16* direct_padding_masks(const ConvGeometry& g, std::vector<__mmask16>& buffer) {
+  const std::int64_t taps = g.kh * g.kw, panels_per_sample = g.h * g.w / kNr;
+  buffer.assign(static_cast<std::size_t>(panels_per_sample * taps * 4), 0);
+  __mmask16* const masks = buffer.data();
+  for (std::int64_t yy = 0; yy < g.h; ++yy)
+    for (std::int64_t xx = 0; xx < g.w; ++xx) {
+      const std::int64_t j = yy * g.w + xx;
+      const auto bit = static_cast<__mmask16>(1u << (j & 15));
+      __mmask16* panel = masks + (j / kNr) * taps * 4 + (j % kNr) / 16;
+      for (std::int64_t t = 0; t < taps; ++t) {
+        const std::int64_t yi = yy + t / g.kw - g.pad, xi = xx + t % g.kw - g.pad;
+        if (yi >= 0 && yi < g.h && xi >= 0 && xi < g.w) panel[4 * t] |= bit;
+      }
+    }
+  return masks;
+}
+
 /// The micro-kernel of sgemm_avx512.hpp for MR (1..6) rows by 64 pixels with B read from the input: for channel ch
 /// and tap t, the 4 vectors of the pixel panel are x_panel[ch * hw + offset[t] + 16 v],
 /// masked by mask[t][v] (lanes whose input pixel falls into the padding read as zero; a
@@ -240,22 +265,9 @@ inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, 
   const std::int64_t block_channels =
       std::max<std::int64_t>(1, even_block(g.c_in, std::max<std::int64_t>(1, kKc / taps)));
   std::int64_t offset[25];
-  for (std::int64_t t = 0; t < taps; ++t) offset[t] = (t / g.kw - g.pad) * g.w + (t % g.kw - g.pad);
-  // Padding masks [panel of a sample][tap][vector]: the same for every sample, so they are set
-  // once per call, pixel by pixel (a vector may span several narrow rows).
+  direct_tap_offsets(g, offset);
   thread_local std::vector<__mmask16> mask_buffer;
-  mask_buffer.assign(static_cast<std::size_t>(panels_per_sample * taps * 4), 0);
-  __mmask16* const masks = mask_buffer.data();
-  for (std::int64_t yy = 0; yy < g.h; ++yy)
-    for (std::int64_t xx = 0; xx < g.w; ++xx) {
-      const std::int64_t j = yy * g.w + xx;
-      const auto bit = static_cast<__mmask16>(1u << (j & 15));
-      __mmask16* panel = masks + (j / kNr) * taps * 4 + (j % kNr) / 16;
-      for (std::int64_t t = 0; t < taps; ++t) {
-        const std::int64_t yi = yy + t / g.kw - g.pad, xi = xx + t % g.kw - g.pad;
-        if (yi >= 0 && yi < g.h && xi >= 0 && xi < g.w) panel[4 * t] |= bit;
-      }
-    }
+  const __mmask16* const masks = direct_padding_masks(g, mask_buffer);
 #pragma omp parallel if (!omp_in_parallel())
   {
 #pragma omp for schedule(dynamic)
