@@ -3,14 +3,19 @@
 // implicit-GEMM kernels on their own, and the im2col + Eigen baseline. GFLOP/s always counts
 // the direct convolution's 2 * c_out * c_in * 9 FLOPs per pixel, so Winograd, which does
 // 2.25x fewer multiply-adds, can show more than the machine's peak; the direct rows are the
-// ones to hold against the peak.
+// ones to hold against the peak. The bf16 rows run the back end under bf16 mixed precision
+// (backend/cpu/matmul_precision.hpp: the direct kernels with bf16 operands and fp32 sums); they
+// report an error where the CPU lacks AVX512_BF16.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "benchmark_counters.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 
 namespace {
 
@@ -19,7 +24,7 @@ using progdiff::backend::Cpu;
 using progdiff::backend::cpu::EigenGemm;
 
 enum Pass { kForward, kBackwardData, kBackwardWeight };
-enum Impl { kProgdiff, kDirect, kIm2colEigen };
+enum Impl { kProgdiff, kDirect, kBf16, kIm2colEigen };
 
 template <Pass P, Impl I>
 void conv(benchmark::State& state) {
@@ -27,6 +32,16 @@ void conv(benchmark::State& state) {
   const ConvGeometry g{n, c, hw, hw, c, 3, 3, 1, 1};
   std::vector<float> x(std::size_t(n * c * hw * hw), 0.5f), y(x.size(), 0.25f), w(std::size_t(c * c * 9), 0.125f),
       dw(w.size(), 0.0f);
+  namespace cpu = progdiff::backend::cpu;
+  std::optional<cpu::MatmulPrecisionScope> bf16;
+  if constexpr (I == kBf16) {
+    const std::string reason = cpu::bf16_unavailable_reason(cpu::identify_cpu());
+    if (!reason.empty()) {
+      state.SkipWithError(reason.c_str());
+      return;
+    }
+    bf16.emplace(cpu::MatmulPrecision::bf16);
+  }
   progdiff::bench::run_with_flops(state, double(g.forward_flops()), [&] {
 #if defined(__AVX512F__)
     namespace avx512 = progdiff::backend::cpu::avx512;
@@ -42,17 +57,17 @@ void conv(benchmark::State& state) {
     }
 #endif
     if constexpr (P == kForward) {
-      if constexpr (I == kProgdiff)
+      if constexpr (I == kProgdiff || I == kBf16)
         Cpu::conv2d_forward<float>(g, x.data(), w.data(), y.data());
       else
         Cpu::im2col_forward<float, EigenGemm>(g, x.data(), w.data(), y.data());
     } else if constexpr (P == kBackwardData) {
-      if constexpr (I == kProgdiff)
+      if constexpr (I == kProgdiff || I == kBf16)
         Cpu::conv2d_backward_data<float>(g, y.data(), w.data(), x.data());
       else
         Cpu::im2col_backward_data<float, EigenGemm>(g, y.data(), w.data(), x.data());
     } else {
-      if constexpr (I == kProgdiff)
+      if constexpr (I == kProgdiff || I == kBf16)
         Cpu::conv2d_backward_weight<float>(g, x.data(), y.data(), dw.data());
       else
         Cpu::im2col_backward_weight<float, EigenGemm>(g, x.data(), y.data(), dw.data());
@@ -70,6 +85,9 @@ void unet_shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(conv<kForward, kProgdiff>)->Name("conv3x3_forward/progdiff")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardData, kProgdiff>)->Name("conv3x3_backward_data/progdiff")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardWeight, kProgdiff>)->Name("conv3x3_backward_weight/progdiff")->Apply(unet_shapes);
+BENCHMARK(conv<kForward, kBf16>)->Name("conv3x3_forward/bf16")->Apply(unet_shapes);
+BENCHMARK(conv<kBackwardData, kBf16>)->Name("conv3x3_backward_data/bf16")->Apply(unet_shapes);
+BENCHMARK(conv<kBackwardWeight, kBf16>)->Name("conv3x3_backward_weight/bf16")->Apply(unet_shapes);
 #if defined(__AVX512F__)
 BENCHMARK(conv<kForward, kDirect>)->Name("conv3x3_forward/direct")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardData, kDirect>)->Name("conv3x3_backward_data/direct")->Apply(unet_shapes);

@@ -1,7 +1,8 @@
 // Measures this machine's CPU kernel choices and keeps them for every later progdiff process:
 // from how many channels Winograd F(2x2, 3x3) beats the direct convolution, and the Winograd
 // block size (backend/cpu/kernel_choices.hpp says where they are kept and how they are read).
-// It prints what the CPU is, its measured FMA peak, every timing and the choices.
+// It prints what the CPU is, its measured FMA peak (and AVX512_BF16 dot-product peak, which says
+// whether bf16 mixed precision can pay here), every timing and the choices.
 //
 //   progdiff_calibrate               # measure and write the file for this CPU
 //   progdiff_calibrate --dry-run     # measure and print only
@@ -86,7 +87,14 @@ int calibrate(const Flags& f) {
               omp_get_max_threads());
   // Before any measuring of ours, so that only other processes count.
   const double busy = busy_share();
-  std::printf("measured FP32 FMA peak: %.0f GFLOP/s\n", cpu::measure_fma_gflops());
+  const double fma_peak = cpu::measure_fma_gflops();
+  std::printf("measured FP32 FMA peak: %.0f GFLOP/s\n", fma_peak);
+  if (const double bf16_peak = cpu::measure_bf16_dot_gflops(); bf16_peak > 0 && fma_peak > 0)
+    std::printf(
+        "measured bf16 dot-product (vdpbf16ps) peak: %.0f GFLOP/s, %.2fx the FMA's: bf16 mixed precision "
+        "(--bf16) %s\n",
+        bf16_peak, bf16_peak / fma_peak,
+        bf16_peak > 1.2 * fma_peak ? "may pay here" : "does not pay here (time it: docs/performance.md)");
   if (busy > 0.2)
     std::printf("warning: other work used %.0f%% of the CPUs just now: timings may tip a choice\n", 100 * busy);
 

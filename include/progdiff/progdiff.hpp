@@ -14,6 +14,7 @@
 #include "progdiff/backend/cpu/gemm.hpp"
 #include "progdiff/backend/cpu/gemm_reference.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/backend/cpu/memory.hpp"
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/backend/cpu/normalization.hpp"
