@@ -136,6 +136,8 @@ int run(const Options& o, const std::string& command) {
   });
   SealedTestSplit test(test_images);
 
+  // --bf16 (checked against this CPU with the options): every CPU convolution from here on.
+  if (o.bf16) pd::backend::cpu::set_matmul_precision(pd::backend::cpu::MatmulPrecision::bf16);
   if (o.device == Device::Cuda) {
 #ifdef __CUDACC__
     run_on<pd::backend::Cuda>(paper_scale, o, split.fit, split.validation, test, report);

@@ -18,6 +18,7 @@
 #include <CLI/CLI.hpp>
 
 #include "models.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/tdc/options.hpp"
 
@@ -109,7 +110,8 @@ struct Options {
   // --base-from: a diffusers UNet2DModel (or DDPM pipeline) folder is the stage-1 base instead
   // of a model trained here; its structure picks the scale, its block_out_channels the widths.
   std::filesystem::path base_from;
-  Device device = Device::Cpu;         // --backend
+  Device device = Device::Cpu;  // --backend
+  bool bf16 = false;  // --bf16: the CPU convolutions in bf16 mixed precision (backend/cpu/matmul_precision.hpp)
   std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
   double tolerance = 0.05;
 };
@@ -275,6 +277,10 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
                  "cpu or cuda: where the models train and sample (cuda in the _cuda build of this program; the "
                  "metric's classifier stays on the CPU)")
       ->capture_default_str();
+  app.add_flag("--bf16", o.bf16,
+               "the CPU back end's convolutions in bf16 mixed precision: operands rounded to bf16, products "
+               "summed in fp32, weights and gradients kept in fp32 (needs AVX512_BF16; not the default until "
+               "its Frechet distance is measured, docs/performance.md)");
   app.add_option("--compare-with", o.compare_with,
                  "compare the samples with those of another run (its samples.safetensors) and fail when a pixel "
                  "differs by more than --tolerance times max(1, |theirs|)");
@@ -309,6 +315,16 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
     throw progdiff::ConfigError(std::string("--pruning: ") + e.what());
   }
   o.device = parse_device("--backend", backend);
+  if (o.bf16 && o.device != Device::Cpu)
+    throw progdiff::ConfigError("--bf16: bf16 mixed precision is the CPU back end's; drop it with --backend cuda");
+  if (o.bf16) {
+    try {
+      progdiff::backend::cpu::require_matmul_precision(progdiff::backend::cpu::MatmulPrecision::bf16,
+                                                       progdiff::backend::cpu::identify_cpu());
+    } catch (const progdiff::ConfigError& e) {
+      throw progdiff::ConfigError(std::string("--bf16: ") + e.what());
+    }
+  }
   if (o.channels % 8 != 0)
     throw progdiff::ConfigError("--channels: " + std::to_string(o.channels) +
                                 " is not a multiple of 8 (the GroupNorm groups)");

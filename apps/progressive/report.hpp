@@ -122,6 +122,7 @@ inline std::string render_report(const Report& r) {
          fixed(t->flops_per_second / 1e9, 1) + " GFLOP/s of training measured on " + t->cpu +
          "; --steps and --stage2-steps with these counts repeat the run without --minutes |\n";
   s += "| sampler | " + r.sampler_name + " |\n";
+  s += "| CPU convolution products | " + std::string(o.bf16 ? "bf16 mixed precision (--bf16)" : "fp32") + " |\n";
   s += "| seed | " + std::to_string(o.seed) + " |\n\n";
   for (const auto& n : r.notes) s += "Note: " + n + ".\n\n";
 
@@ -236,6 +237,7 @@ inline nlohmann::json result_json(const Report& r) {
   j["ddim_steps"] = o.ddim_steps;
   j["objective"] = objective_name(o.objective);
   j["arch"] = arch_name(o.arch);
+  j["matmul_precision"] = o.bf16 ? "bf16" : "fp32";
   j["sampler"] = r.sampler_name;
   j["nll_bits_per_dim"] = number(r.nll.bits_per_dim);
   j["nll_standard_error"] = number(r.nll.standard_error);
