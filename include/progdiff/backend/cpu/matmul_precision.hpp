@@ -25,7 +25,7 @@ inline const char* to_string(MatmulPrecision p) { return p == MatmulPrecision::b
 
 /// Whether this build has the bf16 kernels (the compiler targeted AVX512_BF16).
 inline constexpr bool bf16_compiled() {
-#if defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512BW__)
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && defined(__AVX512BW__) && defined(__AVX512VL__)
   return true;
 #else
   return false;
@@ -63,7 +63,7 @@ inline void require_matmul_precision(MatmulPrecision p, const CpuIdentity& cpu) 
 
 /// Sets the precision for every later convolution of this process (checked on the running CPU).
 inline void set_matmul_precision(MatmulPrecision p) {
-  require_matmul_precision(p, identify_cpu());
+  if (p != MatmulPrecision::fp32) require_matmul_precision(p, identify_cpu());
   detail::matmul_precision_setting().store(p, std::memory_order_relaxed);
 }
 
