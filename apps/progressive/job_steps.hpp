@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "job.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/data/data.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
@@ -232,6 +233,9 @@ void evaluate(const Options& o, Model& model, const pd::group::Partition& partit
   std::printf("wrote %s (%d x %d)\n", grid_path.string().c_str(), decoded.width, decoded.height);
 
   if (o.fid_samples >= 2) {
+    // The metric stays fp32 under --bf16: the distance then measures the samples, not the
+    // classifier's precision.
+    const pd::backend::cpu::MatmulPrecisionScope metric_precision(pd::backend::cpu::MatmulPrecision::fp32);
     auto c = timed(report, "classifier", [&] { return classifier(o, train, test); });
     report.classifier_accuracy = c.test_accuracy;
     report.classifier_trained = c.trained;
