@@ -1,9 +1,7 @@
 #pragma once
 #include <cstdint>
-#include <string>
 
-#include "progdiff/core/error.hpp"
-#include "progdiff/core/host_device.hpp"
+#include "progdiff/backend/math/host_device.hpp"
 
 namespace progdiff {
 
@@ -21,14 +19,12 @@ struct ConvGeometry {
   /// Multiply-adds counted as 2 FLOPs; the bias add is not counted.
   PROGDIFF_HOST_DEVICE std::int64_t forward_flops() const { return 2 * n * c_out * out_hw() * patch(); }
 
-  void validate(const std::string& where) const {
-    require(n > 0 && c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0,
-            where + ": convolution sizes must be positive");
-    require<ShapeError>(h + 2 * pad >= kh && w + 2 * pad >= kw,
-                        where + ": kernel " + std::to_string(kh) + "x" + std::to_string(kw) +
-                            " larger than the padded input " + std::to_string(h + 2 * pad) + "x" +
-                            std::to_string(w + 2 * pad));
+  /// Every size positive (the padding at least 0).
+  PROGDIFF_HOST_DEVICE bool sizes_positive() const {
+    return n > 0 && c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0;
   }
+  /// The kernel fits inside the padded input.
+  PROGDIFF_HOST_DEVICE bool kernel_fits() const { return h + 2 * pad >= kh && w + 2 * pad >= kw; }
 };
 
 }  // namespace progdiff

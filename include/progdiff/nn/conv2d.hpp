@@ -3,6 +3,7 @@
 #include <string>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/core/error.hpp"
 #include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
@@ -56,7 +57,10 @@ class Conv2d {
                        ", H, W]");
     ConvGeometry g{in[0],          in[1],          in[2],          in[3],          config_.out_channels,
                    config_.kernel, config_.kernel, config_.stride, config_.padding};
-    g.validate("Conv2d");
+    require(g.sizes_positive(), "Conv2d: convolution sizes must be positive");
+    require<ShapeError>(g.kernel_fits(), "Conv2d: kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) +
+                                             " larger than the padded input " + std::to_string(g.h + 2 * g.pad) + "x" +
+                                             std::to_string(g.w + 2 * g.pad));
     return g;
   }
 

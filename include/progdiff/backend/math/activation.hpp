@@ -1,7 +1,7 @@
 #pragma once
 #include <cmath>
 
-#include "progdiff/core/host_device.hpp"
+#include "progdiff/backend/math/host_device.hpp"
 
 namespace progdiff::math {
 

@@ -3,7 +3,7 @@
 // bias-corrected moments, as torch.optim.AdamW computes it.
 #include <cmath>
 
-#include "progdiff/core/host_device.hpp"
+#include "progdiff/backend/math/host_device.hpp"
 
 namespace progdiff::math {
 

@@ -3,7 +3,7 @@
 // multi-stage paper), shared by the back ends:
 //   logit_i = -|x - s y_i|^2 / (2 s^2 sigma^2),  |x - s y_i|^2 = |x|^2 - 2 s x.y_i + s^2 |y_i|^2,
 // the squared distance clamped at 0 (the expansion may cancel to a tiny negative number).
-#include "progdiff/core/host_device.hpp"
+#include "progdiff/backend/math/host_device.hpp"
 
 namespace progdiff::math {
 

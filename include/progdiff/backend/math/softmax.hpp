@@ -2,7 +2,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "progdiff/core/host_device.hpp"
+#include "progdiff/backend/math/host_device.hpp"
 
 namespace progdiff::math {
 
