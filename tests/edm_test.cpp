@@ -16,6 +16,7 @@
 #include "fixture_support.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/image_dataset.hpp"
+#include "progdiff/group/edm_partition.hpp"
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/model/edm_preconditioning.hpp"
 #include "progdiff/model/interval_routed.hpp"
@@ -285,36 +286,37 @@ TEST_CASE("EDM interval boundaries: one definition in timesteps and sigmas, used
   const schedule::EdmSigma grid(1000);
   const group::Partition p{{0, 250, 620, 1000}, {}};
   // timesteps -> sigmas -> timesteps is the identity
-  const auto bounds = grid.sigma_boundaries(p);
+  const auto bounds = group::sigma_boundaries(grid, p);
   REQUIRE(bounds.size() == 2);
-  CHECK(grid.partition_at_sigmas(bounds).starts == p.starts);
+  CHECK(group::partition_at_sigmas(grid, bounds).starts == p.starts);
   CHECK(bounds[0] == grid.sigma_at(250.0));
   // training routes integer timesteps by the partition; sampling routes sigmas by the grid: they agree
   for (std::int64_t i = 0; i < 1000; ++i) {
     const double s = grid.sigma_at(static_cast<double>(i));
-    REQUIRE(grid.group_of_sigma(p, s) == p.group_of(i));
-    REQUIRE(grid.group_of_timestep(p, static_cast<double>(i)) == p.group_of(i));
+    REQUIRE(group::group_of_sigma(grid, p, s) == p.group_of(i));
+    REQUIRE(group::group_of_timestep(grid, p, static_cast<double>(i)) == p.group_of(i));
   }
   // off the grid: below a boundary sigma is the lower group, at or above it the upper one
-  CHECK(grid.group_of_sigma(p, bounds[0] * (1 - 1e-6)) == 0);
-  CHECK(grid.group_of_sigma(p, bounds[0]) == 1);
-  CHECK(grid.group_of_sigma(p, bounds[1] * (1 + 1e-6)) == 2);
-  CHECK(grid.group_of_sigma(p, 1e-4) == 0);   // below sigma_min
-  CHECK(grid.group_of_sigma(p, 113.0) == 2);  // a churned sigma above sigma_max
+  CHECK(group::group_of_sigma(grid, p, bounds[0] * (1 - 1e-6)) == 0);
+  CHECK(group::group_of_sigma(grid, p, bounds[0]) == 1);
+  CHECK(group::group_of_sigma(grid, p, bounds[1] * (1 + 1e-6)) == 2);
+  CHECK(group::group_of_sigma(grid, p, 1e-4) == 0);   // below sigma_min
+  CHECK(group::group_of_sigma(grid, p, 113.0) == 2);  // a churned sigma above sigma_max
   // boundaries given in sigmas (as a paper's table gives them) start at the first grid sigma at or above
   const std::vector<double> paper{0.5, 5.0};
-  const group::Partition q = grid.partition_at_sigmas(paper);
+  const group::Partition q = group::partition_at_sigmas(grid, paper);
   REQUIRE(q.groups() == 3);
   for (std::size_t k = 0; k < paper.size(); ++k) {
     const std::int64_t start = q.starts[k + 1];
     CHECK(grid.sigma_at(static_cast<double>(start)) >= paper[k]);
     CHECK(grid.sigma_at(static_cast<double>(start - 1)) < paper[k]);
   }
-  CHECK(grid.partition_at_sigmas(grid.sigma_boundaries(q)).starts == q.starts);
-  CHECK_THROWS_AS(grid.partition_at_sigmas(std::vector<double>{5.0, 0.5}), ConfigError);
-  CHECK_THROWS_AS(grid.partition_at_sigmas(std::vector<double>{0.5, 0.5000001}), ConfigError);  // an empty group
-  CHECK_THROWS_AS(grid.partition_at_sigmas(std::vector<double>{100.0}), ConfigError);
-  CHECK_THROWS_AS(grid.group_of_sigma(group::Partition{{0, 10, 20}, {}}, 1.0), ConfigError);
+  CHECK(group::partition_at_sigmas(grid, group::sigma_boundaries(grid, q)).starts == q.starts);
+  CHECK_THROWS_AS(group::partition_at_sigmas(grid, std::vector<double>{5.0, 0.5}), ConfigError);
+  CHECK_THROWS_AS(group::partition_at_sigmas(grid, std::vector<double>{0.5, 0.5000001}),
+                  ConfigError);  // an empty group
+  CHECK_THROWS_AS(group::partition_at_sigmas(grid, std::vector<double>{100.0}), ConfigError);
+  CHECK_THROWS_AS(group::group_of_sigma(grid, group::Partition{{0, 10, 20}, {}}, 1.0), ConfigError);
 }
 
 TEST_CASE("log-normal noise levels on the grid: cell masses against the reference, moments of the draws") {
@@ -544,12 +546,12 @@ TEST_CASE("EDM Euler against diffusers' EDMEulerScheduler (S_churn = 0)") {
 
 TEST_CASE("EdmPreconditioned routes a multi-decoder U-Net by sigma and samples with EdmHeun") {
   const schedule::EdmSigma grid(1000);
-  const group::Partition p = grid.partition_at_sigmas(std::vector<double>{0.8});
+  const group::Partition p = group::partition_at_sigmas(grid, std::vector<double>{0.8});
   Generator gen(5);
   Multi net(Multi::default_widths(8, {8, 4}), Multi::default_config());
   net.initialize(gen);
   EdmMulti m(model::IntervalRouted<Multi>(std::move(net), p), grid);
-  const double b = grid.sigma_boundaries(p)[0];
+  const double b = group::sigma_boundaries(grid, p)[0];
   const std::vector<double> sigmas{0.3, b * (1 - 1e-7), b, 20.0};
   const std::vector<std::int64_t> groups{0, 0, 1, 1};
   Generator xs(9);
@@ -620,14 +622,14 @@ TEST_CASE("the trainers take EdmObjective: log-normal timesteps by default, per-
   Multi multi(Multi::default_widths(8, {8, 4}), Multi::default_config());
   Generator init2(2);
   multi.initialize(init2);
-  EdmMulti routed(model::IntervalRouted<Multi>(std::move(multi), grid.partition_at_sigmas(std::vector<double>{0.8})),
-                  grid);
+  EdmMulti routed(
+      model::IntervalRouted<Multi>(std::move(multi), group::partition_at_sigmas(grid, std::vector<double>{0.8})), grid);
   train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective> mixed(routed, sched, images, o, train::BatchMode::Mixed);
   const auto r2 = mixed.run();
   REQUIRE(r2.steps.size() == 3);
   CHECK((std::isfinite(r2.steps.back().loss) && r2.steps.back().loss > 0));
   // a two-group Progressive in per-group batches: each group's batch stays in its sigma interval
-  const group::Partition halves = grid.partition_at_sigmas(std::vector<double>{0.8});
+  const group::Partition halves = group::partition_at_sigmas(grid, std::vector<double>{0.8});
   Generator copies(4);
   using Grouped = model::EdmPreconditioned<model::Progressive<FloatNet>>;
   Grouped grouped(model::Progressive<FloatNet>::copies_of(unified.inner().denoiser(0), halves, copies), grid);
@@ -652,8 +654,9 @@ TEST_CASE("the trainers take EdmObjective: log-normal timesteps by default, per-
   CHECK(resumed.steps.size() == 1);
   Multi other(Multi::default_widths(8, {8, 4}), Multi::default_config());
   other.initialize(init2);
-  EdmMulti wider(model::IntervalRouted<Multi>(std::move(other), grid.partition_at_sigmas(std::vector<double>{0.8})),
-                 grid, {.sigma_data = 0.7});
+  EdmMulti wider(
+      model::IntervalRouted<Multi>(std::move(other), group::partition_at_sigmas(grid, std::vector<double>{0.8})), grid,
+      {.sigma_data = 0.7});
   c.steps = 4;
   try {
     train::Trainer<EdmMulti, schedule::EDM, train::EdmObjective>(wider, sched, images, c, train::BatchMode::Mixed,

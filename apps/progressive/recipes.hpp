@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "progdiff/core/tensor.hpp"
+#include "progdiff/group/edm_partition.hpp"
 #include "progdiff/group/partition.hpp"
 #include "progdiff/model/edm_preconditioning.hpp"
 #include "progdiff/model/vp_view_of_edm.hpp"
@@ -173,10 +174,10 @@ struct EdmRecipe {
   static pd::model::VpViewOfEdm<M> loss_view(M& model) {
     return pd::model::VpViewOfEdm<M>{model};
   }
-  /// By sigma, as EdmPreconditioned routes (schedule/edm_sigma.hpp).
+  /// By sigma, as EdmPreconditioned routes (group/edm_partition.hpp).
   static std::int64_t group_of(const pd::group::Partition& p, double t) {
     const auto g = grid();
-    return g.group_of_sigma(p, g.sigma_at(t));
+    return pd::group::group_of_sigma(g, p, g.sigma_at(t));
   }
   static std::string sampler_name(std::int64_t steps) {
     return "EDM Heun (Algorithm 2, no churn), " + std::to_string(steps) + " steps, " + std::to_string(2 * steps - 1) +

@@ -55,6 +55,7 @@
 #include "progdiff/distributed/single_process.hpp"
 #include "progdiff/group/contiguous_dp.hpp"
 #include "progdiff/group/denoiser_similarity.hpp"
+#include "progdiff/group/edm_partition.hpp"
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/group/group.hpp"
 #include "progdiff/group/grouper.hpp"

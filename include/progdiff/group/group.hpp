@@ -1,5 +1,6 @@
 #pragma once
 // Groupers: the Grouper concept, Partition, and the timestep groupers of both papers.
+#include "progdiff/group/edm_partition.hpp"
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/group/grouper.hpp"
 #include "progdiff/group/log_snr_split.hpp"

@@ -29,6 +29,7 @@
 #include "progdiff/core/inference_mode.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/tensor.hpp"
+#include "progdiff/group/edm_partition.hpp"
 #include "progdiff/model/description.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/nn/dropout.hpp"
@@ -165,7 +166,7 @@ class EdmPreconditioned {
     Tensor<T, B> f;
     if constexpr (routed) {
       std::vector<std::int64_t> groups;
-      for (double s : sigmas) groups.push_back(grid_.group_of_sigma(model_.partition(), s));
+      for (double s : sigmas) groups.push_back(group::group_of_sigma(grid_, model_.partition(), s));
       f = model_.forward(input, t, groups);
     } else {
       f = model_.forward(input, t);

@@ -8,21 +8,13 @@
 //   tau(sigma) = (T - 1) (sigma^(1/rho) - sigma_min^(1/rho)) / (sigma_max^(1/rho) - sigma_min^(1/rho))
 // its exact inverse at any sigma > 0.
 //
-// Interval boundaries (the multi-stage paper's [0, t1), [t1, t2), [t2, 1] for EDM): a boundary is
-// the first timestep of a group, starts[k] of a group::Partition; in sigma units it is
-// sigma(starts[k]). A noise level belongs to group k when tau(sigma) >= starts[k] (and not to a
-// later group), with tau within kSnap of an integer taken as that integer, so a grid sigma
-// routes exactly as its integer timestep does in training. Boundaries given in sigma (a paper's
-// table) become the first grid timestep at or above each.
-#include <algorithm>
+// Interval boundaries on this grid (a group::Partition's starts in sigma units, and the group of
+// a sigma) are group/edm_partition.hpp's: a partition is a grouping, which sits above schedules.
 #include <cmath>
 #include <cstdint>
-#include <span>
 #include <string>
-#include <vector>
 
 #include "progdiff/core/error.hpp"
-#include "progdiff/group/partition.hpp"
 #include "progdiff/schedule/continuous.hpp"
 
 namespace progdiff::schedule {
@@ -62,60 +54,7 @@ class EdmSigma {
   /// The schedule with this grid (s_t = 1, sigma_t = sigma_at(i)), for the trainers and groupers.
   EDM schedule() const { return EDM(size_, sigma_min_, sigma_max_, rho_, 0.0); }
 
-  /// The group of `partition` (over this grid's T timesteps) holding timestep tau; tau is clamped
-  /// to [0, T - 1] (a churned sigma above sigma_max belongs to the last group).
-  std::int64_t group_of_timestep(const group::Partition& partition, double tau) const {
-    check_partition(partition, "EdmSigma::group_of_timestep");
-    const double r = std::round(tau);
-    const double snapped = std::abs(tau - r) <= kSnap ? r : tau;
-    const double clamped = std::clamp(snapped, 0.0, static_cast<double>(size_ - 1));
-    std::int64_t g = 0;
-    for (std::int64_t k = 1; k < partition.groups(); ++k)
-      if (clamped >= static_cast<double>(partition.begin(k))) g = k;
-    return g;
-  }
-  std::int64_t group_of_sigma(const group::Partition& partition, double sigma) const {
-    return group_of_timestep(partition, timestep_of(sigma));
-  }
-
-  /// The inner boundaries of `partition` in sigma units, ascending: sigma(starts[k]), k = 1..K-1.
-  std::vector<double> sigma_boundaries(const group::Partition& partition) const {
-    check_partition(partition, "EdmSigma::sigma_boundaries");
-    std::vector<double> s;
-    for (std::int64_t b : partition.boundaries()) s.push_back(sigma_at(static_cast<double>(b)));
-    return s;
-  }
-
-  /// The partition whose group k + 1 starts at the first grid timestep with sigma >= boundaries[k]
-  /// (ascending sigmas inside (sigma_min, sigma_max]); a boundary on the grid maps to its timestep.
-  group::Partition partition_at_sigmas(std::span<const double> boundaries) const {
-    group::Partition p;
-    p.starts.push_back(0);
-    for (std::size_t k = 0; k < boundaries.size(); ++k) {
-      const double b = boundaries[k];
-      require(b > sigma_min_ && b <= sigma_max_ && (k == 0 || b > boundaries[k - 1]),
-              "EdmSigma::partition_at_sigmas: boundary " + std::to_string(k) + " = " + std::to_string(b) +
-                  " must lie in (sigma_min, sigma_max] = (" + std::to_string(sigma_min_) + ", " +
-                  std::to_string(sigma_max_) + "] and above the previous one");
-      const double tau = timestep_of(b);
-      const double r = std::round(tau);
-      const auto start = static_cast<std::int64_t>(std::abs(tau - r) <= kSnap ? r : std::ceil(tau));
-      require(start > p.starts.back(), "EdmSigma::partition_at_sigmas: boundary " + std::to_string(k) + " (sigma " +
-                                           std::to_string(b) + ") leaves an empty group on a grid of " +
-                                           std::to_string(size_) + " timesteps");
-      p.starts.push_back(start);
-    }
-    p.starts.push_back(size_);
-    p.validate(size_);
-    return p;
-  }
-
  private:
-  void check_partition(const group::Partition& p, const char* who) const {
-    require(p.size() == size_, std::string(who) + ": the partition covers " + std::to_string(p.size()) +
-                                   " timesteps, the EDM grid has " + std::to_string(size_));
-  }
-
   std::int64_t size_;
   double sigma_min_, sigma_max_, rho_, lo_ = 0.0, hi_ = 0.0;
 };
