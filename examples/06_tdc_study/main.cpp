@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -35,6 +36,8 @@
 #include <vector>
 
 #include <omp.h>
+
+#include <CLI/CLI.hpp>
 
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/data.hpp"
@@ -85,115 +88,77 @@ struct Options {
   fs::path data = pd::data::kFashionMnistDirectory;
   fs::path classifier;        // empty: no Frechet distance
   std::string proxy_command;  // empty: the built-in proxy search
-  bool help = false;
 };
 
-const char* kUsage = R"(usage: progdiff_example_06_tdc_study [flags]
+const char* kDescription =
+    "Trains a small U-Net on 16x16 Fashion-MNIST (stage 1), then builds progressive models by the TDC\n"
+    "pipeline (prune per timestep group, fine-tune per group) under four FLOPs schedules and six\n"
+    "pruning choices, and writes a results table and plot. Defaults shown are those of the\n"
+    "configuration chosen (--quick or not).";
 
-Trains a small U-Net on 16x16 Fashion-MNIST (stage 1), then builds progressive models by the TDC
-pipeline (prune per timestep group, fine-tune per group) under four FLOPs schedules and six
-pruning choices, and writes a results table and plot.
-
-  --quick              a smoke-test configuration (well under a minute)
-  --groups N           timestep groups (default 4)
-  --k X                minimum FLOPs ratio of eq. 8 (default 0.5)
-  --channels N         base width of the U-Net, a multiple of 4 (default 16)
-  --stage1-steps N     base training steps (default 1000)
-  --finetune-steps N   fine-tuning steps per group (default 60)
-  --batch N            batch size (default 32)
-  --train-images N     training images used, validation included (default 20000)
-  --validation-images N  the last N of them are held out of training and score the pruning
-                       schemes and criteria (default 5000; --quick 64); the test split only
-                       gives the final numbers
-  --proxy-command CMD  the proxy runs ask this shell command instead of the built-in search
-                       (prune/external_proxy.hpp; tools/proxy/echo_proxy.py is an example)
-  --test-images N      test images per loss bin (default 500)
-  --proxy-rounds N     rounds of the proxy search (default 5)
-  --proxy-candidates N schemes per round (default 3)
-  --classifier FILE    a Fashion-MNIST classifier (metrics/); trained and saved there when
-                       missing (minutes); enables the Frechet distance
-  --fid-samples N      DDIM samples per model for the distance (default 500)
-  --ddim-steps N       DDIM steps (default 20)
-  --seed N             seed of everything (default 0)
-  --threads N          OpenMP threads (default 1: these nets are too small to gain from more,
-                       and on a shared machine a parallel region waits for descheduled threads)
-  --out DIR            checkpoints and runs (default tdc_study_run); reruns resume
-  --docs DIR           where tdc_results.md and tdc_results.png go (default: --out)
-  --data DIR           Fashion-MNIST directory
-  --help               this text
-)";
-
-std::int64_t to_int(const std::string& flag, const std::string& v, std::int64_t lo) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || x < lo)
-    throw pd::ConfigError(flag + ": expected an integer >= " + std::to_string(lo) + ", got '" + v + "'");
-  return x;
+/// The defaults of the smoke-test configuration (--quick, wherever it stands; later flags apply).
+void apply_quick(Options& o) {
+  o.quick = true;
+  o.groups = 3, o.channels = 8, o.stage1_steps = 30, o.finetune_steps = 6, o.batch = 8;
+  o.train_images = 256, o.test_images = 16, o.proxy_rounds = 2, o.proxy_candidates = 2, o.fid_samples = 16;
+  o.validation_images = 64;
+  o.ddim_steps = 4;
 }
 
-Options parse(int argc, char** argv) {
+/// CLI11's check that an integer is at least lo; --help says ">= lo".
+CLI::Validator at_least(std::int64_t lo) {
+  return CLI::Range(lo, std::numeric_limits<std::int64_t>::max()).description(">= " + std::to_string(lo));
+}
+
+/// The flags of `o` on `app`; `o` holds the configuration's defaults, which --help shows.
+void add_flags(CLI::App& app, Options& o) {
+  auto count = [&](const char* name, std::int64_t& field, std::int64_t lo, const char* what) {
+    app.add_option(name, field, what)->check(at_least(lo))->capture_default_str();
+  };
+  app.add_flag("--quick", o.quick, "a smoke-test configuration (well under a minute)");
+  count("--groups", o.groups, 1, "timestep groups");
+  app.add_option("--k", o.k, "minimum FLOPs ratio of eq. 8, in (0, 1]")->capture_default_str();
+  count("--channels", o.channels, 4, "base width of the U-Net, a multiple of 4");
+  count("--stage1-steps", o.stage1_steps, 1, "base training steps");
+  count("--finetune-steps", o.finetune_steps, 0, "fine-tuning steps per group");
+  count("--batch", o.batch, 1, "batch size");
+  count("--train-images", o.train_images, 1, "training images used, validation included");
+  count("--validation-images", o.validation_images, 1,
+        "the last N of them are held out of training and score the pruning schemes and criteria; the test "
+        "split only gives the final numbers");
+  app.add_option("--proxy-command", o.proxy_command,
+                 "the proxy runs ask this shell command instead of the built-in search "
+                 "(prune/external_proxy.hpp; tools/proxy/echo_proxy.py is an example)");
+  count("--test-images", o.test_images, 2, "test images per loss bin");
+  count("--proxy-rounds", o.proxy_rounds, 1, "rounds of the proxy search");
+  count("--proxy-candidates", o.proxy_candidates, 1, "schemes per round");
+  app.add_option("--classifier", o.classifier,
+                 "a Fashion-MNIST classifier (metrics/); trained and saved there when missing (minutes); "
+                 "enables the Frechet distance");
+  count("--fid-samples", o.fid_samples, 2, "DDIM samples per model for the distance");
+  count("--ddim-steps", o.ddim_steps, 1, "DDIM steps");
+  app.add_option("--seed", o.seed, "seed of everything")
+      ->check(CLI::Range(std::uint64_t{0}, static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                  .description(">= 0"))
+      ->capture_default_str();
+  app.add_option("--threads", o.threads,
+                 "OpenMP threads (1: these nets are too small to gain from more, and on a shared machine a "
+                 "parallel region waits for descheduled threads)")
+      ->check(at_least(1))
+      ->capture_default_str();
+  app.add_option("--out", o.out, "checkpoints and runs; reruns resume")->capture_default_str();
+  app.add_option("--docs", o.docs, "where tdc_results.md and tdc_results.png go (default: --out)");
+  app.add_option("--data", o.data, "Fashion-MNIST directory")->capture_default_str();
+}
+
+/// The options of argv. Throws CLI::ParseError for what CLI11 checks (--help included:
+/// CLI::CallForHelp) and ConfigError, naming the flag, for the checks across flags.
+Options parse(CLI::App& app, int argc, char** argv) {
   Options o;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (const auto& a : args)
-    if (a == "--quick") {
-      o.quick = true;
-      o.groups = 3, o.channels = 8, o.stage1_steps = 30, o.finetune_steps = 6, o.batch = 8;
-      o.train_images = 256, o.test_images = 16, o.proxy_rounds = 2, o.proxy_candidates = 2, o.fid_samples = 16;
-      o.validation_images = 64;
-      o.ddim_steps = 4;
-    }
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw pd::ConfigError(a + ": missing value");
-      return args[++i];
-    };
-    if (a == "--quick") continue;
-    if (a == "--help")
-      o.help = true;
-    else if (a == "--groups")
-      o.groups = to_int(a, value(), 1);
-    else if (a == "--k")
-      o.k = std::stod(value());
-    else if (a == "--channels")
-      o.channels = to_int(a, value(), 4);
-    else if (a == "--stage1-steps")
-      o.stage1_steps = to_int(a, value(), 1);
-    else if (a == "--finetune-steps")
-      o.finetune_steps = to_int(a, value(), 0);
-    else if (a == "--batch")
-      o.batch = to_int(a, value(), 1);
-    else if (a == "--train-images")
-      o.train_images = to_int(a, value(), 1);
-    else if (a == "--validation-images")
-      o.validation_images = to_int(a, value(), 1);
-    else if (a == "--proxy-command")
-      o.proxy_command = value();
-    else if (a == "--test-images")
-      o.test_images = to_int(a, value(), 2);
-    else if (a == "--proxy-rounds")
-      o.proxy_rounds = to_int(a, value(), 1);
-    else if (a == "--proxy-candidates")
-      o.proxy_candidates = to_int(a, value(), 1);
-    else if (a == "--classifier")
-      o.classifier = value();
-    else if (a == "--fid-samples")
-      o.fid_samples = to_int(a, value(), 2);
-    else if (a == "--ddim-steps")
-      o.ddim_steps = to_int(a, value(), 1);
-    else if (a == "--threads")
-      o.threads = static_cast<int>(to_int(a, value(), 1));
-    else if (a == "--seed")
-      o.seed = static_cast<std::uint64_t>(to_int(a, value(), 0));
-    else if (a == "--out")
-      o.out = value();
-    else if (a == "--docs")
-      o.docs = value();
-    else if (a == "--data")
-      o.data = value();
-    else
-      throw pd::ConfigError("unknown flag '" + a + "' (see --help)");
-  }
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--quick") apply_quick(o);
+  add_flags(app, o);
+  app.parse(argc, argv);
   if (o.channels % 4 != 0) throw pd::ConfigError("--channels must be a multiple of 4");
   if (!(o.k > 0 && o.k <= 1)) throw pd::ConfigError("--k must lie in (0, 1]");
   if (o.validation_images >= o.train_images)
@@ -259,16 +224,17 @@ double average_parameters(const Model& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{kDescription, "progdiff_example_06_tdc_study"};
   Options o;
   try {
-    o = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
+    o = parse(app, argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
     return 2;
-  }
-  if (o.help) {
-    std::fputs(kUsage, stdout);
-    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
   }
   omp_set_num_threads(o.threads);
   const auto start = Clock::now();

@@ -33,6 +33,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -40,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
@@ -98,105 +100,114 @@ struct Options {
   std::string proxy_command;
   std::string job_flags;             // more flags for every run (e.g. --steps 2000 --stage2-steps 400)
   std::vector<double> budgets{1.0};  // training budgets as multiples of the job's (--budget-scale)
-  bool help = false;
 };
 
-const char* kUsage = R"(usage: progdiff_example_08_evidence_study [flags]
+const char* kDescription =
+    "Runs the main job (progdiff_progressive) for each arm and seed at equal training FLOPs and\n"
+    "writes results.md and results.csv to the output directory: Frechet distance (mean and std over\n"
+    "seeds), per-group test loss, training FLOPs, sampling FLOPs per image, wall time. A rerun skips\n"
+    "finished runs and resumes unfinished ones from their checkpoints. Defaults shown are those of\n"
+    "the configuration chosen (--tiny or not).";
 
-Runs the main job (progdiff_progressive) for each arm and seed at equal training
-FLOPs and writes results.md and results.csv to the output directory: Frechet distance (mean and
-std over seeds), per-group test loss, training FLOPs, sampling FLOPs per image, wall time.
-A rerun skips finished runs and resumes unfinished ones from their checkpoints.
+const char* kFooter =
+    "--job-flags takes the job's flags as one value; write it with '=' (--job-flags=\"--steps 4000\n"
+    "--stage2-steps 800\"), so that no parser reads a value that starts with -- as a flag of its own.\n"
+    "\n"
+    "Over MPI ranks (the _mpi build of this program, where MPI is installed): run i of the study's\n"
+    "order goes to rank i % size, on a file system every rank sees; rank 0 writes the tables, e.g.\n"
+    "  OMP_NUM_THREADS=1 mpirun -np 2 progdiff_example_08_evidence_study_mpi --seeds 3 --out DIR";
 
-  --tiny               the CI configuration: the job's --tiny, 2 seeds (well under a minute)
-  --seeds N            seeds per arm (default 3; tiny 2)
-  --first-seed N       the first seed (default 0)
-  --arms A,B,...       a subset of: unified, separate, multi-stage-od, multi-stage-flops,
-                       copies, tdc-proxy, tdc-magnitude (default: these seven); and the
-                       papers' base models: unified-hybrid, unified-edm, multi-stage-edm
-  --fid-samples N      generated images for the Frechet distance (default 2000; tiny 32)
-  --proxy-command CMD  the tdc-proxy arm asks this command instead of the built-in search
-                       (tools/proxy/echo_proxy.py is an offline example)
-  --budgets B,B,...    training budgets as multiples of the job's default (its --budget-scale),
-                       e.g. 0.25,0.5,1,2,4 for the convergence of FD against training FLOPs;
-                       budget 1 runs in DIR, budget B in DIR/budget-B; convergence.csv and
-                       convergence.png (gnuplot) gather them (default: 1)
-  --job-flags "..."    more flags for every run of the job (the same for every arm)
-  --job PATH           the main job's program (default: progdiff_progressive of this build,
-                       or beside this program)
-  --classifier FILE    the metric's classifier, shared by every run (default
-                       <out>/fashion_classifier.safetensors, trained by the first run)
-  --out DIR            output directory (default evidence_study)
-  --help               this text
-
-Over MPI ranks (the _mpi build of this program, where MPI is installed): run i of the study's
-order goes to rank i % size, on a file system every rank sees; rank 0 writes the tables, e.g.
-  OMP_NUM_THREADS=1 mpirun -np 2 progdiff_example_08_evidence_study_mpi --seeds 3 --out DIR
-)";
-
-std::int64_t to_int(const std::string& flag, const std::string& v, std::int64_t lo) {
-  char* end = nullptr;
-  const long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || x < lo)
-    throw progdiff::ConfigError(flag + ": expected an integer >= " + std::to_string(lo) + ", got '" + v + "'");
-  return x;
+/// The items of a comma-separated list ("a,b" -> a, b; an empty item stays).
+std::vector<std::string> split_list(const std::string& list) {
+  std::vector<std::string> items;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) items.push_back(item);
+  return items;
 }
 
-Options parse(int argc, char** argv) {
-  Options o;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (const auto& a : args)
-    if (a == "--tiny") o.tiny = true, o.seeds = 2, o.fid_samples = 32;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw progdiff::ConfigError(a + " needs a value (see --help)");
-      return args[++i];
-    };
-    if (a == "--tiny") continue;
-    if (a == "--help" || a == "-h")
-      o.help = true;
-    else if (a == "--seeds")
-      o.seeds = to_int(a, value(), 1);
-    else if (a == "--first-seed")
-      o.first_seed = to_int(a, value(), 0);
-    else if (a == "--fid-samples")
-      o.fid_samples = to_int(a, value(), 2);
-    else if (a == "--arms") {
-      std::stringstream list(value());
-      for (std::string name; std::getline(list, name, ',');) {
-        const auto& arms = all_arms();
-        if (std::none_of(arms.begin(), arms.end(), [&](const Arm& arm) { return arm.name == name; })) {
-          std::string names;
-          for (const auto& arm : arms) names += (names.empty() ? "" : ", ") + arm.name;
-          throw progdiff::ConfigError("--arms: unknown arm '" + name + "' (choose from " + names + ")");
-        }
-        o.arms.push_back(name);
-      }
-    } else if (a == "--budgets") {
-      o.budgets.clear();
-      std::stringstream list(value());
-      for (std::string b; std::getline(list, b, ',');) {
-        char* end = nullptr;
-        const double x = std::strtod(b.c_str(), &end);
-        if (b.empty() || *end != '\0' || !(x > 0.0) || x > 1e3)
-          throw progdiff::ConfigError("--budgets: '" + b + "' is not a budget multiple in (0, 1000]");
-        o.budgets.push_back(x);
-      }
-      if (o.budgets.empty()) throw progdiff::ConfigError("--budgets: the list is empty");
-    } else if (a == "--proxy-command")
-      o.proxy_command = value();
-    else if (a == "--job-flags")
-      o.job_flags = value();
-    else if (a == "--job")
-      o.job = value();
-    else if (a == "--classifier")
-      o.classifier = value();
-    else if (a == "--out")
-      o.out = value();
-    else
-      throw progdiff::ConfigError("unknown flag '" + a + "' (see --help)");
+/// "" when every name of the list is an arm, else the message naming the first that is not.
+std::string check_arms(const std::string& list) {
+  const auto& arms = all_arms();
+  for (const std::string& name : split_list(list))
+    if (std::none_of(arms.begin(), arms.end(), [&](const Arm& arm) { return arm.name == name; })) {
+      std::string names;
+      for (const auto& arm : arms) names += (names.empty() ? "" : ", ") + arm.name;
+      return "unknown arm '" + name + "' (choose from " + names + ")";
+    }
+  return "";
+}
+
+/// The budget multiples of the list, each in (0, 1000]; throws ConfigError naming a bad one.
+std::vector<double> parse_budgets(const std::string& list) {
+  std::vector<double> budgets;
+  for (const std::string& b : split_list(list)) {
+    char* end = nullptr;
+    const double x = std::strtod(b.c_str(), &end);
+    if (b.empty() || *end != '\0' || !(x > 0.0) || x > 1e3)
+      throw progdiff::ConfigError("--budgets: '" + b + "' is not a budget multiple in (0, 1000]");
+    budgets.push_back(x);
   }
+  if (budgets.empty()) throw progdiff::ConfigError("--budgets: the list is empty");
+  return budgets;
+}
+
+/// CLI11's check that an integer is at least lo; --help says ">= lo".
+CLI::Validator at_least(std::int64_t lo) {
+  return CLI::Range(lo, std::numeric_limits<std::int64_t>::max()).description(">= " + std::to_string(lo));
+}
+
+/// The flags of `o` on `app`; `o` holds the configuration's defaults, which --help shows.
+void add_flags(CLI::App& app, Options& o, std::string& arms, std::string& budgets) {
+  app.add_flag("--tiny", o.tiny, "the CI configuration: the job's --tiny, 2 seeds (well under a minute)");
+  app.add_option("--seeds", o.seeds, "seeds per arm")->check(at_least(1))->capture_default_str();
+  app.add_option("--first-seed", o.first_seed, "the first seed")->check(at_least(0))->capture_default_str();
+  app.add_option("--arms", arms,
+                 "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
+                 "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
+                 "multi-stage-edm")
+      ->check(CLI::Validator(check_arms, "A,B,..."));
+  app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance")
+      ->check(at_least(2))
+      ->capture_default_str();
+  app.add_option("--proxy-command", o.proxy_command,
+                 "the tdc-proxy arm asks this command instead of the built-in search (tools/proxy/echo_proxy.py is "
+                 "an offline example)");
+  app.add_option("--budgets", budgets,
+                 "B,B,...: training budgets as multiples of the job's default (its --budget-scale), e.g. "
+                 "0.25,0.5,1,2,4 for the convergence of FD against training FLOPs; budget 1 runs in DIR, budget B "
+                 "in DIR/budget-B; convergence.csv and convergence.png (gnuplot) gather them")
+      ->capture_default_str();
+  app.add_option("--job-flags", o.job_flags,
+                 "more flags for every run of the job (the same for every arm), as one value: "
+                 "--job-flags=\"--steps 4000 --stage2-steps 800\"");
+  app.add_option("--job", o.job,
+                 "the main job's program (default: progdiff_progressive of this build, or beside this program)");
+  app.add_option("--classifier", o.classifier,
+                 "the metric's classifier, shared by every run (default <out>/fashion_classifier.safetensors, "
+                 "trained by the first run)");
+  app.add_option("--out", o.out, "output directory")->capture_default_str();
+}
+
+/// The options of argv. Throws CLI::ParseError for what CLI11 checks (--help included:
+/// CLI::CallForHelp) and ConfigError, naming the flag, for the rest.
+Options parse(CLI::App& app, int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--tiny") o.tiny = true, o.seeds = 2, o.fid_samples = 32;
+  std::string arms, budgets = "1";
+  add_flags(app, o, arms, budgets);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ExtrasError& e) {
+    // "--job-flags --steps 4000" gives the job "--steps" and leaves "4000" over: say how to write it.
+    for (int i = 1; i < argc; ++i)
+      if (std::string(argv[i]) == "--job-flags")
+        throw progdiff::ConfigError(std::string(e.what()) +
+                                    "; --job-flags takes the job's flags as one value: --job-flags=\"--steps 4000\"");
+    throw;
+  }
+  if (app.count("--arms") > 0) o.arms = split_list(arms);
+  o.budgets = parse_budgets(budgets);
   return o;
 }
 
@@ -450,16 +461,18 @@ int main(int argc, char** argv) {
 #else
   const study::Ranks ranks;
 #endif
+  CLI::App app{kDescription, "progdiff_example_08_evidence_study"};
+  app.footer(kFooter);
   Options o;
   try {
-    o = parse(argc, argv);
+    o = parse(app, argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return ranks.rank == 0 ? app.exit(e) : 0;  // --help, printed once
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
-  }
-  if (o.help) {
-    if (ranks.rank == 0) std::fputs(kUsage, stdout);
-    return 0;
   }
   std::string command = "progdiff_example_08_evidence_study";
   for (int i = 1; i < argc; ++i) command += " " + std::string(argv[i]);
