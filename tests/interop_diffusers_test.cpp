@@ -72,7 +72,7 @@ struct Scratch {
   ~Scratch() { fs::remove_all(dir); }
 };
 
-nlohmann::json read_json(const fs::path& p) { return interop::read_json_file(p); }
+nlohmann::json read_json(const fs::path& p) { return progdiff::read_json_file(p); }
 void write_json(const fs::path& p, const nlohmann::json& j) { std::ofstream(p) << j.dump(2); }
 
 template <class Net, class E>

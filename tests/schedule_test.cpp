@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numbers>
@@ -123,6 +124,28 @@ TEST_CASE("Schedule config errors name the key") {
   CHECK(message_of(json::array()).find("object") != std::string::npos);
   CHECK_THROWS_AS(sch::respace(10, 11, sch::TimestepSpacing::Leading), progdiff::ConfigError);
   CHECK_THROWS_AS(sch::Schedule::from_file("/nonexistent/scheduler_config.json"), progdiff::IoError);
+}
+
+TEST_CASE("a scheduler_config.json that is missing or not JSON is refused naming the file and the place") {
+  const auto dir = std::filesystem::temp_directory_path() / "progdiff_schedule_file_test";
+  std::filesystem::create_directories(dir);
+  const auto missing = dir / "absent.json";
+  std::filesystem::remove(missing);
+  CHECK_THROWS_WITH_AS(sch::Schedule::from_file(missing.string()),
+                       doctest::Contains(("schedule config " + missing.string() + ": cannot open").c_str()),
+                       progdiff::IoError);
+  const auto broken = dir / "broken.json";
+  std::ofstream(broken) << "{\n  \"beta_start\": 0.0001,\n  \"beta_end\" 0.02\n}\n";
+  // The colon is missing on line 3: the error points at the number that came instead (columns 14-17).
+  CHECK_THROWS_WITH_AS(
+      sch::Schedule::from_file(broken.string()),
+      doctest::Contains(("schedule config " + broken.string() + ": malformed JSON at line 3, column 17").c_str()),
+      progdiff::FormatError);
+  const auto bad_value = dir / "bad_value.json";
+  std::ofstream(bad_value) << R"({"beta_start": "small"})";
+  CHECK_THROWS_WITH_AS(sch::Schedule::from_file(bad_value.string()),
+                       doctest::Contains((bad_value.string() + ": ").c_str()), progdiff::ConfigError);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("trained_betas give the cumulative product of 1 - beta") {

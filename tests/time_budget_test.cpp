@@ -49,6 +49,9 @@ TEST_CASE("time budget: a recorded plan is read back whole, and a broken one is 
   CHECK_THROWS_WITH_AS(job::read_time_budget(path), doctest::Contains("\"flops_per_second\" is missing"),
                        progdiff::FormatError);
   std::ofstream(path) << "{";
+  CHECK_THROWS_WITH_AS(job::read_time_budget(path), doctest::Contains("time_budget.json: malformed JSON at line 1"),
+                       progdiff::FormatError);
+  std::ofstream(path) << R"({"format": "progdiff.checkpoint"})";
   CHECK_THROWS_WITH_AS(job::read_time_budget(path), doctest::Contains("not a time budget plan"), progdiff::FormatError);
   fs::remove_all(dir);
 }

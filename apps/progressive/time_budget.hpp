@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/io/atomic_file.hpp"
 
 namespace job {
@@ -108,10 +108,8 @@ inline void write_time_budget(const std::filesystem::path& path, const TimeBudge
 /// the field when it is not a plan.
 inline std::optional<TimeBudgetPlan> read_time_budget(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) return std::nullopt;
-  std::ifstream f(path);
-  const std::string text{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-  const auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", std::string()) != "progdiff.time_budget")
+  const nlohmann::json j = progdiff::read_json_file(path, "time budget plan");
+  if (!j.is_object() || j.value("format", std::string()) != "progdiff.time_budget")
     throw progdiff::FormatError(path.string() + ": not a time budget plan (format progdiff.time_budget)");
   TimeBudgetPlan p;
   auto field = [&](const char* name) -> const nlohmann::json& {

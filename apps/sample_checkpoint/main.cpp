@@ -22,7 +22,6 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/run_app.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
 #include "progdiff/io/safetensors.hpp"
@@ -143,9 +143,7 @@ TrainedWith trained_with(const fs::path& path, const pd::io::SafetensorsFile& fi
 
   const fs::path result = path.parent_path() / "result.json";
   if (fs::exists(result)) {
-    std::ifstream in(result);
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) throw pd::FormatError(result.string() + ": not valid JSON");
+    const nlohmann::json j = pd::read_json_file(result, "run record");
     auto agree = [&](const char* field, const char* ours, const std::string& evidence) {
       if (!j.contains(field)) return;  // a result.json of a version before --objective and --arch
       if (!j[field].is_string() || j[field].get<std::string>() != ours)

@@ -29,6 +29,7 @@
 #include "progdiff/backend/math/softmax.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/inference_mode.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/core/shape.hpp"

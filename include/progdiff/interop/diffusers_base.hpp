@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/interop/diffusers_import.hpp"
 #include "progdiff/model/description.hpp"
 #include "progdiff/model/progressive.hpp"

@@ -7,13 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 
 namespace progdiff::interop {
 
@@ -221,18 +221,6 @@ inline nlohmann::json to_json(const DiffusersUNetConfig& c) {
   j["num_class_embeds"] = nullptr;
   j["num_train_timesteps"] = nullptr;
   return j;
-}
-
-/// Reads a JSON file: IoError naming the path if it cannot be opened, FormatError naming it if
-/// it is not JSON.
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw IoError(path.string() + ": cannot open (missing file?)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw FormatError(path.string() + ": not valid JSON at byte " + std::to_string(e.byte));
-  }
 }
 
 /// Reads and parses a config.json; every error names the file.

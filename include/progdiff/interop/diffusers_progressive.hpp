@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/interop/diffusers_export.hpp"
 #include "progdiff/interop/diffusers_import.hpp"
 #include "progdiff/model/progressive.hpp"

@@ -23,20 +23,18 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/io/atomic_file.hpp"
-#include "progdiff/prune/detail/json_text.hpp"
 #include "progdiff/prune/scheme.hpp"
 #include "progdiff/prune/search_space.hpp"
 
@@ -71,13 +69,7 @@ class MemoryBank {
   /// Reads a bank file; IoError if it cannot be read, FormatError naming the file and the line,
   /// column or key if it is malformed or was written for another search space.
   static MemoryBank load(const std::filesystem::path& path, const SearchSpace& space) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("memory bank: cannot open " + path.string());
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) throw IoError("memory bank: cannot read " + path.string());
-    return from_json(detail::parse_json(text.str(), "memory bank " + path.string()), space,
-                     "memory bank " + path.string());
+    return from_json(read_json_file(path, "memory bank"), space, "memory bank " + path.string());
   }
 
   /// Decodes the JSON form; `source` names where it came from in error messages.

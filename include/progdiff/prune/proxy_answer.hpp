@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
-#include "progdiff/prune/detail/json_text.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/prune/scheme.hpp"
 #include "progdiff/prune/search_space.hpp"
 
@@ -79,7 +79,7 @@ inline Scheme decode_answer_scheme(const SearchSpace& space, const nlohmann::jso
 /// error messages. Throws (nothing returned) if any part of the answer is bad.
 inline std::vector<Scheme> parse_proxy_answer(const SearchSpace& space, std::string_view answer,
                                               const std::string& source = "proxy answer") {
-  const nlohmann::json j = detail::parse_json(detail::strip_code_fence(answer), source);
+  const nlohmann::json j = parse_json_text(detail::strip_code_fence(answer), source);
   const nlohmann::json* list = &j;
   if (j.is_object()) {
     if (!j.contains("schemes")) throw FormatError(source + ": missing key \"schemes\"");

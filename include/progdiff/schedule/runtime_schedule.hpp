@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/schedule/betas.hpp"
 #include "progdiff/schedule/continuous.hpp"
 #include "progdiff/schedule/discrete.hpp"
@@ -174,15 +174,7 @@ class Schedule : public Tabulated {
   static Schedule from_json(const nlohmann::json& j) { return Schedule(parse_schedule_config(j)); }
   /// Reads a scheduler_config.json; IoError if it cannot be opened, FormatError if it is not JSON.
   static Schedule from_file(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) throw IoError("schedule config: cannot open " + path);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw FormatError("schedule config: " + path + " is not valid JSON at byte " + std::to_string(e.byte) + ": " +
-                        e.what());
-    }
+    const nlohmann::json j = read_json_file(path, "schedule config");
     try {
       return from_json(j);
     } catch (const ConfigError& e) {

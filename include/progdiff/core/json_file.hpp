@@ -1,6 +1,10 @@
 #pragma once
-// Parsing of JSON text for the pruning module, with errors that name the source and position.
+// Reading JSON text and files with errors that name the source and the position: every JSON file
+// the library reads (configs, plans, memory banks, run records) goes through here.
 #include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -8,7 +12,7 @@
 
 #include "progdiff/core/error.hpp"
 
-namespace progdiff::prune::detail {
+namespace progdiff {
 
 /// "line L, column C (byte B)" for a byte offset into `text` (1-based line and column).
 inline std::string text_position(std::string_view text, std::size_t byte) {
@@ -25,7 +29,7 @@ inline std::string text_position(std::string_view text, std::size_t byte) {
 }
 
 /// Parses `text`; a FormatError "<source>: malformed JSON at line L, column C (byte B): <why>" if it is not JSON.
-inline nlohmann::json parse_json(std::string_view text, const std::string& source) {
+inline nlohmann::json parse_json_text(std::string_view text, const std::string& source) {
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {
@@ -37,4 +41,17 @@ inline nlohmann::json parse_json(std::string_view text, const std::string& sourc
   }
 }
 
-}  // namespace progdiff::prune::detail
+/// Reads and parses the JSON file at `path`. Errors name it, after `what` when given ("schedule
+/// config /a/b.json: ..."): IoError if it cannot be opened or read, FormatError with the line and
+/// column if it is not JSON.
+inline nlohmann::json read_json_file(const std::filesystem::path& path, const std::string& what = {}) {
+  const std::string source = what.empty() ? path.string() : what + " " + path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(source + ": cannot open (missing file?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw IoError(source + ": cannot read");
+  return parse_json_text(text.str(), source);
+}
+
+}  // namespace progdiff
