@@ -59,6 +59,11 @@ using VarianceNet =
     unet::UNet<unet::Levels<1, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<4>, unet::SingleEncoderAttention,
                unet::ImageSize<8>, unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
                unet::DropoutPercent<0>, unet::LearnedVariance>;
+// The multi-decoder model with 2C outputs (a multi-stage model on IDDPM's hybrid objective).
+using VarianceMulti =
+    unet::MultiDecoderUNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<4>, unet::ImageSize<8>,
+                           unet::ImageChannels<2>, unet::BaseChannels<8>, unet::GroupNormGroups<4>,
+                           unet::DropoutPercent<0>, unet::LearnedVariance, unet::Decoders<3>>;
 using Schedule = pd::schedule::Linear<100>;
 
 const train_test::ScratchDir scratch("progdiff_interop_torch_test");
@@ -292,10 +297,45 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
     cases.push_back(c);
   }
 
+  {
+    // Three learned-variance groups given a batch that mixes them: 2C outputs scattered per group.
+    unet::UNetConfig vc = VarianceNet::default_config();
+    vc.heads = 2;
+    std::vector<VarianceNet> nets;
+    for (std::int64_t k = 0; k < 3; ++k) nets.emplace_back(VarianceNet::default_widths(), vc);
+    model::Progressive<VarianceNet> m(partition3, std::move(nets));
+    randomize(m, 8);
+    io::save_checkpoint(dir / "learned_variance_groups.safetensors", m, description(m), io::TrainingState{});
+    const Tensor y = m.predict(x, kTimesteps);
+    REQUIRE(y.dim(1) == 4);
+    CHECK(routed_error(x, t, y, [&](std::int64_t i, const Tensor& xi, const Tensor& ti) {
+            return m.denoiser(m.group_of(kTimesteps[static_cast<std::size_t>(i)])).forward(xi, ti);
+          }) < 1e-5);
+    const Case c{"learned_variance_groups", "learned_variance_groups.safetensors"};
+    write_io(dir, c, x, t, y);
+    cases.push_back(c);
+  }
+  {
+    // A shared encoder and three learned-variance decoders of bases 16, 8, 4.
+    model::IntervalRouted<VarianceMulti> m(VarianceMulti(VarianceMulti::default_widths(8, {16, 8, 4}), config()),
+                                           partition3);
+    randomize(m, 9);
+    io::save_checkpoint(dir / "learned_variance_multi_decoder.safetensors", m, description(m), io::TrainingState{});
+    const Tensor y = m.predict(x, kTimesteps);
+    REQUIRE(y.dim(1) == 4);
+    CHECK(routed_error(x, t, y, [&](std::int64_t i, const Tensor& xi, const Tensor& ti) {
+            const std::vector<std::int64_t> k{partition3.group_of(kTimesteps[static_cast<std::size_t>(i)])};
+            return m.inner().forward(xi, ti, k);
+          }) < 1e-5);
+    const Case c{"learned_variance_multi_decoder", "learned_variance_multi_decoder.safetensors"};
+    write_io(dir, c, x, t, y);
+    cases.push_back(c);
+  }
+
   nlohmann::json manifest = nlohmann::json::array();
   for (const auto& c : cases)
     manifest.push_back(
         {{"name", c.name}, {"checkpoint", c.checkpoint}, {"io", c.name + ".io.safetensors"}, {"weights", c.weights}});
   std::ofstream(dir / "cases.json") << manifest.dump(2) << "\n";
-  CHECK(cases.size() == 8);
+  CHECK(cases.size() == 10);
 }
