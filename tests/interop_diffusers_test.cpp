@@ -39,6 +39,8 @@ using OddChannels = unet::UNet<unet::Levels<1, 1, 2>, unet::ResBlocks<2>, unet::
                                unet::ImageChannels<1>, unet::BaseChannels<15>, unet::GroupNormGroups<3>>;
 using DdpmCifar10 = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
                                unet::BaseChannels<128>>;
+using DdpmCifar10Variance = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>,
+                                       unet::ImageSize<32>, unet::BaseChannels<128>, unet::LearnedVariance>;
 using PipelineNet = unet::UNet<unet::Levels<1, 2>, unet::ResBlocks<1>, unet::AttentionAt<>, unet::ImageSize<8>,
                                unet::BaseChannels<8>, unet::GroupNormGroups<4>>;
 
@@ -204,6 +206,39 @@ TEST_CASE("progdiff's exports load in diffusers with the same outputs, and impor
       CHECK(std::string(e.what()).find("down.1.res.1") != std::string::npos);
     }
     CHECK(!fs::exists(out.dir / "config.json"));
+  }
+}
+
+TEST_CASE("a learned-variance export: 2C outputs and learned_range, as diffusers computed with it") {
+  const fs::path exported = kDir / "progdiff_export" / "learned_variance_pipeline";
+  // diffusers loaded the folder (its out_channels 6 and variance_type checked by the generator)
+  // and computed both halves of the output: the prediction and the variance interpolation v.
+  auto m = interop::import_diffusers_unet<DdpmCifar10Variance>(exported);
+  CHECK(read_json(exported / "unet" / "config.json")["out_channels"] == 6);
+  CHECK(read_json(exported / "scheduler" / "scheduler_config.json")["variance_type"] == "learned_range");
+  CHECK(error_against(m.net, kDir / "progdiff_export" / "learned_variance_io.safetensors") < 1e-4);
+  REQUIRE(m.schedule.has_value());
+  CHECK(m.schedule->size() == 4000);
+
+  SUBCASE("a scheduler that reads the outputs otherwise is refused, naming the file and the key") {
+    Scratch copy("variance_type", exported);
+    auto scheduler = read_json(copy.dir / "scheduler" / "scheduler_config.json");
+    scheduler["variance_type"] = "fixed_small";
+    write_json(copy.dir / "scheduler" / "scheduler_config.json", scheduler);
+    const std::string fixed = import_error<DdpmCifar10Variance, pd::ConfigError>(copy.dir);
+    CHECK(fixed.find("scheduler_config.json: key \"variance_type\" is \"fixed_small\"") != std::string::npos);
+    CHECK(fixed.find("learned_range") != std::string::npos);
+    scheduler["variance_type"] = "learned";  // a log-variance, which progdiff's nets do not predict
+    write_json(copy.dir / "scheduler" / "scheduler_config.json", scheduler);
+    CHECK(import_error<DdpmCifar10Variance, pd::ConfigError>(copy.dir).find("\"learned\"") != std::string::npos);
+  }
+  SUBCASE("a type without LearnedVariance is told the out_channels it would need") {
+    const std::string e = import_error<DdpmCifar10, pd::ConfigError>(exported);
+    CHECK(e.find("out_channels is 6, the type has ImageChannels<3>") != std::string::npos);
+  }
+  SUBCASE("a C-output pipeline is refused by a LearnedVariance type") {
+    const std::string e = import_error<DdpmCifar10Variance, pd::ConfigError>(kDir / "progdiff_export" / "pipeline");
+    CHECK(e.find("out_channels is 3, the type has 2 x ImageChannels<3> (LearnedVariance)") != std::string::npos);
   }
 }
 

@@ -8,8 +8,11 @@
 //   progdiff_example_09_diffusers_interop sample DIR OUT.png [STEPS]
 //                                                              DDIM samples from a pipeline folder
 //   progdiff_example_09_diffusers_interop export OUT            a seeded progdiff model as OUT/pipeline, its
-//                                                              copies per group as OUT/progressive, and
-//                                                              scheduler configs as OUT/schedulers/<name>
+//                                                              copies per group as OUT/progressive,
+//                                                              scheduler configs as OUT/schedulers/<name>,
+//                                                              and a learned-variance twin (IDDPM: 2C
+//                                                              outputs, cosine over 4000 steps) as
+//                                                              OUT/learned_variance_pipeline
 //
 // The U-Net type is DDPM's CIFAR-10 structure (four levels, two ResBlocks each, attention at
 // 16x16 of 32x32 images); widths are run-time values, so any UNet2DModel of that structure
@@ -38,12 +41,16 @@ namespace interop = progdiff::interop;
 
 using Net = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
                        unet::BaseChannels<128>>;
+// The same structure with IDDPM's learned variance: 2C outputs, the prediction then v.
+using VarianceNet = unet::UNet<unet::Levels<1, 2, 2, 2>, unet::ResBlocks<2>, unet::AttentionAt<16>, unet::ImageSize<32>,
+                               unet::BaseChannels<128>, unet::LearnedVariance>;
 
-// A small model of the same type: base width 8, 4 GroupNorm groups, weights from a seed.
-Net seeded_net(std::uint64_t seed) {
-  auto config = Net::default_config();
+// A small model of the type: base width 8, 4 GroupNorm groups, weights from a seed.
+template <class N = Net>
+N seeded_net(std::uint64_t seed) {
+  auto config = N::default_config();
   config.groups = 4;
-  Net net(Net::default_widths(8), config);
+  N net(N::default_widths(8), config);
   pd::Generator gen(seed);
   net.initialize(gen);
   net.set_training(false);
@@ -133,7 +140,12 @@ int export_all(const std::filesystem::path& out) {
   for (const auto& [name, config] : scheduler_examples())
     interop::write_json_file(out / "schedulers" / name / "scheduler_config.json",
                              interop::diffusers_scheduler_config(config));
-  std::printf("exported %s (pipeline, progressive, schedulers)\n", out.string().c_str());
+  VarianceNet variance_net = seeded_net<VarianceNet>(9);
+  pd::schedule::ScheduleConfig cosine;
+  cosine.kind = pd::schedule::ScheduleKind::Cosine;
+  cosine.num_train_timesteps = 4000;
+  interop::export_diffusers_pipeline(variance_net, cosine, out / "learned_variance_pipeline");
+  std::printf("exported %s (pipeline, progressive, schedulers, learned_variance_pipeline)\n", out.string().c_str());
   return 0;
 }
 

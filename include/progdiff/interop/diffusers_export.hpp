@@ -62,10 +62,12 @@ void export_diffusers_unet(Net& net, const std::filesystem::path& dir) {
 
 /// Writes a DDPMPipeline folder: model_index.json, unet/ (export_diffusers_unet) and
 /// scheduler/scheduler_config.json for `schedule` (refused with the reason when diffusers cannot
-/// express it).
+/// express it). A LearnedVariance net's scheduler has variance_type "learned_range", which is
+/// how diffusers reads its second C outputs (IDDPM's interpolation between beta~_t and beta_t).
 template <class Net>
 void export_diffusers_pipeline(Net& net, const schedule::ScheduleConfig& schedule, const std::filesystem::path& dir) {
-  const nlohmann::json scheduler = diffusers_scheduler_config(schedule, "DDPMScheduler");
+  nlohmann::json scheduler = diffusers_scheduler_config(schedule, "DDPMScheduler");
+  if constexpr (Net::spec::learned_variance) scheduler["variance_type"] = "learned_range";
   export_diffusers_unet(net, dir / "unet");
   write_json_file(dir / "scheduler" / "scheduler_config.json", scheduler);
   nlohmann::json index;

@@ -17,7 +17,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "progdiff/core/error.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/core/tensor.hpp"
 #include "progdiff/interop/diffusers_config.hpp"
 #include "progdiff/interop/diffusers_names.hpp"
@@ -124,6 +127,25 @@ void load_diffusers_weights(Net& net, const DiffusersUNetConfig& c, const std::f
   }
 }
 
+/// Refuses a pipeline whose scheduler reads the net's outputs otherwise than the net's type
+/// predicts them: a LearnedVariance net (2C outputs) needs variance_type "learned_range", which
+/// interpolates as IDDPM does ("learned" takes a log-variance, which progdiff's nets do not
+/// predict); a net of C outputs needs a fixed variance type.
+template <class Net>
+void check_variance_type(const std::filesystem::path& scheduler) {
+  const nlohmann::json j = read_json_file(scheduler, "scheduler config");
+  const std::string type = j.contains("variance_type") && j["variance_type"].is_string()
+                               ? j["variance_type"].get<std::string>()
+                               : std::string("fixed_small");  // diffusers' default
+  const bool learned = type == "learned" || type == "learned_range";
+  if (Net::spec::learned_variance && type != "learned_range")
+    throw ConfigError(scheduler.string() + ": key \"variance_type\" is \"" + type +
+                      "\", but the type has LearnedVariance, whose 2C outputs diffusers reads with \"learned_range\"");
+  if (!Net::spec::learned_variance && learned)
+    throw ConfigError(scheduler.string() + ": key \"variance_type\" is \"" + type +
+                      "\", which needs 2C outputs: give the type unet::LearnedVariance");
+}
+
 /// Imports the UNet2DModel of `dir` (or of `dir`/unet, with `dir`/scheduler/scheduler_config.json
 /// when present) as a `Net`. ConfigError listing every mismatch when the config does not fit
 /// the type; IoError / FormatError / ShapeError naming the file and key for the rest.
@@ -144,8 +166,10 @@ ImportedUNet<Net> import_diffusers_unet(const std::filesystem::path& dir) {
   ImportedUNet<Net> out{build(), config, folder, std::nullopt};
   load_diffusers_weights(out.net, out.config, folder / kDiffusersWeights);
   const std::filesystem::path scheduler = folder.parent_path() / "scheduler" / "scheduler_config.json";
-  if (folder.filename() == "unet" && std::filesystem::exists(scheduler))
+  if (folder.filename() == "unet" && std::filesystem::exists(scheduler)) {
+    check_variance_type<Net>(scheduler);
     out.schedule = schedule::Schedule::from_file(scheduler.string());
+  }
   out.net.set_training(false);
   return out;
 }

@@ -73,9 +73,10 @@ std::vector<std::string> diffusers_structure_mismatches(const DiffusersUNetConfi
   if (c.in_channels != S::image_channels)
     out.push_back("in_channels is " + str(c.in_channels) + ", the type has ImageChannels<" + str(S::image_channels) +
                   ">");
-  if (c.out_channels != S::image_channels)
-    out.push_back("out_channels is " + str(c.out_channels) + ", the type has ImageChannels<" + str(S::image_channels) +
-                  ">");
+  if (c.out_channels != S::output_channels)
+    out.push_back("out_channels is " + str(c.out_channels) + ", the type has " +
+                  (S::learned_variance ? "2 x ImageChannels<" + str(S::image_channels) + "> (LearnedVariance)"
+                                       : "ImageChannels<" + str(S::image_channels) + ">"));
   if (S::image_size != 0 && c.sample_size != 0 && c.sample_size != S::image_size)
     out.push_back("sample_size is " + str(c.sample_size) + ", the type has ImageSize<" + str(S::image_size) + ">");
   const std::int64_t side = diffusers_image_size<Net>(c);
@@ -209,7 +210,8 @@ DiffusersUNetConfig diffusers_config_of(const Net& net) {
     throw ConfigError("diffusers export: max_period " + std::to_string(u.max_period) +
                       " is not expressible; UNet2DModel's sinusoid uses 10000");
   c.sample_size = u.image_size;
-  c.in_channels = c.out_channels = S::image_channels;
+  c.in_channels = S::image_channels;
+  c.out_channels = S::output_channels;  // the prediction, then the variance interpolation v, as diffusers splits them
   c.freq_shift = u.time_shift;
   c.flip_sin_to_cos = false;  // progdiff's sinusoid is [sin | cos]
   c.layers_per_block = S::res_blocks;
