@@ -16,8 +16,30 @@
 
 namespace progdiff::backend::cpu {
 
-/// FP32 GFLOP/s (2 per lane and FMA) of `threads` OpenMP threads, the best of `tries`: other
-/// processes on a shared machine only ever slow a try down. About 0.1 s per try on 2 cores.
+/// GFLOP/s of `threads` OpenMP threads that each call kernel(thread number) once, a call doing
+/// flops_per_call FLOPs, the best of `tries`: other processes on a shared machine only ever slow
+/// a try down. The float each call returns is summed into a volatile, which keeps its work alive.
+template <class Kernel>
+double best_gflops(Kernel&& kernel, double flops_per_call, int threads, int tries) {
+  double best = 0;
+  volatile float sink = 0;
+  for (int attempt = 0; attempt < tries; ++attempt) {
+    const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads)
+    {
+      const float result = kernel(omp_get_thread_num());
+#pragma omp critical
+      sink = sink + result;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double gflops = flops_per_call * threads / seconds * 1e-9;
+    if (gflops > best) best = gflops;
+  }
+  return best;
+}
+
+/// FP32 GFLOP/s (2 per lane and FMA) of `threads` OpenMP threads, the best of `tries`. About
+/// 0.1 s per try on 2 cores.
 inline double measure_fma_gflops(int threads = omp_get_max_threads(), int tries = 5) {
 #if defined(__AVX512F__) || defined(__AVX2__)
 #if defined(__AVX512F__)
@@ -42,27 +64,17 @@ inline double measure_fma_gflops(int threads = omp_get_max_threads(), int tries 
   // 12 independent chains cover 4-cycle latency on 2 pipes with room to spare.
   constexpr int kChains = 12;
   constexpr std::int64_t kIterations = 2'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int attempt = 0; attempt < tries; ++attempt) {
-    const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      Vector acc[kChains];
-      for (int i = 0; i < kChains; ++i) acc[i] = splat(0.001f * float(i + omp_get_thread_num()));
-      const Vector scale = splat(0.999999f), shift = splat(1e-7f);
-      for (std::int64_t it = 0; it < kIterations; ++it)
-        for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], scale, shift);
-      Vector total = acc[0];
-      for (int i = 1; i < kChains; ++i) total = fma(total, splat(1.0f), acc[i]);
-#pragma omp critical
-      sink = sink + sum(total);  // keeps the chains alive
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double gflops = 2.0 * kLanes * kChains * double(kIterations) * threads / seconds * 1e-9;
-    if (gflops > best) best = gflops;
-  }
-  return best;
+  const auto chains = [&](int thread) {
+    Vector acc[kChains];
+    for (int i = 0; i < kChains; ++i) acc[i] = splat(0.001f * float(i + thread));
+    const Vector scale = splat(0.999999f), shift = splat(1e-7f);
+    for (std::int64_t it = 0; it < kIterations; ++it)
+      for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], scale, shift);
+    Vector total = acc[0];
+    for (int i = 1; i < kChains; ++i) total = fma(total, splat(1.0f), acc[i]);
+    return sum(total);
+  };
+  return best_gflops(chains, 2.0 * kLanes * kChains * double(kIterations), threads, tries);
 #else
   (void)threads;
   (void)tries;
@@ -78,28 +90,18 @@ inline double measure_bf16_dot_gflops(int threads = omp_get_max_threads(), int t
 #if defined(__AVX512F__) && defined(__AVX512BF16__)
   constexpr int kChains = 12;
   constexpr std::int64_t kIterations = 1'000'000;
-  double best = 0;
-  volatile float sink = 0;
-  for (int attempt = 0; attempt < tries; ++attempt) {
-    const auto t0 = std::chrono::steady_clock::now();
-#pragma omp parallel num_threads(threads)
-    {
-      __m512 acc[kChains];
-      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i + omp_get_thread_num()));
-      // bf16 pairs (1.0, 2^-20): small products, so the sums stay finite and normal.
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x35803580);
-      for (std::int64_t it = 0; it < kIterations; ++it)
-        for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-      __m512 total = acc[0];
-      for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
-#pragma omp critical
-      sink = sink + _mm512_reduce_add_ps(total);  // keeps the chains alive
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double gflops = 4.0 * 16 * kChains * double(kIterations) * threads / seconds * 1e-9;
-    if (gflops > best) best = gflops;
-  }
-  return best;
+  const auto chains = [](int thread) {
+    __m512 acc[kChains];
+    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i + thread));
+    // bf16 pairs (1.0, 2^-20): small products, so the sums stay finite and normal.
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x35803580);
+    for (std::int64_t it = 0; it < kIterations; ++it)
+      for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+    __m512 total = acc[0];
+    for (int i = 1; i < kChains; ++i) total = _mm512_add_ps(total, acc[i]);
+    return _mm512_reduce_add_ps(total);
+  };
+  return best_gflops(chains, 4.0 * 16 * kChains * double(kIterations), threads, tries);
 #else
   (void)threads;
   (void)tries;
