@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernel_support.hpp"
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/cpu/conv_reference.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 
@@ -36,6 +37,18 @@ double tolerance(std::int64_t terms) {
   return std::is_same_v<T, float> ? 1e-5 + 3e-7 * double(terms) : 1e-12 + 1e-15 * double(terms);
 }
 
+// y[n, c, p] + bias[c] + sample_bias[n, c] + residual[n, c, p], in double; an empty vector adds nothing.
+std::vector<double> with_epilogue(const ConvGeometry& g, std::vector<double> y, const std::vector<double>& bias,
+                                  const std::vector<double>& sample_bias, const std::vector<double>& residual) {
+  const std::size_t hw = std::size_t(g.out_hw()), c_out = std::size_t(g.c_out);
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (!bias.empty()) y[i] += bias[(i / hw) % c_out];
+    if (!sample_bias.empty()) y[i] += sample_bias[i / hw];
+    if (!residual.empty()) y[i] += residual[i];
+  }
+  return y;
+}
+
 template <class T>
 void check_conv(const ConvGeometry& g) {
   INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " k=", g.kh, "x", g.kw,
@@ -59,6 +72,16 @@ void check_conv(const ConvGeometry& g) {
   std::fill(y.begin(), y.end(), T(NAN));
   Cpu::conv2d_forward_bias<T>(g, xt.data(), wt.data(), biast.data(), y.data());
   CHECK(worst_error(y, yb_ref) <= tolerance<T>(g.patch() + 1));
+
+  // With the whole epilogue: bias, a per-sample bias and a residual, added as y is stored.
+  const auto sample_bias = uniform(std::size_t(g.n * g.c_out), 16), residual = uniform(y_size, 17);
+  std::vector<double> ye_ref = with_epilogue(g, y_ref, bias, sample_bias, residual);
+  const auto sample_biast = cast<T>(sample_bias), residualt = cast<T>(residual);
+  std::fill(y.begin(), y.end(), T(NAN));
+  Cpu::conv2d_forward_epilogue<T>(g, xt.data(), wt.data(),
+                                  progdiff::ConvEpilogue<T>{biast.data(), sample_biast.data(), residualt.data()},
+                                  y.data());
+  CHECK(worst_error(y, ye_ref) <= tolerance<T>(g.patch() + 3));
 
   std::vector<double> dx_ref(x_size);
   reference::conv2d_backward_data<double>(g, dy.data(), w.data(), dx_ref.data());
@@ -179,6 +202,51 @@ TEST_CASE("Where both forward kernels apply, each matches plain loops, whichever
     avx512::conv2d_winograd(g, xf.data(), Cpu::forward_taps(g, wf.data()), bf.data(), winograd.data());
     CHECK(worst_error(direct, want) <= tolerance<float>(g.patch() + 1));
     CHECK(worst_error(winograd, want) <= tolerance<float>(g.patch() + 1));
+  }
+}
+
+TEST_CASE("Both forward kernels add a per-sample bias and a residual as they store the output") {
+  // Batches of small images put tiles of several samples into one Winograd block, so the
+  // per-sample bias changes within a block; odd sizes leave partial tiles and stores.
+  namespace avx512 = progdiff::backend::cpu::avx512;
+  const ConvGeometry cases[] = {{3, 16, 8, 8, 16, 3, 3, 1, 1},
+                                {2, 48, 8, 8, 50, 3, 3, 1, 1},
+                                {2, 40, 16, 16, 20, 3, 3, 1, 1},
+                                {2, 17, 7, 9, 18, 3, 3, 1, 1},
+                                {2, 35, 8, 16, 3, 1, 1, 1, 0}};
+  for (const ConvGeometry& g : cases) {
+    INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " k=", g.kh);
+    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
+    const auto x = uniform(x_size, 41), w = uniform(std::size_t(g.c_out * g.patch()), 42),
+               bias = uniform(std::size_t(g.c_out), 43), sample_bias = uniform(std::size_t(g.n * g.c_out), 44),
+               residual = uniform(y_size, 45);
+    std::vector<double> conv(y_size);
+    reference::conv2d_forward<double>(g, x.data(), w.data(), conv.data());
+    const auto xf = cast<float>(x), wf = cast<float>(w), bf = cast<float>(bias), sf = cast<float>(sample_bias),
+               rf = cast<float>(residual);
+    // Every term, then each of the per-sample bias and the residual on its own.
+    struct Variant {
+      const char* name;
+      progdiff::ConvEpilogue<float> epilogue;
+      std::vector<double> want;
+    };
+    const Variant variants[] = {
+        {"all", {bf.data(), sf.data(), rf.data()}, with_epilogue(g, conv, bias, sample_bias, residual)},
+        {"sample bias", {nullptr, sf.data(), nullptr}, with_epilogue(g, conv, {}, sample_bias, {})},
+        {"residual", {nullptr, nullptr, rf.data()}, with_epilogue(g, conv, {}, {}, residual)}};
+    for (const Variant& v : variants) {
+      INFO("epilogue: ", v.name);
+      if (avx512::direct_applies(g)) {
+        std::vector<float> direct(y_size, NAN);
+        avx512::conv2d_forward_direct(g, xf.data(), wf.data(), v.epilogue, direct.data());
+        CHECK(worst_error(direct, v.want) <= tolerance<float>(g.patch() + 3));
+      }
+      if (avx512::winograd_applies(g)) {
+        std::vector<float> winograd(y_size, NAN);
+        avx512::conv2d_winograd(g, xf.data(), Cpu::forward_taps(g, wf.data()), v.epilogue, winograd.data());
+        CHECK(worst_error(winograd, v.want) <= tolerance<float>(g.patch() + 3));
+      }
+    }
   }
 }
 #endif

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <string>
 
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/core/error.hpp"
 #include "progdiff/core/inference_mode.hpp"
@@ -84,6 +85,31 @@ class Conv2d {
     if (config_.bias) B::add_channel_bias(g.n, g.c_out, g.out_hw(), bias_.value.data(), y.data());
     keep_for_backward(input_, x);
     return y;
+  }
+
+  /// forward(x) + a per-sample bias [N, C_out] + a residual [N, C_out, H', W'] (an empty tensor
+  /// adds nothing), added as the output is stored where the back end can
+  /// (B::conv2d_forward_epilogue), in further passes otherwise. backward is forward's: the
+  /// added terms depend on neither x nor the parameters.
+  Tensor<T, B> forward_adding(const Tensor<T, B>& x, const Tensor<T, B>& sample_bias, const Tensor<T, B>& residual) {
+    const ConvGeometry g = geometry(x.shape());
+    const Shape out{g.n, g.c_out, g.out_h(), g.out_w()};
+    if (!sample_bias.empty()) expect_shape(sample_bias.shape(), Shape{g.n, g.c_out}, "Conv2d sample bias");
+    if (!residual.empty()) expect_shape(residual.shape(), out, "Conv2d residual");
+    if constexpr (requires(const T* p, T* q, const ConvEpilogue<T>& e) { B::conv2d_forward_epilogue(g, p, p, e, q); }) {
+      Tensor<T, B> y(out);
+      const ConvEpilogue<T> epilogue{config_.bias ? bias_.value.data() : nullptr,
+                                     sample_bias.empty() ? nullptr : sample_bias.data(),
+                                     residual.empty() ? nullptr : residual.data()};
+      B::conv2d_forward_epilogue(g, x.data(), weight_.value.data(), epilogue, y.data());
+      keep_for_backward(input_, x);
+      return y;
+    } else {
+      Tensor<T, B> y = forward(x);
+      if (!sample_bias.empty()) B::add_sample_channel(g.n, g.c_out, g.out_hw(), sample_bias.data(), y.data());
+      if (!residual.empty()) B::add(y.size(), y.data(), residual.data(), y.data());
+      return y;
+    }
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {

@@ -4,7 +4,8 @@
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise; the portable path
 // (double, or no AVX-512) does im2col per sample, then one GEMM per sample with the weight
 // matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
-// reference is conv_reference.hpp. Under bf16 mixed precision (matmul_precision.hpp) the
+// reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a per-sample bias
+// and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision (matmul_precision.hpp) the
 // convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
@@ -13,6 +14,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
@@ -123,6 +125,33 @@ struct Conv {
 #endif
     conv2d_forward<T>(g, x, weight, y);
     Elementwise::add_channel_bias<T>(g.n, g.c_out, g.out_hw(), bias, y);
+  }
+
+  /// y = conv(x, weight) + the epilogue's bias, per-sample bias and residual (assigns): the
+  /// direct and Winograd AVX-512 kernels add them as they store y, the other paths in further
+  /// passes. The layers use it where a back end has it (an optional member of the Backend
+  /// interface).
+  template <class T>
+  static void conv2d_forward_epilogue(const ConvGeometry& g, const T* x, const T* weight,
+                                      const ConvEpilogue<T>& epilogue, T* y) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (!bf16_products()) {
+        if (avx512::winograd_forward_pays(g))
+          return avx512::conv2d_winograd(g, x, forward_taps(g, weight), epilogue, y);
+        if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, epilogue, y);
+      }
+    }
+#endif
+    if (epilogue.bias)
+      conv2d_forward_bias<T>(g, x, weight, epilogue.bias, y);
+    else
+      conv2d_forward<T>(g, x, weight, y);
+    if (epilogue.sample_bias) Elementwise::add_sample_channel<T>(g.n, g.c_out, g.out_hw(), epilogue.sample_bias, y);
+    if (epilogue.residual) {
+      const auto size = static_cast<std::size_t>(g.n * g.c_out * g.out_hw());
+      Elementwise::add<T>(size, y, epilogue.residual, y);
+    }
   }
 
   /// dx = conv_transpose(dy, weight) (assigns).

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <vector>
 
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 
@@ -221,8 +222,9 @@ inline const __mmask16* direct_padding_masks(const ConvGeometry& g, std::vector<
 template <int MR>
 [[gnu::noinline]] void direct_kernel(std::int64_t channels, std::int64_t taps, const float* a, const float* x_panel,
                                      std::int64_t hw, const std::int64_t* offset, const __mmask16* mask,
-                                     const float* bias, float beta, float* c, std::int64_t ldc) {
-  // The sum starts from the rows' bias, if given (fused: no second pass over the output).
+                                     const float* bias, float beta, const float* residual, float* c, std::int64_t ldc) {
+  // The sum starts from the rows' bias, if given, and the residual (laid out as c) is added as
+  // it is stored (fused: no second pass over the output for either).
   __m512 acc[MR][4];
 #pragma GCC unroll 6
   for (int i = 0; i < MR; ++i)
@@ -250,15 +252,38 @@ template <int MR>
     for (int j = 0; j < 4; ++j) {
       __m512 r = acc[i][j];
       if (beta != 0.0f) r = _mm512_add_ps(r, _mm512_loadu_ps(ci + 16 * j));
+      if (residual) r = _mm512_add_ps(r, _mm512_loadu_ps(residual + i * ldc + 16 * j));
       _mm512_storeu_ps(ci + 16 * j, r);
     }
   }
 }
 
-/// The weights are given packed by pack_a (panels [c_out / kMr][c_in * taps][kMr]); bias
-/// [c_out] (nullptr: none) is added in the kernel.
-inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, const float* pa, const float* bias,
-                                         float* y) {
+/// The bias of every sample and output channel of a fused convolution: bias[c] +
+/// sample_bias[n, c] where a per-sample term is given (summed into `buffer` once per call),
+/// else bias itself with a sample stride of zero; data is null when neither is given.
+struct SampleBias {
+  const float* data;
+  std::int64_t sample_stride;
+  const float* of(std::int64_t sample, std::int64_t channel) const {
+    return data ? data + sample * sample_stride + channel : nullptr;
+  }
+};
+
+inline SampleBias bias_per_sample(const ConvGeometry& g, const ConvEpilogue<float>& epilogue,
+                                  std::vector<float>& buffer) {
+  if (!epilogue.sample_bias) return SampleBias{epilogue.bias, 0};
+  buffer.resize(static_cast<std::size_t>(g.n * g.c_out));
+  for (std::int64_t i = 0; i < g.n; ++i)
+    for (std::int64_t c = 0; c < g.c_out; ++c)
+      buffer[static_cast<std::size_t>(i * g.c_out + c)] =
+          epilogue.sample_bias[i * g.c_out + c] + (epilogue.bias ? epilogue.bias[c] : 0.0f);
+  return SampleBias{buffer.data(), g.c_out};
+}
+
+/// The weights are given packed by pack_a (panels [c_out / kMr][c_in * taps][kMr]); the
+/// epilogue's bias terms start each sum, its residual is added in the last store.
+inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, const float* pa,
+                                         const ConvEpilogue<float>& epilogue, float* y) {
   const std::int64_t m = g.c_out, taps = g.kh * g.kw, k = g.patch(), hw = g.h * g.w;
   const std::int64_t mpanels = (m + kMr - 1) / kMr, panels_per_sample = hw / kNr, panels = g.n * panels_per_sample;
   const std::int64_t nchunks = (panels + kNcPanels - 1) / kNcPanels;
@@ -268,6 +293,8 @@ inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, 
   direct_tap_offsets(g, offset);
   thread_local std::vector<__mmask16> mask_buffer;
   const __mmask16* const masks = direct_padding_masks(g, mask_buffer);
+  thread_local std::vector<float> bias_buffer;
+  const SampleBias bias = bias_per_sample(g, epilogue, bias_buffer);
 #pragma omp parallel if (!omp_in_parallel())
   {
 #pragma omp for schedule(dynamic)
@@ -278,13 +305,15 @@ inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, 
         const __mmask16* mask = masks + (p % panels_per_sample) * taps * 4;
         const float* xp = x + i * g.c_in * hw + j0;
         float* yp = y + i * m * hw + j0;
+        const float* rp = epilogue.residual ? epilogue.residual + i * m * hw + j0 : nullptr;
         for (std::int64_t c0 = 0; c0 < g.c_in; c0 += block_channels) {
           const std::int64_t channels = std::min(block_channels, g.c_in - c0);
+          const bool last = c0 + channels == g.c_in;
           for (std::int64_t mp = 0; mp < mpanels; ++mp)
             with_tile_rows(std::min(kMr, m - mp * kMr), [&]<int MR>() {
               direct_kernel<MR>(channels, taps, pa + mp * k * kMr + c0 * taps * kMr, xp + c0 * hw, hw, offset, mask,
-                                c0 == 0 && bias ? bias + mp * kMr : nullptr, c0 == 0 ? 0.0f : 1.0f, yp + mp * kMr * hw,
-                                hw);
+                                c0 == 0 ? bias.of(i, mp * kMr) : nullptr, c0 == 0 ? 0.0f : 1.0f,
+                                last && rp ? rp + mp * kMr * hw : nullptr, yp + mp * kMr * hw, hw);
             });
         }
       }
@@ -293,13 +322,19 @@ inline void conv2d_forward_direct_packed(const ConvGeometry& g, const float* x, 
 }
 
 /// conv2d_forward_direct_packed for weights given row-major [c_out, c_in*kh*kw].
-inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight, const float* bias,
-                                  float* y) {
+inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight,
+                                  const ConvEpilogue<float>& epilogue, float* y) {
   const std::int64_t mpanels = (g.c_out + kMr - 1) / kMr, k = g.patch();
   thread_local std::vector<float> a_buffer;
   float* pa = thread_scratch(a_buffer, static_cast<std::size_t>(mpanels * k * kMr));
   pack_a(Trans::No, g.c_out, k, weight, k, pa, 0, mpanels);  // before the region, as in the im2col path
-  conv2d_forward_direct_packed(g, x, pa, bias, y);
+  conv2d_forward_direct_packed(g, x, pa, epilogue, y);
+}
+
+/// The same with only a bias [c_out] (nullptr: none).
+inline void conv2d_forward_direct(const ConvGeometry& g, const float* x, const float* weight, const float* bias,
+                                  float* y) {
+  conv2d_forward_direct(g, x, weight, ConvEpilogue<float>{bias}, y);
 }
 
 /// y = conv(x, weight) for weights given row-major [c_out, c_in*kh*kw] (assigns).
@@ -379,7 +414,7 @@ inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy,
           for (std::int64_t i = 0; i < kMr; ++i)
             dst[i] = i < rows ? weight[(co * g.c_in + p * kMr + i) * taps + (taps - 1 - u)] : 0.0f;
     }
-    return conv2d_forward_direct_packed(t, dy, pa, nullptr, dx);
+    return conv2d_forward_direct_packed(t, dy, pa, ConvEpilogue<float>{}, dx);
   }
   thread_local std::vector<float> flipped_buffer;
   float* flipped = thread_scratch(flipped_buffer, static_cast<std::size_t>(g.c_in * g.c_out * taps));

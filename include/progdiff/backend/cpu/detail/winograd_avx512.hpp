@@ -177,9 +177,11 @@ inline void transform_output_tile(const float* m, std::int64_t position_stride, 
 }
 
 /// Staging [rows][2 tx][kNr] (NHWC, one c_out panel) -> y rows [y0, y0 + rows) of channels
-/// [c0, c0 + channels) of one sample, 16 pixels by 16 channels per register transpose.
+/// [c0, c0 + channels) of one sample, 16 pixels by 16 channels per register transpose; with a
+/// residual (laid out as y, nullptr: none) each value stored is staging + residual.
 inline void store_rows_nchw(const float* staging, std::int64_t rows, std::int64_t staged_width, float* y,
-                            std::int64_t y0, std::int64_t h, std::int64_t w, std::int64_t c0, std::int64_t channels) {
+                            std::int64_t y0, std::int64_t h, std::int64_t w, std::int64_t c0, std::int64_t channels,
+                            const float* residual = nullptr) {
   __m512 r[16];
   for (std::int64_t row = 0; row < rows && y0 + row < h; ++row)
     for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
@@ -190,8 +192,11 @@ inline void store_rows_nchw(const float* staging, std::int64_t rows, std::int64_
         for (std::int64_t q = 0; q < 16; ++q) r[q] = q < pixels ? _mm512_loadu_ps(in + q * kNr) : _mm512_setzero_ps();
         transpose16x16(r);
         const std::int64_t live = std::min<std::int64_t>(16, channels - cv);
-        for (std::int64_t i = 0; i < live; ++i)
-          _mm512_mask_storeu_ps(y + ((c0 + cv + i) * h + y0 + row) * w + x0, mask, r[i]);
+        for (std::int64_t i = 0; i < live; ++i) {
+          const std::int64_t at = ((c0 + cv + i) * h + y0 + row) * w + x0;
+          const __m512 v = residual ? _mm512_add_ps(r[i], _mm512_maskz_loadu_ps(mask, residual + at)) : r[i];
+          _mm512_mask_storeu_ps(y + at, mask, v);
+        }
       }
     }
 }
@@ -238,12 +243,12 @@ inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
 
 }  // namespace winograd
 
-/// y = conv3x3(x, weights) + bias (bias may be nullptr) for a geometry winograd_applies to;
+/// y = conv3x3(x, weights) + the epilogue's terms for a geometry winograd_applies to;
 /// tap(o, i, ki, kj) is the kernel of output channel o and input channel i (assigns).
 /// block_bytes: the L2 share of a block of transformed input (0: kernel_choices()'s); any value
 /// gives the same bits, since every tile's sums run over all input channels in one order.
 template <class Tap>
-void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y,
+void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvEpilogue<float>& epilogue, float* y,
                      std::int64_t block_bytes = 0) {
   using namespace winograd;
   require(winograd_applies(g), "conv2d_winograd: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
@@ -263,6 +268,8 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
   float* u = thread_scratch(scratch().weights, static_cast<std::size_t>(kPositions * npanels * cip * kNr));
   float* xp = thread_scratch(scratch().padded_input, static_cast<std::size_t>(g.n * sample_stride));
   const std::int64_t u_position_stride = npanels * cip * kNr;
+  thread_local std::vector<float> bias_buffer;
+  const SampleBias bias = bias_per_sample(g, epilogue, bias_buffer);
 
 #pragma omp parallel if (!omp_in_parallel())
   {
@@ -298,22 +305,32 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float
         // Staging [rows][2][2 tiles_x][kNr]: two output rows per tile row.
         const std::int64_t staged_width = 2 * tiles_x;
         for (std::int64_t cv = 0; cv < channels; cv += 16) {
-          const __m512 bias_v =
-              bias ? _mm512_maskz_loadu_ps(lane_range(0, channels - cv), bias + c0 + cv) : _mm512_setzero_ps();
-          for (std::int64_t t = 0; t < tiles; ++t) {
-            const std::int64_t r = t / tiles_x, tx = t % tiles_x;
-            transform_output_tile(m + t * kNr + cv, m_stride, bias_v,
-                                  staging + ((2 * r * staged_width) + 2 * tx) * kNr + cv, staged_width * kNr, kNr);
+          // A block's tile rows may span samples: the bias is per tile row.
+          for (std::int64_t r = 0; r < rows; ++r) {
+            const float* row_bias = bias.of((r0 + r) / tiles_y, c0 + cv);
+            const __m512 bias_v =
+                row_bias ? _mm512_maskz_loadu_ps(lane_range(0, channels - cv), row_bias) : _mm512_setzero_ps();
+            for (std::int64_t tx = 0; tx < tiles_x; ++tx)
+              transform_output_tile(m + (r * tiles_x + tx) * kNr + cv, m_stride, bias_v,
+                                    staging + ((2 * r * staged_width) + 2 * tx) * kNr + cv, staged_width * kNr, kNr);
           }
         }
         for (std::int64_t r = 0; r < rows; ++r) {
           const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
-          store_rows_nchw(staging + 2 * r * staged_width * kNr, 2, staged_width, y + s * g.c_out * g.h * g.w, 2 * ty,
-                          g.h, g.w, c0, channels);
+          const std::int64_t sample_offset = s * g.c_out * g.h * g.w;
+          store_rows_nchw(staging + 2 * r * staged_width * kNr, 2, staged_width, y + sample_offset, 2 * ty, g.h, g.w,
+                          c0, channels, epilogue.residual ? epilogue.residual + sample_offset : nullptr);
         }
       }
     }
   }
+}
+
+/// The same with only a bias [c_out] (nullptr: none).
+template <class Tap>
+void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const float* bias, float* y,
+                     std::int64_t block_bytes = 0) {
+  conv2d_winograd(g, x, tap, ConvEpilogue<float>{bias}, y, block_bytes);
 }
 
 /// dweight [c_out, c_in, 3, 3] += the weight gradient of a convolution winograd_applies to:
