@@ -1,4 +1,4 @@
-// The CPU back end's float fast paths (AVX-512 exp, SiLU, softmax, one-pass GroupNorm) against
+// The CPU back end's float fast paths (AVX-512 exp, SiLU, softmax, one-pass GroupNorm, GroupNorm + SiLU) against
 // the scalar formulas of progdiff/backend/math evaluated in double. Without AVX-512 the same
 // Cpu kernels run the scalar code, and the bounds hold trivially.
 #include <doctest/doctest.h>
@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
@@ -214,5 +215,57 @@ TEST_CASE("Cpu GroupNorm backward in float matches the double reference kernel")
     CHECK(worst_dx <= 1e-5 * max_abs(dx));
     CHECK(worst_dg <= 1e-5 * max_abs(dgamma));
     CHECK(worst_db <= 1e-5 * max_abs(dbeta));
+  }
+}
+
+TEST_CASE_TEMPLATE("Cpu GroupNorm + SiLU in one pass matches the definitions in double", T, float, double) {
+  // Odd HW tests the vector tails; a large offset the shifted one-pass statistics.
+  for (const auto& [hw, offset] : {std::tuple{256, 0.0}, std::tuple{37, 3.0}, std::tuple{64, 200.0}}) {
+    CAPTURE(hw);
+    CAPTURE(offset);
+    const std::int64_t n = 3, c = 8, groups = 2, cpg = c / groups;
+    std::mt19937 gen(17);
+    std::normal_distribution<double> dist(offset, 1.5);
+    std::vector<T> x(n * c * hw), gamma(c), beta(c), normalized(x.size()), y(x.size()), mean(n * groups),
+        rstd(n * groups);
+    for (auto& v : x) v = static_cast<T>(dist(gen));
+    for (std::int64_t j = 0; j < c; ++j) gamma[j] = T(0.5) + T(0.3) * T(j), beta[j] = T(-0.6) + T(0.2) * T(j);
+    const double eps = 1e-5;
+    Cpu::group_norm_silu_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), normalized.data(),
+                                    y.data(), mean.data(), rstd.data());
+    double worst_n = 0, worst_y = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t g = 0; g < groups; ++g) {
+        // Two passes in double: the mean, then the biased variance.
+        const std::int64_t base = (i * c + g * cpg) * hw, count = cpg * hw;
+        double sum = 0, sq = 0;
+        for (std::int64_t k = 0; k < count; ++k) sum += static_cast<double>(x[base + k]);
+        const double mu = sum / static_cast<double>(count);
+        for (std::int64_t k = 0; k < count; ++k) sq += (x[base + k] - mu) * (x[base + k] - mu);
+        const double rs = 1.0 / std::sqrt(sq / static_cast<double>(count) + eps);
+        CHECK(std::fabs(mean[i * groups + g] - mu) <= 1e-6 * std::max(1.0, std::fabs(mu)));
+        CHECK(std::fabs(rstd[i * groups + g] - rs) <= 1e-5 * rs);
+        for (std::int64_t k = 0; k < count; ++k) {
+          const std::int64_t idx = base + k, cc = g * cpg + k / hw;
+          const double v = (static_cast<double>(x[idx]) - mu) * rs * gamma[cc] + beta[cc];
+          worst_n = std::max(worst_n, std::fabs(normalized[idx] - v));
+          worst_y = std::max(worst_y, std::fabs(y[idx] - v / (1.0 + std::exp(-v))));
+        }
+      }
+    // Values are O(1): a few ulps of T (SiLU's slope is below 1.1).
+    const double bound = std::is_same_v<T, float> ? 4e-6 : 1e-12;
+    CHECK(worst_n <= bound);
+    CHECK(worst_y <= bound);
+
+    // Without the normalized output (an inference forward) y is the same, and it is the value
+    // the two kernels give one after the other.
+    std::vector<T> y_alone(x.size()), y_norm(x.size()), y_two(x.size());
+    Cpu::group_norm_silu_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), nullptr, y_alone.data(),
+                                    mean.data(), rstd.data());
+    Cpu::group_norm_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), y_norm.data(), mean.data(),
+                               rstd.data());
+    Cpu::silu_forward<T>(y_norm.size(), y_norm.data(), y_two.data());
+    CHECK(y_alone == y);
+    CHECK(y_two == y);
   }
 }

@@ -5,6 +5,7 @@
 #include "progdiff/core/precompiled.hpp"
 #include "progdiff/core/random.hpp"
 #include "progdiff/nn/layer.hpp"
+#include "progdiff/nn/silu.hpp"
 
 namespace progdiff::nn {
 
@@ -61,6 +62,30 @@ class GroupNorm {
     keep_for_backward(mean_, mean);
     keep_for_backward(rstd_, rstd);
     return y;
+  }
+
+  /// silu.forward(forward(x)) in one pass over each group where the back end has the fused
+  /// kernel (B::group_norm_silu_forward), the two layers in turn otherwise. Either way `silu`
+  /// keeps the normalized values for its backward, so both backward calls work as after the
+  /// two forwards.
+  Tensor<T, B> forward_silu(const Tensor<T, B>& x, SiLU<T, B>& silu) {
+    if constexpr (requires(const T* p, T* q) { B::group_norm_silu_forward(1, 1, 1, 1, 1.0, p, p, p, q, q, q, q); }) {
+      output_shape(x.shape());
+      const std::int64_t n = x.dim(0), c = config_.channels, hw = spatial_size(x.shape());
+      Tensor<T, B> y(x.shape());
+      Tensor<T, B> mean(Shape{n, config_.groups}), rstd(Shape{n, config_.groups});
+      Tensor<T, B> normalized = inference_mode() ? Tensor<T, B>() : Tensor<T, B>(x.shape());
+      B::group_norm_silu_forward(n, c, hw, config_.groups, config_.eps, x.data(), gamma_.value.data(),
+                                 beta_.value.data(), normalized.empty() ? nullptr : normalized.data(), y.data(),
+                                 mean.data(), rstd.data());
+      keep_for_backward(input_, x);
+      keep_for_backward(mean_, mean);
+      keep_for_backward(rstd_, rstd);
+      silu.keep_input(normalized);
+      return y;
+    } else {
+      return silu.forward(forward(x));
+    }
   }
 
   Tensor<T, B> backward(const Tensor<T, B>& dy) {

@@ -122,33 +122,30 @@ class ResBlock {
     const Shape out_shape = output_shape(x.shape());
     expect_shape(temb.shape(), Shape{x.dim(0), config_.temb_channels}, "ResBlock temb");
     const std::int64_t n = x.dim(0), c = config_.out_channels, hw = out_shape[2] * out_shape[3];
-    // conv1 keeps its input, not its output, so adding the embedding in place is safe.
-    Tensor<T, B> h = conv1_.forward(resample(silu1_.forward(norm1_.forward(x))));
+    // GroupNorm + SiLU pairs run fused, and conv1 adds the time embedding (without scale_shift)
+    // and conv2 the skip as they store their outputs, where the back end can.
     const Tensor<T, B> e = temb_proj_.forward(silu_temb_.forward(temb));
-    Tensor<T, B> g;
+    const Tensor<T, B> a1 = resample(norm1_.forward_silu(x, silu1_));
+    Tensor<T, B> a2;
     if (config_.scale_shift) {
       // g = norm2(h) * (1 + scale) + shift; the normalized h and 1 + scale stay for backward.
+      const Tensor<T, B> h = conv1_.forward(a1);
       normalized_ = norm2_.forward(h);
       one_plus_scale_ = Tensor<T, B>(Shape{n, c});
       B::template copy_2d<T>(n, c, e.data(), 2 * c, one_plus_scale_.data(), c);
       Tensor<T, B> ones(Shape{n, c});
       ones.fill(T(1));
       B::add(ones.size(), one_plus_scale_.data(), ones.data(), one_plus_scale_.data());
-      g = modulate(normalized_, one_plus_scale_);
+      Tensor<T, B> g = modulate(normalized_, one_plus_scale_);
       Tensor<T, B> shift(Shape{n, c});
       B::template copy_2d<T>(n, c, e.data() + c, 2 * c, shift.data(), c);
       B::add_sample_channel(n, c, hw, shift.data(), g.data());
+      a2 = silu2_.forward(g);
     } else {
-      B::add_sample_channel(n, c, hw, e.data(), h.data());
-      g = norm2_.forward(h);
+      a2 = norm2_.forward_silu(conv1_.forward_adding(a1, e, Tensor<T, B>()), silu2_);
     }
-    Tensor<T, B> y = conv2_.forward(dropout_.forward(silu2_.forward(g)));
-    if (has_skip()) {
-      const Tensor<T, B> s = skip_.forward(config_.resample == Resample::None ? x : resample(x));
-      B::add(y.size(), y.data(), s.data(), y.data());
-    } else {
-      B::add(y.size(), y.data(), x.data(), y.data());
-    }
+    const Tensor<T, B> skip = has_skip() ? skip_.forward(config_.resample == Resample::None ? x : resample(x)) : x;
+    Tensor<T, B> y = conv2_.forward_adding(dropout_.forward(a2), Tensor<T, B>(), skip);
     if (config_.skip_rescale) B::scale(y.size(), static_cast<T>(1 / std::sqrt(2.0)), y.data());
     output_shape_ = out_shape;
     return y;

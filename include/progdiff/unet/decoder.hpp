@@ -113,7 +113,7 @@ class Decoder {
       }
     }
     skip_count_ = skips.size();
-    return conv_out_.forward(silu_.forward(norm_out_.forward(h)));
+    return conv_out_.forward(norm_out_.forward_silu(h, silu_));
   }
 
   /// dy [N, output_channels, S, S] -> gradients of the middle features, of each skip and of the embedding.

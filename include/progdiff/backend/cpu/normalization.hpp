@@ -1,5 +1,5 @@
 #pragma once
-// GroupNorm and softmax kernels of the CPU back end over the shared math. Float on an
+// GroupNorm (alone, or with SiLU fused) and softmax kernels of the CPU back end over the shared math. Float on an
 // AVX-512 target takes the vector paths of detail/normalization_avx512.hpp and detail/vector_math_avx512.hpp;
 // double and other targets run the scalar math (the references those paths are tested against).
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include "progdiff/backend/cpu/detail/normalization_avx512.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 
+#include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"
 
@@ -19,6 +20,23 @@ struct Normalization {
   template <class T>
   static void group_norm_forward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
                                  const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd) {
+    group_norm_forward_then<false, T>(n, c, hw, groups, eps, x, gamma, beta, nullptr, y, mean, rstd);
+  }
+
+  /// y = SiLU(GroupNorm(x)) in one pass over each normalized group, the values of
+  /// group_norm_forward then silu_forward; the normalized values are written to `normalized`
+  /// too unless it is null (SiLU's backward needs them, an inference forward does not).
+  template <class T>
+  static void group_norm_silu_forward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
+                                      const T* x, const T* gamma, const T* beta, T* normalized, T* y, T* mean,
+                                      T* rstd) {
+    group_norm_forward_then<true, T>(n, c, hw, groups, eps, x, gamma, beta, normalized, y, mean, rstd);
+  }
+
+  template <bool Silu, class T>
+  static void group_norm_forward_then(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
+                                      const T* x, const T* gamma, const T* beta, T* normalized, T* y, T* mean,
+                                      T* rstd) {
     const std::int64_t cpg = c / groups;
 #pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
     for (std::int64_t i = 0; i < n; ++i)
@@ -31,11 +49,14 @@ struct Normalization {
           rstd[i * groups + g] = static_cast<T>(s.rstd);
           const float shift = static_cast<float>(s.mean);
           for (std::int64_t ch = 0; ch < cpg; ++ch) {
-            const std::int64_t cc = g * cpg + ch;
+            const std::int64_t cc = g * cpg + ch, at = base + ch * hw;
             const double a = s.rstd * static_cast<double>(gamma[cc]);
             const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
-            avx512::affine(hw, x + base + ch * hw, shift, static_cast<float>(a), static_cast<float>(b),
-                           y + base + ch * hw);
+            if constexpr (Silu)
+              avx512::affine_silu(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b),
+                                  normalized ? normalized + at : nullptr, y + at);
+            else
+              avx512::affine(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
           }
           continue;
         }
@@ -44,12 +65,18 @@ struct Normalization {
         mean[i * groups + g] = static_cast<T>(s.mean);
         rstd[i * groups + g] = static_cast<T>(s.rstd);
         for (std::int64_t ch = 0; ch < cpg; ++ch) {
-          const std::int64_t cc = g * cpg + ch;
+          const std::int64_t cc = g * cpg + ch, at = base + ch * hw;
           const double a = s.rstd * static_cast<double>(gamma[cc]);
           const double b = static_cast<double>(beta[cc]) - s.mean * a;
-          const T* xr = x + base + ch * hw;
-          T* yr = y + base + ch * hw;
-          for (std::int64_t k = 0; k < hw; ++k) yr[k] = static_cast<T>(static_cast<double>(xr[k]) * a + b);
+          for (std::int64_t k = 0; k < hw; ++k) {
+            const T v = static_cast<T>(static_cast<double>(x[at + k]) * a + b);
+            if constexpr (Silu) {
+              if (normalized) normalized[at + k] = v;
+              y[at + k] = math::silu(v);
+            } else {
+              y[at + k] = v;
+            }
+          }
         }
       }
   }

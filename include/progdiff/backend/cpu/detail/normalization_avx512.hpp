@@ -1,5 +1,6 @@
 #pragma once
-// Float32 GroupNorm statistics and affine normalization on AVX-512. The reference
+// Float32 GroupNorm statistics and affine normalization on AVX-512 (with SiLU fused, for the
+// GroupNorm + SiLU pairs of a ResBlock). The reference
 // (math::group_norm_stats) makes two passes in double; this makes one pass, summing
 // x - shift and (x - shift)^2 in float per vector lane over short blocks and adding each
 // block's lanes into double accumulators. The shift (the group's first value) keeps the
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
 
 namespace progdiff::backend::cpu::avx512 {
@@ -65,6 +67,19 @@ inline void affine(std::int64_t n, const float* x, float shift, float a, float b
   if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
     _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), va, vb));
+  }
+}
+
+/// affine followed by SiLU: y[i] = SiLU(n[i]), n[i] = (x[i] - shift) * a + b, for i < n; the
+/// normalized n[i] are stored too unless `normalized` is null. Each value is the one affine
+/// and silu_forward give in two passes.
+inline void affine_silu(std::int64_t n, const float* x, float shift, float a, float b, float* normalized, float* y) {
+  const __m512 vs = _mm512_set1_ps(shift), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  for (std::int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), va, vb);
+    if (normalized) _mm512_mask_storeu_ps(normalized + i, m, v);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, sigmoid_ps(v)));
   }
 }
 
