@@ -218,54 +218,109 @@ TEST_CASE("Cpu GroupNorm backward in float matches the double reference kernel")
   }
 }
 
-TEST_CASE_TEMPLATE("Cpu GroupNorm + SiLU in one pass matches the definitions in double", T, float, double) {
+namespace {
+
+// y = SiLU(GroupNorm(x)) and its backward from the definitions, in double, with two-pass statistics.
+struct GroupNormSiluReference {
+  std::vector<double> mean, rstd, y, dx, dgamma, dbeta;
+};
+
+template <class T>
+GroupNormSiluReference group_norm_silu_reference(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups,
+                                                 double eps, const std::vector<T>& x, const std::vector<T>& gamma,
+                                                 const std::vector<T>& beta, const std::vector<T>& dy) {
+  const std::int64_t cpg = c / groups, count = cpg * hw;
+  GroupNormSiluReference r{std::vector<double>(n * groups), std::vector<double>(n * groups),
+                           std::vector<double>(x.size()),   std::vector<double>(x.size()),
+                           std::vector<double>(c, 0.0),     std::vector<double>(c, 0.0)};
+  std::vector<double> xhat(count), dxhat(count);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t g = 0; g < groups; ++g) {
+      const std::int64_t base = (i * c + g * cpg) * hw;
+      double sum = 0, sq = 0;
+      for (std::int64_t k = 0; k < count; ++k) sum += static_cast<double>(x[base + k]);
+      const double mu = sum / static_cast<double>(count);
+      for (std::int64_t k = 0; k < count; ++k) sq += (x[base + k] - mu) * (x[base + k] - mu);
+      const double rs = 1.0 / std::sqrt(sq / static_cast<double>(count) + eps);
+      r.mean[i * groups + g] = mu;
+      r.rstd[i * groups + g] = rs;
+      double mean_dxhat = 0, mean_dxhat_xhat = 0;
+      for (std::int64_t k = 0; k < count; ++k) {
+        const std::int64_t idx = base + k, cc = g * cpg + k / hw;
+        xhat[k] = (static_cast<double>(x[idx]) - mu) * rs;
+        const double v = xhat[k] * gamma[cc] + beta[cc], s = 1.0 / (1.0 + std::exp(-v));
+        r.y[idx] = v * s;
+        const double dv = dy[idx] * (s + v * s * (1.0 - s));  // d/dv of v * sigmoid(v)
+        r.dgamma[cc] += dv * xhat[k];
+        r.dbeta[cc] += dv;
+        dxhat[k] = dv * gamma[cc];
+        mean_dxhat += dxhat[k] / static_cast<double>(count);
+        mean_dxhat_xhat += dxhat[k] * xhat[k] / static_cast<double>(count);
+      }
+      for (std::int64_t k = 0; k < count; ++k)
+        r.dx[base + k] = rs * (dxhat[k] - mean_dxhat - xhat[k] * mean_dxhat_xhat);
+    }
+  return r;
+}
+
+template <class T>
+double worst_relative(const std::vector<T>& got, const std::vector<double>& want) {
+  double worst = 0, scale = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  return worst / scale;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("Cpu GroupNorm + SiLU fused forward and backward match the definitions in double", T, float,
+                   double) {
   // Odd HW tests the vector tails; a large offset the shifted one-pass statistics.
   for (const auto& [hw, offset] : {std::tuple{256, 0.0}, std::tuple{37, 3.0}, std::tuple{64, 200.0}}) {
     CAPTURE(hw);
     CAPTURE(offset);
-    const std::int64_t n = 3, c = 8, groups = 2, cpg = c / groups;
+    const std::int64_t n = 3, c = 8, groups = 2;
     std::mt19937 gen(17);
-    std::normal_distribution<double> dist(offset, 1.5);
-    std::vector<T> x(n * c * hw), gamma(c), beta(c), normalized(x.size()), y(x.size()), mean(n * groups),
-        rstd(n * groups);
+    std::normal_distribution<double> dist(offset, 1.5), unit(0.0, 1.0);
+    std::vector<T> x(n * c * hw), dy(x.size()), gamma(c), beta(c), y(x.size()), mean(n * groups), rstd(n * groups);
     for (auto& v : x) v = static_cast<T>(dist(gen));
+    for (auto& v : dy) v = static_cast<T>(unit(gen));
     for (std::int64_t j = 0; j < c; ++j) gamma[j] = T(0.5) + T(0.3) * T(j), beta[j] = T(-0.6) + T(0.2) * T(j);
     const double eps = 1e-5;
-    Cpu::group_norm_silu_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), normalized.data(),
-                                    y.data(), mean.data(), rstd.data());
-    double worst_n = 0, worst_y = 0;
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t g = 0; g < groups; ++g) {
-        // Two passes in double: the mean, then the biased variance.
-        const std::int64_t base = (i * c + g * cpg) * hw, count = cpg * hw;
-        double sum = 0, sq = 0;
-        for (std::int64_t k = 0; k < count; ++k) sum += static_cast<double>(x[base + k]);
-        const double mu = sum / static_cast<double>(count);
-        for (std::int64_t k = 0; k < count; ++k) sq += (x[base + k] - mu) * (x[base + k] - mu);
-        const double rs = 1.0 / std::sqrt(sq / static_cast<double>(count) + eps);
-        CHECK(std::fabs(mean[i * groups + g] - mu) <= 1e-6 * std::max(1.0, std::fabs(mu)));
-        CHECK(std::fabs(rstd[i * groups + g] - rs) <= 1e-5 * rs);
-        for (std::int64_t k = 0; k < count; ++k) {
-          const std::int64_t idx = base + k, cc = g * cpg + k / hw;
-          const double v = (static_cast<double>(x[idx]) - mu) * rs * gamma[cc] + beta[cc];
-          worst_n = std::max(worst_n, std::fabs(normalized[idx] - v));
-          worst_y = std::max(worst_y, std::fabs(y[idx] - v / (1.0 + std::exp(-v))));
-        }
-      }
+    const GroupNormSiluReference want = group_norm_silu_reference(n, c, hw, groups, eps, x, gamma, beta, dy);
+
+    Cpu::group_norm_silu_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), y.data(), mean.data(),
+                                    rstd.data());
+    for (std::int64_t k = 0; k < n * groups; ++k) {
+      CHECK(std::fabs(mean[k] - want.mean[k]) <= 1e-6 * std::max(1.0, std::fabs(want.mean[k])));
+      CHECK(std::fabs(rstd[k] - want.rstd[k]) <= 1e-5 * want.rstd[k]);
+    }
     // Values are O(1): a few ulps of T (SiLU's slope is below 1.1).
     const double bound = std::is_same_v<T, float> ? 4e-6 : 1e-12;
-    CHECK(worst_n <= bound);
+    double worst_y = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) worst_y = std::max(worst_y, std::fabs(y[i] - want.y[i]));
     CHECK(worst_y <= bound);
 
-    // Without the normalized output (an inference forward) y is the same, and it is the value
-    // the two kernels give one after the other.
-    std::vector<T> y_alone(x.size()), y_norm(x.size()), y_two(x.size());
-    Cpu::group_norm_silu_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), nullptr, y_alone.data(),
-                                    mean.data(), rstd.data());
-    Cpu::group_norm_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), y_norm.data(), mean.data(),
-                               rstd.data());
-    Cpu::silu_forward<T>(y_norm.size(), y_norm.data(), y_two.data());
-    CHECK(y_alone == y);
+    // The same values as the two kernels one after the other.
+    std::vector<T> normalized(x.size()), y_two(x.size());
+    Cpu::group_norm_forward<T>(n, c, hw, groups, eps, x.data(), gamma.data(), beta.data(), normalized.data(),
+                               mean.data(), rstd.data());
+    Cpu::silu_forward<T>(normalized.size(), normalized.data(), y_two.data());
     CHECK(y_two == y);
+
+    // The backward accumulates the parameter gradients into what is there.
+    std::vector<T> dx(x.size(), T(NAN)), dgamma(c, T(0.25)), dbeta(c, T(-0.5));
+    Cpu::group_norm_silu_backward<T>(n, c, hw, groups, x.data(), dy.data(), mean.data(), rstd.data(), gamma.data(),
+                                     beta.data(), dx.data(), dgamma.data(), dbeta.data());
+    for (std::int64_t j = 0; j < c; ++j) dgamma[j] -= T(0.25), dbeta[j] += T(0.5);
+    const double relative = std::is_same_v<T, float> ? 1e-5 : 1e-10;
+    MESSAGE("GroupNorm + SiLU backward errors: dx " << worst_relative(dx, want.dx) << ", dgamma "
+                                                    << worst_relative(dgamma, want.dgamma) << ", dbeta "
+                                                    << worst_relative(dbeta, want.dbeta));
+    CHECK(worst_relative(dx, want.dx) <= relative);
+    CHECK(worst_relative(dgamma, want.dgamma) <= relative);
+    CHECK(worst_relative(dbeta, want.dbeta) <= relative);
   }
 }

@@ -65,26 +65,42 @@ class GroupNorm {
   }
 
   /// silu.forward(forward(x)) in one pass over each group where the back end has the fused
-  /// kernel (B::group_norm_silu_forward), the two layers in turn otherwise. Either way `silu`
-  /// keeps the normalized values for its backward, so both backward calls work as after the
-  /// two forwards.
-  Tensor<T, B> forward_silu(const Tensor<T, B>& x, SiLU<T, B>& silu) {
-    if constexpr (requires(const T* p, T* q) { B::group_norm_silu_forward(1, 1, 1, 1, 1.0, p, p, p, q, q, q, q); }) {
+  /// kernels (B::group_norm_silu_forward and _backward), the two layers in turn otherwise.
+  /// Either way backward_silu(dy, silu) is its backward; the fused path keeps no normalized
+  /// values (the backward recomputes them).
+  Tensor<T, B> forward_silu(const Tensor<T, B>& x, [[maybe_unused]] SiLU<T, B>& silu) {
+    if constexpr (kFusedSilu) {
       output_shape(x.shape());
       const std::int64_t n = x.dim(0), c = config_.channels, hw = spatial_size(x.shape());
       Tensor<T, B> y(x.shape());
       Tensor<T, B> mean(Shape{n, config_.groups}), rstd(Shape{n, config_.groups});
-      Tensor<T, B> normalized = inference_mode() ? Tensor<T, B>() : Tensor<T, B>(x.shape());
       B::group_norm_silu_forward(n, c, hw, config_.groups, config_.eps, x.data(), gamma_.value.data(),
-                                 beta_.value.data(), normalized.empty() ? nullptr : normalized.data(), y.data(),
-                                 mean.data(), rstd.data());
+                                 beta_.value.data(), y.data(), mean.data(), rstd.data());
       keep_for_backward(input_, x);
       keep_for_backward(mean_, mean);
       keep_for_backward(rstd_, rstd);
-      silu.keep_input(normalized);
       return y;
     } else {
       return silu.forward(forward(x));
+    }
+  }
+
+  /// The backward of forward_silu: dy = dL/d SiLU output, returns dx and accumulates dgamma and dbeta.
+  Tensor<T, B> backward_silu(const Tensor<T, B>& dy, [[maybe_unused]] SiLU<T, B>& silu) {
+    if constexpr (kFusedSilu) {
+      require(!input_.empty(), "GroupNorm::backward_silu called without a preceding forward outside inference mode");
+      expect_shape(dy.shape(), input_.shape(), "GroupNorm::backward_silu dy");
+      const std::int64_t n = dy.dim(0), c = config_.channels, hw = spatial_size(dy.shape());
+      Tensor<T, B> dx(dy.shape());
+      B::group_norm_silu_backward(n, c, hw, config_.groups, input_.data(), dy.data(), mean_.data(), rstd_.data(),
+                                  gamma_.value.data(), beta_.value.data(), dx.data(), gamma_.grad.data(),
+                                  beta_.grad.data());
+      input_.reset();
+      mean_.reset();
+      rstd_.reset();
+      return dx;
+    } else {
+      return backward(silu.backward(dy));
     }
   }
 
@@ -119,6 +135,12 @@ class GroupNorm {
     for (int i = 2; i < s.rank(); ++i) hw *= s[i];
     return hw;
   }
+
+  // Whether the back end runs GroupNorm + SiLU fused, forward and backward.
+  static constexpr bool kFusedSilu = requires(const T* p, T* q) {
+    B::group_norm_silu_forward(1, 1, 1, 1, 1.0, p, p, p, q, q, q);
+    B::group_norm_silu_backward(1, 1, 1, 1, p, p, p, p, p, p, q, q, q);
+  };
 
   GroupNormConfig config_;
   Parameter<T, B> gamma_, beta_;

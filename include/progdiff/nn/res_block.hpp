@@ -125,11 +125,12 @@ class ResBlock {
     // GroupNorm + SiLU pairs run fused, and conv1 adds the time embedding (without scale_shift)
     // and conv2 the skip as they store their outputs, where the back end can.
     const Tensor<T, B> e = temb_proj_.forward(silu_temb_.forward(temb));
-    const Tensor<T, B> a1 = resample(norm1_.forward_silu(x, silu1_));
+    // conv1's input, made where conv1 reads it so that inference frees it right after.
+    const auto conv1_input = [&] { return resample(norm1_.forward_silu(x, silu1_)); };
     Tensor<T, B> a2;
     if (config_.scale_shift) {
       // g = norm2(h) * (1 + scale) + shift; the normalized h and 1 + scale stay for backward.
-      const Tensor<T, B> h = conv1_.forward(a1);
+      const Tensor<T, B> h = conv1_.forward(conv1_input());
       normalized_ = norm2_.forward(h);
       one_plus_scale_ = Tensor<T, B>(Shape{n, c});
       B::template copy_2d<T>(n, c, e.data(), 2 * c, one_plus_scale_.data(), c);
@@ -142,7 +143,7 @@ class ResBlock {
       B::add_sample_channel(n, c, hw, shift.data(), g.data());
       a2 = silu2_.forward(g);
     } else {
-      a2 = norm2_.forward_silu(conv1_.forward_adding(a1, e, Tensor<T, B>()), silu2_);
+      a2 = norm2_.forward_silu(conv1_.forward_adding(conv1_input(), e, Tensor<T, B>()), silu2_);
     }
     const Tensor<T, B> skip = has_skip() ? skip_.forward(config_.resample == Resample::None ? x : resample(x)) : x;
     Tensor<T, B> y = conv2_.forward_adding(dropout_.forward(a2), Tensor<T, B>(), skip);
@@ -160,9 +161,10 @@ class ResBlock {
       B::scale(dy.size(), static_cast<T>(1 / std::sqrt(2.0)), dy.data());
     }
     const std::int64_t n = dy.dim(0), c = config_.out_channels, hw = dy.dim(2) * dy.dim(3);
-    const Tensor<T, B> dg = silu2_.backward(dropout_.backward(conv2_.backward(dy)));
+    const Tensor<T, B> da2 = dropout_.backward(conv2_.backward(dy));
     Tensor<T, B> dh, de;
     if (config_.scale_shift) {
+      const Tensor<T, B> dg = silu2_.backward(da2);
       // d scale = sum_hw dg * normalized, d shift = sum_hw dg, d normalized = dg * (1 + scale).
       de = Tensor<T, B>(Shape{n, 2 * c});
       Tensor<T, B> prod(dg.shape()), part(Shape{n, c});
@@ -175,13 +177,13 @@ class ResBlock {
       normalized_ = Tensor<T, B>();
       one_plus_scale_ = Tensor<T, B>();
     } else {
-      dh = norm2_.backward(dg);
+      dh = norm2_.backward_silu(da2, silu2_);
       de = Tensor<T, B>(Shape{n, c});
       B::sample_channel_sum(n, c, hw, dh.data(), de.data());
     }
     ResBlockGrads<T, B> grads;
     grads.dtemb = silu_temb_.backward(temb_proj_.backward(de));
-    grads.dx = norm1_.backward(silu1_.backward(resample_backward(conv1_.backward(dh))));
+    grads.dx = norm1_.backward_silu(resample_backward(conv1_.backward(dh)), silu1_);
     if (has_skip()) {
       const Tensor<T, B> ds = resample_backward(skip_.backward(dy));
       B::add(grads.dx.size(), grads.dx.data(), ds.data(), grads.dx.data());

@@ -23,10 +23,6 @@ class SiLU {
     return y;
   }
 
-  /// Keeps `x` as the input of a forward computed elsewhere (a fused GroupNorm + SiLU kernel,
-  /// GroupNorm::forward_silu), so backward works as after forward(x).
-  void keep_input(const Tensor<T, B>& x) { keep_for_backward(input_, x); }
-
   Tensor<T, B> backward(const Tensor<T, B>& dy) {
     require(!input_.empty(), "SiLU::backward called without a preceding forward outside inference mode");
     expect_shape(dy.shape(), input_.shape(), "SiLU::backward dy");

@@ -121,7 +121,7 @@ class Decoder {
     require(skip_count_ > 0, "UNet decoder backward called without a preceding forward");
     EncoderGrads<T, B> g;
     g.skips.resize(skip_count_);
-    Tensor<T, B> dh = norm_out_.backward(silu_.backward(conv_out_.backward(dy)));
+    Tensor<T, B> dh = norm_out_.backward_silu(conv_out_.backward(dy), silu_);
     std::size_t skip = 0;  // level blocks consumed skips from the back: undo from the front
     const auto add_temb = [&](const Tensor<T, B>& d) {
       if (g.temb.empty())

@@ -20,23 +20,21 @@ struct Normalization {
   template <class T>
   static void group_norm_forward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
                                  const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd) {
-    group_norm_forward_then<false, T>(n, c, hw, groups, eps, x, gamma, beta, nullptr, y, mean, rstd);
+    group_norm_forward_then<false, T>(n, c, hw, groups, eps, x, gamma, beta, y, mean, rstd);
   }
 
   /// y = SiLU(GroupNorm(x)) in one pass over each normalized group, the values of
-  /// group_norm_forward then silu_forward; the normalized values are written to `normalized`
-  /// too unless it is null (SiLU's backward needs them, an inference forward does not).
+  /// group_norm_forward then silu_forward. The normalized values are not kept:
+  /// group_norm_silu_backward recomputes them.
   template <class T>
   static void group_norm_silu_forward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
-                                      const T* x, const T* gamma, const T* beta, T* normalized, T* y, T* mean,
-                                      T* rstd) {
-    group_norm_forward_then<true, T>(n, c, hw, groups, eps, x, gamma, beta, normalized, y, mean, rstd);
+                                      const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd) {
+    group_norm_forward_then<true, T>(n, c, hw, groups, eps, x, gamma, beta, y, mean, rstd);
   }
 
   template <bool Silu, class T>
   static void group_norm_forward_then(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, double eps,
-                                      const T* x, const T* gamma, const T* beta, T* normalized, T* y, T* mean,
-                                      T* rstd) {
+                                      const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd) {
     const std::int64_t cpg = c / groups;
 #pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
     for (std::int64_t i = 0; i < n; ++i)
@@ -53,8 +51,7 @@ struct Normalization {
             const double a = s.rstd * static_cast<double>(gamma[cc]);
             const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
             if constexpr (Silu)
-              avx512::affine_silu(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b),
-                                  normalized ? normalized + at : nullptr, y + at);
+              avx512::affine_silu(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
             else
               avx512::affine(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
           }
@@ -70,18 +67,42 @@ struct Normalization {
           const double b = static_cast<double>(beta[cc]) - s.mean * a;
           for (std::int64_t k = 0; k < hw; ++k) {
             const T v = static_cast<T>(static_cast<double>(x[at + k]) * a + b);
-            if constexpr (Silu) {
-              if (normalized) normalized[at + k] = v;
-              y[at + k] = math::silu(v);
-            } else {
-              y[at + k] = v;
-            }
+            y[at + k] = Silu ? math::silu(v) : v;
           }
         }
       }
   }
 
-  // dx assigned; dgamma, dbeta accumulated.
+  /// The backward of y = SiLU(GroupNorm(x)) for dy = dL/dy: dx assigned, dgamma and dbeta
+  /// accumulated. The normalized values v are recomputed from x and the statistics; the
+  /// gradient dy * silu'(v) is formed in dx as the first pass over each group reads it.
+  template <class T>
+  static void group_norm_silu_backward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, const T* x,
+                                       const T* dy, const T* mean, const T* rstd, const T* gamma, const T* beta, T* dx,
+                                       T* dgamma, T* dbeta) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      group_norm_backward_avx512(n, c, hw, groups, x, dy, mean, rstd, gamma, beta, dx, dgamma, dbeta);
+      return;
+    }
+#endif
+    const std::int64_t cpg = c / groups;
+#pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t cc = 0; cc < c; ++cc) {
+        const double mu = mean[i * groups + cc / cpg], rs = rstd[i * groups + cc / cpg];
+        const double a = rs * static_cast<double>(gamma[cc]), b = static_cast<double>(beta[cc]) - mu * a;
+        for (std::int64_t k = (i * c + cc) * hw, end = k + hw; k < end; ++k) {
+          const T v = static_cast<T>(static_cast<double>(x[k]) * a + b);
+          dx[k] = dy[k] * math::silu_derivative(v);
+        }
+      }
+    // GroupNorm's backward with dx as its incoming gradient, in place (it reads each element
+    // of its dy before it writes that element of dx).
+    group_norm_backward<T>(n, c, hw, groups, x, dx, mean, rstd, gamma, dx, dgamma, dbeta);
+  }
+
+  // dx assigned; dgamma, dbeta accumulated. dx may alias dy.
   template <class T>
   static void group_norm_backward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, const T* x,
                                   const T* dy, const T* mean, const T* rstd, const T* gamma, T* dx, T* dgamma,
@@ -89,7 +110,7 @@ struct Normalization {
     const std::int64_t cpg = c / groups;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      group_norm_backward_avx512(n, c, hw, groups, x, dy, mean, rstd, gamma, dx, dgamma, dbeta);
+      group_norm_backward_avx512(n, c, hw, groups, x, dy, mean, rstd, gamma, nullptr, dx, dgamma, dbeta);
       return;
     }
 #endif
@@ -142,10 +163,14 @@ struct Normalization {
   /// The float backward in two passes over each group (the reference makes four): per channel
   /// plane sum(dy) and sum(dy * (x - mean)), kept per sample for dgamma and dbeta; then
   /// math::group_norm_dx with g = dy * gamma, expanded per channel into
-  /// dx = a * dy + b * (x - shift) + c (shift: the float nearest the mean).
+  /// dx = a * dy + b * (x - shift) + c (shift: the float nearest the mean). With `beta` given,
+  /// the GroupNorm feeds a SiLU and dy is the SiLU's output gradient: the first pass turns it
+  /// into the normalized values' gradient, stored in dx for the second.
   static void group_norm_backward_avx512(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups,
                                          const float* x, const float* dy, const float* mean, const float* rstd,
-                                         const float* gamma, float* dx, float* dgamma, float* dbeta) {
+                                         const float* gamma, const float* beta, float* dx, float* dgamma,
+                                         float* dbeta) {
+    const float* grad = beta ? dx : dy;  // what the second pass reads as the normalized values' gradient
     const std::int64_t cpg = c / groups;
     std::vector<double> sum_dy(static_cast<std::size_t>(n * c)), sum_dy_xhat(static_cast<std::size_t>(n * c));
 #pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
@@ -157,7 +182,13 @@ struct Normalization {
         double sum_g = 0.0, sum_gx = 0.0;
         for (std::int64_t ch = 0; ch < cpg; ++ch) {
           const std::int64_t cc = g * cpg + ch;
-          const avx512::PlaneSums p = avx512::plane_sums(hw, x + base + ch * hw, dy + base + ch * hw, shift);
+          const std::int64_t off = base + ch * hw;
+          // The SiLU's input as group_norm_silu_forward computed it: (x - shift) * rstd * gamma +
+          // beta, shift being the stored mean itself here.
+          const avx512::PlaneSums p =
+              beta ? avx512::silu_grad_plane_sums(hw, x + off, dy + off, shift, static_cast<float>(rs * gamma[cc]),
+                                                  beta[cc], dx + off)
+                   : avx512::plane_sums(hw, x + off, dy + off, shift);
           // sum(dy * xhat) = rstd * (sum(dy * (x - shift)) + (shift - mean) * sum(dy))
           const double dy_xhat = rs * (p.dy_x + (static_cast<double>(shift) - mu) * p.dy);
           sum_dy[static_cast<std::size_t>(i * c + cc)] = p.dy;
@@ -172,7 +203,7 @@ struct Normalization {
         const double c0 = -rs * mean_g - rs * rs * mean_gx * (static_cast<double>(shift) - mu);
         for (std::int64_t ch = 0; ch < cpg; ++ch) {
           const std::int64_t off = base + ch * hw;
-          avx512::affine2(hw, dy + off, x + off, shift, static_cast<float>(rs * gamma[g * cpg + ch]),
+          avx512::affine2(hw, grad + off, x + off, shift, static_cast<float>(rs * gamma[g * cpg + ch]),
                           static_cast<float>(b), static_cast<float>(c0), dx + off);
         }
       }

@@ -70,15 +70,13 @@ inline void affine(std::int64_t n, const float* x, float shift, float a, float b
   }
 }
 
-/// affine followed by SiLU: y[i] = SiLU(n[i]), n[i] = (x[i] - shift) * a + b, for i < n; the
-/// normalized n[i] are stored too unless `normalized` is null. Each value is the one affine
-/// and silu_forward give in two passes.
-inline void affine_silu(std::int64_t n, const float* x, float shift, float a, float b, float* normalized, float* y) {
+/// affine followed by SiLU: y[i] = SiLU((x[i] - shift) * a + b) for i < n, each value the one
+/// affine and silu_forward give in two passes.
+inline void affine_silu(std::int64_t n, const float* x, float shift, float a, float b, float* y) {
   const __m512 vs = _mm512_set1_ps(shift), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
   for (std::int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
     const __m512 v = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs), va, vb);
-    if (normalized) _mm512_mask_storeu_ps(normalized + i, m, v);
     _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(v, sigmoid_ps(v)));
   }
 }
@@ -107,6 +105,35 @@ inline PlaneSums plane_sums(std::int64_t n, const float* x, const float* dy, flo
     total_dy_x += static_cast<double>(_mm512_reduce_add_ps(s2));
   }
   return PlaneSums{total_dy, total_dy_x};
+}
+
+/// plane_sums of the gradient that reaches the normalized values through a SiLU,
+/// g[i] = dy[i] * silu'(v[i]) with v[i] = (x[i] - shift) * a + b recomputed as affine_silu
+/// computed it; g is stored to `g` (which may be dy) for the second pass of the backward.
+inline PlaneSums silu_grad_plane_sums(std::int64_t n, const float* x, const float* dy, float shift, float a, float b,
+                                      float* g) {
+  constexpr std::int64_t kBlock = 256;
+  const __m512 vs = _mm512_set1_ps(shift), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
+  double total_g = 0.0, total_g_x = 0.0;
+  for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    const std::int64_t end = b0 + kBlock < n ? b0 + kBlock : n;
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps();
+    for (std::int64_t i = b0; i < end; i += 16) {
+      const __mmask16 m = end - i >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (end - i)) - 1u);
+      const __m512 xs = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + i), vs);
+      const __m512 v = _mm512_fmadd_ps(xs, va, vb);
+      const __m512 s = sigmoid_ps(v);
+      // silu'(v) = s (1 + v (1 - s)), as silu_backward; masked-off lanes have dy = 0, so g = 0.
+      const __m512 d = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i),
+                                     _mm512_mul_ps(s, _mm512_fmadd_ps(v, _mm512_sub_ps(one, s), one)));
+      _mm512_mask_storeu_ps(g + i, m, d);
+      s1 = _mm512_add_ps(s1, d);
+      s2 = _mm512_fmadd_ps(d, xs, s2);
+    }
+    total_g += static_cast<double>(_mm512_reduce_add_ps(s1));
+    total_g_x += static_cast<double>(_mm512_reduce_add_ps(s2));
+  }
+  return PlaneSums{total_g, total_g_x};
 }
 
 /// dx[i] = a * dy[i] + b * (x[i] - shift) + c for i < n.
