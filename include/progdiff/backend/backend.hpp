@@ -95,7 +95,9 @@ concept BackendUpdates = requires(float* p, const float* cp, const double* cw, s
 /// fallback otherwise: normal_rows (a batch's per-sample noise in one call,
 /// sample::RowNoiseBackend), row_sq_norms and gaussian_softmax_rows (the optimal denoiser on a
 /// device, group::DeviceOptimalDenoiser), conv2d_forward_bias (convolution and bias fused,
-/// nn::Conv2d) and device_count (a device check).
+/// nn::Conv2d), conv2d_forward_epilogue (a per-sample bias and a residual added too,
+/// nn::Conv2d::forward_adding), group_norm_silu_forward and group_norm_silu_backward (GroupNorm
+/// and SiLU fused, nn::GroupNorm::forward_silu) and device_count (a device check).
 template <class B>
 concept Backend =
     BackendMemory<B> && BackendGemm<B> && BackendElementwise<B> && BackendLayerKernels<B> && BackendUpdates<B>;
