@@ -9,7 +9,9 @@
 //   double l = batch.loss_and_gradients(net);             // zeroes, then fills the parameter gradients
 //
 // Every draw is a Philox value keyed by (seed, stream, image), so two nets evaluated on the same
-// set see exactly the same noised inputs: their losses form a paired comparison.
+// set see exactly the same noised inputs: their losses form a paired comparison. The loss is that
+// of the net's prediction head (tdc/prediction_head_loss.hpp): the whole output of a C-output
+// net, the first C channels of a learned-variance net's 2C.
 #include <algorithm>
 #include <cstdint>
 #include <span>
@@ -24,6 +26,7 @@
 #include "progdiff/loss/diffusion_loss.hpp"
 #include "progdiff/model/grouped_model.hpp"
 #include "progdiff/schedule/noise_schedule.hpp"
+#include "progdiff/tdc/prediction_head_loss.hpp"
 
 namespace progdiff::tdc {
 
@@ -66,7 +69,7 @@ class GroupBatches {
 
   std::int64_t samples() const { return samples_; }
 
-  /// The mean weighted loss of `net` (a U-Net: forward(x, t)) in evaluation mode.
+  /// The mean weighted loss of `net`'s prediction head (a U-Net: forward(x, t)) in evaluation mode.
   template <class Net>
   double loss(Net& net) const {
     const InferenceMode inference;
@@ -74,14 +77,15 @@ class GroupBatches {
     double sum = 0.0;
     for (const auto& b : batches_) {
       const Tensor<T, B> out = net.forward(b.x_t, b.t);
-      sum += loss::weighted_mse(out, b.target, std::span<const double>(b.weights)).loss * static_cast<double>(b.size);
+      sum += prediction_head_loss<Net>(out, b.target, std::span<const double>(b.weights)).loss *
+             static_cast<double>(b.size);
     }
     net.set_training(true);
     return sum / static_cast<double>(samples_);
   }
 
-  /// Zeroes the parameter gradients of `net`, then accumulates those of the mean weighted loss
-  /// over the set's batches (evaluation mode: no dropout); returns that loss.
+  /// Zeroes the parameter gradients of `net`, then accumulates those of the mean weighted loss of
+  /// its prediction head over the set's batches (evaluation mode: no dropout); returns that loss.
   template <class Net>
   double loss_and_gradients(Net& net) const {
     net.visit_parameters([](const std::string&, auto& p) { p.zero_grad(); }, std::string());
@@ -91,7 +95,7 @@ class GroupBatches {
       const Tensor<T, B> out = net.forward(b.x_t, b.t);
       std::vector<double> w = b.weights;  // each batch's share of the whole set's mean
       for (double& v : w) v *= static_cast<double>(b.size) / static_cast<double>(samples_);
-      loss::LossResult<T, B> l = loss::weighted_mse(out, b.target, std::span<const double>(w));
+      loss::LossResult<T, B> l = prediction_head_loss<Net>(out, b.target, std::span<const double>(w));
       net.backward(l.grad);
       sum += l.loss;
     }
