@@ -7,7 +7,8 @@
 // group::FlopsIntervalGrouper sets it, eq. 9):
 //   1. prune the base to budget_g * FLOPs(base) by the chosen criterion (tdc/pruning.hpp,
 //      eqs. 12, 14-17), recording schemes in the group's memory bank;
-//   2. fine-tune the pruned denoiser on the group's timesteps only (eq. 13);
+//   2. fine-tune the pruned denoiser on the group's timesteps only (eq. 13), with the training
+//      objective the base was trained with (a type: train/objective.hpp);
 //   3. mark the group done.
 // Then the groups' denoisers are assembled into one model::Progressive.
 //
@@ -18,6 +19,12 @@
 //   tdc::TdcResult<Net> r = tdc::run_tdc(base, partition, schedule, train_data, o);
 //   (the last o.validation_images training images select the pruning schemes and are not
 //   trained on: tdc/validation.hpp; the test split plays no part)
+//
+// The objective: train::SimpleObjective (L_simple) by default; a base with a learned variance
+// (unet::LearnedVariance, 2C outputs, IDDPM) is fine-tuned with IDDPM's hybrid objective:
+//   tdc::run_tdc(base, partition, schedule::Cosine<4000>(), fit, validation, o, train::HybridObjective{});
+// Pruning keeps conv_out's 2C output channels (they are in no channel group), and schemes are
+// scored by the loss of the prediction head whatever the objective (tdc/prediction_head_loss.hpp).
 //   r.model->predict(x, timesteps);           // the assembled progressive model
 //   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
@@ -102,29 +109,34 @@ struct TdcResult {
 /// Called after every fine-tuning step of group `group`.
 using TdcStepCallback = std::function<void(std::int64_t group, const train::StepInfo&)>;
 
-template <class Net, schedule::NoiseSchedule Schedule>
+/// Objective: what each group's fine-tuning minimises (train/objective.hpp), as train::Trainer
+/// takes it; a model with a learned variance needs train::HybridObjective.
+template <class Net, schedule::NoiseSchedule Schedule, class Objective = train::SimpleObjective>
 class TdcPipeline {
  public:
   using T = typename Net::value_type;
   using B = typename Net::backend_type;
   using GroupModel = model::Progressive<Net>;
+  static_assert(train::check_objective<Objective, GroupModel>());
 
   /// `base`: the stage-1 model (one group); `partition`: the groups with their FLOPs budgets
   /// (fractions of the base's FLOPs; no budgets: 1 each); `train_data` for importance batches
   /// and fine-tuning, `validation_data` for the loss that selects among pruning schemes and that
   /// the report quotes: images held out of the training split (data::split_validation,
   /// data/validation_split.hpp), never the test split. `criterion`, if set, scores channels in
-  /// place of options.pruning's built-in criterion (tdc/importance.hpp).
+  /// place of options.pruning's built-in criterion (tdc/importance.hpp). `objective` trains each
+  /// pruned group.
   TdcPipeline(GroupModel& base, group::Partition partition, const Schedule& schedule,
               const data::ImageDataset& train_data, const data::ImageDataset& validation_data, TdcOptions options,
-              AnyImportance<Net> criterion = {})
+              AnyImportance<Net> criterion = {}, Objective objective = {})
       : base_(base),
         partition_(std::move(partition)),
         schedule_(schedule),
         train_data_(train_data),
         validation_data_(validation_data),
         options_(std::move(options)),
-        criterion_(std::move(criterion)) {
+        criterion_(std::move(criterion)),
+        objective_(std::move(objective)) {
     if (!criterion_ && options_.pruning != TdcPruning::None && options_.pruning != TdcPruning::Proxy)
       criterion_ = builtin_importance<Net>(options_.pruning);
     require(!criterion_ || options_.pruning != TdcPruning::Proxy,
@@ -223,8 +235,8 @@ class TdcPipeline {
     }
     if (options_.prune_only) return r;
     const auto start = std::chrono::steady_clock::now();
-    train::Trainer<GroupModel, Schedule> trainer(*m, schedule_, train_data_, group_train_options(g),
-                                                 train::BatchMode::PerGroup);
+    train::Trainer<GroupModel, Schedule, Objective> trainer(*m, schedule_, train_data_, group_train_options(g),
+                                                            train::BatchMode::PerGroup, objective_);
     if (callback_) trainer.on_step([this, g](const train::StepInfo& info) { callback_(g, info); });
     try {
       trainer.run();
@@ -425,6 +437,7 @@ class TdcPipeline {
   const data::ImageDataset& validation_data_;
   TdcOptions options_;
   AnyImportance<Net> criterion_;
+  Objective objective_;
   Shape image_;
   TdcStepCallback callback_;
 };
@@ -438,6 +451,18 @@ TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition
                        const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
                        const TdcOptions& options, TdcStepCallback on_step = {}) {
   TdcPipeline<Net, Schedule> pipeline(base, std::move(partition), schedule, train_data, validation_data, options);
+  pipeline.on_step(std::move(on_step));
+  return pipeline.run();
+}
+
+/// The same with each group fine-tuned by `objective` (train/objective.hpp) in place of L_simple:
+/// train::HybridObjective for a base with a learned variance (IDDPM).
+template <class Net, schedule::NoiseSchedule Schedule, train::ObjectiveFor<model::Progressive<Net>> Objective>
+TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
+                       const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
+                       const TdcOptions& options, Objective objective, TdcStepCallback on_step = {}) {
+  TdcPipeline<Net, Schedule, Objective> pipeline(base, std::move(partition), schedule, train_data, validation_data,
+                                                 options, AnyImportance<Net>{}, std::move(objective));
   pipeline.on_step(std::move(on_step));
   return pipeline.run();
 }

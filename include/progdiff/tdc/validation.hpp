@@ -6,6 +6,7 @@
 //   auto [fit, validation] = data::split_validation(train_split, 5000);   // the last 5000 images
 //   tdc::run_tdc(base, partition, schedule, fit, validation, options);
 //   // or, the same in one call: tdc::run_tdc(base, partition, schedule, train_split, options)
+//   // (either form takes a training objective after the options: train::HybridObjective{})
 #include <utility>
 
 #include "progdiff/data/image_dataset.hpp"
@@ -21,6 +22,17 @@ TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition
                        const data::ImageDataset& train_split, const TdcOptions& options, TdcStepCallback on_step = {}) {
   const data::ValidationSplit split = data::split_validation(train_split, options.validation_images);
   return run_tdc(base, std::move(partition), schedule, split.fit, split.validation, options, std::move(on_step));
+}
+
+/// The same with each group fine-tuned by `objective` (train::HybridObjective for a base with a
+/// learned variance; tdc/pipeline.hpp).
+template <class Net, schedule::NoiseSchedule Schedule, train::ObjectiveFor<model::Progressive<Net>> Objective>
+TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
+                       const data::ImageDataset& train_split, const TdcOptions& options, Objective objective,
+                       TdcStepCallback on_step = {}) {
+  const data::ValidationSplit split = data::split_validation(train_split, options.validation_images);
+  return run_tdc(base, std::move(partition), schedule, split.fit, split.validation, options, std::move(objective),
+                 std::move(on_step));
 }
 
 }  // namespace progdiff::tdc
