@@ -43,9 +43,11 @@ struct Job {
   using Net = typename Scale::Net;
   using Recipe = typename Scale::Recipe;
   using Schedule = typename Recipe::Schedule;
-  /// DDPM's U-Net trained on L_simple: what --base-from imports (diffusers' UNet2DModel) and
-  /// what TDC's pipeline prunes and fine-tunes.
+  /// DDPM's U-Net trained on L_simple: what --base-from imports (diffusers' UNet2DModel).
   static constexpr bool kPlainDdpm = std::is_same_v<Recipe, SimpleRecipe> && Scale::arch == Arch::Ddpm;
+  /// The recipes TDC's pipeline prunes and fine-tunes: the variance-preserving ones (L_simple,
+  /// IDDPM's hybrid), whose model is the U-Net itself; EDM's preconditioned wrapper is not one.
+  static constexpr bool kTdcRecipe = Recipe::kind != ObjectiveKind::Edm;
   const Options& o;
   const Schedule& schedule;
   const pd::group::Partition& partition;
@@ -107,9 +109,9 @@ inline void Job<Scale>::run_variant() {
     case Variant::Unified:
       return unified();
     case Variant::Tdc:
-      // The options refuse --variant tdc with another recipe or blocks.
-      if constexpr (kPlainDdpm) return tdc();
-      throw pd::ConfigError("--variant tdc: TDC runs with --objective simple --arch ddpm only");
+      // The options refuse --variant tdc with --objective edm.
+      if constexpr (kTdcRecipe) return tdc();
+      throw pd::ConfigError("--variant tdc: TDC runs with --objective simple or hybrid only");
     case Variant::MultiStage:
       return multi_stage();
     case Variant::Separate:
@@ -135,7 +137,8 @@ PROGDIFF_JOB_VARIANTS(PaperScaleOn<pd::backend::Cuda>)
 /// The small scale on the CPU with another recipe or other blocks (--objective, --arch).
 template <class R, Arch A>
 using SmallCpu = SmallScaleWith<Cpu, R, A>;
-// Each such scale's variants (all but TDC) are compiled in one unit (variant_recipe_*.cpp).
+// Each such scale's variants but TDC are compiled in one unit (variant_recipe_*.cpp), its TDC
+// variant, where the recipe has one (kTdcRecipe), in another (variant_recipe_*_tdc.cpp).
 #define PROGDIFF_JOB_VARIANTS(Scale)                                      \
   extern template TimeBudgetPlan Job<Scale>::planned_time_budget() const; \
   extern template void Job<Scale>::experts();                             \
@@ -153,6 +156,9 @@ PROGDIFF_JOB_VARIANTS(SmallHybrid)
 PROGDIFF_JOB_VARIANTS(SmallHybridDdpmpp)
 PROGDIFF_JOB_VARIANTS(SmallEdm)
 PROGDIFF_JOB_VARIANTS(SmallEdmDdpmpp)
+extern template void Job<SmallDdpmpp>::tdc();
+extern template void Job<SmallHybrid>::tdc();
+extern template void Job<SmallHybridDdpmpp>::tdc();
 #endif
 #undef PROGDIFF_JOB_VARIANTS
 

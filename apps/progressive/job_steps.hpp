@@ -467,7 +467,7 @@ void Job<Scale>::tdc() {
   t.finetune = train_options(o, "tdc", stage2_steps, o.lr / 2);
   auto r =
       timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(stage2_steps) + " steps per group",
-            [&] { return pd::tdc::run_tdc(base, partition, schedule, train, validation, t); });
+            [&] { return pd::tdc::run_tdc(base, partition, schedule, train, validation, t, Recipe::objective()); });
   for (const auto& g : r.report.groups) {
     std::printf(
         "group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, validation loss %.5f\n",

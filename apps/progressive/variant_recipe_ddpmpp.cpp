@@ -1,5 +1,5 @@
-// The main job, small scale, on the CPU: DDPM's L_simple with DDPM++'s blocks (--objective, --arch); every variant but
-// TDC.
+// The main job, small scale, on the CPU: DDPM's L_simple with DDPM++'s blocks (--objective,
+// --arch); every variant but TDC (variant_recipe_ddpmpp_tdc.cpp).
 #include "job_steps.hpp"
 
 template job::TimeBudgetPlan job::Job<job::SmallDdpmpp>::planned_time_budget() const;
