@@ -21,10 +21,12 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/validation_split.hpp"
 #include "progdiff/difficulty/snr_flops.hpp"
+#include "progdiff/distributed/single_process.hpp"
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/loss/vlb_terms.hpp"
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/schedule/gaussian_posterior.hpp"
+#include "progdiff/tdc/fan_out.hpp"
 #include "progdiff/tdc/validation.hpp"
 #include "progdiff/train/hybrid_objective.hpp"
 #include "progdiff/unet/unet.hpp"
@@ -329,4 +331,28 @@ TEST_CASE("Taylor pruning of a learned-variance net: gradients of the prediction
   CHECK(r.model->denoiser(0)
             .forward(x, progdiff::model::timestep_tensor<float, Cpu>(std::vector<std::int64_t>{1}))
             .shape() == Shape{1, 2, 8, 8});
+}
+
+TEST_CASE("run_tdc_over_ranks fine-tunes every group with the objective it is given") {
+  const CosineSchedule s;
+  const auto train_split = tdc_test::patterns(32, 0.0, true);
+  const auto [fit, validation] = data::split_validation(train_split, 8);
+  const auto partition = three_groups();
+  auto base = hybrid_base();
+  progdiff::distributed::SingleProcess one;
+  RecordingHybrid objective;
+  constexpr std::int64_t kSteps = 1;
+  auto r = tdc::run_tdc_over_ranks(one, base, partition, s, fit, validation,
+                                   options(scratch("over_ranks"), tdc::TdcPruning::Magnitude, kSteps), {},
+                                   tdc::TdcFanOut::Groups, objective);
+  REQUIRE(r.model.has_value());
+  const auto& calls = *objective.calls;
+  REQUIRE(calls.size() == static_cast<std::size_t>(3 * kSteps));
+  for (std::size_t g = 0; g < calls.size(); ++g) {
+    CHECK(calls[g].output_shape == Shape{4, 2, 8, 8});
+    for (std::int64_t t : calls[g].timesteps) {
+      CHECK(t >= partition.begin(static_cast<std::int64_t>(g)));
+      CHECK(t < partition.end(static_cast<std::int64_t>(g)));
+    }
+  }
 }

@@ -7,6 +7,7 @@
 // exactly as a single run_tdc would have built it.
 //
 //   auto result = tdc::run_tdc_over_ranks(comm, base, partition, schedule, train, validation, options);
+//   // an IDDPM base (learned variance): ..., options, {}, TdcFanOut::Groups, train::HybridObjective{})
 //
 // With TdcFanOut::ProxyEvaluationsToo and proxy pruning, every rank first takes part in every
 // group's proxy search, group after group, evaluating its share of each round's schemes
@@ -33,12 +34,15 @@ enum class TdcFanOut {
 };
 
 /// run_tdc with group g pruned and fine-tuned on rank g % comm.size(); returns the assembled
-/// model and every group's report on every rank. A collective call.
-template <distributed::Communicator C, class Net, schedule::NoiseSchedule Schedule>
+/// model and every group's report on every rank. A collective call. `objective` fine-tunes every
+/// group (train::HybridObjective for a base with a learned variance; tdc/pipeline.hpp).
+template <distributed::Communicator C, class Net, schedule::NoiseSchedule Schedule,
+          train::ObjectiveFor<model::Progressive<Net>> Objective = train::SimpleObjective>
 TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const group::Partition& partition,
                                   const Schedule& schedule, const data::ImageDataset& train_data,
                                   const data::ImageDataset& validation_data, const TdcOptions& options,
-                                  TdcStepCallback on_step = {}, TdcFanOut fan_out = TdcFanOut::Groups) {
+                                  TdcStepCallback on_step = {}, TdcFanOut fan_out = TdcFanOut::Groups,
+                                  Objective objective = {}) {
   require(options.only_group < 0, "run_tdc_over_ranks: options.only_group is " + std::to_string(options.only_group) +
                                       "; the ranks choose their groups here, leave it -1");
   require(!options.prune_only && !options.proxy_sharing.shared(),
@@ -51,7 +55,7 @@ TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const 
         search.only_group = g;
         search.prune_only = true;
         search.proxy_sharing = distributed::share_evaluations(comm);
-        run_tdc(base, partition, schedule, train_data, validation_data, search);
+        run_tdc(base, partition, schedule, train_data, validation_data, search, objective);
       }
   } catch (...) {
     failure = std::current_exception();
@@ -66,7 +70,7 @@ TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const 
     for (std::int64_t g = comm.rank(); g < partition.groups(); g += comm.size()) {
       TdcOptions mine = options;
       mine.only_group = g;
-      run_tdc(base, partition, schedule, train_data, validation_data, mine, on_step);
+      run_tdc(base, partition, schedule, train_data, validation_data, mine, objective, on_step);
     }
   } catch (...) {
     failure = std::current_exception();
@@ -78,7 +82,8 @@ TdcResult<Net> run_tdc_over_ranks(C& comm, model::Progressive<Net>& base, const 
                                           std::to_string(comm.rank()) + "'s groups are done and a rerun skips them");
   }
   // every group is done: this only reads the groups' files and assembles
-  return run_tdc(base, partition, schedule, train_data, validation_data, options, std::move(on_step));
+  return run_tdc(base, partition, schedule, train_data, validation_data, options, std::move(objective),
+                 std::move(on_step));
 }
 
 }  // namespace progdiff::tdc
