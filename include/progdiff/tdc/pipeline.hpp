@@ -19,14 +19,14 @@
 //   tdc::TdcResult<Net> r = tdc::run_tdc(base, partition, schedule, train_data, o);
 //   (the last o.validation_images training images select the pruning schemes and are not
 //   trained on: tdc/validation.hpp; the test split plays no part)
+//   r.model->predict(x, timesteps);           // the assembled progressive model
+//   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
 // The objective: train::SimpleObjective (L_simple) by default; a base with a learned variance
 // (unet::LearnedVariance, 2C outputs, IDDPM) is fine-tuned with IDDPM's hybrid objective:
 //   tdc::run_tdc(base, partition, schedule::Cosine<4000>(), fit, validation, o, train::HybridObjective{});
 // Pruning keeps conv_out's 2C output channels (they are in no channel group), and schemes are
 // scored by the loss of the prediction head whatever the objective (tdc/prediction_head_loss.hpp).
-//   r.model->predict(x, timesteps);           // the assembled progressive model
-//   r.report.groups[g].flops, .parameters;  r.report.average_flops / r.report.base_flops
 //
 // The base may be a model trained elsewhere: interop::import_diffusers_base<Net>(dir, schedule).base
 // is a diffusers UNet2DModel folder as a one-group model (interop/diffusers_base.hpp).
