@@ -3,6 +3,7 @@
 // CUDA back-end headers (backend/cuda/*.cuh) need nvcc and are not included here.
 #include "progdiff/backend/backend.hpp"
 #include "progdiff/backend/block_cache.hpp"
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/conv.hpp"
 #include "progdiff/backend/cpu/conv_calibration.hpp"
@@ -190,6 +191,7 @@
 #include "progdiff/tdc/importance.hpp"
 #include "progdiff/tdc/options.hpp"
 #include "progdiff/tdc/pipeline.hpp"
+#include "progdiff/tdc/prediction_head_loss.hpp"
 #include "progdiff/tdc/pruning.hpp"
 #include "progdiff/tdc/tdc.hpp"
 #include "progdiff/tdc/validation.hpp"
