@@ -83,18 +83,6 @@ tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning, std::int64
   return o;
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::vector<std::string> banks(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (int g = 0; g < 3; ++g) out.push_back(read_text(dir / ("group" + std::to_string(g)) / "memory_bank.json"));
-  return out;
-}
-
 const train_test::ScratchDir scratch("progdiff_tdc_hybrid_test");
 
 // One call of the training objective: the batch, its noise, its timesteps and the model's output.
@@ -300,7 +288,7 @@ TEST_CASE("TDC with IDDPM's hybrid objective scores schemes on the validation sl
   const fs::path fit_changed = scratch("fit_changed");
   tdc::run_tdc(base2, three_groups(), s, other_fit, options(fit_changed, tdc::TdcPruning::Proxy, 0),
                train::HybridObjective{});
-  CHECK(banks(fit_changed) == banks(first));
+  CHECK(tdc_test::banks(fit_changed) == tdc_test::banks(first));
 
   // a poisoned validation slice (NaN pixels): no scheme has a finite loss, and the search says so
   auto poisoned = train_split;

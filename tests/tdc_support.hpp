@@ -1,9 +1,16 @@
 #pragma once
-// What the TDC tests share: a small U-Net on 8x8 images, its base model, smooth image patterns
-// and three FLOPs-interval groups.
+// What the TDC tests share: a small U-Net on 8x8 images, its base model, smooth image patterns,
+// three FLOPs-interval groups and the groups' memory banks as text.
+#include <doctest/doctest.h>
+
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "progdiff/core/random.hpp"
 #include "progdiff/data/image_dataset.hpp"
@@ -46,6 +53,21 @@ inline progdiff::model::Progressive<Net> base_model() {
 /// Three groups by FLOPs intervals of eq. 8 with k = 0.4: budgets 0.6, 0.8 and 1 of the base.
 inline progdiff::group::Partition three_groups() {
   return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(Schedule{});
+}
+
+/// The bytes of the file at `p`; fails the test if it cannot be read.
+inline std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  REQUIRE(in.good());
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+/// Every group's memory bank under a TDC out_dir: the schemes the selection evaluated, their
+/// losses, its choice.
+inline std::vector<std::string> banks(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  for (int g = 0; g < 3; ++g) out.push_back(read_text(dir / ("group" + std::to_string(g)) / "memory_bank.json"));
+  return out;
 }
 
 }  // namespace tdc_test

@@ -39,8 +39,10 @@ namespace prune = progdiff::prune;
 namespace fs = std::filesystem;
 using progdiff::Generator;
 
+using tdc_test::banks;
 using tdc_test::base_model;
 using tdc_test::Net;
+using tdc_test::read_text;
 using tdc_test::Schedule;
 using tdc_test::three_groups;
 // Label i for image i: which images a split holds shows in its labels.
@@ -64,19 +66,6 @@ tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning) {
   o.finetune.batch_size = 4;
   o.finetune.progress.mode = train::ProgressOptions::Mode::Off;
   return o;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  REQUIRE(in.good());
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Every group's memory bank: the schemes the selection evaluated, their losses, its choice.
-std::vector<std::string> banks(const fs::path& dir) {
-  std::vector<std::string> out;
-  for (int g = 0; g < 3; ++g) out.push_back(read_text(dir / ("group" + std::to_string(g)) / "memory_bank.json"));
-  return out;
 }
 
 const train_test::ScratchDir scratch("progdiff_tdc_validation_test");
