@@ -53,33 +53,9 @@ using HybridNet =
 using CosineSchedule = schedule::Cosine<60>;
 constexpr std::int64_t kImageValues = 64;  // 1 x 8 x 8
 
-model::Progressive<HybridNet> hybrid_base() {
-  progdiff::Generator gen(5);
-  HybridNet net;
-  net.initialize(gen);
-  return model::Progressive<HybridNet>(std::move(net), CosineSchedule::steps);
-}
-
-// Three groups by FLOPs intervals (eq. 8, k = 0.4): budgets 0.6, 0.8 and 1 of the base.
-progdiff::group::Partition three_groups() {
-  return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(CosineSchedule{});
-}
-
 tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning, std::int64_t finetune_steps) {
-  tdc::TdcOptions o;
-  o.out_dir = dir;
-  o.pruning = pruning;
-  o.seed = 3;
-  o.importance_batches = 2;
-  o.importance_batch_size = 4;
-  o.proxy_rounds = 2;
-  o.proxy_candidates = 2;
-  o.eval_samples = 8;
-  o.eval_batch_size = 4;
+  tdc::TdcOptions o = tdc_test::small_options(dir, pruning, finetune_steps);
   o.validation_images = 8;
-  o.finetune.steps = finetune_steps;
-  o.finetune.batch_size = 4;
-  o.finetune.progress.mode = train::ProgressOptions::Mode::Off;
   return o;
 }
 
@@ -181,7 +157,7 @@ TEST_CASE("the prediction-head loss of a 2C output is the MSE of its first C cha
 TEST_CASE("the held-out loss and gradients of a learned-variance net are those of its prediction head alone") {
   const CosineSchedule s;
   const auto images = tdc_test::patterns(8, 0.0);
-  auto base = hybrid_base();
+  auto base = tdc_test::base_model<HybridNet, CosineSchedule>();
   HybridNet& net = base.denoiser(0);
   // The reference: the C-output U-Net of the same blocks and weights, conv_out reduced to the
   // prediction's rows; its loss is the plain epsilon MSE.
@@ -230,8 +206,8 @@ TEST_CASE("TDC with IDDPM's hybrid objective: pruned groups keep 2C outputs and 
   const CosineSchedule s;
   const auto train_split = tdc_test::patterns(32, 0.0, true);
   const auto [fit, validation] = data::split_validation(train_split, 8);
-  const auto partition = three_groups();
-  auto base = hybrid_base();
+  const auto partition = tdc_test::three_groups<CosineSchedule>();
+  auto base = tdc_test::base_model<HybridNet, CosineSchedule>();
   const Shape image{1, 1, 8, 8};
   const auto base_flops = static_cast<double>(base.denoiser(0).flops(image));
   constexpr std::int64_t kSteps = 2;
@@ -275,27 +251,27 @@ TEST_CASE("TDC with IDDPM's hybrid objective: pruned groups keep 2C outputs and 
 TEST_CASE("TDC with IDDPM's hybrid objective scores schemes on the validation slice and nothing else") {
   const CosineSchedule s;
   const auto train_split = tdc_test::patterns(32, 0.0, true);
-  auto base = hybrid_base();
+  auto base = tdc_test::base_model<HybridNet, CosineSchedule>();
   const fs::path first = scratch("proxy");
-  tdc::run_tdc(base, three_groups(), s, train_split, options(first, tdc::TdcPruning::Proxy, 0),
-               train::HybridObjective{});
+  tdc::run_tdc(base, tdc_test::three_groups<CosineSchedule>(), s, train_split,
+               options(first, tdc::TdcPruning::Proxy, 0), train::HybridObjective{});
 
   // other images in the part that is fine-tuned on: the same schemes with the same losses
   auto other_fit = train_split;
   const auto replacement = tdc_test::patterns(32, 2.1, true);
   std::copy(replacement.pixels.begin(), replacement.pixels.begin() + 24 * kImageValues, other_fit.pixels.begin());
-  auto base2 = hybrid_base();
+  auto base2 = tdc_test::base_model<HybridNet, CosineSchedule>();
   const fs::path fit_changed = scratch("fit_changed");
-  tdc::run_tdc(base2, three_groups(), s, other_fit, options(fit_changed, tdc::TdcPruning::Proxy, 0),
-               train::HybridObjective{});
+  tdc::run_tdc(base2, tdc_test::three_groups<CosineSchedule>(), s, other_fit,
+               options(fit_changed, tdc::TdcPruning::Proxy, 0), train::HybridObjective{});
   CHECK(tdc_test::banks(fit_changed) == tdc_test::banks(first));
 
   // a poisoned validation slice (NaN pixels): no scheme has a finite loss, and the search says so
   auto poisoned = train_split;
   for (std::size_t i = 24 * kImageValues; i < poisoned.pixels.size(); ++i)
     poisoned.pixels[i] = std::numeric_limits<float>::quiet_NaN();
-  auto base3 = hybrid_base();
-  CHECK_THROWS_WITH_AS(tdc::run_tdc(base3, three_groups(), s, poisoned,
+  auto base3 = tdc_test::base_model<HybridNet, CosineSchedule>();
+  CHECK_THROWS_WITH_AS(tdc::run_tdc(base3, tdc_test::three_groups<CosineSchedule>(), s, poisoned,
                                     options(scratch("poisoned"), tdc::TdcPruning::Proxy, 0), train::HybridObjective{}),
                        doctest::Contains("no scheme with a finite loss"), progdiff::ConfigError);
 }
@@ -303,12 +279,12 @@ TEST_CASE("TDC with IDDPM's hybrid objective scores schemes on the validation sl
 TEST_CASE("Taylor pruning of a learned-variance net: gradients of the prediction head, 2C outputs kept") {
   const CosineSchedule s;
   const auto train_split = tdc_test::patterns(32, 0.0, true);
-  auto base = hybrid_base();
+  auto base = tdc_test::base_model<HybridNet, CosineSchedule>();
   const Shape image{1, 1, 8, 8};
-  auto r = tdc::run_tdc(base, three_groups(), s, train_split, options(scratch("taylor"), tdc::TdcPruning::Taylor, 0),
-                        train::HybridObjective{});
+  auto r = tdc::run_tdc(base, tdc_test::three_groups<CosineSchedule>(), s, train_split,
+                        options(scratch("taylor"), tdc::TdcPruning::Taylor, 0), train::HybridObjective{});
   REQUIRE(r.model.has_value());
-  const auto partition = three_groups();
+  const auto partition = tdc_test::three_groups<CosineSchedule>();
   for (std::int64_t g = 0; g < 2; ++g) {
     CHECK(static_cast<double>(r.model->denoiser(g).flops(image)) <=
           partition.budgets[static_cast<std::size_t>(g)] * static_cast<double>(base.denoiser(0).flops(image)) *
@@ -325,8 +301,8 @@ TEST_CASE("run_tdc_over_ranks fine-tunes every group with the objective it is gi
   const CosineSchedule s;
   const auto train_split = tdc_test::patterns(32, 0.0, true);
   const auto [fit, validation] = data::split_validation(train_split, 8);
-  const auto partition = three_groups();
-  auto base = hybrid_base();
+  const auto partition = tdc_test::three_groups<CosineSchedule>();
+  auto base = tdc_test::base_model<HybridNet, CosineSchedule>();
   progdiff::distributed::SingleProcess one;
   RecordingHybrid objective;
   constexpr std::int64_t kSteps = 1;

@@ -18,6 +18,7 @@
 #include "progdiff/group/flops_interval.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/schedule/discrete.hpp"
+#include "progdiff/tdc/options.hpp"
 #include "progdiff/unet/unet.hpp"
 
 namespace tdc_test {
@@ -43,16 +44,39 @@ inline progdiff::data::ImageDataset patterns(std::int64_t count, double phase, b
   return d;
 }
 
-inline progdiff::model::Progressive<Net> base_model() {
+/// A base of one group, its weights from seed 5; N and S default to the tests' net and schedule.
+template <class N = Net, class S = Schedule>
+progdiff::model::Progressive<N> base_model() {
   progdiff::Generator gen(5);
-  Net net;
+  N net;
   net.initialize(gen);
-  return progdiff::model::Progressive<Net>(std::move(net), Schedule::steps);
+  return progdiff::model::Progressive<N>(std::move(net), S::steps);
 }
 
 /// Three groups by FLOPs intervals of eq. 8 with k = 0.4: budgets 0.6, 0.8 and 1 of the base.
-inline progdiff::group::Partition three_groups() {
-  return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(Schedule{});
+template <class S = Schedule>
+progdiff::group::Partition three_groups() {
+  return progdiff::group::FlopsIntervalGrouper<progdiff::difficulty::SnrFlops>{3, {0.4}}.group(S{});
+}
+
+/// The search at its smallest (two importance batches of 4, two proxy rounds of two schemes,
+/// 8 evaluation samples), fine-tuning `finetune_steps` steps of batch 4, quietly, into `dir`.
+inline progdiff::tdc::TdcOptions small_options(const std::filesystem::path& dir, progdiff::tdc::TdcPruning pruning,
+                                               std::int64_t finetune_steps) {
+  progdiff::tdc::TdcOptions o;
+  o.out_dir = dir;
+  o.pruning = pruning;
+  o.seed = 3;
+  o.importance_batches = 2;
+  o.importance_batch_size = 4;
+  o.proxy_rounds = 2;
+  o.proxy_candidates = 2;
+  o.eval_samples = 8;
+  o.eval_batch_size = 4;
+  o.finetune.steps = finetune_steps;
+  o.finetune.batch_size = 4;
+  o.finetune.progress.mode = progdiff::train::ProgressOptions::Mode::Off;
+  return o;
 }
 
 /// The bytes of the file at `p`; fails the test if it cannot be read.

@@ -41,23 +41,11 @@ using tdc_test::Schedule;
 using tdc_test::three_groups;
 
 tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning, std::int64_t steps) {
-  tdc::TdcOptions o;
-  o.out_dir = dir;
-  o.pruning = pruning;
-  o.seed = 3;
-  o.importance_batches = 2;
-  o.importance_batch_size = 4;
-  o.proxy_rounds = 2;
-  o.proxy_candidates = 2;
-  o.eval_samples = 8;
-  o.eval_batch_size = 4;
-  o.finetune.steps = steps;
-  o.finetune.batch_size = 4;
+  tdc::TdcOptions o = tdc_test::small_options(dir, pruning, steps);
   o.finetune.seed = 11;
   o.finetune.lr.lr = 1e-3;
   o.finetune.ema.decay = 0.9;
   o.finetune.checkpoint_every = 2;
-  o.finetune.progress.mode = train::ProgressOptions::Mode::Off;
   return o;
 }
 

@@ -51,20 +51,8 @@ progdiff::data::ImageDataset patterns(std::int64_t count, double phase) {
 }
 
 tdc::TdcOptions options(const fs::path& dir, tdc::TdcPruning pruning) {
-  tdc::TdcOptions o;
-  o.out_dir = dir;
-  o.pruning = pruning;
-  o.seed = 3;
-  o.importance_batches = 2;
-  o.importance_batch_size = 4;
-  o.proxy_rounds = 2;
-  o.proxy_candidates = 2;
-  o.eval_samples = 8;
-  o.eval_batch_size = 4;
+  tdc::TdcOptions o = tdc_test::small_options(dir, pruning, 0);  // the selection alone
   o.validation_images = 8;
-  o.finetune.steps = 0;  // the selection alone
-  o.finetune.batch_size = 4;
-  o.finetune.progress.mode = train::ProgressOptions::Mode::Off;
   return o;
 }
 
