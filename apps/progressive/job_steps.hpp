@@ -7,12 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "job.hpp"
 #include "progdiff/backend/cpu/matmul_precision.hpp"
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/data/data.hpp"
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
@@ -275,7 +275,10 @@ double Job<Scale>::base_flops() const {
       return static_cast<double>(net.flops(image));
     }
   }
-  return static_cast<double>(new_base().denoiser(0).flops(image));
+  // FLOPs depend on the widths alone: an uninitialized net of the base's widths, not new_base()
+  // (the compute plans ask several times, and initializing a paper-scale base takes a while).
+  const Net net(Net::default_widths(o.channels), net_config(o, Net::default_config()));
+  return static_cast<double>(net.flops(image));
 }
 
 template <class Scale>
@@ -416,13 +419,18 @@ void Job<Scale>::experts() {
 /// and the pipeline's two losses (after pruning and after fine-tuning) of the chosen net.
 inline double tdc_selection_flops(const fs::path& bank, std::int64_t eval_samples, double chosen_flops) {
   double flops = 2.0 * static_cast<double>(eval_samples) * chosen_flops;
-  if (!fs::exists(bank)) return flops;
-  std::ifstream in(bank, std::ios::binary);
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.contains("entries")) return flops;
-  for (const auto& e : j["entries"])
-    if (e.contains("flops") && e["source"] != "unpruned")
+  if (!fs::exists(bank)) return flops;  // no search ran: a criterion's pruning, or a group reused
+  // The bank is the pipeline's own file: one that does not parse would undercount the compute
+  // report, so it is an error naming the file rather than a silent zero.
+  const nlohmann::json j = pd::read_json_file(bank, "TDC memory bank");
+  if (!j.contains("entries") || !j["entries"].is_array())
+    throw pd::FormatError("TDC memory bank " + bank.string() + ": no \"entries\" array");
+  for (const auto& e : j["entries"]) {
+    if (!e.contains("flops") || !e["flops"].is_number())
+      throw pd::FormatError("TDC memory bank " + bank.string() + ": an entry without a numeric \"flops\"");
+    if (e.value("source", std::string()) != "unpruned")
       flops += static_cast<double>(eval_samples) * e["flops"].get<double>();
+  }
   return flops;
 }
 
