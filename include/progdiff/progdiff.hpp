@@ -20,6 +20,7 @@
 #include "progdiff/backend/cpu/memory_stats.hpp"
 #include "progdiff/backend/cpu/normalization.hpp"
 #include "progdiff/backend/cpu/sampling.hpp"
+#include "progdiff/backend/cpu/winograd_weight_cache.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"

@@ -96,8 +96,10 @@ concept BackendUpdates = requires(float* p, const float* cp, const double* cw, s
 /// sample::RowNoiseBackend), row_sq_norms and gaussian_softmax_rows (the optimal denoiser on a
 /// device, group::DeviceOptimalDenoiser), conv2d_forward_bias (convolution and bias fused,
 /// nn::Conv2d), conv2d_forward_epilogue (a per-sample bias and a residual added too,
-/// nn::Conv2d::forward_adding), group_norm_silu_forward and group_norm_silu_backward (GroupNorm
-/// and SiLU fused, nn::GroupNorm::forward_silu) and device_count (a device check).
+/// nn::Conv2d::forward_adding), ConvWeightCache with conv2d_forward_cached (weights kept in a
+/// kernel's transformed form across inference-mode forwards, one cache per nn::Conv2d),
+/// group_norm_silu_forward and group_norm_silu_backward (GroupNorm and SiLU fused,
+/// nn::GroupNorm::forward_silu) and device_count (a device check).
 template <class B>
 concept Backend =
     BackendMemory<B> && BackendGemm<B> && BackendElementwise<B> && BackendLayerKernels<B> && BackendUpdates<B>;

@@ -13,6 +13,20 @@
 
 namespace progdiff::nn {
 
+namespace detail {
+/// The back end's per-layer cache of weights in its kernels' form (B::ConvWeightCache, used by
+/// B::conv2d_forward_cached) where it has one; an empty type otherwise.
+template <class B>
+struct ConvWeightCacheOf {
+  struct type {};
+};
+template <class B>
+requires requires { typename B::ConvWeightCache; }
+struct ConvWeightCacheOf<B> {
+  using type = typename B::ConvWeightCache;
+};
+}  // namespace detail
+
 struct Conv2dConfig {
   std::int64_t in_channels = 1;
   std::int64_t out_channels = 1;
@@ -73,6 +87,10 @@ class Conv2d {
   Tensor<T, B> forward(const Tensor<T, B>& x) {
     const ConvGeometry g = geometry(x.shape());
     Tensor<T, B> y(Shape{g.n, g.c_out, g.out_h(), g.out_w()});
+    if (forward_cached(g, x.data(), ConvEpilogue<T>{config_.bias ? bias_.value.data() : nullptr}, y.data())) {
+      keep_for_backward(input_, x);
+      return y;
+    }
     // A back end with a fused convolution + bias uses it; the others add the bias afterwards.
     if constexpr (requires(const T* p, T* q) { B::conv2d_forward_bias(g, p, p, p, q); }) {
       if (config_.bias) {
@@ -101,7 +119,8 @@ class Conv2d {
       const ConvEpilogue<T> epilogue{config_.bias ? bias_.value.data() : nullptr,
                                      sample_bias.empty() ? nullptr : sample_bias.data(),
                                      residual.empty() ? nullptr : residual.data()};
-      B::conv2d_forward_epilogue(g, x.data(), weight_.value.data(), epilogue, y.data());
+      if (!forward_cached(g, x.data(), epilogue, y.data()))
+        B::conv2d_forward_epilogue(g, x.data(), weight_.value.data(), epilogue, y.data());
       keep_for_backward(input_, x);
       return y;
     } else {
@@ -133,10 +152,28 @@ class Conv2d {
     if (config_.bias) f(scoped(prefix, "bias"), bias_);
   }
 
+  /// The back end's cache of the weights in its kernels' form (for tests and diagnostics).
+  const typename detail::ConvWeightCacheOf<B>::type& weight_cache() const { return weight_cache_; }
+
  private:
+  /// The forward through B::conv2d_forward_cached where the back end has it and this is an
+  /// inference-mode forward; false where nothing ran. The cache checks the weights' bits on
+  /// every call, so its reuse is safe whatever changed them; it is kept to inference mode
+  /// because sampling and evaluation repeat the same weights, while a training forward follows
+  /// an optimizer step: there it would only copy the weights and hold the memory, so training
+  /// runs the kernels as before and frees the cache.
+  bool forward_cached(const ConvGeometry& g, const T* x, const ConvEpilogue<T>& epilogue, T* y) {
+    if constexpr (requires { B::conv2d_forward_cached(g, x, x, epilogue, y, weight_cache_); }) {
+      if (inference_mode()) return B::conv2d_forward_cached(g, x, weight_.value.data(), epilogue, y, weight_cache_);
+      weight_cache_.release();
+    }
+    return false;
+  }
+
   Conv2dConfig config_;
   Parameter<T, B> weight_, bias_;
   Tensor<T, B> input_;
+  [[no_unique_address]] typename detail::ConvWeightCacheOf<B>::type weight_cache_;
 };
 
 }  // namespace progdiff::nn

@@ -22,6 +22,7 @@
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
 #include "progdiff/backend/cpu/matmul_precision.hpp"
+#include "progdiff/backend/cpu/winograd_weight_cache.hpp"
 
 namespace progdiff::backend::cpu {
 
@@ -152,6 +153,38 @@ struct Conv {
       const auto size = static_cast<std::size_t>(g.n * g.c_out * g.out_hw());
       Elementwise::add<T>(size, y, epilogue.residual, y);
     }
+  }
+
+  /// The per-layer cache of conv2d_forward_cached (an optional member of the Backend interface:
+  /// nn::Conv2d keeps one where a back end names this type).
+  using ConvWeightCache = WinogradWeightCache;
+
+  /// Where this call would run the Winograd forward, runs it with the transformed weights of
+  /// `cache`, transforming them only where they are not those of exactly these weights
+  /// (winograd_weight_cache.hpp), and returns true: the output is bit for bit that of
+  /// conv2d_forward, conv2d_forward_bias or conv2d_forward_epilogue with the same terms.
+  /// Returns false having done nothing where another kernel would run (then the caller calls
+  /// one of those). Under bf16 products it declines too: there the Winograd forward runs only
+  /// where the bf16 kernels do not apply and without the fused epilogue.
+  template <class T>
+  static bool conv2d_forward_cached(const ConvGeometry& g, const T* x, const T* weight, const ConvEpilogue<T>& epilogue,
+                                    T* y, ConvWeightCache& cache) {
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16_products() || !avx512::winograd_forward_pays(g)) return false;
+      ConvWeightCache::Lease lease = cache.lease(g, weight, avx512::winograd::transformed_weights_floats(g));
+      if (!lease) {
+        avx512::conv2d_winograd(g, x, forward_taps(g, weight), epilogue, y);
+        return true;
+      }
+      avx512::conv2d_winograd(g, x, forward_taps(g, lease.weights()), epilogue, y, 0,
+                              avx512::winograd::TransformedWeights{lease.transformed(), lease.current()});
+      if (!lease.current()) lease.commit();
+      return true;
+    }
+#endif
+    (void)g, (void)x, (void)weight, (void)epilogue, (void)y, (void)cache;
+    return false;
   }
 
   /// dx = conv_transpose(dy, weight) (assigns).

@@ -67,6 +67,20 @@ inline Scratch& scratch() {
   return s;
 }
 
+/// Floats of U for a forward of geometry g: [16 positions][c_out panels][c_in padded][kNr].
+inline std::size_t transformed_weights_floats(const ConvGeometry& g) {
+  const std::int64_t npanels = (g.c_out + kNr - 1) / kNr;
+  return static_cast<std::size_t>(kPositions * npanels * round_up16(g.c_in) * kNr);
+}
+
+/// Where a forward finds U: in the calling thread's scratch (u null), or in memory the caller
+/// keeps across calls (a layer's WinogradWeightCache), which holds the transform of the tap
+/// weights already where `current`, and which the forward fills first otherwise.
+struct TransformedWeights {
+  float* u = nullptr;
+  bool current = false;
+};
+
 /// Floats between the 16 position planes of a block of `floats_per_position`: one cache line
 /// more than needed, so the 16 streams a transform writes (and the output transform reads)
 /// never all fall into one L1 set (at 32x32, a plain stride is a multiple of 4 KiB).
@@ -247,9 +261,11 @@ inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
 /// tap(o, i, ki, kj) is the kernel of output channel o and input channel i (assigns).
 /// block_bytes: the L2 share of a block of transformed input (0: kernel_choices()'s); any value
 /// gives the same bits, since every tile's sums run over all input channels in one order.
+/// weights: where U is (default: transformed into scratch on every call); a U the caller
+/// keeps must be the transform of exactly the tap weights where it says `current`.
 template <class Tap>
 void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvEpilogue<float>& epilogue, float* y,
-                     std::int64_t block_bytes = 0) {
+                     std::int64_t block_bytes = 0, winograd::TransformedWeights weights = {}) {
   using namespace winograd;
   require(winograd_applies(g), "conv2d_winograd: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
   const std::int64_t cip = round_up16(g.c_in), npanels = (g.c_out + kNr - 1) / kNr;
@@ -265,7 +281,8 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
   const std::int64_t tile_rows = g.n * tiles_y, blocks = (tile_rows + rows_per_block - 1) / rows_per_block;
   const std::int64_t max_tiles = rows_per_block * tiles_x;
 
-  float* u = thread_scratch(scratch().weights, static_cast<std::size_t>(kPositions * npanels * cip * kNr));
+  float* u = weights.u ? weights.u : thread_scratch(scratch().weights, transformed_weights_floats(g));
+  const bool transform = !(weights.u && weights.current);
   float* xp = thread_scratch(scratch().padded_input, static_cast<std::size_t>(g.n * sample_stride));
   const std::int64_t u_position_stride = npanels * cip * kNr;
   thread_local std::vector<float> bias_buffer;
@@ -273,7 +290,7 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
 
 #pragma omp parallel if (!omp_in_parallel())
   {
-    transform_weights(g.c_out, g.c_in, cip, tap, u);
+    if (transform) transform_weights(g.c_out, g.c_in, cip, tap, u);
 #pragma omp for schedule(static)
     for (std::int64_t s = 0; s < g.n; ++s)
       to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, 1, xp + s * sample_stride);
