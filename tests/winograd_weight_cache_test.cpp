@@ -17,6 +17,7 @@
 #include "kernel_support.hpp"
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/backend/cpu/winograd_weight_cache.hpp"
 #include "progdiff/core/inference_mode.hpp"
 #include "progdiff/io/checkpoint.hpp"
@@ -213,6 +214,26 @@ TEST_CASE("A Conv2d forward in inference mode gives the ordinary forward's bits"
   // A training forward frees the cache and runs as before.
   conv.forward(x);
   CHECK(conv.weight_cache().bytes() == 0);
+}
+
+TEST_CASE("Under bf16 products a Conv2d in inference mode runs the kernels it ran before") {
+  namespace cpu = pd::backend::cpu;
+  if (!cpu::bf16_unavailable_reason(cpu::identify_cpu()).empty()) return;
+  const cpu::MatmulPrecisionScope bf16(cpu::MatmulPrecision::bf16);
+  // 8x8: the bf16 direct kernel; 6x6: fp32 Winograd with the epilogue's terms added after it.
+  for (const std::int64_t size : {8, 6}) {
+    INFO("image ", size, "x", size);
+    Conv conv = random_conv(48, 48, 51);
+    const TensorF x = random_input(pd::Shape{2, 48, size, size}, 52);
+    const TensorF sample_bias = random_input(pd::Shape{2, 48}, 53),
+                  residual = random_input(pd::Shape{2, 48, size, size}, 54);
+    const auto ordinary = conv.forward(x).to_host();
+    const auto ordinary_adding = conv.forward_adding(x, sample_bias, residual).to_host();
+    const pd::InferenceMode inference;
+    CHECK(same_bits(conv.forward(x).to_host(), ordinary));
+    CHECK(same_bits(conv.forward_adding(x, sample_bias, residual).to_host(), ordinary_adding));
+    CHECK(transforms_of(conv) == 0);
+  }
 }
 
 TEST_CASE("Every way of changing a Conv2d's weights reaches its next inference forward") {
