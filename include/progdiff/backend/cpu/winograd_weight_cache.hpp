@@ -19,7 +19,8 @@
 // concurrent forward of the same layer on another thread finds it taken and transforms into
 // its own scratch, as without a cache. Inside a forward the kernel's OpenMP threads write and
 // read U between the region's barriers, and the flag's release and acquire order those writes
-// before the next holder's reads.
+// before the next holder's reads. Writing the weights while a forward reads them stays a data
+// race, as it is without a cache: the comparison sees the weights as they are when it runs.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
