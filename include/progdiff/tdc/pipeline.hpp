@@ -52,27 +52,32 @@
 // ordinary progressive checkpoint) whose timestep sampler draws only the group's timesteps.
 #include <chrono>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "progdiff/core/json_file.hpp"
 #include "progdiff/io/atomic_file.hpp"
 #include "progdiff/io/checkpoint.hpp"
 #include "progdiff/io/safetensors.hpp"
+#include "progdiff/model/edm_preconditioning.hpp"
 #include "progdiff/model/progressive.hpp"
 #include "progdiff/tdc/group_loss.hpp"
 #include "progdiff/tdc/importance.hpp"
 #include "progdiff/tdc/options.hpp"
 #include "progdiff/tdc/pruning.hpp"
+#include "progdiff/train/edm_objective.hpp"
+#include "progdiff/train/hybrid_objective.hpp"
+#include "progdiff/train/log_normal_timesteps.hpp"
 #include "progdiff/train/trainer.hpp"
 
 namespace progdiff::tdc {
@@ -99,10 +104,94 @@ class SubrangeTimesteps {
   std::int64_t size_;
 };
 
-/// The assembled model (absent when only one group ran, or options.assemble is false) and the report.
-template <class Net>
+/// What the pipeline does with its base model, by the objective the base was trained with. The
+/// variance-preserving objectives (train::SimpleObjective, train::HybridObjective): the base is
+/// model::Progressive<Net> itself, its groups are scored on the schedule's x_t with the target of
+/// its prediction type, and fine-tuned on timesteps drawn uniformly from the group.
+template <class Net, class Schedule, class Objective>
+struct TdcBaseModel {
+  using Model = model::Progressive<Net>;
+  /// The progressive model whose single denoiser is pruned (the model itself).
+  static model::Progressive<Net>& groups(Model& m) { return m; }
+  static const model::Progressive<Net>& groups(const Model& m) { return m; }
+  /// `p` as a model of the base's kind.
+  static Model like(const Model&, model::Progressive<Net> p) { return p; }
+  static ScheduleNoising<Schedule> noising(const Model& base, const Schedule& s) { return {s, base.prediction_type()}; }
+  /// The fine-tuning sampler of a group's timesteps [begin, end).
+  static train::AnyTimestepSampler sampler(const Model&, const Objective&, std::int64_t begin, std::int64_t end) {
+    return train::UniformTimesteps(begin, end);
+  }
+  static void check(const Model&, const Schedule&, const Objective&) {}
+};
+
+/// An EDM base (train::EdmObjective, or a type derived from it): model::EdmPreconditioned<
+/// model::Progressive<Net>>. The inner
+/// Net, F of D = c_skip x + c_out F(c_in x; c_noise), is pruned and scored by its MSE against
+/// EDM's effective target, which is EDM's loss of D (EdmNoising, tdc/group_loss.hpp); each group
+/// fine-tunes as the same wrapper around a one-group model, with EDM's log-normal sigmas
+/// restricted to the group's grid timesteps, and the assembled wrapper routes each sample by sigma.
+template <class Net, class Schedule, class Objective>
+requires std::derived_from<Objective, train::EdmObjective>
+struct TdcBaseModel<Net, Schedule, Objective> {
+  static_assert(std::is_same_v<Schedule, schedule::EDM>,
+                "progdiff::tdc: an EDM base (train::EdmObjective) is fine-tuned on its sigma grid's schedule; use "
+                "tdc::TdcPipeline<Net, schedule::EDM, train::EdmObjective> with base.grid().schedule()");
+  using Model = model::EdmPreconditioned<model::Progressive<Net>>;
+  static model::Progressive<Net>& groups(Model& m) { return m.inner(); }
+  static const model::Progressive<Net>& groups(const Model& m) { return m.inner(); }
+  static Model like(const Model& base, model::Progressive<Net> p) {
+    return Model(std::move(p), base.grid(), base.preconditioning());
+  }
+  static EdmNoising noising(const Model& base, const Schedule&) { return {base.preconditioning(), base.grid()}; }
+  /// The log-normal of the objective restricted to [begin, end), with weight 1: the group trains
+  /// alone, so the mass weight that balances groups in mixed batches would only rescale its
+  /// logged loss (and, for a group with little log-normal mass, shrink it against AdamW's epsilon).
+  static train::AnyTimestepSampler sampler(const Model& base, const Objective& objective, std::int64_t begin,
+                                           std::int64_t end) {
+    train::LogNormalSigmaConfig c = objective.sigmas;
+    c.group_mass_weights = false;
+    return train::LogNormalTimesteps(base.grid(), begin, end, c);
+  }
+  static void check(const Model& base, const Schedule& s, const Objective& objective) {
+    require(objective.sigma_data == base.preconditioning().sigma_data,
+            "TDC: train::EdmObjective's sigma_data " + std::to_string(objective.sigma_data) +
+                " differs from the EDM base's preconditioning (" + std::to_string(base.preconditioning().sigma_data) +
+                ")");
+    const schedule::EdmSigma& grid = base.grid();
+    const std::int64_t last = grid.size() - 1;
+    require(static_cast<std::int64_t>(s.size()) == grid.size() &&
+                std::abs(s.sigma(0) - grid.sigma_at(0.0)) <= 1e-9 * grid.sigma_at(0.0) &&
+                std::abs(s.sigma(last) - grid.sigma_at(static_cast<double>(last))) <=
+                    1e-9 * grid.sigma_at(static_cast<double>(last)),
+            "TDC: the schedule given is not the EDM base's sigma grid (" + std::to_string(grid.size()) +
+                " timesteps, sigma " + std::to_string(grid.sigma_min()) + " .. " + std::to_string(grid.sigma_max()) +
+                "); pass base.grid().schedule()");
+  }
+};
+
+/// The name tdc.json records for the fine-tuning objective: "simple" (train::SimpleObjective, the
+/// default, not recorded), "hybrid", "edm" (the library's objectives and types derived from them),
+/// an objective's own `static constexpr const char* tdc_name`, or else "custom" (two different
+/// objectives of one's own without a tdc_name are then not told apart).
+template <class Objective>
+constexpr const char* tdc_objective_name() {
+  if constexpr (requires { Objective::tdc_name; })
+    return Objective::tdc_name;
+  else if constexpr (std::derived_from<Objective, train::SimpleObjective>)
+    return "simple";
+  else if constexpr (std::derived_from<Objective, train::HybridObjective>)
+    return "hybrid";
+  else if constexpr (std::derived_from<Objective, train::EdmObjective>)
+    return "edm";
+  else
+    return "custom";
+}
+
+/// The assembled model (absent when only one group ran, or options.assemble is false) and the
+/// report. Model is the base's kind: model::Progressive<Net>, or EDM's wrapper around it.
+template <class Net, class Model = model::Progressive<Net>>
 struct TdcResult {
-  std::optional<model::Progressive<Net>> model;
+  std::optional<Model> model;
   TdcReport report;
 };
 
@@ -110,13 +199,17 @@ struct TdcResult {
 using TdcStepCallback = std::function<void(std::int64_t group, const train::StepInfo&)>;
 
 /// Objective: what each group's fine-tuning minimises (train/objective.hpp), as train::Trainer
-/// takes it; a model with a learned variance needs train::HybridObjective.
+/// takes it; a model with a learned variance needs train::HybridObjective, an EDM base
+/// (model::EdmPreconditioned<model::Progressive<Net>>) train::EdmObjective with Schedule
+/// schedule::EDM (TdcBaseModel).
 template <class Net, schedule::NoiseSchedule Schedule, class Objective = train::SimpleObjective>
 class TdcPipeline {
  public:
   using T = typename Net::value_type;
   using B = typename Net::backend_type;
-  using GroupModel = model::Progressive<Net>;
+  using Base = TdcBaseModel<Net, Schedule, Objective>;
+  /// The base's kind of model: each group's fine-tuning model and the assembled model.
+  using GroupModel = typename Base::Model;
   static_assert(train::check_objective<Objective, GroupModel>());
 
   /// `base`: the stage-1 model (one group); `partition`: the groups with their FLOPs budgets
@@ -160,6 +253,7 @@ class TdcPipeline {
                                                            " groups");
     train_data.validate("TDC training data");
     validation_data.validate("TDC validation data");
+    Base::check(base, schedule, objective_);
     image_ = Shape{1, train_data.channels, train_data.height, train_data.width};
   }
 
@@ -172,12 +266,20 @@ class TdcPipeline {
   std::filesystem::path done_path(std::int64_t g) const { return group_dir(g) / "done.json"; }
   bool done(std::int64_t g) const { return std::filesystem::exists(done_path(g)); }
   const group::Partition& partition() const { return partition_; }
-  std::int64_t base_flops() const { return base_.denoiser(0).flops(image_); }
+  std::int64_t base_flops() const { return Base::groups(base_).denoiser(0).flops(image_); }
+
+  /// The sampler group g's fine-tuning draws its timesteps with (over the whole schedule, drawing
+  /// only the group's): options.finetune.make_sampler's for the group if set, else the base kind's.
+  train::AnyTimestepSampler group_sampler(std::int64_t g) const {
+    require(g >= 0 && g < partition_.groups(),
+            "TDC: group " + std::to_string(g) + " is outside the " + std::to_string(partition_.groups()) + " groups");
+    return group_train_options(g).make_sampler(0, 0, partition_.size());
+  }
 
   /// Every group (or only options.only_group), then the assembly (see the top of this file).
-  TdcResult<Net> run() {
+  TdcResult<Net, GroupModel> run() {
     write_manifest();
-    TdcResult<Net> result;
+    TdcResult<Net, GroupModel> result;
     result.report.base_flops = base_flops();
     result.report.base_parameters = base_.parameter_count();
     for (std::int64_t g = 0; g < partition_.groups(); ++g)
@@ -213,22 +315,23 @@ class TdcPipeline {
       load_weights(g, pruned_path(g), *m, false);
     } else {
       const auto start = std::chrono::steady_clock::now();
-      GroupPruningTask<T, B, Schedule> task{schedule_,
-                                            base_.prediction_type(),
-                                            g,
-                                            partition_.begin(g),
-                                            partition_.end(g),
-                                            r.flops_limit,
-                                            image_,
-                                            train_data_,
-                                            held_out,
-                                            bank_path(g)};
-      GroupPruningResult<Net> pruned = prune_for_group(base_.denoiser(0), options_.pruning, criterion_, task, options_);
+      GroupPruningTask<T, B, decltype(Base::noising(base_, schedule_))> task{Base::noising(base_, schedule_),
+                                                                             g,
+                                                                             partition_.begin(g),
+                                                                             partition_.end(g),
+                                                                             r.flops_limit,
+                                                                             image_,
+                                                                             train_data_,
+                                                                             held_out,
+                                                                             bank_path(g)};
+      GroupPruningResult<Net> pruned =
+          prune_for_group(Base::groups(base_).denoiser(0), options_.pruning, criterion_, task, options_);
       r.proxy_evaluations = pruned.evaluations;
       r.pruned_loss = held_out.loss(pruned.net);
       // dropout seeds as a reload from the group's files would draw them
       Generator gen = group_generator(g);
-      m.emplace(model::clone_net(pruned.net, gen), partition_.size(), base_.prediction_type());
+      m.emplace(Base::like(base_, model::Progressive<Net>(model::clone_net(pruned.net, gen), partition_.size(),
+                                                          Base::groups(base_).prediction_type())));
       if (options_.proxy_sharing.rank == 0)
         io::save_checkpoint(pruned_path(g), *m, description(*m), io::TrainingState{});
       r.prune_seconds = seconds_since(start);
@@ -251,7 +354,7 @@ class TdcPipeline {
     if (options_.use_ema_weights && options_.finetune.use_ema && options_.finetune.steps > 0) trainer.ema().copy_to(*m);
     r.flops = m->flops(image_, 0);
     r.parameters = m->parameter_count();
-    r.finetuned_loss = held_out.loss(m->denoiser(0));
+    r.finetuned_loss = held_out.loss(Base::groups(*m).denoiser(0));
     write_done(g, r);
     return r;
   }
@@ -266,8 +369,12 @@ class TdcPipeline {
       throw ConfigError("TDC: cannot assemble the progressive model, group(s) " + missing + " of " +
                         options_.out_dir.string() + " have not finished");
     std::vector<Net> nets;
-    for (std::int64_t g = 0; g < partition_.groups(); ++g) nets.push_back(std::move(load_group(g).denoiser(0)));
-    return GroupModel(partition_, std::move(nets), base_.prediction_type());
+    for (std::int64_t g = 0; g < partition_.groups(); ++g) {
+      GroupModel m = load_group(g);
+      nets.push_back(std::move(Base::groups(m).denoiser(0)));
+    }
+    return Base::like(base_,
+                      model::Progressive<Net>(partition_, std::move(nets), Base::groups(base_).prediction_type()));
   }
 
   /// Group g's fine-tuned denoiser as a one-group model (the EMA weights when options say so).
@@ -295,7 +402,7 @@ class TdcPipeline {
   }
 
   GroupBatches<T, B> held_out_set(std::int64_t g) const {
-    return GroupBatches<T, B>::held_out(schedule_, base_.prediction_type(), validation_data_, partition_.begin(g),
+    return GroupBatches<T, B>::held_out(Base::noising(base_, schedule_), validation_data_, partition_.begin(g),
                                         partition_.end(g), options_.eval_samples, options_.eval_batch_size,
                                         options_.seed, kTdcHeldOutStream + 2 * static_cast<std::uint64_t>(g));
   }
@@ -309,9 +416,8 @@ class TdcPipeline {
     t.resume = true;
     const std::int64_t begin = partition_.begin(g), end = partition_.end(g), size = partition_.size();
     const train::SamplerFactory inner = options_.finetune.make_sampler;
-    t.make_sampler = [inner, g, begin, end, size](std::int64_t, std::int64_t, std::int64_t) {
-      train::AnyTimestepSampler s =
-          inner ? inner(g, begin, end) : train::AnyTimestepSampler(train::UniformTimesteps(begin, end));
+    t.make_sampler = [this, inner, g, begin, end, size](std::int64_t, std::int64_t, std::int64_t) {
+      train::AnyTimestepSampler s = inner ? inner(g, begin, end) : Base::sampler(base_, objective_, begin, end);
       return train::AnyTimestepSampler(SubrangeTimesteps(std::move(s), size));
     };
     return t;
@@ -332,7 +438,8 @@ class TdcPipeline {
   GroupModel model_from_file(std::int64_t g, const std::filesystem::path& file) const {
     try {
       Generator gen = group_generator(g);
-      return GroupModel::from_description(io::read_safetensors(file).metadata, gen, base_.denoiser(0).config());
+      return Base::like(base_, model::Progressive<Net>::from_description(io::read_safetensors(file).metadata, gen,
+                                                                         Base::groups(base_).denoiser(0).config()));
     } catch (const Error& e) {
       throw FormatError("TDC group " + std::to_string(g) + ": " + file.string() +
                         " is not a readable group checkpoint: " + e.what() +
@@ -364,6 +471,8 @@ class TdcPipeline {
     j["pruning"] = criterion_ ? criterion_.name() : std::string(tdc_pruning_name(options_.pruning));
     // Recorded only for another proxy than the built-in one, so older runs' files still match.
     if (options_.pruning == TdcPruning::Proxy && options_.proxy_name != "search") j["proxy"] = options_.proxy_name;
+    // Recorded only for another objective than L_simple, so older runs' files still match.
+    if (std::string(tdc_objective_name<Objective>()) != "simple") j["objective"] = tdc_objective_name<Objective>();
     j["base_flops"] = base_flops();
     j["finetune_steps"] = options_.finetune.steps;
     return j;
@@ -374,10 +483,13 @@ class TdcPipeline {
     const nlohmann::json want = manifest();
     const std::filesystem::path path = options_.out_dir / "tdc.json";
     if (std::filesystem::exists(path)) {
-      const nlohmann::json have = read_json(path);
-      if (have.contains("proxy") && !want.contains("proxy"))
-        throw ConfigError("TDC: " + path.string() + " was written by a run with proxy = " + have["proxy"].dump() +
-                          ", this run has the built-in search; use another out_dir or remove it");
+      const nlohmann::json have = read_json_file(path, "TDC manifest");
+      // Keys recorded only away from their defaults: present there and absent here is a mismatch too.
+      for (const auto& [key, default_text] : {std::pair<const char*, const char*>{"proxy", "the built-in search"},
+                                              std::pair<const char*, const char*>{"objective", "\"simple\""}})
+        if (have.contains(key) && !want.contains(key))
+          throw ConfigError("TDC: " + path.string() + " was written by a run with " + key + " = " + have[key].dump() +
+                            ", this run has " + default_text + "; use another out_dir or remove it");
       for (const auto& [key, value] : want.items())
         if (!have.contains(key) || have[key] != value)
           throw ConfigError("TDC: " + path.string() + " was written by a run with " + key + " = " +
@@ -387,18 +499,6 @@ class TdcPipeline {
     }
     std::filesystem::create_directories(options_.out_dir);
     write_json(path, want);
-  }
-
-  static nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw IoError("TDC: cannot open " + path.string());
-    std::ostringstream text;
-    text << in.rdbuf();
-    try {
-      return nlohmann::json::parse(text.str());
-    } catch (const nlohmann::json::exception& e) {
-      throw FormatError("TDC: " + path.string() + " is not valid JSON: " + e.what());
-    }
   }
 
   static void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
@@ -418,7 +518,7 @@ class TdcPipeline {
   }
 
   void read_done(std::int64_t g, TdcGroupReport& r) const {
-    const nlohmann::json j = read_json(done_path(g));
+    const nlohmann::json j = read_json_file(done_path(g), "TDC group " + std::to_string(g) + " record");
     try {
       r.flops = j.at("flops").get<std::int64_t>();
       r.parameters = j.at("parameters").get<std::int64_t>();
@@ -461,6 +561,23 @@ template <class Net, schedule::NoiseSchedule Schedule, train::ObjectiveFor<model
 TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
                        const data::ImageDataset& train_data, const data::ImageDataset& validation_data,
                        const TdcOptions& options, Objective objective, TdcStepCallback on_step = {}) {
+  TdcPipeline<Net, Schedule, Objective> pipeline(base, std::move(partition), schedule, train_data, validation_data,
+                                                 options, AnyImportance<Net>{}, std::move(objective));
+  pipeline.on_step(std::move(on_step));
+  return pipeline.run();
+}
+
+/// The same for an EDM base (model::EdmPreconditioned<model::Progressive<Net>>, trained with
+/// train::EdmObjective): `schedule` is base.grid().schedule(); the assembled model is the same
+/// wrapper around the groups' progressive model, routing each sample by sigma.
+template <class Net, schedule::NoiseSchedule Schedule, class Objective = train::EdmObjective>
+TdcResult<Net, model::EdmPreconditioned<model::Progressive<Net>>> run_tdc(
+    model::EdmPreconditioned<model::Progressive<Net>>& base, group::Partition partition, const Schedule& schedule,
+    const data::ImageDataset& train_data, const data::ImageDataset& validation_data, const TdcOptions& options,
+    Objective objective = {}, TdcStepCallback on_step = {}) {
+  static_assert(std::derived_from<Objective, train::EdmObjective>,
+                "progdiff::tdc: an EDM base (model::EdmPreconditioned) is fine-tuned with the loss it was trained "
+                "with, train::EdmObjective");
   TdcPipeline<Net, Schedule, Objective> pipeline(base, std::move(partition), schedule, train_data, validation_data,
                                                  options, AnyImportance<Net>{}, std::move(objective));
   pipeline.on_step(std::move(on_step));

@@ -43,11 +43,12 @@ namespace progdiff::tdc {
 inline constexpr std::uint64_t kTdcImportanceStream = std::uint64_t{0x54444349} << 32;  // "TDCI"
 inline constexpr std::uint64_t kTdcHeldOutStream = std::uint64_t{0x54444348} << 32;     // "TDCH"
 
-/// One group's timesteps and limit, and the data its criterion reads.
-template <class T, class B, schedule::NoiseSchedule S>
+/// One group's timesteps and limit, and the data its criterion reads. `Noising` makes the
+/// criterion's batches as the held-out set's are made (tdc/group_loss.hpp: ScheduleNoising, or
+/// EdmNoising for the inner network of an EDM base).
+template <class T, class B, class Noising>
 struct GroupPruningTask {
-  const S& schedule;
-  schedule::PredictionType prediction;
+  Noising noising;
   std::int64_t group = 0;
   std::int64_t begin = 0, end = 0;  // the group's timesteps [begin, end)
   double flops_limit = 0.0;         // per sample
@@ -88,9 +89,9 @@ inline prune::Scheme scheme_of(const prune::ChannelGroups& groups, const prune::
 
 /// The pruned denoiser of one group (see the top of this file).
 /// `criterion` scores the channels when `pruning` is neither None nor Proxy.
-template <class Net, class T, class B, schedule::NoiseSchedule S>
+template <class Net, class T, class B, class Noising>
 GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImportance<Net>& criterion,
-                                        const GroupPruningTask<T, B, S>& task, const TdcOptions& o) {
+                                        const GroupPruningTask<T, B, Noising>& task, const TdcOptions& o) {
   const double base_flops = static_cast<double>(base.flops(task.image));
   require(task.flops_limit > 0.0, "TDC: group " + std::to_string(task.group) + " has FLOPs limit " +
                                       std::to_string(task.flops_limit) + ", it must be positive");
@@ -143,7 +144,7 @@ GroupPruningResult<Net> prune_for_group(Net& base, TdcPruning pruning, AnyImport
                              stream,
                              o,
                              [&](std::int64_t index, const std::vector<std::int64_t>& ts, std::uint64_t offset) {
-                               return GroupBatches<T, B>::at_timesteps(task.schedule, task.prediction, task.train_data,
+                               return GroupBatches<T, B>::at_timesteps(task.noising, task.train_data,
                                                                        index * o.importance_batch_size, ts, o.seed,
                                                                        stream + offset)
                                    .loss_and_gradients(base);

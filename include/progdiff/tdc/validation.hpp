@@ -6,7 +6,8 @@
 //   auto [fit, validation] = data::split_validation(train_split, 5000);   // the last 5000 images
 //   tdc::run_tdc(base, partition, schedule, fit, validation, options);
 //   // or, the same in one call: tdc::run_tdc(base, partition, schedule, train_split, options)
-//   // (either form takes a training objective after the options: train::HybridObjective{})
+//   // (either form takes a training objective after the options: train::HybridObjective{}; an EDM
+//   // base, model::EdmPreconditioned<model::Progressive<Net>>, takes the same calls with grid.schedule())
 #include <utility>
 
 #include "progdiff/data/image_dataset.hpp"
@@ -30,6 +31,18 @@ template <class Net, schedule::NoiseSchedule Schedule, train::ObjectiveFor<model
 TdcResult<Net> run_tdc(model::Progressive<Net>& base, group::Partition partition, const Schedule& schedule,
                        const data::ImageDataset& train_split, const TdcOptions& options, Objective objective,
                        TdcStepCallback on_step = {}) {
+  const data::ValidationSplit split = data::split_validation(train_split, options.validation_images);
+  return run_tdc(base, std::move(partition), schedule, split.fit, split.validation, options, std::move(objective),
+                 std::move(on_step));
+}
+
+/// The same for an EDM base (model::EdmPreconditioned<model::Progressive<Net>>, train::EdmObjective;
+/// tdc/pipeline.hpp), `schedule` its grid's schedule().
+template <class Net, schedule::NoiseSchedule Schedule, class Objective = train::EdmObjective>
+TdcResult<Net, model::EdmPreconditioned<model::Progressive<Net>>> run_tdc(
+    model::EdmPreconditioned<model::Progressive<Net>>& base, group::Partition partition, const Schedule& schedule,
+    const data::ImageDataset& train_split, const TdcOptions& options, Objective objective = {},
+    TdcStepCallback on_step = {}) {
   const data::ValidationSplit split = data::split_validation(train_split, options.validation_images);
   return run_tdc(base, std::move(partition), schedule, split.fit, split.validation, options, std::move(objective),
                  std::move(on_step));
