@@ -10,7 +10,8 @@
 //   2. fine-tune the pruned denoiser on the group's timesteps only (eq. 13), with the training
 //      objective the base was trained with (a type: train/objective.hpp);
 //   3. mark the group done.
-// Then the groups' denoisers are assembled into one model::Progressive.
+// Then the groups' denoisers are assembled into one model::Progressive (an EDM base: the
+// preconditioned wrapper around it).
 //
 // The entry point a main job calls:
 //
@@ -28,11 +29,19 @@
 // Pruning keeps conv_out's 2C output channels (they are in no channel group), and schemes are
 // scored by the loss of the prediction head whatever the objective (tdc/prediction_head_loss.hpp).
 //
+// An EDM base, model::EdmPreconditioned<model::Progressive<Net>> trained with train::EdmObjective
+// on a schedule::EdmSigma grid, goes through the same pipeline (TdcBaseModel below):
+//   tdc::run_tdc(edm_base, partition, grid.schedule(), fit, validation, o);   // train::EdmObjective{}
+// the inner Net is pruned, its schemes scored by F's MSE against EDM's effective target, which is
+// EDM's lambda-weighted loss of D (tdc/group_loss.hpp, EdmNoising); each group fine-tunes as the
+// wrapper around a one-group model on EDM's log-normal sigmas restricted to the group's grid
+// timesteps; the assembled result is the wrapper over the partition, routing each sample by sigma.
+//
 // The base may be a model trained elsewhere: interop::import_diffusers_base<Net>(dir, schedule).base
 // is a diffusers UNet2DModel folder as a one-group model (interop/diffusers_base.hpp).
 //
-// On disk, out_dir/tdc.json records the partition, budgets and criterion (a rerun with others is
-// a ConfigError), and out_dir/group<g>/ holds
+// On disk, out_dir/tdc.json records the partition, budgets, criterion and (unless L_simple) the
+// objective (a rerun with others is a ConfigError), and out_dir/group<g>/ holds
 //   memory_bank.json         the pruning schemes evaluated for the group (prune/memory_bank.hpp)
 //   pruned.safetensors       the pruned denoiser before fine-tuning
 //   checkpoint.safetensors   the fine-tuning checkpoint (io/checkpoint.hpp), written every
