@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <omp.h>
+
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/data/validation_split.hpp"
 #include "progdiff/model/edm_preconditioning.hpp"
@@ -142,6 +144,26 @@ double edm_loss_by_hand(const EdmCall& c) {
     total += c.weights[i] * lambda * mse / static_cast<double>(d);
   }
   return total / static_cast<double>(n);
+}
+
+// Bit-for-bit comparisons run on one thread (the float convolution's weight gradient sums
+// per-thread partial sums; tests/tdc_test.cpp).
+struct OneThread {
+  int before = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(before); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+};
+
+// Fine-tuning that moves the weights, with checkpoints every 2 steps, for the resume tests.
+tdc::TdcOptions resume_options(const fs::path& dir, tdc::TdcPruning pruning, std::int64_t steps) {
+  tdc::TdcOptions o = options(dir, pruning, steps);
+  o.finetune.seed = 11;
+  o.finetune.lr.lr = 1e-3;
+  o.finetune.ema.decay = 0.9;
+  o.finetune.checkpoint_every = 2;
+  return o;
 }
 
 // The standard normal's distribution function.
@@ -426,4 +448,51 @@ TEST_CASE("tdc.json records a non-default objective; a rerun with another object
       tdc::run_tdc(edm3, three_groups(), grid().schedule(), train_split, options(dir, tdc::TdcPruning::None, 0));
   REQUIRE(again.report.groups.size() == 3);
   CHECK(again.report.groups[1].reused);
+}
+
+TEST_CASE(
+    "an EDM run killed in a group's fine-tuning resumes to the same weights; groups run apart assemble the same") {
+  OneThread one_thread;
+  const auto train_split = tdc_test::patterns(24, 0.0, true);
+  const auto s = grid().schedule();
+  auto run = [&](const tdc::TdcOptions& o, tdc::TdcStepCallback cb = {}) {
+    auto base = edm_base();  // a fresh base, as a new process would load it
+    return tdc::run_tdc(base, three_groups(), s, train_split, o, train::EdmObjective{}, std::move(cb));
+  };
+  auto whole = run(resume_options(scratch("resume_whole"), tdc::TdcPruning::Taylor, 6));
+  REQUIRE(whole.model.has_value());
+  const auto expected = train_test::all_weights<float>(*whole.model);
+
+  const fs::path dir = scratch("resume_killed");
+  const auto o = resume_options(dir, tdc::TdcPruning::Taylor, 6);
+  CHECK_THROWS_AS(run(o,
+                      [](std::int64_t g, const train::StepInfo& info) {
+                        if (g == 1 && info.step == 3) throw train_test::Killed{};
+                      }),
+                  train_test::Killed);
+  CHECK(fs::exists(dir / "group0" / "done.json"));
+  CHECK(!fs::exists(dir / "group1" / "done.json"));
+  CHECK(fs::exists(dir / "group1" / "checkpoint.safetensors"));
+  std::vector<std::int64_t> trained;
+  auto resumed = run(o, [&](std::int64_t g, const train::StepInfo&) {
+    if (trained.empty() || trained.back() != g) trained.push_back(g);
+  });
+  CHECK(trained == std::vector<std::int64_t>{1, 2});  // group 0 is not trained again
+  CHECK(resumed.report.groups[0].reused);
+  REQUIRE(resumed.model.has_value());
+  CHECK(train_test::all_weights<float>(*resumed.model) == expected);
+
+  const fs::path apart = scratch("parallel_split");
+  for (std::int64_t g : {2, 0, 1}) {
+    auto og = resume_options(apart, tdc::TdcPruning::Taylor, 6);
+    og.only_group = g;
+    auto r = run(og);
+    CHECK(!r.model.has_value());
+    REQUIRE(r.report.groups.size() == 1);
+  }
+  auto assembled = run(resume_options(apart, tdc::TdcPruning::Taylor, 6));
+  REQUIRE(assembled.model.has_value());
+  for (const auto& g : assembled.report.groups) CHECK(g.reused);
+  CHECK(train_test::all_weights<float>(*assembled.model) == expected);
+  CHECK(assembled.report.average_flops == whole.report.average_flops);
 }
