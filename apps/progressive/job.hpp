@@ -45,9 +45,6 @@ struct Job {
   using Schedule = typename Recipe::Schedule;
   /// DDPM's U-Net trained on L_simple: what --base-from imports (diffusers' UNet2DModel).
   static constexpr bool kPlainDdpm = std::is_same_v<Recipe, SimpleRecipe> && Scale::arch == Arch::Ddpm;
-  /// The recipes TDC's pipeline prunes and fine-tunes: the variance-preserving ones (L_simple,
-  /// IDDPM's hybrid), whose model is the U-Net itself; EDM's preconditioned wrapper is not one.
-  static constexpr bool kTdcRecipe = Recipe::kind != ObjectiveKind::Edm;
   const Options& o;
   const Schedule& schedule;
   const pd::group::Partition& partition;
@@ -109,9 +106,7 @@ inline void Job<Scale>::run_variant() {
     case Variant::Unified:
       return unified();
     case Variant::Tdc:
-      // The options refuse --variant tdc with --objective edm.
-      if constexpr (kTdcRecipe) return tdc();
-      throw pd::ConfigError("--variant tdc: TDC runs with --objective simple or hybrid only");
+      return tdc();
     case Variant::MultiStage:
       return multi_stage();
     case Variant::Separate:
@@ -138,7 +133,7 @@ PROGDIFF_JOB_VARIANTS(PaperScaleOn<pd::backend::Cuda>)
 template <class R, Arch A>
 using SmallCpu = SmallScaleWith<Cpu, R, A>;
 // Each such scale's variants but TDC are compiled in one unit (variant_recipe_*.cpp), its TDC
-// variant, where the recipe has one (kTdcRecipe), in another (variant_recipe_*_tdc.cpp).
+// variant in another (variant_recipe_*_tdc.cpp).
 #define PROGDIFF_JOB_VARIANTS(Scale)                                      \
   extern template TimeBudgetPlan Job<Scale>::planned_time_budget() const; \
   extern template void Job<Scale>::experts();                             \
@@ -159,6 +154,8 @@ PROGDIFF_JOB_VARIANTS(SmallEdmDdpmpp)
 extern template void Job<SmallDdpmpp>::tdc();
 extern template void Job<SmallHybrid>::tdc();
 extern template void Job<SmallHybridDdpmpp>::tdc();
+extern template void Job<SmallEdm>::tdc();
+extern template void Job<SmallEdmDdpmpp>::tdc();
 #endif
 #undef PROGDIFF_JOB_VARIANTS
 

@@ -381,11 +381,6 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   const bool plain = o.objective == ObjectiveKind::Simple && o.arch == Arch::Ddpm;
   const std::string recipe =
       std::string(" (--objective ") + objective_name(o.objective) + " --arch " + arch_name(o.arch) + ")";
-  if (o.objective == ObjectiveKind::Edm && o.variant == Variant::Tdc)
-    throw progdiff::ConfigError(
-        "--variant tdc --objective edm: TDC's pruning and fine-tuning run the U-Net itself, not EDM's preconditioned "
-        "denoiser" +
-        recipe + "; use --objective simple or hybrid");
   if (!plain && o.paper_scale)
     throw progdiff::ConfigError("--paper-scale: the paper scale runs --objective simple --arch ddpm only" + recipe +
                                 "; the small scale has every objective and architecture");

@@ -1,5 +1,5 @@
 // The main job, small scale, on the CPU: EDM's preconditioning and training (--objective, --arch); every variant but
-// TDC.
+// TDC (variant_recipe_edm_tdc.cpp).
 #include "job_steps.hpp"
 
 template job::TimeBudgetPlan job::Job<job::SmallEdm>::planned_time_budget() const;

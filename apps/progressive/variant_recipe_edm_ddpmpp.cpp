@@ -1,5 +1,5 @@
 // The main job, small scale, on the CPU: EDM's preconditioning and training with DDPM++'s blocks (--objective, --arch);
-// every variant but TDC.
+// every variant but TDC (variant_recipe_edm_ddpmpp_tdc.cpp).
 #include "job_steps.hpp"
 
 template job::TimeBudgetPlan job::Job<job::SmallEdmDdpmpp>::planned_time_budget() const;
