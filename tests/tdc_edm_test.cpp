@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <map>
 #include <memory>
@@ -448,6 +449,21 @@ TEST_CASE("tdc.json records a non-default objective; a rerun with another object
       tdc::run_tdc(edm3, three_groups(), grid().schedule(), train_split, options(dir, tdc::TdcPruning::None, 0));
   REQUIRE(again.report.groups.size() == 3);
   CHECK(again.report.groups[1].reused);
+
+  // a malformed tdc.json is a FormatError naming the file and the position
+  {
+    std::ofstream out(dir / "tdc.json", std::ios::binary | std::ios::trunc);
+    out << "{\n  \"format\": ";
+  }
+  auto edm4 = edm_base();
+  try {
+    tdc::run_tdc(edm4, three_groups(), grid().schedule(), train_split, options(dir, tdc::TdcPruning::None, 0));
+    FAIL("a malformed tdc.json was accepted");
+  } catch (const progdiff::FormatError& e) {
+    const std::string what = e.what();
+    CHECK(what.find("TDC manifest " + (dir / "tdc.json").string()) != std::string::npos);
+    CHECK(what.find("malformed JSON at line 2") != std::string::npos);
+  }
 }
 
 TEST_CASE(
