@@ -55,11 +55,11 @@ const train_test::ScratchDir scratch("progdiff_tdc_edm_test");
 schedule::EdmSigma grid() { return schedule::EdmSigma(kGrid); }
 
 // tdc_test's base U-Net (weights from seed 5) inside EDM's preconditioning on a 60-point grid.
-EdmModel edm_base() {
+EdmModel edm_base(model::EdmPreconditioning preconditioning = {}) {
   progdiff::Generator gen(5);
   Net net;
   net.initialize(gen);
-  return EdmModel(model::Progressive<Net>(std::move(net), kGrid), grid());
+  return EdmModel(model::Progressive<Net>(std::move(net), kGrid), grid(), preconditioning);
 }
 
 // Three groups of the grid's timesteps (low sigma first), budgets 0.6, 0.8 and 1 of the base.
@@ -173,31 +173,34 @@ double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 }  // namespace
 
 TEST_CASE("the EDM group loss of F is EDM's loss of D through the preconditioned wrapper, at every sigma") {
-  auto m = edm_base();
-  Net& net = m.inner().denoiser(0);
-  const auto images = tdc_test::patterns(2, 0.3);
-  const Tensor y = first_images(images, 2);
-  const std::uint64_t seed = 3, stream = 17;
-  const Tensor n = batch_noise(2, seed, stream);
-  const model::EdmPreconditioning pre{};
-  REQUIRE(pre.sigma_data == kSigmaData);
-  for (std::int64_t t : {0, 7, 21, 35, 50, 59}) {
-    CAPTURE(t);
-    const std::vector<std::int64_t> ts{t, t};
-    const auto batch =
-        tdc::GroupBatches<float, Cpu>::at_timesteps(tdc::EdmNoising{pre, grid()}, images, 0, ts, seed, stream);
-    const double f_loss = batch.loss(net);
-    // EDM's loss of D = c_skip x + c_out F(c_in x; c_noise) on the same y and n, through the wrapper
-    train::TimestepDraw draw;
-    draw.timesteps = ts;
-    draw.weights = {1.0, 1.0};
-    const auto d_loss = train::EdmObjective{}(grid().schedule(), y, n, draw, schedule::PredictionType::Sample, {},
-                                              [&](const Tensor& x) { return m.forward(x, std::span(ts)); });
-    CHECK(std::isfinite(f_loss));
-    CHECK(f_loss > 0.0);
-    // At sigma = 0.002, D - y is c_out (F - target) with c_out = 0.002: the float rounding of
-    // x = y + sigma n (about 6e-8) is then some 3e-5 of it, so the loss agrees to about 1e-4 there.
-    CHECK(f_loss == doctest::Approx(d_loss.loss).epsilon(t == 0 ? 1e-3 : 1e-5));
+  // both noise labels: the paper's c_noise = ln(sigma) / 4 and the grid timestep tau(sigma)
+  for (const auto label : {model::EdmNoiseLabel::LogSigma, model::EdmNoiseLabel::GridTimestep}) {
+    CAPTURE(static_cast<int>(label));
+    const model::EdmPreconditioning pre{kSigmaData, label};
+    auto m = edm_base(pre);
+    Net& net = m.inner().denoiser(0);
+    const auto images = tdc_test::patterns(2, 0.3);
+    const Tensor y = first_images(images, 2);
+    const std::uint64_t seed = 3, stream = 17;
+    const Tensor n = batch_noise(2, seed, stream);
+    for (std::int64_t t : {0, 7, 21, 35, 50, 59}) {
+      CAPTURE(t);
+      const std::vector<std::int64_t> ts{t, t};
+      const auto batch =
+          tdc::GroupBatches<float, Cpu>::at_timesteps(tdc::EdmNoising{pre, grid()}, images, 0, ts, seed, stream);
+      const double f_loss = batch.loss(net);
+      // EDM's loss of D = c_skip x + c_out F(c_in x; c_noise) on the same y and n, through the wrapper
+      train::TimestepDraw draw;
+      draw.timesteps = ts;
+      draw.weights = {1.0, 1.0};
+      const auto d_loss = train::EdmObjective{}(grid().schedule(), y, n, draw, schedule::PredictionType::Sample, {},
+                                                [&](const Tensor& x) { return m.forward(x, std::span(ts)); });
+      CHECK(std::isfinite(f_loss));
+      CHECK(f_loss > 0.0);
+      // At sigma = 0.002, D - y is c_out (F - target) with c_out = 0.002: the float rounding of
+      // x = y + sigma n (about 6e-8) is then some 3e-5 of it, so the loss agrees to about 1e-4 there.
+      CHECK(f_loss == doctest::Approx(d_loss.loss).epsilon(t == 0 ? 1e-3 : 1e-5));
+    }
   }
 }
 
