@@ -60,6 +60,8 @@ struct Job {
 
   /// A freshly initialized base model of the scale.
   pd::model::Progressive<Net> new_base() const;
+  /// The base's U-Net at the run's widths and configuration, not initialized.
+  Net base_net() const;
   /// Stage 1 (all timesteps) for `steps`; the EMA weights are loaded into the returned model
   /// (wrapped as the recipe trains it: EDM's preconditioning).
   typename Recipe::template Trained<pd::model::Progressive<Net>> stage1(std::int64_t steps);

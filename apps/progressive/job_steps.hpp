@@ -277,8 +277,7 @@ double Job<Scale>::base_flops() const {
   }
   // FLOPs depend on the widths alone: an uninitialized net of the base's widths, not new_base()
   // (the compute plans ask several times, and initializing a paper-scale base takes a while).
-  const Net net(Net::default_widths(o.channels), net_config(o, Net::default_config()));
-  return static_cast<double>(net.flops(image));
+  return static_cast<double>(base_net().flops(image));
 }
 
 template <class Scale>
@@ -289,9 +288,13 @@ double Job<Scale>::compute_budget() const {
 }
 
 template <class Scale>
+typename Scale::Net Job<Scale>::base_net() const {
+  return Net(Net::default_widths(o.channels), net_config(o, Net::default_config()));
+}
+
+template <class Scale>
 pd::model::Progressive<typename Scale::Net> Job<Scale>::new_base() const {
-  const auto config = net_config(o, Net::default_config());
-  pd::model::Progressive<Net> base(Net(Net::default_widths(o.channels), config), schedule.size());
+  pd::model::Progressive<Net> base(base_net(), schedule.size());
   pd::Generator gen(o.seed, 0x494e4954u);  // "INIT"
   base.initialize(gen);
   return base;
