@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -112,6 +113,30 @@ TEST_CASE("Fashion-MNIST: the installed files give the known counts, labels and 
   CHECK(partial.count == 100);
   CHECK(partial.height == 28);
   CHECK(std::equal(partial.labels.begin(), partial.labels.end(), test.labels.begin()));
+  // The spread EDM's sigma_data takes from the data: numpy over the same padded [-1, 1] pixels
+  // (float32 scaling, float64 sums) gives mean -0.5620003290503703, std 0.6636227560069806.
+  const data::PixelStatistics spread = data::pixel_standard_deviation(train);
+  CHECK(spread.pixels == 60000 * 32 * 32);
+  CHECK(spread.mean == doctest::Approx(-0.5620003290503703).epsilon(1e-9));
+  CHECK(spread.standard_deviation == doctest::Approx(0.6636227560069806).epsilon(1e-9));
+}
+
+TEST_CASE("pixel statistics: closed forms, a large offset, and an empty dataset refused") {
+  // Pixels 0 .. n - 1: mean (n - 1) / 2, population variance (n^2 - 1) / 12.
+  data::ImageDataset ds = coded_dataset(3, 2, 4, 5);
+  const double n = 3.0 * 2 * 4 * 5;
+  auto s = data::pixel_standard_deviation(ds);
+  CHECK(s.pixels == 120);
+  CHECK(s.mean == doctest::Approx((n - 1) / 2).epsilon(1e-14));
+  CHECK(s.standard_deviation == doctest::Approx(std::sqrt((n * n - 1) / 12)).epsilon(1e-14));
+  // A mean of 10^4 must not cancel the spread (a one-pass sum of squares in float would).
+  for (float& v : ds.pixels) v += 10000.0f;
+  s = data::pixel_standard_deviation(ds);
+  CHECK(s.mean == doctest::Approx(10000 + (n - 1) / 2).epsilon(1e-14));
+  CHECK(s.standard_deviation == doctest::Approx(std::sqrt((n * n - 1) / 12)).epsilon(1e-12));
+  data::ImageDataset empty;
+  empty.height = empty.width = 32;
+  CHECK_THROWS_WITH_AS(data::pixel_standard_deviation(empty), doctest::Contains("holds no images"), ConfigError);
 }
 
 TEST_CASE("Fashion-MNIST: missing and malformed files name the file and the problem") {

@@ -112,9 +112,10 @@ inline std::vector<double> final_losses(const pd::train::TrainReport& r, std::in
 /// Trains `model` (as the recipe wraps it) with the recipe's objective on `schedule`.
 template <class Recipe, class Model, class S>
 pd::train::TrainReport train_with_recipe(Model& model, const S& schedule, const pd::data::ImageDataset& data,
-                                         const pd::train::TrainOptions& options, pd::train::BatchMode mode) {
+                                         const pd::train::TrainOptions& options, pd::train::BatchMode mode,
+                                         const RecipeSettings& settings) {
   pd::train::Trainer<Model, S, typename Recipe::Objective> trainer(model, schedule, data, options, mode,
-                                                                   Recipe::objective());
+                                                                   Recipe::objective(settings));
   return trainer.run();
 }
 
@@ -306,10 +307,11 @@ typename Scale::Recipe::template Trained<pd::model::Progressive<typename Scale::
   if constexpr (kPlainDdpm) {
     if (!o.base_from.empty()) return imported_base();
   }
-  auto base = Recipe::wrap(new_base());
+  auto base = Recipe::wrap(new_base(), recipe_settings(o));
   auto options = train_options(o, "stage1", steps, o.lr);
   const auto r = timed(report, "stage 1: " + std::to_string(steps) + " steps on every timestep", [&] {
-    return train_with_recipe<Recipe>(base, schedule, train, options, pd::train::BatchMode::PerGroup);
+    return train_with_recipe<Recipe>(base, schedule, train, options, pd::train::BatchMode::PerGroup,
+                                     recipe_settings(o));
   });
   report.stages.push_back({"stage 1", steps, steps * o.batch, final_losses(r, 1), options.csv_path, options.plot_path,
                            options.checkpoint_path});
@@ -334,14 +336,14 @@ TimeBudgetPlan Job<Scale>::planned_time_budget() const {
   // The rate: stage-1 steps of the base as the recipe trains it, on the run's batch, timed after
   // two warm-up steps, for about five seconds. Nothing is written.
   const auto start = Clock::now();
-  auto model = Recipe::wrap(new_base());
+  auto model = Recipe::wrap(new_base(), recipe_settings(o));
   auto options = train_options(o, "time_budget", 2, o.lr);
   options.checkpoint_path.clear(), options.csv_path.clear(), options.plot_path.clear();
   options.progress.mode = pd::train::ProgressOptions::Mode::Off;
   auto seconds_of = [&](std::int64_t steps) {
     options.steps = steps;
     const auto start = Clock::now();
-    train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::PerGroup);
+    train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::PerGroup, recipe_settings(o));
     return seconds_since(start);
   };
   const double warm = seconds_of(2) / 2.0;
@@ -394,18 +396,20 @@ void Job<Scale>::experts() {
   auto base = stage1(o.steps);
   // A copy of the base per group (train::train_stage2's start), each fine-tuned on its own batch
   // below; a resumed run's trainer loads the groups' weights from the checkpoint.
-  auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, o.seed));
+  auto grouped = Recipe::wrap(pd::train::copy_into_groups(Recipe::inner(base), partition, o.seed), recipe_settings(o));
   if (o.stage2_steps == 0) {
     report.notes.push_back("--stage2-steps 0: the groups are copies of the base, not fine-tuned");
     evaluate<Recipe>(o, grouped, partition, schedule, train, test, report);
     return;
   }
   auto options = train_options(o, "stage2", o.stage2_steps, o.lr / 2);
-  const auto r = timed(
-      report,
-      "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " + std::to_string(partition.groups()) +
-          " groups",
-      [&] { return train_with_recipe<Recipe>(grouped, schedule, train, options, pd::train::BatchMode::PerGroup); });
+  const auto r = timed(report,
+                       "stage 2: " + std::to_string(o.stage2_steps) + " steps per group, " +
+                           std::to_string(partition.groups()) + " groups",
+                       [&] {
+                         return train_with_recipe<Recipe>(grouped, schedule, train, options,
+                                                          pd::train::BatchMode::PerGroup, recipe_settings(o));
+                       });
   report.stages.push_back({"stage 2", o.stage2_steps, o.stage2_steps * o.batch * partition.groups(),
                            final_losses(r, partition.groups()), options.csv_path, options.plot_path,
                            options.checkpoint_path});
@@ -476,9 +480,10 @@ void Job<Scale>::tdc() {
                            " fine-tuning steps per group, what stage 1 and the pruning leave of the budget");
   }
   t.finetune = train_options(o, "tdc", stage2_steps, o.lr / 2);
-  auto r =
-      timed(report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(stage2_steps) + " steps per group",
-            [&] { return pd::tdc::run_tdc(base, partition, schedule, train, validation, t, Recipe::objective()); });
+  auto r = timed(
+      report, "TDC stage 2 (" + o.pruning + " pruning): " + std::to_string(stage2_steps) + " steps per group", [&] {
+        return pd::tdc::run_tdc(base, partition, schedule, train, validation, t, Recipe::objective(recipe_settings(o)));
+      });
   for (const auto& g : r.report.groups) {
     std::printf(
         "group %lld [%lld, %lld): budget %.3f, %.2f MFLOPs (limit %.2f), %lld parameters, validation loss %.5f\n",
@@ -532,7 +537,7 @@ void train_routed(const Options& o, const typename Recipe::Schedule& schedule, c
       o.equal_compute ? steps_for_budget(budget, o.batch, average) : o.steps + o.stage2_steps * partition.groups();
   auto options = train_options(o, stage, steps, o.lr);
   const auto r = timed(report, title + ": " + std::to_string(steps) + " steps on mixed batches", [&] {
-    return train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::Mixed);
+    return train_with_recipe<Recipe>(model, schedule, train, options, pd::train::BatchMode::Mixed, recipe_settings(o));
   });
   report.stages.push_back({title, steps, steps * o.batch, final_losses(r, partition.groups()), options.csv_path,
                            options.plot_path, options.checkpoint_path});
@@ -546,7 +551,7 @@ void Job<Scale>::multi_stage() {
   using Multi = typename Scale::Multi;
   const auto config = net_config(o, Multi::default_config());
   const auto widths = Multi::default_widths(o.channels, decoder_bases(o.channels, partition.groups()));
-  auto model = Recipe::wrap(pd::model::IntervalRouted<Multi>(Multi(widths, config), partition));
+  auto model = Recipe::wrap(pd::model::IntervalRouted<Multi>(Multi(widths, config), partition), recipe_settings(o));
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
   train_routed<Recipe>(o, schedule, train, partition, compute_budget(), "multi_stage", "multi-stage", model, report);
@@ -559,7 +564,7 @@ void Job<Scale>::separate() {
   const auto config = net_config(o, Net::default_config());
   const std::vector<pd::unet::WidthTable> widths(static_cast<std::size_t>(partition.groups()),
                                                  Net::default_widths(o.channels));
-  auto model = Recipe::wrap(pd::model::IntervalRouted<Experts>(Experts(widths, config), partition));
+  auto model = Recipe::wrap(pd::model::IntervalRouted<Experts>(Experts(widths, config), partition), recipe_settings(o));
   pd::Generator gen(o.seed, 0x494e4954u);
   model.initialize(gen);
   train_routed<Recipe>(o, schedule, train, partition, compute_budget(), "separate", "separate experts", model, report);

@@ -30,6 +30,7 @@
 #include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
+#include "progdiff/data/pixel_statistics.hpp"
 #include "progdiff/data/validation_split.hpp"
 
 namespace {
@@ -136,14 +137,24 @@ int run(const Options& o, const std::string& command) {
   });
   SealedTestSplit test(test_images);
 
+  // --sigma-data data: EDM's sigma_data is the spread of the images trained on, as they are fed.
+  Options resolved = o;
+  if (o.objective == ObjectiveKind::Edm && o.sigma_data_from_data) {
+    const pd::data::PixelStatistics spread = pd::data::pixel_standard_deviation(split.fit);
+    resolved.sigma_data = spread.standard_deviation;
+    report.options = resolved;
+    std::printf("--sigma-data data: %.6f, the standard deviation of the %lld training images' pixels (mean %.6f)\n",
+                spread.standard_deviation, static_cast<long long>(split.fit.count), spread.mean);
+  }
+
   // --bf16 (checked against this CPU with the options): every CPU convolution from here on.
   if (o.bf16) pd::backend::cpu::set_matmul_precision(pd::backend::cpu::MatmulPrecision::bf16);
   if (o.device == Device::Cuda) {
 #ifdef __CUDACC__
-    run_on<pd::backend::Cuda>(paper_scale, o, split.fit, split.validation, test, report);
+    run_on<pd::backend::Cuda>(paper_scale, resolved, split.fit, split.validation, test, report);
 #endif
   } else {
-    run_on<Cpu>(paper_scale, o, split.fit, split.validation, test, report);
+    run_on<Cpu>(paper_scale, resolved, split.fit, split.validation, test, report);
   }
 
   report.total_seconds = seconds_since(start);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -78,11 +79,15 @@ struct Options {
   Grouping grouping = Grouping::Flops;
   ObjectiveKind objective = ObjectiveKind::Simple;  // --objective: the training recipe (recipes.hpp)
   Arch arch = Arch::Ddpm;                           // --arch: the U-Net's blocks
-  double min_flops_ratio = 0.5;                     // k of eq. 8: the cheapest group's budget as a fraction of the base
-  std::int64_t steps = 0;                           // stage-1 optimizer steps
-  std::int64_t stage2_steps = 0;                    // stage-2 steps (each trains every group on its own batch)
-  double budget_scale = 1.0;                        // --budget-scale: multiplies both step counts (convergence studies)
-  double minutes = 0.0;                             // --minutes: scale the step counts to this wall time (0: off)
+  // --sigma-data (edm): EDM's sigma_data, or (sigma_data_from_data) the standard deviation of
+  // the training images' pixels, measured when they are loaded (main.cpp).
+  double sigma_data = RecipeSettings{}.sigma_data;
+  bool sigma_data_from_data = false;
+  double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
+  std::int64_t steps = 0;         // stage-1 optimizer steps
+  std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
+  double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
+  double minutes = 0.0;           // --minutes: scale the step counts to this wall time (0: off)
   std::int64_t batch = 0;
   std::int64_t channels = 0;  // base width of the U-Net
   double lr = 0.0;
@@ -118,6 +123,9 @@ struct Options {
   std::filesystem::path compare_with;  // samples of another run to compare with (--compare-with)
   double tolerance = 0.05;
 };
+
+/// The recipe's run-time settings from the options (sigma_data resolved when measured).
+inline RecipeSettings recipe_settings(const Options& o) { return {o.sigma_data}; }
 
 /// What --help prints above the flags.
 inline constexpr const char* kDescription =
@@ -248,6 +256,32 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
       ->transform(CLI::CheckedTransformer(names(kObjectiveNames)).description(""))
       ->type_name("NAME")
       ->default_str(objective_name(o.objective));
+  app.add_option_function<std::string>(
+         "--sigma-data",
+         [&o](const std::string& value) {
+           if (value == "data") {
+             o.sigma_data_from_data = true;
+             return;
+           }
+           std::size_t used = 0;
+           double v = 0;
+           try {
+             v = std::stod(value, &used);
+           } catch (const std::exception&) {
+             used = 0;
+           }
+           if (used != value.size() || !(v > 0) || !std::isfinite(v))
+             throw CLI::ValidationError("--sigma-data", "'" + value + "' is neither a positive number nor 'data'");
+           o.sigma_data = v, o.sigma_data_from_data = false;
+         },
+         "edm: sigma_data of the preconditioning and the loss weight, the data's standard deviation (EDM's 0.5 "
+         "suits CIFAR-10 in [-1, 1]); 'data' measures it on the training images as the model sees them")
+      ->type_name("SD|data")
+      ->default_str([&o] {
+        char text[32];
+        std::snprintf(text, sizeof text, "%g", o.sigma_data);
+        return std::string(text);
+      }());
   app.add_option("--arch", o.arch,
                  "ddpm: the DDPM U-Net's blocks; ddpmpp: DDPM++'s (BigGAN residual resampling, skips scaled by "
                  "1/sqrt(2), variance-scaling initialization)")
@@ -390,6 +424,9 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   if (!plain && o.device == Device::Cuda)
     throw progdiff::ConfigError("--backend cuda: this program runs --objective simple --arch ddpm only on CUDA" +
                                 recipe);
+  if (app.count("--sigma-data") > 0 && o.objective != ObjectiveKind::Edm)
+    throw progdiff::ConfigError(std::string("--sigma-data: only EDM's preconditioning has a sigma_data (--objective ") +
+                                objective_name(o.objective) + "); add --objective edm");
   if (o.objective == ObjectiveKind::Edm && o.nll_images > 0)
     throw progdiff::ConfigError(
         "--nll-images: the bits/dim bound needs a discrete DDPM chain; --objective edm has none");

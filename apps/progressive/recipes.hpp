@@ -13,6 +13,7 @@
 //
 // A recipe is a type: its schedule, the net options it adds, its training objective, how it
 // wraps a model (EDM's preconditioning), the view the per-group test loss reads, and its sampler.
+// What a run sets at run time (EDM's sigma_data) comes in RecipeSettings.
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -57,6 +58,12 @@ inline constexpr std::array<std::pair<Arch, const char*>, 2> kArchNames{{
 static_assert(kArchNames.size() == static_cast<std::size_t>(Arch::Ddpmpp) + 1,
               "kArchNames needs one row per Arch value (Ddpmpp is the last)");
 
+/// The run-time settings of a recipe; the others ignore what EDM's alone reads.
+struct RecipeSettings {
+  /// EDM's sigma_data, in the preconditioning and the loss weight alike (--sigma-data).
+  double sigma_data = pd::model::EdmPreconditioning{}.sigma_data;
+};
+
 /// U-Net options as a list, appended to a scale's option list.
 template <class... Options>
 struct OptionList {};
@@ -76,7 +83,7 @@ struct UnwrappedRecipe {
   template <class M>
   using Trained = M;
   template <class M>
-  static M wrap(M model) {
+  static M wrap(M model, const RecipeSettings&) {
     return model;
   }
   template <class M>
@@ -96,7 +103,7 @@ struct SimpleRecipe : UnwrappedRecipe {
   using NetOptions = OptionList<>;
   using Objective = pd::train::SimpleObjective;
   static Schedule schedule() { return Schedule(); }
-  static Objective objective() { return {}; }
+  static Objective objective(const RecipeSettings&) { return {}; }
   template <class M>
   static auto& loss_view(M& model) {
     return model;
@@ -126,7 +133,7 @@ struct HybridRecipe : UnwrappedRecipe {
   using NetOptions = OptionList<pd::unet::LearnedVariance>;
   using Objective = pd::train::HybridObjective;
   static Schedule schedule() { return Schedule(); }
-  static Objective objective() { return {}; }
+  static Objective objective(const RecipeSettings&) { return {}; }
   /// The epsilon head alone, so that the loss is the L_simple part, as for the simple recipe.
   template <class M>
   static pd::sample::MeanOnly<M> loss_view(M& model) {
@@ -159,12 +166,18 @@ struct EdmRecipe {
   using Objective = pd::train::EdmObjective;
   static pd::schedule::EdmSigma grid() { return pd::schedule::EdmSigma(1000); }
   static Schedule schedule() { return grid().schedule(); }
-  static Objective objective() { return {}; }
+  static Objective objective(const RecipeSettings& s) {
+    Objective o;
+    o.sigma_data = s.sigma_data;
+    return o;
+  }
   template <class M>
   using Trained = pd::model::EdmPreconditioned<M>;
   template <class M>
-  static Trained<M> wrap(M model) {
-    return Trained<M>(std::move(model), grid());
+  static Trained<M> wrap(M model, const RecipeSettings& s) {
+    pd::model::EdmPreconditioning preconditioning;
+    preconditioning.sigma_data = s.sigma_data;
+    return Trained<M>(std::move(model), grid(), preconditioning);
   }
   template <class M>
   static M& inner(Trained<M>& model) {

@@ -111,6 +111,9 @@ inline std::string render_report(const Report& r) {
   s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
   s += "| objective, U-Net blocks | " + std::string(objective_name(o.objective)) + ", " + arch_name(o.arch) + " |\n";
   s += "| schedule | " + r.schedule_name + " |\n";
+  if (o.objective == ObjectiveKind::Edm)
+    s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) +
+         (o.sigma_data_from_data ? " (--sigma-data data: the training pixels' standard deviation)" : "") + " |\n";
   s += "| grouping | " + std::string(grouping_name(o.grouping)) + ", N = " + std::to_string(o.groups) + " asked, " +
        std::to_string(r.partition.groups()) + " given; budgets from eq. 8 with k = " + fixed(o.min_flops_ratio, 2) +
        " |\n";
@@ -237,6 +240,7 @@ inline nlohmann::json result_json(const Report& r) {
   j["ddim_steps"] = o.ddim_steps;
   j["objective"] = objective_name(o.objective);
   j["arch"] = arch_name(o.arch);
+  j["sigma_data"] = o.objective == ObjectiveKind::Edm ? nlohmann::json(o.sigma_data) : nlohmann::json();
   j["matmul_precision"] = o.bf16 ? "bf16" : "fp32";
   j["sampler"] = r.sampler_name;
   j["nll_bits_per_dim"] = number(r.nll.bits_per_dim);

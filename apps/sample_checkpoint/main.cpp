@@ -245,16 +245,30 @@ void run_scale(const Flags& f, pd::model::Description d) {
   // network inside is rebuilt as the job builds it, with the default prediction label, and the
   // wrapper's description is what the loading compares with the checkpoint.
   if constexpr (Recipe::kind == ObjectiveKind::Edm) d["model.prediction"] = "epsilon";
+  // EDM's sigma_data as the run trained with it (--sigma-data); the others have none.
+  job::RecipeSettings settings;
+  if constexpr (Recipe::kind == ObjectiveKind::Edm) {
+    const std::string& text = pd::model::description_value(d, "edm.sigma_data", src);
+    std::size_t used = 0;
+    try {
+      settings.sigma_data = std::stod(text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != text.size() || !(settings.sigma_data > 0))
+      throw pd::FormatError(src + ": edm.sigma_data '" + text + "' is not a positive number");
+  }
   const std::string& kind = pd::model::description_value(d, "model.kind", src);
   if (kind == "progressive") {
     using Model = pd::model::Progressive<typename Scale::Net>;
     pd::Generator gen(0);
-    auto model = Recipe::wrap(Model::from_description(d, gen, pd::model::config_from_description(d, "group0.", src)));
+    auto model =
+        Recipe::wrap(Model::from_description(d, gen, pd::model::config_from_description(d, "group0.", src)), settings);
     return sample_and_write<Recipe>(f, model, schedule);
   }
   if (kind == "multi_decoder") {
     // The model type takes its number of decoders from the checkpoint's description.
-    auto model = Recipe::wrap(pd::model::multi_decoder_from_description<typename Scale::Multi>(d, src));
+    auto model = Recipe::wrap(pd::model::multi_decoder_from_description<typename Scale::Multi>(d, src), settings);
     return sample_and_write<Recipe>(f, model, schedule);
   }
   throw pd::ConfigError(src + ": model.kind '" + kind + "'; this program reads 'progressive' and 'multi_decoder'");
