@@ -85,6 +85,10 @@ const std::vector<Arm>& all_arms() {
        false},
       {"multi-stage-edm", "--variant multi-stage --grouping flops --objective edm",
        "shared encoder + decoders (FLOPs-interval groups), EDM", false},
+      {"unified-edm-sd", "--variant unified --objective edm --sigma-data data",
+       "one U-Net, EDM with sigma_data measured on the training pixels", false},
+      {"tdc-edm", "--tdc --pruning magnitude --objective edm",
+       "stage 1 on EDM, pruned per group by magnitude, fine-tuned with EDM's loss", false},
   };
   return arms;
 }
@@ -164,7 +168,7 @@ void add_flags(CLI::App& app, Options& o, std::string& arms, std::string& budget
   app.add_option("--arms", arms,
                  "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
                  "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
-                 "multi-stage-edm")
+                 "multi-stage-edm, unified-edm-sd, tdc-edm")
       ->check(CLI::Validator(check_arms, "A,B,..."));
   app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance")
       ->check(at_least(2))
