@@ -87,7 +87,10 @@ struct Options {
   std::int64_t steps = 0;         // stage-1 optimizer steps
   std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
   double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
-  double minutes = 0.0;           // --minutes: scale the step counts to this wall time (0: off)
+  // --stage1-share: stage 1's share of the plan's steps (stage 1 + stage 2 x groups), the rest
+  // to stage 2 (tdc, experts: a longer fine-tuning at the same total); 0: as configured.
+  double stage1_share = 0.0;
+  double minutes = 0.0;  // --minutes: scale the step counts to this wall time (0: off)
   std::int64_t batch = 0;
   std::int64_t channels = 0;  // base width of the U-Net
   double lr = 0.0;
@@ -223,6 +226,10 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
                  "multiply the stage-1 and stage-2 step counts (defaults or given) by X, rounded")
       ->check(CLI::Range(1e-3, 1e3))
       ->capture_default_str();
+  app.add_option("--stage1-share", o.stage1_share,
+                 "tdc, experts: stage 1 trains this share of the plan's steps (stage-1 steps + stage-2 steps x "
+                 "groups) and stage 2 the rest, per group, at the same total (for a longer fine-tuning)")
+      ->check(CLI::Range(0.05, 0.95));
   app.add_option("--minutes", o.minutes,
                  "scale the stage-1 and stage-2 step counts (defaults or given) so that the run takes about M "
                  "minutes here, from a training rate measured once at the start; the steps chosen are recorded in "
@@ -405,6 +412,21 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
       throw progdiff::ConfigError(
           "--base-from with --equal-compute: the compute budget counts stage 1's training, which happened elsewhere");
     o.equal_compute = false;  // the configuration's default: a base trained elsewhere has no budget to match
+  }
+  if (o.stage1_share > 0) {
+    if (o.variant != Variant::Tdc && o.variant != Variant::Experts)
+      throw progdiff::ConfigError(std::string("--stage1-share: only the tdc and experts variants have a stage 1 and a "
+                                              "stage 2 (--variant ") +
+                                  variant_name(o.variant) + ")");
+    if (!o.base_from.empty())
+      throw progdiff::ConfigError("--stage1-share with --base-from: stage 1 was trained elsewhere");
+    // The plan's total stays; stage 2's per-group steps are rounded and stage 1 takes the remainder.
+    const std::int64_t total = o.steps + o.stage2_steps * o.groups;
+    o.stage2_steps = std::llround(static_cast<double>(total) * (1.0 - o.stage1_share) / static_cast<double>(o.groups));
+    o.steps = total - o.stage2_steps * o.groups;
+    if (o.steps < 1)
+      throw progdiff::ConfigError("--stage1-share " + std::to_string(o.stage1_share) + ": of " + std::to_string(total) +
+                                  " steps, none is left for stage 1");
   }
   if (o.train_images > 0 && o.validation_images >= o.train_images)
     throw progdiff::ConfigError("--validation-images: " + std::to_string(o.validation_images) +

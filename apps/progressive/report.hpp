@@ -107,7 +107,9 @@ inline std::string render_report(const Report& r) {
   s += "| variant | " + std::string(variant_name(o.variant)) + " |\n";
   s += "| scale | " + std::string(o.paper_scale ? "paper" : (o.tiny ? "tiny" : "default")) + " |\n";
   s += "| U-Net base channels | " + std::to_string(o.channels) + " |\n";
-  s += "| stage-1 steps / stage-2 steps | " + std::to_string(o.steps) + " / " + std::to_string(o.stage2_steps) + " |\n";
+  s += "| stage-1 steps / stage-2 steps | " + std::to_string(o.steps) + " / " + std::to_string(o.stage2_steps) +
+       (o.stage1_share > 0 ? " (--stage1-share " + fixed(o.stage1_share, 2) + " of the plan's steps)" : std::string()) +
+       " |\n";
   s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
   s += "| objective, U-Net blocks | " + std::string(objective_name(o.objective)) + ", " + arch_name(o.arch) + " |\n";
   s += "| schedule | " + r.schedule_name + " |\n";
@@ -233,6 +235,7 @@ inline nlohmann::json result_json(const Report& r) {
   j["equal_compute"] = o.equal_compute;
   j["steps"] = o.steps;
   j["stage2_steps"] = o.stage2_steps;
+  j["stage1_share"] = o.stage1_share > 0 ? nlohmann::json(o.stage1_share) : nlohmann::json();
   j["time_budget"] = r.time_budget ? to_json(*r.time_budget) : nlohmann::json();
   j["frechet"] = number(r.frechet);
   j["frechet_floor"] = number(r.frechet_train);
