@@ -89,6 +89,12 @@ const std::vector<Arm>& all_arms() {
        "one U-Net, EDM with sigma_data measured on the training pixels", false},
       {"tdc-edm", "--tdc --pruning magnitude --objective edm",
        "stage 1 on EDM, pruned per group by magnitude, fine-tuned with EDM's loss", false},
+      // The remedy for TDC's fine-tuning: stage 1 shorter, the groups' fine-tuning longer, at the
+      // same training FLOPs.
+      {"tdc-proxy-long", "--tdc --pruning proxy --stage1-share 0.4",
+       "tdc-proxy with stage 1 at 0.4 of the plan's steps, the rest to fine-tuning", false},
+      {"tdc-magnitude-long", "--tdc --pruning magnitude --stage1-share 0.4",
+       "tdc-magnitude with stage 1 at 0.4 of the plan's steps, the rest to fine-tuning", false},
   };
   return arms;
 }
@@ -168,7 +174,8 @@ void add_flags(CLI::App& app, Options& o, std::string& arms, std::string& budget
   app.add_option("--arms", arms,
                  "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
                  "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
-                 "multi-stage-edm, unified-edm-sd, tdc-edm")
+                 "multi-stage-edm, unified-edm-sd, tdc-edm; TDC with a longer fine-tuning: tdc-proxy-long, "
+                 "tdc-magnitude-long")
       ->check(CLI::Validator(check_arms, "A,B,..."));
   app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance")
       ->check(at_least(2))
