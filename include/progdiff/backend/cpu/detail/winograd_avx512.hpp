@@ -12,9 +12,10 @@
 // 16 GEMMs M_e[tiles, c_out] = V_e[tiles, c_in] U_e[c_in, c_out] on the micro-kernel of
 // sgemm_avx512.hpp (V broadcast, U read as 64-wide packed panels). Tiles are taken a few
 // tile rows at a time so V stays in L2 and each panel's M in L1; the output transform writes
-// a small NHWC staging block that is transposed back into the NCHW output. Backward data is
-// the same kernel on dy with the flipped kernels; the weight gradient sums (A dy A^T) . V over
-// tiles with 16 more GEMMs and applies G^T . G once at the end.
+// 16 pixels by 16 channels of a tile row into a 2 KiB NHWC block in L1, which register
+// transposes turn into the NCHW output. Backward data is the same kernel on dy with the
+// flipped kernels; the weight gradient sums (A dy A^T) . V over tiles with 16 more GEMMs and
+// applies G^T . G once at the end.
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
@@ -60,7 +61,7 @@ inline std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
 /// other, so they share it rather than each keeping its own).
 struct Scratch {
   std::vector<float> padded_input, padded_gradient, weights;  // whole-call buffers
-  std::vector<float> transformed, products, staging, sums;    // per-thread buffers
+  std::vector<float> transformed, products, sums;             // per-thread buffers
 };
 inline Scratch& scratch() {
   thread_local Scratch s;
@@ -190,29 +191,33 @@ inline void transform_output_tile(const float* m, std::int64_t position_stride, 
   }
 }
 
-/// Staging [rows][2 tx][kNr] (NHWC, one c_out panel) -> y rows [y0, y0 + rows) of channels
-/// [c0, c0 + channels) of one sample, 16 pixels by 16 channels per register transpose; with a
-/// residual (laid out as y, nullptr: none) each value stored is staging + residual.
-inline void store_rows_nchw(const float* staging, std::int64_t rows, std::int64_t staged_width, float* y,
-                            std::int64_t y0, std::int64_t h, std::int64_t w, std::int64_t c0, std::int64_t channels,
-                            const float* residual = nullptr) {
+/// Output transform of one tile row, 16 channels: up to 8 tiles side by side (16 output
+/// pixels) go through a 2 KiB block in L1, [2 rows][16 pixels][16 channels], which one register
+/// transpose per output row turns into 16 pixel vectors per channel, stored into y (one
+/// sample's [c_out, h, w]) at rows y0, y0 + 1 (those inside the image) from channel c0; with a
+/// residual (laid out as y, nullptr: none) each value stored is the transform + bias +
+/// residual. m points at M_0 of the row's first tile and channel, tiles kNr floats apart.
+inline void output_tile_row(const float* m, std::int64_t position_stride, std::int64_t tiles_x, __m512 bias, float* y,
+                            const float* residual, std::int64_t y0, std::int64_t h, std::int64_t w, std::int64_t c0,
+                            std::int64_t live) {
+  alignas(64) float block[2][16][16];
   __m512 r[16];
-  for (std::int64_t row = 0; row < rows && y0 + row < h; ++row)
-    for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
-      const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
-      const __mmask16 mask = lane_range(0, pixels);
-      for (std::int64_t cv = 0; cv < channels; cv += 16) {
-        const float* in = staging + (row * staged_width + x0) * kNr + cv;
-        for (std::int64_t q = 0; q < 16; ++q) r[q] = q < pixels ? _mm512_loadu_ps(in + q * kNr) : _mm512_setzero_ps();
-        transpose16x16(r);
-        const std::int64_t live = std::min<std::int64_t>(16, channels - cv);
-        for (std::int64_t i = 0; i < live; ++i) {
-          const std::int64_t at = ((c0 + cv + i) * h + y0 + row) * w + x0;
-          const __m512 v = residual ? _mm512_add_ps(r[i], _mm512_maskz_loadu_ps(mask, residual + at)) : r[i];
-          _mm512_mask_storeu_ps(y + at, mask, v);
-        }
+  for (std::int64_t tx0 = 0; tx0 < tiles_x; tx0 += 8) {
+    const std::int64_t tiles = std::min<std::int64_t>(8, tiles_x - tx0), x0 = 2 * tx0;
+    for (std::int64_t t = 0; t < tiles; ++t)
+      transform_output_tile(m + (tx0 + t) * kNr, position_stride, bias, block[0][2 * t], 16 * 16, 16);
+    const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
+    const __mmask16 mask = lane_range(0, pixels);
+    for (std::int64_t row = 0; row < 2 && y0 + row < h; ++row) {
+      for (std::int64_t q = 0; q < 16; ++q) r[q] = q < pixels ? _mm512_load_ps(block[row][q]) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (std::int64_t i = 0; i < live; ++i) {
+        const std::int64_t at = ((c0 + i) * h + y0 + row) * w + x0;
+        const __m512 v = residual ? _mm512_add_ps(r[i], _mm512_maskz_loadu_ps(mask, residual + at)) : r[i];
+        _mm512_mask_storeu_ps(y + at, mask, v);
       }
     }
+  }
 }
 
 /// Z_e[t, c] = (A g A^T)_e for the 2x2 output-gradient tile g whose top-left is dyp_tile, 16
@@ -299,7 +304,6 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
     Scratch& own = scratch();
     float* v = thread_scratch(own.transformed, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
     float* m = thread_scratch(own.products, static_cast<std::size_t>(kPositions * position_stride(max_tiles * kNr)));
-    float* staging = thread_scratch(own.staging, static_cast<std::size_t>(max_tiles * 4 * kNr));
 #pragma omp for schedule(dynamic)
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::int64_t r0 = b * rows_per_block, rows = std::min(rows_per_block, tile_rows - r0);
@@ -319,24 +323,18 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
             micro_kernel(cip, AView{v + e * v_stride + t0 * cip, cip, 1}, std::min(kMr, tiles - t0), ue, kNr, channels,
                          1.0f, 0.0f, m + e * m_stride + t0 * kNr, kNr);
         }
-        // Staging [rows][2][2 tiles_x][kNr]: two output rows per tile row.
-        const std::int64_t staged_width = 2 * tiles_x;
-        for (std::int64_t cv = 0; cv < channels; cv += 16) {
-          // A block's tile rows may span samples: the bias is per tile row.
-          for (std::int64_t r = 0; r < rows; ++r) {
-            const float* row_bias = bias.of((r0 + r) / tiles_y, c0 + cv);
-            const __m512 bias_v =
-                row_bias ? _mm512_maskz_loadu_ps(lane_range(0, channels - cv), row_bias) : _mm512_setzero_ps();
-            for (std::int64_t tx = 0; tx < tiles_x; ++tx)
-              transform_output_tile(m + (r * tiles_x + tx) * kNr + cv, m_stride, bias_v,
-                                    staging + ((2 * r * staged_width) + 2 * tx) * kNr + cv, staged_width * kNr, kNr);
-          }
-        }
         for (std::int64_t r = 0; r < rows; ++r) {
+          // A block's tile rows may span samples: the bias is per tile row.
           const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
           const std::int64_t sample_offset = s * g.c_out * g.h * g.w;
-          store_rows_nchw(staging + 2 * r * staged_width * kNr, 2, staged_width, y + sample_offset, 2 * ty, g.h, g.w,
-                          c0, channels, epilogue.residual ? epilogue.residual + sample_offset : nullptr);
+          const float* residual = epilogue.residual ? epilogue.residual + sample_offset : nullptr;
+          for (std::int64_t cv = 0; cv < channels; cv += 16) {
+            const float* row_bias = bias.of(s, c0 + cv);
+            const __m512 bias_v =
+                row_bias ? _mm512_maskz_loadu_ps(lane_range(0, channels - cv), row_bias) : _mm512_setzero_ps();
+            output_tile_row(m + r * tiles_x * kNr + cv, m_stride, tiles_x, bias_v, y + sample_offset, residual, 2 * ty,
+                            g.h, g.w, c0 + cv, std::min<std::int64_t>(16, channels - cv));
+          }
         }
       }
     }
