@@ -6,16 +6,17 @@
 // transforms are additions only, with the coefficients of G being 1 and 1/2, so the rounding
 // stays close to the direct convolution's.
 //
-// Channels run along the vector lanes: x is first copied into a zero-bordered NHWC buffer
-// (16x16 register transposes), so a tile's 16 input positions are 16 plain vector loads and
-// the input transform is 64 additions per 16 channels. The 16 element-wise products become
-// 16 GEMMs M_e[tiles, c_out] = V_e[tiles, c_in] U_e[c_in, c_out] on the micro-kernel of
-// sgemm_avx512.hpp (V broadcast, U read as 64-wide packed panels). Tiles are taken a few
-// tile rows at a time so V stays in L2 and each panel's M in L1; the output transform writes
-// 16 pixels by 16 channels of a tile row into a 2 KiB NHWC block in L1, which register
-// transposes turn into the NCHW output. Backward data is the same kernel on dy with the
-// flipped kernels; the weight gradient sums (A dy A^T) . V over tiles with 16 more GEMMs and
-// applies G^T . G once at the end.
+// Channels run along the vector lanes: the rows of x that a tile row reads are copied into
+// zero-bordered NHWC rows (16x16 register transposes; the forward keeps four in a ring, the
+// weight gradient copies the whole input), so a tile's 16 input positions are 16 plain vector
+// loads and the input transform is 64 additions per 16 channels. The 16 element-wise products
+// become 16 GEMMs M_e[tiles, c_out] = V_e[tiles, c_in] U_e[c_in, c_out] on the micro-kernel of
+// sgemm_avx512.hpp (V broadcast, U read as 64-wide packed panels). Tiles are taken a few tile
+// rows at a time so V stays in L2 and each panel's M in L1; the output transform writes 16
+// pixels by 16 channels of a tile row into a 2 KiB NHWC block in L1, which register transposes
+// turn into the NCHW output. Backward data is the same kernel on dy with the flipped kernels;
+// the weight gradient sums (A dy A^T) . V over tiles with 16 more GEMMs and applies G^T . G
+// once at the end.
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
@@ -60,8 +61,8 @@ inline std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
 /// each kernel-reading function, the backward data and the weight gradient run one after the
 /// other, so they share it rather than each keeping its own).
 struct Scratch {
-  std::vector<float> padded_input, padded_gradient, weights;  // whole-call buffers
-  std::vector<float> transformed, products, sums;             // per-thread buffers
+  std::vector<float> padded_input, padded_gradient, weights;    // whole-call buffers
+  std::vector<float> transformed, products, sums, padded_rows;  // per-thread buffers
 };
 inline Scratch& scratch() {
   thread_local Scratch s;
@@ -120,40 +121,69 @@ void transform_weights(std::int64_t c_out, std::int64_t c_in, std::int64_t c_in_
   }
 }
 
-/// Sample x [c, h, w] -> xp [hp][wp][c_padded] with x at (border, border) and zeros around
-/// it and in the padding channels.
-inline void to_padded_nhwc(const float* x, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t hp,
-                           std::int64_t wp, std::int64_t c_padded, std::int64_t border, float* xp) {
-  const std::int64_t row = wp * c_padded;
-  std::memset(xp, 0, sizeof(float) * border * row);
-  std::memset(xp + (h + border) * row, 0, sizeof(float) * (hp - h - border) * row);
+/// Row y of sample x [c, h, w] -> out [wp][c_padded] with the row at pixel `border` and zeros
+/// around it and in the padding channels (y outside [0, h): all zeros).
+inline void padded_nhwc_row(const float* x, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t y,
+                            std::int64_t wp, std::int64_t c_padded, std::int64_t border, float* out) {
+  if (y < 0 || y >= h) {
+    std::memset(out, 0, sizeof(float) * wp * c_padded);
+    return;
+  }
   __m512 r[16];
-  for (std::int64_t y = 0; y < h; ++y) {
-    float* out = xp + (y + border) * row;
-    std::memset(out, 0, sizeof(float) * border * c_padded);
-    std::memset(out + (w + border) * c_padded, 0, sizeof(float) * (wp - w - border) * c_padded);
-    for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
-      const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
-      const __mmask16 mask = lane_range(0, pixels);
-      for (std::int64_t c0 = 0; c0 < c_padded; c0 += 16) {
-        for (std::int64_t i = 0; i < 16; ++i)
-          r[i] = c0 + i < c ? _mm512_maskz_loadu_ps(mask, x + ((c0 + i) * h + y) * w + x0) : _mm512_setzero_ps();
-        transpose16x16(r);
-        for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + (x0 + border + q) * c_padded + c0, r[q]);
-      }
+  std::memset(out, 0, sizeof(float) * border * c_padded);
+  std::memset(out + (w + border) * c_padded, 0, sizeof(float) * (wp - w - border) * c_padded);
+  for (std::int64_t x0 = 0; x0 < w; x0 += 16) {
+    const std::int64_t pixels = std::min<std::int64_t>(16, w - x0);
+    const __mmask16 mask = lane_range(0, pixels);
+    for (std::int64_t c0 = 0; c0 < c_padded; c0 += 16) {
+      for (std::int64_t i = 0; i < 16; ++i)
+        r[i] = c0 + i < c ? _mm512_maskz_loadu_ps(mask, x + ((c0 + i) * h + y) * w + x0) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (std::int64_t q = 0; q < pixels; ++q) _mm512_storeu_ps(out + (x0 + border + q) * c_padded + c0, r[q]);
     }
   }
 }
 
-/// V_e[t, c] = (B^T d B)_e for the 4x4 input tile d whose top-left is xp_tile, 16 channels at a
-/// time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. v points at V_0[t, 0]; V_e is
-/// position_stride floats further.
-inline void transform_input_tile(const float* xp_tile, std::int64_t row, std::int64_t c_in_padded, float* v,
+/// Sample x [c, h, w] -> xp [hp][wp][c_padded] with x at (border, border) and zeros around
+/// it and in the padding channels.
+inline void to_padded_nhwc(const float* x, std::int64_t c, std::int64_t h, std::int64_t w, std::int64_t hp,
+                           std::int64_t wp, std::int64_t c_padded, std::int64_t border, float* xp) {
+  for (std::int64_t p = 0; p < hp; ++p)
+    padded_nhwc_row(x, c, h, w, p - border, wp, c_padded, border, xp + p * wp * c_padded);
+}
+
+/// The padded NHWC rows of the input tiles of one tile row, built as the forward needs them:
+/// four rows [wp][c_padded] in a ring (padded row p in slot p % 4), so consecutive tile rows of a
+/// sample, which share two input rows, transpose each row once, and the rows stay in L1 or L2
+/// instead of a whole padded copy of the input going through memory.
+struct PaddedRowRing {
+  float* slots;
+  std::int64_t row_floats, sample = -1, from = 0, to = 0;  // rows [from, to) of `sample` are in place
+
+  /// Makes padded rows [p0, p0 + 4) of sample s (image rows p0 - 1 to p0 + 2) present and
+  /// points rows[k] at row p0 + k.
+  void prepare(const float* x, std::int64_t s, std::int64_t p0, std::int64_t c, std::int64_t h, std::int64_t w,
+               std::int64_t wp, std::int64_t c_padded, const float* rows[4]) {
+    for (std::int64_t p = p0; p < p0 + 4; ++p) {
+      float* slot = slots + (p % 4) * row_floats;
+      if (s != sample || p < from || p >= to) padded_nhwc_row(x + s * c * h * w, c, h, w, p - 1, wp, c_padded, 1, slot);
+      rows[p - p0] = slot;
+    }
+    sample = s;
+    from = p0;
+    to = p0 + 4;
+  }
+};
+
+/// V_e[t, c] = (B^T d B)_e for the 4x4 input tile d whose row r starts at rows[r] (its first
+/// pixel's channels), 16 channels at a time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
+/// v points at V_0[t, 0]; V_e is position_stride floats further.
+inline void transform_input_tile(const float* const rows[4], std::int64_t c_in_padded, float* v,
                                  std::int64_t position_stride) {
   for (std::int64_t c0 = 0; c0 < c_in_padded; c0 += 16) {
     __m512 d[4][4], t[4][4];
     for (int r = 0; r < 4; ++r)
-      for (int c = 0; c < 4; ++c) d[r][c] = _mm512_loadu_ps(xp_tile + r * row + c * c_in_padded + c0);
+      for (int c = 0; c < 4; ++c) d[r][c] = _mm512_loadu_ps(rows[r] + c * c_in_padded + c0);
     for (int c = 0; c < 4; ++c) {
       t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
       t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
@@ -168,6 +198,13 @@ inline void transform_input_tile(const float* xp_tile, std::int64_t row, std::in
       _mm512_storeu_ps(out + 3 * position_stride, _mm512_sub_ps(t[r][1], t[r][3]));
     }
   }
+}
+
+/// The same for a tile whose top-left is xp_tile in a padded NHWC image of rows `row` floats apart.
+inline void transform_input_tile(const float* xp_tile, std::int64_t row, std::int64_t c_in_padded, float* v,
+                                 std::int64_t position_stride) {
+  const float* const rows[4] = {xp_tile, xp_tile + row, xp_tile + 2 * row, xp_tile + 3 * row};
+  transform_input_tile(rows, c_in_padded, v, position_stride);
 }
 
 /// The 2x2 output tile A^T M A (+ bias) for 16 channels, A^T = [1 1 1 0; 0 1 -1 -1]: m points
@@ -275,7 +312,7 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
   require(winograd_applies(g), "conv2d_winograd: not a 3x3, stride-1, pad-1 convolution of 16 or more channels");
   const std::int64_t cip = round_up16(g.c_in), npanels = (g.c_out + kNr - 1) / kNr;
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
-  const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, sample_stride = hp * wp * cip;
+  const std::int64_t wp = 2 * tiles_x + 2;  // padded row width: a zero column each side, and one more for odd w
   // Tile rows per block: V_e of the block (64 bytes per tile and input channel over all 16 e)
   // within block_bytes, so it stays in L2 while every c_out panel runs over it; the products M_e
   // (4 KiB per tile) bound the block too. At 384 KiB (3/8 of a 1 MiB L2): 6144 / cip, 12 to 96 tiles.
@@ -288,20 +325,16 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
 
   float* u = weights.u ? weights.u : thread_scratch(scratch().weights, transformed_weights_floats(g));
   const bool transform = !(weights.u && weights.current);
-  float* xp = thread_scratch(scratch().padded_input, static_cast<std::size_t>(g.n * sample_stride));
   const std::int64_t u_position_stride = npanels * cip * kNr;
   thread_local std::vector<float> bias_buffer;
   const SampleBias bias = bias_per_sample(g, epilogue, bias_buffer);
 
 #pragma omp parallel if (!omp_in_parallel())
   {
-    if (transform) transform_weights(g.c_out, g.c_in, cip, tap, u);
-#pragma omp for schedule(static)
-    for (std::int64_t s = 0; s < g.n; ++s)
-      to_padded_nhwc(x + s * g.c_in * g.h * g.w, g.c_in, g.h, g.w, hp, wp, cip, 1, xp + s * sample_stride);
-    // (implicit barriers: U and xp are complete)
+    if (transform) transform_weights(g.c_out, g.c_in, cip, tap, u);  // (implicit barrier: U is complete)
 
     Scratch& own = scratch();
+    PaddedRowRing ring{thread_scratch(own.padded_rows, static_cast<std::size_t>(4 * wp * cip)), wp * cip};
     float* v = thread_scratch(own.transformed, static_cast<std::size_t>(kPositions * position_stride(max_tiles * cip)));
     float* m = thread_scratch(own.products, static_cast<std::size_t>(kPositions * position_stride(max_tiles * kNr)));
 #pragma omp for schedule(dynamic)
@@ -311,9 +344,13 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
       const std::int64_t v_stride = position_stride(tiles * cip), m_stride = position_stride(tiles * kNr);
       for (std::int64_t r = 0; r < rows; ++r) {
         const std::int64_t s = (r0 + r) / tiles_y, ty = (r0 + r) % tiles_y;
-        const float* xrow = xp + s * sample_stride + 2 * ty * wp * cip;
-        for (std::int64_t tx = 0; tx < tiles_x; ++tx)
-          transform_input_tile(xrow + 2 * tx * cip, wp * cip, cip, v + (r * tiles_x + tx) * cip, v_stride);
+        const float* in[4];
+        ring.prepare(x, s, 2 * ty, g.c_in, g.h, g.w, wp, cip, in);
+        for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
+          const float* const tile[4] = {in[0] + 2 * tx * cip, in[1] + 2 * tx * cip, in[2] + 2 * tx * cip,
+                                        in[3] + 2 * tx * cip};
+          transform_input_tile(tile, cip, v + (r * tiles_x + tx) * cip, v_stride);
+        }
       }
       for (std::int64_t np = 0; np < npanels; ++np) {
         const std::int64_t c0 = np * kNr, channels = std::min(kNr, g.c_out - c0);
