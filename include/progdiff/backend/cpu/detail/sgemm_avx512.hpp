@@ -39,9 +39,13 @@ struct AView {
 /// (a 32-channel layer fills half of a 64-wide tile, its last 6-row panel has 2 rows). B rows
 /// are read at stride b_k_stride, masked past nvalid unless FullN (nvalid == 16 NV). beta == 0
 /// never reads C, so C may hold garbage. The sum over k runs in the same order whatever the
-/// tile, so results do not depend on MR or NV.
+/// tile, so results do not depend on MR or NV. A's view comes as three scalars, not as an AView:
+/// that 24-byte struct is passed on the stack, and the caller filled it with two 8-byte stores
+/// that its 16-byte reload for the call could not take from the store buffer, a stall on every
+/// call (2% of the samples of a DDIM run on the small U-Net, at the Winograd forward's calls).
 template <int MR, int NV, bool FullN>
-[[gnu::noinline]] void micro_kernel_tile(std::int64_t kc, AView av, const float* b, std::int64_t b_k_stride,
+[[gnu::noinline]] void micro_kernel_tile(std::int64_t kc, const float* a, std::int64_t a_row_stride,
+                                         std::int64_t a_k_stride, const float* b, std::int64_t b_k_stride,
                                          std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
   static_assert(MR >= 1 && MR <= kMr && NV >= 1 && NV <= 4, "a micro-tile is at most 6 rows by 4 vectors");
   __m512 acc[MR][NV];
@@ -51,8 +55,8 @@ template <int MR, int NV, bool FullN>
     for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
 
   const float* ap[MR];
-  for (int i = 0; i < MR; ++i) ap[i] = av.a + i * av.row_stride;
-  const std::int64_t ks = av.k_stride;
+  for (int i = 0; i < MR; ++i) ap[i] = a + i * a_row_stride;
+  const std::int64_t ks = a_k_stride;
 
   __mmask16 mask[NV];
   for (int j = 0; j < NV; ++j) {
@@ -68,9 +72,9 @@ template <int MR, int NV, bool FullN>
       bv[j] = FullN ? _mm512_loadu_ps(b + 16 * j) : _mm512_maskz_loadu_ps(mask[j], b + 16 * j);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m512 a = _mm512_set1_ps(ap[i][off]);
+      const __m512 ai = _mm512_set1_ps(ap[i][off]);
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(a, bv[j], acc[i][j]);
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_fmadd_ps(ai, bv[j], acc[i][j]);
     }
   }
 
@@ -138,7 +142,7 @@ inline void micro_kernel(std::int64_t kc, AView av, std::int64_t mvalid, const f
                          std::int64_t nvalid, float alpha, float beta, float* c, std::int64_t ldc) {
   with_tile_rows(mvalid, [&]<int MR>() {
     with_tile_vectors(nvalid, [&]<int NV, bool Full>() {
-      micro_kernel_tile<MR, NV, Full>(kc, av, b, b_k_stride, nvalid, alpha, beta, c, ldc);
+      micro_kernel_tile<MR, NV, Full>(kc, av.a, av.row_stride, av.k_stride, b, b_k_stride, nvalid, alpha, beta, c, ldc);
     });
   });
 }
