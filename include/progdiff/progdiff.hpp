@@ -43,6 +43,7 @@
 #include "progdiff/data/image_dataset.hpp"
 #include "progdiff/data/image_folder.hpp"
 #include "progdiff/data/npy.hpp"
+#include "progdiff/data/pixel_statistics.hpp"
 #include "progdiff/data/tensor_file.hpp"
 #include "progdiff/data/validation_split.hpp"
 #include "progdiff/difficulty/ablation_curves.hpp"
