@@ -248,15 +248,9 @@ void run_scale(const Flags& f, pd::model::Description d) {
   // EDM's sigma_data as the run trained with it (--sigma-data); the others have none.
   job::RecipeSettings settings;
   if constexpr (Recipe::kind == ObjectiveKind::Edm) {
-    const std::string& text = pd::model::description_value(d, "edm.sigma_data", src);
-    std::size_t used = 0;
-    try {
-      settings.sigma_data = std::stod(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != text.size() || !(settings.sigma_data > 0))
-      throw pd::FormatError(src + ": edm.sigma_data '" + text + "' is not a positive number");
+    settings.sigma_data = pd::model::detail::described_real(d, "edm.sigma_data", src);
+    if (!(settings.sigma_data > 0))
+      throw pd::FormatError(src + ": edm.sigma_data '" + d.at("edm.sigma_data") + "' is not a positive number");
   }
   const std::string& kind = pd::model::description_value(d, "model.kind", src);
   if (kind == "progressive") {
