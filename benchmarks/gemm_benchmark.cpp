@@ -1,4 +1,5 @@
-// SGEMM: the AVX-512 kernel (Cpu::gemm) against Eigen, square and convolution-shaped.
+// SGEMM: the packed kernel of the running instruction set (Cpu::gemm: AVX-512 or AVX2) against
+// Eigen, square and convolution-shaped.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -29,6 +30,9 @@ void gemm_shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"m", "n", "k"});
   for (std::int64_t s : {512, 1024, 2048}) b->Args({s, s, s});
   b->Args({128, 65536, 1152});  // a 3x3 convolution of 128 channels over 64 images of 32x32
+  // One image's 3x3 convolution as the im2col path runs it (32 and 64 channels at 32x32).
+  b->Args({32, 1024, 288});
+  b->Args({64, 1024, 576});
   b->Unit(benchmark::kMillisecond)->UseManualTime();
 }
 

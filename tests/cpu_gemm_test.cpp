@@ -1,4 +1,4 @@
-// The CPU back end's GEMM (packed AVX-512 kernel for float where compiled, Eigen otherwise)
+// The CPU back end's GEMM (packed AVX-512 or AVX2 kernel for float where compiled, Eigen otherwise)
 // against the plain-loop reference evaluated in double.
 #include <doctest/doctest.h>
 
@@ -78,10 +78,11 @@ TEST_CASE_TEMPLATE("Cpu::gemm scales by alpha and beta and blocks over large k",
     }
 }
 
-TEST_CASE("Cpu::gemm covers every micro-tile shape: 1-6 rows by 1-4 vectors, whole and masked") {
-  // m = 6q + r gives a last panel of r rows; n = 64q + c a last panel of c columns.
+TEST_CASE("Cpu::gemm covers every micro-tile shape: 1-6 rows by each vector count, whole and masked") {
+  // m = 6q + r gives a last panel of r rows; n = 64q + c (AVX-512) or 16q + c (AVX2) a last
+  // panel of c columns: 1-4 vectors of 16 or 1-2 vectors of 8, whole and masked.
   for (std::int64_t m : {1, 2, 3, 4, 5, 6, 10, 11})
-    for (std::int64_t n : {16, 20, 32, 45, 48, 60, 64, 96})
+    for (std::int64_t n : {3, 8, 16, 20, 24, 32, 45, 48, 60, 64, 96})
       for (Trans ta : {Trans::No, Trans::Yes}) check_gemm<float>(Path::Dispatch, ta, Trans::No, m, n, 37, 1.5, 0.5);
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // GEMM for the CPU back end. Single precision runs the packed AVX-512 kernel of
-// detail/sgemm_avx512.hpp when the compiler targets AVX-512; everything else (double, or a CPU
-// without AVX-512) goes through Eigen maps over row-major buffers. Both thread a single GEMM
+// detail/sgemm_avx512.hpp when the compiler targets AVX-512, the packed AVX2 kernel of
+// detail/sgemm_avx2.hpp when it targets AVX2 and FMA only; everything else (double, or a CPU
+// with neither) goes through Eigen maps over row-major buffers. Both thread a single GEMM
 // with OpenMP; a batch runs its members in parallel, each single-threaded (neither nests
 // inside an active parallel region). The plain-loop reference is gemm_reference.hpp.
 #include <Eigen/Core>
@@ -9,6 +10,7 @@
 #include <type_traits>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 
 namespace progdiff::backend::cpu {
@@ -25,7 +27,7 @@ struct Gemm {
   template <class T>
   static void gemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
                    std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     // float never reaches Eigen here, so a program that does not ask for Eigen's GEMM does not
     // compile it (its product kernels are slow to compile).
     if constexpr (std::is_same_v<T, float>) {
@@ -34,7 +36,11 @@ struct Gemm {
         scale_rows(m, n, beta, c, ldc);
         return;
       }
+#if defined(__AVX512F__)
       avx512::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+      avx2::sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#endif
     } else {
       gemm_eigen(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }

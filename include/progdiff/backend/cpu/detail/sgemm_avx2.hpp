@@ -1,0 +1,109 @@
+#pragma once
+// Single-precision GEMM for CPUs with AVX2 and FMA but without AVX-512 (AMD Zen 2/3, Intel
+// before Ice Lake): the packed driver of detail/packed_sgemm.hpp on a 6x16 micro-kernel. Its 12
+// ymm accumulators, 2 B vectors and one broadcast fill 15 of the 16 ymm registers; per k step it
+// issues 12 FMAs against 8 loads, so the two FMA pipes of such a core set the pace.
+// Only compiled when the compiler targets AVX2 and FMA and not AVX-512.
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
+
+namespace progdiff::backend::cpu::avx2 {
+
+/// Lanes [0, live) of an 8-float vector, as the mask _mm256_maskload_ps and _mm256_maskstore_ps take.
+inline __m256i lane_mask(std::int64_t live) {
+  const auto n = static_cast<int>(std::clamp<std::int64_t>(live, 0, 8));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// C tile [MR x nvalid] = alpha * A[MR x kc] * B[kc x nvalid] + beta * C, A packed [kc][6], B
+/// packed [kc][16]. NV 8-float vectors cover nvalid; unless FullN (nvalid == 8 NV) the last is
+/// masked at the store. The sum over k runs in the same order whatever the tile shape.
+template <int MR, int NV, bool FullN>
+[[gnu::noinline]] void micro_kernel_tile(std::int64_t kc, const float* a, const float* b, std::int64_t nvalid,
+                                         float alpha, float beta, float* c, std::int64_t ldc) {
+  static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2, "an AVX2 micro-tile is at most 6 rows by 2 vectors");
+  __m256 acc[MR][NV];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_setzero_ps();
+
+  for (std::int64_t k = 0; k < kc; ++k, a += 6, b += 16) {
+    __m256 bv[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);  // packed: zeros past nvalid
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 ai = _mm256_broadcast_ss(a + i);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_fmadd_ps(ai, bv[j], acc[i][j]);
+    }
+  }
+
+  __m256i mask[NV];
+  for (int j = 0; j < NV; ++j) mask[j] = lane_mask(nvalid - 8 * j);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) {
+      __m256 r = _mm256_mul_ps(va, acc[i][j]);
+      if (beta != 0.0f) {
+        const __m256 old = FullN ? _mm256_loadu_ps(ci + 8 * j) : _mm256_maskload_ps(ci + 8 * j, mask[j]);
+        r = _mm256_fmadd_ps(vb, old, r);
+      }
+      if (FullN)
+        _mm256_storeu_ps(ci + 8 * j, r);
+      else
+        _mm256_maskstore_ps(ci + 8 * j, mask[j], r);
+    }
+  }
+}
+
+/// The micro-kernel as detail/packed_sgemm.hpp's driver takes it.
+struct Kernel {
+  static constexpr std::int64_t kMr = 6;         // rows of C per micro-tile (broadcast side)
+  static constexpr std::int64_t kNr = 16;        // columns of C per micro-tile (2 ymm vectors)
+  static constexpr std::int64_t kKc = 256;       // k-block: A panel 6 KiB and B panel 16 KiB in L1
+  static constexpr std::int64_t kNcPanels = 16;  // B panels per chunk: 256 KiB of B in L2
+
+  /// The tile [mvalid x nvalid] (1..6 by 1..16) by the micro_kernel_tile of exactly its shape.
+  static void tile(std::int64_t kc, const float* a, std::int64_t mvalid, const float* b, std::int64_t nvalid,
+                   float alpha, float beta, float* c, std::int64_t ldc) {
+    const auto columns = [&]<int MR>() {
+      if (nvalid == 16) return micro_kernel_tile<MR, 2, true>(kc, a, b, nvalid, alpha, beta, c, ldc);
+      if (nvalid > 8) return micro_kernel_tile<MR, 2, false>(kc, a, b, nvalid, alpha, beta, c, ldc);
+      if (nvalid == 8) return micro_kernel_tile<MR, 1, true>(kc, a, b, nvalid, alpha, beta, c, ldc);
+      return micro_kernel_tile<MR, 1, false>(kc, a, b, nvalid, alpha, beta, c, ldc);
+    };
+    switch (mvalid) {
+      case 1:
+        return columns.template operator()<1>();
+      case 2:
+        return columns.template operator()<2>();
+      case 3:
+        return columns.template operator()<3>();
+      case 4:
+        return columns.template operator()<4>();
+      case 5:
+        return columns.template operator()<5>();
+      default:
+        return columns.template operator()<6>();
+    }
+  }
+};
+
+/// Row-major SGEMM, C[m, n] = alpha op(A) op(B) + beta C (m, n, k > 0).
+inline void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* a,
+                  std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  packed_sgemm::sgemm<Kernel>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace progdiff::backend::cpu::avx2
+#endif
