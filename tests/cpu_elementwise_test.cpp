@@ -1,6 +1,6 @@
-// The CPU back end's float fast paths (AVX-512 exp, SiLU, softmax, one-pass GroupNorm, GroupNorm + SiLU) against
-// the scalar formulas of progdiff/backend/math evaluated in double. Without AVX-512 the same
-// Cpu kernels run the scalar code, and the bounds hold trivially.
+// The CPU back end's float fast paths (AVX-512 exp, SiLU, softmax, one-pass GroupNorm, GroupNorm + SiLU, and the
+// vectorizable exp and SiLU that targets without AVX-512 run) against the scalar formulas of
+// progdiff/backend/math evaluated in double.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"
@@ -40,6 +41,45 @@ std::vector<float> sweep(float lo, float hi, int count) {
 }
 
 }  // namespace
+
+TEST_CASE("The portable float exp is within 2 ulp of exp in double over the float range") {
+  namespace portable = progdiff::backend::cpu::portable;
+  // Lane 0 of each function on a vector of one value (every lane computes the same formula).
+  const auto exp_poly = [](float x) { return portable::exp_poly(portable::broadcast(x))[0]; };
+  const auto silu = [](float x) { return portable::silu(portable::broadcast(x))[0]; };
+  const auto silu_derivative = [](float x) { return portable::silu_derivative(portable::broadcast(x))[0]; };
+  double worst = 0, worst_subnormal = 0;
+  for (const float x : sweep(-103.0f, 88.7f, 400000)) {
+    const float got = exp_poly(x);
+    const double want = std::exp(static_cast<double>(x));
+    if (want < std::numeric_limits<float>::min()) {  // subnormal results: absolute error
+      worst_subnormal = std::max(worst_subnormal, std::fabs(got - want));
+      continue;
+    }
+    worst = std::max(worst, ulp_error(got, want));
+  }
+  MESSAGE("worst portable exp error: " << worst << " ulp");
+  CHECK(worst <= 2.0);
+  CHECK(worst_subnormal <= 2.0 * std::numeric_limits<float>::denorm_min());
+  // Limits: 0 for very negative, inf for overflow, NaN passes through.
+  CHECK(exp_poly(-1e30f) == 0.0f);
+  CHECK(exp_poly(-200.0f) == 0.0f);
+  CHECK(exp_poly(-INFINITY) == 0.0f);
+  CHECK(std::isinf(exp_poly(89.0f)));
+  CHECK(std::isinf(exp_poly(1e30f)));
+  CHECK(std::isinf(exp_poly(INFINITY)));
+  CHECK(std::isnan(exp_poly(NAN)));
+  CHECK(exp_poly(0.0f) == 1.0f);
+  // SiLU and its derivative on the same formulas, against math:: in double.
+  double worst_silu = 0, worst_derivative = 0;
+  for (const float x : sweep(-90.0f, 90.0f, 20000)) {
+    worst_silu = std::max(worst_silu, std::fabs(silu(x) - math::silu(static_cast<double>(x))) /
+                                          std::max(1.0, std::fabs(static_cast<double>(x))));
+    worst_derivative = std::max(worst_derivative, std::fabs(silu_derivative(x) - math::silu_derivative(double(x))));
+  }
+  CHECK(worst_silu <= 1e-6);
+  CHECK(worst_derivative <= 1e-6);
+}
 
 #if defined(__AVX512F__)
 TEST_CASE("AVX-512 exp is within 2 ulp of exp in double over the float range") {

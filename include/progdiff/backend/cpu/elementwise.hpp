@@ -1,7 +1,8 @@
 #pragma once
 // Element-wise kernels and reductions of the CPU back end: loops over the shared math in
 // progdiff/backend/math, threaded with OpenMP when the work is large enough to pay for it.
-// Float SiLU on an AVX-512 target runs the vector kernels of detail/vector_math_avx512.hpp.
+// Float SiLU on an AVX-512 target runs the vector kernels of detail/vector_math_avx512.hpp, on
+// other targets the vectorizable loops of detail/vector_math_portable.hpp.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/adam.hpp"
 #include "progdiff/backend/math/embedding.hpp"
@@ -85,6 +87,14 @@ struct Elementwise {
         avx512::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
       return;
     }
+#else
+    if constexpr (std::is_same_v<T, float>) {
+      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
+#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
+      for (std::int64_t b = 0; b < blocks; ++b)
+        portable::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
+      return;
+    }
 #endif
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) y[i] = math::silu(x[i]);
@@ -100,6 +110,15 @@ struct Elementwise {
       for (std::int64_t b = 0; b < blocks; ++b)
         avx512::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
                               dx + b * kSiluBlock);
+      return;
+    }
+#else
+    if constexpr (std::is_same_v<T, float>) {
+      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
+#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
+      for (std::int64_t b = 0; b < blocks; ++b)
+        portable::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
+                                dx + b * kSiluBlock);
       return;
     }
 #endif

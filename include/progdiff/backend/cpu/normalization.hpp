@@ -1,13 +1,15 @@
 #pragma once
 // GroupNorm (alone, or with SiLU fused) and softmax kernels of the CPU back end over the shared math. Float on an
-// AVX-512 target takes the vector paths of detail/normalization_avx512.hpp and detail/vector_math_avx512.hpp;
-// double and other targets run the scalar math (the references those paths are tested against).
+// AVX-512 target takes the vector paths of detail/normalization_avx512.hpp and detail/vector_math_avx512.hpp,
+// float on other targets the same formulas as vectorizable loops (detail/vector_math_portable.hpp); double
+// runs the scalar math (the references those paths are tested against).
 #include <cstdint>
 #include <type_traits>
 #include <vector>
 
 #include "progdiff/backend/cpu/detail/normalization_avx512.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
 
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
@@ -57,6 +59,21 @@ struct Normalization {
           }
           continue;
         }
+#else
+        if constexpr (std::is_same_v<T, float>) {
+          // The AVX-512 path's formulas over vectorizable loops (detail/vector_math_portable.hpp).
+          const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
+          mean[i * groups + g] = static_cast<T>(s.mean);
+          rstd[i * groups + g] = static_cast<T>(s.rstd);
+          const float shift = static_cast<float>(s.mean);
+          for (std::int64_t ch = 0; ch < cpg; ++ch) {
+            const std::int64_t cc = g * cpg + ch, at = base + ch * hw;
+            const double a = s.rstd * static_cast<double>(gamma[cc]);
+            const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
+            portable::affine_then<Silu>(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
+          }
+          continue;
+        }
 #endif
         const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
         mean[i * groups + g] = static_cast<T>(s.mean);
@@ -91,6 +108,13 @@ struct Normalization {
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t cc = 0; cc < c; ++cc) {
         const double mu = mean[i * groups + cc / cpg], rs = rstd[i * groups + cc / cpg];
+        if constexpr (std::is_same_v<T, float>) {
+          // The SiLU's input as the float forward computed it (shift: the stored mean itself).
+          const std::int64_t at = (i * c + cc) * hw;
+          portable::affine_silu_backward(hw, x + at, dy + at, static_cast<float>(mu),
+                                         static_cast<float>(rs * gamma[cc]), beta[cc], dx + at);
+          continue;
+        }
         const double a = rs * static_cast<double>(gamma[cc]), b = static_cast<double>(beta[cc]) - mu * a;
         for (std::int64_t k = (i * c + cc) * hw, end = k + hw; k < end; ++k) {
           const T v = static_cast<T>(static_cast<double>(x[k]) * a + b);
