@@ -9,6 +9,7 @@
 // convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -64,6 +65,17 @@ struct Conv {
               continue;
             }
             const T* in = x + (c * g.h + yi) * g.w;
+            if (g.stride == 1) {
+              // Columns j read in[j - pad + kj]: zeros where that falls outside the row, one
+              // copy of the span inside it.
+              const std::int64_t shift = kj - g.pad;
+              const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
+              const std::int64_t hi = std::clamp<std::int64_t>(g.w - shift, lo, ow);
+              std::fill(out, out + lo, T(0));
+              std::copy(in + lo + shift, in + hi + shift, out + lo);
+              std::fill(out + hi, out + ow, T(0));
+              continue;
+            }
             for (std::int64_t j = 0; j < ow; ++j) {
               const std::int64_t xj = j * g.stride - g.pad + kj;
               out[j] = (xj >= 0 && xj < g.w) ? in[xj] : T(0);
@@ -85,6 +97,13 @@ struct Conv {
             if (yi < 0 || yi >= g.h) continue;
             T* out = dx + (c * g.h + yi) * g.w;
             const T* in = row + i * ow;
+            if (g.stride == 1) {  // the span of columns whose input column lies inside the row
+              const std::int64_t shift = kj - g.pad;
+              const std::int64_t lo = std::clamp<std::int64_t>(-shift, 0, ow);
+              const std::int64_t hi = std::clamp<std::int64_t>(g.w - shift, lo, ow);
+              for (std::int64_t j = lo; j < hi; ++j) out[j + shift] += in[j];
+              continue;
+            }
             for (std::int64_t j = 0; j < ow; ++j) {
               const std::int64_t xj = j * g.stride - g.pad + kj;
               if (xj >= 0 && xj < g.w) out[xj] += in[j];
