@@ -1,9 +1,10 @@
 #pragma once
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
-// faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise; the portable path
-// (double, or no AVX-512) does im2col per sample, then one GEMM per sample with the weight
-// matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
+// faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
+// target without AVX-512 runs the forward as the implicit GEMM of detail/conv_avx2.hpp; the
+// portable path (double, the AVX2 backward, no AVX2) does im2col per sample, then one GEMM per
+// sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
 // reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a per-sample bias
 // and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision (matmul_precision.hpp) the
 // convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
@@ -17,6 +18,7 @@
 
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/conv_avx2.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
@@ -251,6 +253,11 @@ struct Conv {
   // The portable path, one GEMM (of the policy G) per sample.
   template <class T, class G = Gemm>
   static void im2col_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+    // Float on the AVX2 GEMM: the same product without the im2col matrix (detail/conv_avx2.hpp).
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<G, Gemm>)
+      if (!is_pointwise(g)) return avx2::conv2d_forward_implicit(g, x, weight, y);
+#endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     // Samples in parallel, each GEMM single-threaded: one parallel region per call.
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())

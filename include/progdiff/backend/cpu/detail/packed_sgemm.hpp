@@ -102,4 +102,32 @@ void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, f
   }
 }
 
+/// C[m, n] = alpha A B + beta C (m, n, k > 0) with A already packed (pack_a<Kernel::kMr>, all
+/// of k) and B made panel by panel as the tiles need it: pack_b(k0, kc, panel, dst) writes rows
+/// [k0, k0 + kc) of B's columns [panel kNr, panel kNr + kNr) to dst as [kc][kNr], zeros past n.
+/// B is never whole in memory: one chunk (at most kKc rows of kNcPanels panels) at a time, in
+/// L2 while every A panel runs over it. Single-threaded (callers thread over independent
+/// products: a convolution's samples).
+template <class Kernel, class PackB>
+void sgemm_streamed_b(std::int64_t m, std::int64_t n, std::int64_t k, float alpha, const float* packed_a,
+                      PackB&& pack_b, float beta, float* c, std::int64_t ldc) {
+  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  const std::int64_t mpanels = (m + Mr - 1) / Mr, npanels = (n + Nr - 1) / Nr;
+  const std::int64_t kc_max = even_block(k, Kernel::kKc);
+  thread_local std::vector<float> b_buffer;
+  float* pb = thread_scratch(b_buffer, static_cast<std::size_t>(kc_max * Kernel::kNcPanels * Nr));
+  for (std::int64_t k0 = 0; k0 < k; k0 += kc_max) {
+    const std::int64_t kc = std::min(kc_max, k - k0);
+    const float b0 = k0 == 0 ? beta : 1.0f;
+    for (std::int64_t np0 = 0; np0 < npanels; np0 += Kernel::kNcPanels) {
+      const std::int64_t np1 = std::min(npanels, np0 + Kernel::kNcPanels);
+      for (std::int64_t np = np0; np < np1; ++np) pack_b(k0, kc, np, pb + (np - np0) * kc * Nr);
+      for (std::int64_t mp = 0; mp < mpanels; ++mp)
+        for (std::int64_t np = np0; np < np1; ++np)
+          Kernel::tile(kc, packed_a + mp * k * Mr + k0 * Mr, std::min(Mr, m - mp * Mr), pb + (np - np0) * kc * Nr,
+                       std::min(Nr, n - np * Nr), alpha, b0, c + mp * Mr * ldc + np * Nr, ldc);
+    }
+  }
+}
+
 }  // namespace progdiff::backend::cpu::packed_sgemm
