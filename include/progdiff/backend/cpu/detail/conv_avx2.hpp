@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
 
 /// Rows [k0, k0 + kc) of the im2col matrix of one sample x [c_in, h, w], columns (output pixels)
@@ -70,4 +72,5 @@ inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const
 }
 
 }  // namespace progdiff::backend::cpu::avx2
+PROGDIFF_KERNELS_END
 #endif

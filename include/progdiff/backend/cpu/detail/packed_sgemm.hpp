@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::packed_sgemm {
 
 /// Splits `total` into near-equal blocks of at most `max_block`.
@@ -131,3 +133,4 @@ void sgemm_streamed_b(std::int64_t m, std::int64_t n, std::int64_t k, float alph
 }
 
 }  // namespace progdiff::backend::cpu::packed_sgemm
+PROGDIFF_KERNELS_END

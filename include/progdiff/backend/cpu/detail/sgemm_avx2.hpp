@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
 
 /// Lanes [0, live) of an 8-float vector, as the mask _mm256_maskload_ps and _mm256_maskstore_ps take.
@@ -106,4 +108,5 @@ inline void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64
 }
 
 }  // namespace progdiff::backend::cpu::avx2
+PROGDIFF_KERNELS_END
 #endif

@@ -7,7 +7,9 @@
 // with float comparisons while they may trap, which is its default.)
 #include <cstdint>
 #include <cstring>
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::portable {
 
 using Floats = float __attribute__((vector_size(32)));
@@ -122,3 +124,4 @@ inline void affine_silu_backward(std::int64_t n, const float* x, const float* dy
 }
 
 }  // namespace progdiff::backend::cpu::portable
+PROGDIFF_KERNELS_END
