@@ -42,39 +42,34 @@ struct Normalization {
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t g = 0; g < groups; ++g) {
         const std::int64_t base = (i * c + g * cpg) * hw;
+        if constexpr (std::is_same_v<T, float>) {
+          // Normalized about the float nearest the mean; AVX-512 vectors, or the same formulas on
+          // generic vectors (detail/vector_math_portable.hpp).
 #if defined(__AVX512F__)
-        if constexpr (std::is_same_v<T, float>) {
           const math::GroupStats s = avx512::group_norm_stats(x + base, cpg * hw, eps);
-          mean[i * groups + g] = static_cast<T>(s.mean);
-          rstd[i * groups + g] = static_cast<T>(s.rstd);
-          const float shift = static_cast<float>(s.mean);
-          for (std::int64_t ch = 0; ch < cpg; ++ch) {
-            const std::int64_t cc = g * cpg + ch, at = base + ch * hw;
-            const double a = s.rstd * static_cast<double>(gamma[cc]);
-            const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
-            if constexpr (Silu)
-              avx512::affine_silu(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
-            else
-              avx512::affine(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
-          }
-          continue;
-        }
 #else
-        if constexpr (std::is_same_v<T, float>) {
-          // The AVX-512 path's formulas over vectorizable loops (detail/vector_math_portable.hpp).
           const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
+#endif
           mean[i * groups + g] = static_cast<T>(s.mean);
           rstd[i * groups + g] = static_cast<T>(s.rstd);
           const float shift = static_cast<float>(s.mean);
           for (std::int64_t ch = 0; ch < cpg; ++ch) {
             const std::int64_t cc = g * cpg + ch, at = base + ch * hw;
-            const double a = s.rstd * static_cast<double>(gamma[cc]);
-            const double b = static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * a;
-            portable::affine_then<Silu>(hw, x + at, shift, static_cast<float>(a), static_cast<float>(b), y + at);
+            const double scale = s.rstd * static_cast<double>(gamma[cc]);
+            const auto a = static_cast<float>(scale);
+            const auto b =
+                static_cast<float>(static_cast<double>(beta[cc]) - (s.mean - static_cast<double>(shift)) * scale);
+#if defined(__AVX512F__)
+            if constexpr (Silu)
+              avx512::affine_silu(hw, x + at, shift, a, b, y + at);
+            else
+              avx512::affine(hw, x + at, shift, a, b, y + at);
+#else
+            portable::affine_then<Silu>(hw, x + at, shift, a, b, y + at);
+#endif
           }
           continue;
         }
-#endif
         const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
         mean[i * groups + g] = static_cast<T>(s.mean);
         rstd[i * groups + g] = static_cast<T>(s.rstd);
