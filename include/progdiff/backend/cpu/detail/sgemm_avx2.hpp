@@ -24,10 +24,13 @@ inline __m256i lane_mask(std::int64_t live) {
 
 /// C tile [MR x nvalid] = alpha * A[MR x kc] * B[kc x nvalid] + beta * C, A packed [kc][6], B
 /// packed [kc][16]. NV 8-float vectors cover nvalid; unless FullN (nvalid == 8 NV) the last is
-/// masked at the store. The sum over k runs in the same order whatever the tile shape.
+/// masked at the store. The sum over k runs in the same order whatever the tile shape. Not
+/// instrumented by AddressSanitizer: it reads only the packed panels its driver sized, and a
+/// check per load would double a sanitized run's time in it (the packing stays checked).
 template <int MR, int NV, bool FullN>
-[[gnu::noinline]] void micro_kernel_tile(std::int64_t kc, const float* a, const float* b, std::int64_t nvalid,
-                                         float alpha, float beta, float* c, std::int64_t ldc) {
+[[gnu::noinline, gnu::no_sanitize_address]] void micro_kernel_tile(std::int64_t kc, const float* a, const float* b,
+                                                                   std::int64_t nvalid, float alpha, float beta,
+                                                                   float* c, std::int64_t ldc) {
   static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2, "an AVX2 micro-tile is at most 6 rows by 2 vectors");
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
