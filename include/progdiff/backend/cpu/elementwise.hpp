@@ -21,6 +21,12 @@ namespace progdiff::backend::cpu {
 
 inline constexpr std::int64_t kParallelThreshold = 1 << 15;
 inline constexpr std::int64_t kSiluBlock = 1 << 12;
+// The float SiLU kernels of this target: AVX-512 vectors, or the same formulas on generic vectors.
+#if defined(__AVX512F__)
+namespace silu_kernels = avx512;
+#else
+namespace silu_kernels = portable;
+#endif
 
 struct Elementwise {
   /// y += alpha * x
@@ -78,24 +84,14 @@ struct Elementwise {
   template <class T>
   static void silu_forward(std::size_t n, const T* x, T* y) {
     const auto len = static_cast<std::int64_t>(n);
-#if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
       // Blocks of 4096 (a multiple of the vector width) split over the threads.
       const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
 #pragma omp parallel for schedule(static) if (len > kParallelThreshold)
       for (std::int64_t b = 0; b < blocks; ++b)
-        avx512::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
+        silu_kernels::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
       return;
     }
-#else
-    if constexpr (std::is_same_v<T, float>) {
-      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
-#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
-      for (std::int64_t b = 0; b < blocks; ++b)
-        portable::silu_forward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, y + b * kSiluBlock);
-      return;
-    }
-#endif
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) y[i] = math::silu(x[i]);
   }
@@ -103,25 +99,14 @@ struct Elementwise {
   template <class T>
   static void silu_backward(std::size_t n, const T* x, const T* dy, T* dx) {
     const auto len = static_cast<std::int64_t>(n);
-#if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
       const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
 #pragma omp parallel for schedule(static) if (len > kParallelThreshold)
       for (std::int64_t b = 0; b < blocks; ++b)
-        avx512::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
-                              dx + b * kSiluBlock);
+        silu_kernels::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
+                                    dx + b * kSiluBlock);
       return;
     }
-#else
-    if constexpr (std::is_same_v<T, float>) {
-      const std::int64_t blocks = (len + kSiluBlock - 1) / kSiluBlock;
-#pragma omp parallel for schedule(static) if (len > kParallelThreshold)
-      for (std::int64_t b = 0; b < blocks; ++b)
-        portable::silu_backward(std::min(kSiluBlock, len - b * kSiluBlock), x + b * kSiluBlock, dy + b * kSiluBlock,
-                                dx + b * kSiluBlock);
-      return;
-    }
-#endif
 #pragma omp parallel for if (len > kParallelThreshold)
     for (std::int64_t i = 0; i < len; ++i) dx[i] = dy[i] * math::silu_derivative(x[i]);
   }
