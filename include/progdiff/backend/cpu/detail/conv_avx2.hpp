@@ -6,6 +6,7 @@
 // (packed_sgemm::sgemm_streamed_b). Against im2col then GEMM this saves writing, reading and
 // packing again a matrix 9 times the input's size for a 3x3 kernel.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -20,37 +21,125 @@
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
 
-/// Rows [k0, k0 + kc) of the im2col matrix of one sample x [c_in, h, w], columns (output pixels)
-/// [col0, col0 + kNr), into dst as [kc][kNr]: zeros for padding and for pixels past the output.
-inline void pack_im2col_panel(const ConvGeometry& g, const float* x, std::int64_t k0, std::int64_t kc,
-                              std::int64_t col0, float* dst) {
+/// Rows [k0, k0 + kc) of the im2col matrix of one sample x [c_in, h, w], for the panels of kNr
+/// columns (output pixels) [panel_begin, panel_end), into dst as [panel][kc][kNr]: zeros for
+/// padding and for pixels past the output.
+///
+/// The row of channel c and tap (ki, kj) depends on c only through the plane it reads, so where
+/// each lane reads from is worked out once per panel and tap, not once per row: at stride 1 as
+/// the panel's runs of pixels in one output row (each a contiguous span of one input row), at
+/// other strides as a table of per-lane offsets. Row by row, every panel of the chunk is filled
+/// before the next row: consecutive panels read consecutive input, where panel by panel each row
+/// would read a different plane, planes a multiple of 4 KiB apart that share L1 sets.
+inline void pack_im2col_panels(const ConvGeometry& g, const float* x, std::int64_t k0, std::int64_t kc,
+                               std::int64_t panel_begin, std::int64_t panel_end, float* dst) {
   constexpr std::int64_t Nr = Kernel::kNr;
-  const std::int64_t ow = g.out_w(), ohw = g.out_hw(), taps = g.kh * g.kw;
-  const std::int64_t oy = col0 / ow, ox0 = col0 % ow;
-  // At stride 1, when the panel's pixels lie in one output row, each row of B is a shifted span of
-  // one input row.
-  const bool one_row = g.stride == 1 && ox0 + Nr <= ow;
-  for (std::int64_t r = k0; r < k0 + kc; ++r, dst += Nr) {
-    const std::int64_t c = r / taps, ki = (r % taps) / g.kw, kj = r % g.kw;
-    const float* plane = x + c * g.h * g.w;
-    if (one_row) {
-      const std::int64_t yi = oy - g.pad + ki, x0 = ox0 - g.pad + kj;
-      if (yi < 0 || yi >= g.h) {
-        std::fill(dst, dst + Nr, 0.0f);
-        continue;
+  static_assert(Nr == 16, "the im2col panel is two 8-float vectors wide");
+  const std::int64_t ow = g.out_w(), ohw = g.out_hw(), taps = g.kh * g.kw, plane_size = g.h * g.w;
+  const std::int64_t panels = panel_end - panel_begin, panel_stride = kc * Nr;
+  const std::int64_t c0 = k0 / taps, t0 = k0 % taps;  // the first row's channel and tap; rows go tap-fastest
+
+  constexpr std::int64_t kMaxRuns = 6;  // a 16-pixel panel crosses at most 16 / ow + 2 output rows
+  if (g.stride == 1 && ow >= 4) {
+    // Per panel and tap, the runs of the panel's pixels that share an output row and read inside
+    // the image: lane j reads plane[offset + j] where mask_lo/mask_hi (lanes 0-7 / 8-15) are set.
+    struct Load {
+      std::int64_t offset;
+      __m256i mask_lo, mask_hi;
+    };
+    thread_local std::vector<Load> loads;
+    thread_local std::vector<std::int64_t> loads_begin;  // of (panel, tap) at [panel * taps + tap]
+    loads.clear();
+    loads_begin.assign(static_cast<std::size_t>(panels * taps + 1), 0);
+    const __m256i lanes_lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                  lanes_hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+    for (std::int64_t p = 0; p < panels; ++p) {
+      // Lanes [lane_begin, lane_end) of a run are the pixels (oy, lane + ox_minus_lane).
+      struct Run {
+        std::int64_t oy, lane_begin, lane_end, ox_minus_lane;
+      };
+      Run runs[kMaxRuns];
+      std::int64_t nruns = 0;
+      for (std::int64_t lane = 0, q = (panel_begin + p) * Nr; lane < Nr && q < ohw; ++nruns) {
+        const std::int64_t oy = q / ow, ox = q % ow, len = std::min(Nr - lane, ow - ox);
+        runs[nruns] = {oy, lane, lane + len, ox - lane};
+        lane += len;
+        q += len;
       }
-      const std::int64_t lo = std::clamp<std::int64_t>(-x0, 0, Nr), hi = std::clamp<std::int64_t>(g.w - x0, lo, Nr);
-      const float* row = plane + yi * g.w + x0;
-      std::fill(dst, dst + lo, 0.0f);
-      std::copy(row + lo, row + hi, dst + lo);
-      std::fill(dst + hi, dst + Nr, 0.0f);
-      continue;
+      for (std::int64_t tap = 0; tap < taps; ++tap) {
+        const std::int64_t ki = tap / g.kw, kj = tap % g.kw;
+        for (std::int64_t i = 0; i < nruns; ++i) {
+          const Run& run = runs[i];
+          const std::int64_t yi = run.oy - g.pad + ki,
+                             shift = run.ox_minus_lane - g.pad + kj;  // lane j reads column j + shift
+          const std::int64_t lo = std::max(run.lane_begin, -shift), hi = std::min(run.lane_end, g.w - shift);
+          if (yi < 0 || yi >= g.h || lo >= hi) continue;
+          const __m256i vlo = _mm256_set1_epi32(static_cast<int>(lo) - 1),
+                        vhi = _mm256_set1_epi32(static_cast<int>(hi));
+          const auto in = [&](__m256i lane) {
+            return _mm256_and_si256(_mm256_cmpgt_epi32(lane, vlo), _mm256_cmpgt_epi32(vhi, lane));
+          };
+          loads.push_back({yi * g.w + shift, in(lanes_lo), in(lanes_hi)});
+        }
+        loads_begin[static_cast<std::size_t>(p * taps + tap + 1)] = static_cast<std::int64_t>(loads.size());
+      }
     }
-    for (std::int64_t j = 0; j < Nr; ++j) {
-      const std::int64_t q = col0 + j;
-      const std::int64_t yi = q / ow * g.stride - g.pad + ki, xj = q % ow * g.stride - g.pad + kj;
-      dst[j] = q < ohw && yi >= 0 && yi < g.h && xj >= 0 && xj < g.w ? plane[yi * g.w + xj] : 0.0f;
+    // Where a span's 16 floats lie inside the sample, plain loads with the padding lanes cleared
+    // afterwards: masked loads (vmaskmovps) cost several times as much on some cores (Zen 3).
+    // Only spans that reach past the sample's first or last float need them.
+    const auto sample_begin = reinterpret_cast<std::uintptr_t>(x);
+    const auto sample_end = reinterpret_cast<std::uintptr_t>(x + g.c_in * plane_size);
+    std::int64_t c = c0, t = t0;
+    for (std::int64_t r = 0; r < kc; ++r) {
+      const auto plane = reinterpret_cast<std::uintptr_t>(x + c * plane_size);
+      for (std::int64_t p = 0; p < panels; ++p) {
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        const std::size_t first = static_cast<std::size_t>(loads_begin[static_cast<std::size_t>(p * taps + t)]),
+                          last = static_cast<std::size_t>(loads_begin[static_cast<std::size_t>(p * taps + t + 1)]);
+        for (std::size_t l = first; l < last; ++l) {
+          const Load& load = loads[l];
+          const std::uintptr_t address = plane + static_cast<std::uintptr_t>(load.offset * std::int64_t{sizeof(float)});
+          const auto* span = reinterpret_cast<const float*>(address);
+          if (address >= sample_begin && address + Nr * sizeof(float) <= sample_end) {
+            lo = _mm256_or_ps(lo, _mm256_and_ps(_mm256_loadu_ps(span), _mm256_castsi256_ps(load.mask_lo)));
+            hi = _mm256_or_ps(hi, _mm256_and_ps(_mm256_loadu_ps(span + 8), _mm256_castsi256_ps(load.mask_hi)));
+          } else {  // masked lanes are not read
+            lo = _mm256_or_ps(lo, _mm256_maskload_ps(span, load.mask_lo));
+            hi = _mm256_or_ps(hi, _mm256_maskload_ps(span + 8, load.mask_hi));
+          }
+        }
+        float* out = dst + p * panel_stride + r * Nr;
+        _mm256_storeu_ps(out, lo);
+        _mm256_storeu_ps(out + 8, hi);
+      }
+      if (++t == taps) t = 0, ++c;
     }
+    return;
+  }
+
+  // Any stride: each panel and tap's per-lane offsets into the plane, -1 for padding and past
+  // the output.
+  thread_local std::vector<std::int64_t> offsets;
+  offsets.resize(static_cast<std::size_t>(panels * taps * Nr));
+  for (std::int64_t p = 0; p < panels; ++p)
+    for (std::int64_t tap = 0; tap < taps; ++tap) {
+      const std::int64_t ki = tap / g.kw, kj = tap % g.kw;
+      for (std::int64_t j = 0; j < Nr; ++j) {
+        const std::int64_t q = (panel_begin + p) * Nr + j;
+        const std::int64_t yi = q / ow * g.stride - g.pad + ki, xj = q % ow * g.stride - g.pad + kj;
+        offsets[static_cast<std::size_t>((p * taps + tap) * Nr + j)] =
+            q < ohw && yi >= 0 && yi < g.h && xj >= 0 && xj < g.w ? yi * g.w + xj : -1;
+      }
+    }
+  std::int64_t c = c0, t = t0;
+  for (std::int64_t r = 0; r < kc; ++r) {
+    const float* plane = x + c * plane_size;
+    for (std::int64_t p = 0; p < panels; ++p) {
+      const std::int64_t* offset = offsets.data() + (p * taps + t) * Nr;
+      float* out = dst + p * panel_stride + r * Nr;
+      for (std::int64_t j = 0; j < Nr; ++j) out[j] = offset[j] >= 0 ? plane[offset[j]] : 0.0f;
+    }
+    if (++t == taps) t = 0, ++c;
   }
 }
 
@@ -64,9 +153,8 @@ inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
   for (std::int64_t i = 0; i < g.n; ++i) {
     const float* xi = x + i * g.c_in * g.h * g.w;
-    const auto pack = [&](std::int64_t k0, std::int64_t kc, std::int64_t panel, float* dst) {
-      pack_im2col_panel(g, xi, k0, kc, panel * Kernel::kNr, dst);
-    };
+    const auto pack = [&](std::int64_t k0, std::int64_t kc, std::int64_t panel_begin, std::int64_t panel_end,
+                          float* dst) { pack_im2col_panels(g, xi, k0, kc, panel_begin, panel_end, dst); };
     packed_sgemm::sgemm_streamed_b<Kernel>(m, ohw, k, 1.0f, pa, pack, 0.0f, y + i * m * ohw, ohw);
   }
 }

@@ -105,8 +105,9 @@ void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, f
 }
 
 /// C[m, n] = alpha A B + beta C (m, n, k > 0) with A already packed (pack_a<Kernel::kMr>, all
-/// of k) and B made panel by panel as the tiles need it: pack_b(k0, kc, panel, dst) writes rows
-/// [k0, k0 + kc) of B's columns [panel kNr, panel kNr + kNr) to dst as [kc][kNr], zeros past n.
+/// of k) and B made chunk by chunk as the tiles need it: pack_b(k0, kc, panel_begin, panel_end,
+/// dst) writes rows [k0, k0 + kc) of the panels of B's columns [panel_begin kNr, panel_end kNr)
+/// to dst as [panel][kc][kNr], zeros past n.
 /// B is never whole in memory: one chunk (at most kKc rows of kNcPanels panels) at a time, in
 /// L2 while every A panel runs over it. Single-threaded (callers thread over independent
 /// products: a convolution's samples).
@@ -123,7 +124,7 @@ void sgemm_streamed_b(std::int64_t m, std::int64_t n, std::int64_t k, float alph
     const float b0 = k0 == 0 ? beta : 1.0f;
     for (std::int64_t np0 = 0; np0 < npanels; np0 += Kernel::kNcPanels) {
       const std::int64_t np1 = std::min(npanels, np0 + Kernel::kNcPanels);
-      for (std::int64_t np = np0; np < np1; ++np) pack_b(k0, kc, np, pb + (np - np0) * kc * Nr);
+      pack_b(k0, kc, np0, np1, pb);
       for (std::int64_t mp = 0; mp < mpanels; ++mp)
         for (std::int64_t np = np0; np < np1; ++np)
           Kernel::tile(kc, packed_a + mp * k * Mr + k0 * Mr, std::min(Mr, m - mp * Mr), pb + (np - np0) * kc * Nr,
