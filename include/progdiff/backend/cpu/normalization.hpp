@@ -48,7 +48,7 @@ struct Normalization {
 #if defined(__AVX512F__)
           const math::GroupStats s = avx512::group_norm_stats(x + base, cpg * hw, eps);
 #else
-          const math::GroupStats s = math::group_norm_stats(x + base, cpg * hw, eps);
+          const math::GroupStats s = portable::group_norm_stats(x + base, cpg * hw, eps);
 #endif
           mean[i * groups + g] = static_cast<T>(s.mean);
           rstd[i * groups + g] = static_cast<T>(s.rstd);

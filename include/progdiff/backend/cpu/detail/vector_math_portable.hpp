@@ -1,13 +1,15 @@
 #pragma once
-// Float32 exp, SiLU and its derivative for targets without AVX-512 (AVX2 CPUs such as AMD Zen 2/3,
-// ARM): written on GCC's generic 8-float vectors, which the compiler lowers to the vector unit it
-// targets (one AVX2 register, two SSE or NEON registers), so no libm call and no branch per
-// element. They evaluate the formulas of detail/vector_math_avx512.hpp: the same reduction and
-// polynomial, the same sigmoid. (Plain loops would stay scalar: GCC does not vectorize a loop
-// with float comparisons while they may trap, which is its default.)
+// Float32 exp, SiLU and its derivative, and GroupNorm's statistics, for targets without AVX-512 (AVX2 CPUs such as AMD
+// Zen 2/3, ARM): written on GCC's generic 8-float vectors, which the compiler lowers to the vector unit it targets (one
+// AVX2 register, two SSE or NEON registers), so no libm call and no branch per element. They evaluate the formulas of
+// detail/vector_math_avx512.hpp: the same reduction and polynomial, the same sigmoid. (Plain loops would stay scalar:
+// GCC does not vectorize a loop with float comparisons while they may trap, which is its default.)
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
+#include "progdiff/backend/math/group_norm.hpp"
 
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::portable {
@@ -121,6 +123,45 @@ inline void affine_silu_backward(std::int64_t n, const float* x, const float* dy
     const Floats v = (load_lanes(x + i, lanes) - shift) * a + b;
     store(dx + i, load_lanes(dy + i, lanes) * silu_derivative(v), lanes);
   });
+}
+
+/// Mean and 1 / sqrt(biased variance + eps) of x[0, count), as math::group_norm_stats but in
+/// one pass: x - x[0] and its square summed in float per lane over blocks of 256, each block's
+/// lanes then added in double (the AVX-512 kernel's scheme, detail/normalization_avx512.hpp). The
+/// shift by the first value keeps the one-pass variance free of cancellation when |mean| >> std.
+inline math::GroupStats group_norm_stats(const float* x, std::int64_t count, double eps) {
+  constexpr std::int64_t kBlock = 256;
+  const float shift = x[0];
+  double s1 = 0.0, s2 = 0.0;
+  for (std::int64_t b0 = 0; b0 < count; b0 += kBlock) {
+    const std::int64_t end = b0 + kBlock < count ? b0 + kBlock : count;
+    Floats s1a{}, s1b{}, s2a{}, s2b{};
+    std::int64_t i = b0;
+    for (; i + 2 * kLanes <= end; i += 2 * kLanes) {
+      const Floats d0 = load(x + i) - shift, d1 = load(x + i + kLanes) - shift;
+      s1a += d0;
+      s1b += d1;
+      s2a += d0 * d0;
+      s2b += d1 * d1;
+    }
+    for (; i < end; i += kLanes) {
+      const std::int64_t lanes = end - i < kLanes ? end - i : kLanes;
+      const Ints live = Ints{0, 1, 2, 3, 4, 5, 6, 7} < static_cast<std::int32_t>(lanes);
+      const Floats d = live ? load_lanes(x + i, lanes) - shift : Floats{};
+      s1a += d;
+      s2a += d * d;
+    }
+    s1a += s1b;
+    s2a += s2b;
+    for (std::int64_t lane = 0; lane < kLanes; ++lane) {
+      s1 += static_cast<double>(s1a[lane]);
+      s2 += static_cast<double>(s2a[lane]);
+    }
+  }
+  const double n = static_cast<double>(count);
+  const double mean_shifted = s1 / n;
+  const double var = std::fmax(s2 / n - mean_shifted * mean_shifted, 0.0);
+  return math::GroupStats{static_cast<double>(shift) + mean_shifted, 1.0 / std::sqrt(var + eps)};
 }
 
 }  // namespace progdiff::backend::cpu::portable
