@@ -36,20 +36,34 @@ void pack_a(Trans ta, std::int64_t m, std::int64_t k, const float* a, std::int64
   }
 }
 
-/// op(B)[k, n] -> panels [ceil(n/Nr)][k][Nr], columns past n zero.
+/// op(B)[k, n] -> panels [ceil(n/Nr)][k][Nr], columns past n zero. Transposed, B's rows are
+/// read 16 floats (a cache line) at a time, one row after the other: reading all Nr rows at each
+/// k instead would keep Nr lines live at once, and rows a multiple of 4 KiB apart (a 32x32 image's
+/// pixels) share one L1 set, so each line would be fetched again for every k.
 template <std::int64_t Nr>
 void pack_b(Trans tb, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb, float* packed,
             std::int64_t panel_begin, std::int64_t panel_end) {
+  constexpr std::int64_t kBlock = 16;
   for (std::int64_t p = panel_begin; p < panel_end; ++p) {
     float* dst = packed + p * k * Nr;
     const std::int64_t j0 = p * Nr, cols = std::min(Nr, n - j0);
-    for (std::int64_t kk = 0; kk < k; ++kk) {
-      float* out = dst + kk * Nr;
-      if (tb == Trans::No)
+    if (tb == Trans::No) {
+      for (std::int64_t kk = 0; kk < k; ++kk) {
+        float* out = dst + kk * Nr;
         for (std::int64_t j = 0; j < cols; ++j) out[j] = b[kk * ldb + j0 + j];
-      else
-        for (std::int64_t j = 0; j < cols; ++j) out[j] = b[(j0 + j) * ldb + kk];
-      for (std::int64_t j = cols; j < Nr; ++j) out[j] = 0.0f;
+        for (std::int64_t j = cols; j < Nr; ++j) out[j] = 0.0f;
+      }
+      continue;
+    }
+    for (std::int64_t k0 = 0; k0 < k; k0 += kBlock) {
+      const std::int64_t kb = std::min(kBlock, k - k0);
+      float* out = dst + k0 * Nr;
+      for (std::int64_t j = 0; j < cols; ++j) {
+        const float* row = b + (j0 + j) * ldb + k0;
+        for (std::int64_t kk = 0; kk < kb; ++kk) out[kk * Nr + j] = row[kk];
+      }
+      for (std::int64_t kk = 0; kk < kb; ++kk)
+        for (std::int64_t j = cols; j < Nr; ++j) out[kk * Nr + j] = 0.0f;
     }
   }
 }
