@@ -159,6 +159,28 @@ inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const
   }
 }
 
+/// Whether the backward data can run as a forward convolution of dy: stride 1, a square kernel
+/// and padding below the kernel's size, where dx = conv(dy, flipped kernels) with padding
+/// k - 1 - pad and the channel roles swapped (1x1 kernels go to one plain GEMM instead).
+inline bool backward_data_as_forward(const ConvGeometry& g) {
+  return g.stride == 1 && g.kh == g.kw && g.kh > 1 && g.pad <= g.kh - 1;
+}
+
+/// dx = conv_transpose(dy, weight) (assigns) as the implicit-GEMM forward of dy with the flipped
+/// kernels: no im2col matrix of dy's size times k^2 and no scatter-add back into dx.
+inline void conv2d_backward_data_implicit(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
+  const std::int64_t taps = g.kh * g.kw;
+  thread_local std::vector<float> flipped;
+  flipped.resize(static_cast<std::size_t>(g.c_in * g.c_out * taps));
+  for (std::int64_t o = 0; o < g.c_out; ++o)
+    for (std::int64_t i = 0; i < g.c_in; ++i)
+      for (std::int64_t tap = 0; tap < taps; ++tap)
+        flipped[static_cast<std::size_t>((i * g.c_out + o) * taps + taps - 1 - tap)] =
+            weight[(o * g.c_in + i) * taps + tap];
+  const ConvGeometry t{g.n, g.c_out, g.out_h(), g.out_w(), g.c_in, g.kh, g.kw, 1, g.kh - 1 - g.pad};
+  conv2d_forward_implicit(t, dy, flipped.data(), dx);
+}
+
 }  // namespace progdiff::backend::cpu::avx2
 PROGDIFF_KERNELS_END
 #endif
