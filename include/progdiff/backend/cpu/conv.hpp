@@ -2,13 +2,14 @@
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs the forward, and the backward data of stride-1 convolutions as
-// the forward of dy with the flipped kernels, as the implicit GEMM of detail/conv_avx2.hpp; the
-// portable path (double, the other AVX2 backward, no AVX2) does im2col per sample, then one GEMM per
-// sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution skips im2col). The plain-loop
-// reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a per-sample bias
-// and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision (matmul_precision.hpp) the
-// convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
+// target without AVX-512 runs the forward, the backward data of stride-1 convolutions (as the
+// forward of dy with the flipped kernels) and the weight gradient as the implicit GEMMs of
+// detail/conv_avx2.hpp. The portable path (double, 1x1 kernels, no AVX2) does im2col per sample,
+// then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution
+// skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a
+// bias, a per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16
+// mixed precision (matmul_precision.hpp) the convolutions the direct kernels cover run
+// detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
 #include <algorithm>
@@ -250,6 +251,9 @@ struct Conv {
       if (avx512::winograd_applies(g)) return avx512::conv2d_winograd_backward_weight(g, x, dy, dweight);
       return avx512::conv2d_backward_weight(g, x, dy, dweight);
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (!is_pointwise(g)) return avx2::conv2d_backward_weight_implicit(g, x, dy, dweight);
 #endif
     im2col_backward_weight<T>(g, x, dy, dweight);
   }

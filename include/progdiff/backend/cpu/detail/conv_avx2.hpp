@@ -181,6 +181,96 @@ inline void conv2d_backward_data_implicit(const ConvGeometry& g, const float* dy
   conv2d_forward_implicit(t, dy, flipped.data(), dx);
 }
 
+/// Row r = (c, ki, kj) of the im2col matrix of `samples` consecutive samples of x, written to
+/// out[p * stride] for the pixels p of the samples side by side: zeros where the tap reads padding.
+inline void im2col_row_strided(const ConvGeometry& g, const float* x, std::int64_t samples, std::int64_t r, float* out,
+                               std::int64_t stride) {
+  const std::int64_t taps = g.kh * g.kw, c = r / taps, ki = (r % taps) / g.kw, kj = r % g.kw;
+  const std::int64_t oh = g.out_h(), ow = g.out_w(), sample_size = g.c_in * g.h * g.w;
+  // The output columns whose tap lands inside the row: ox in [lo, hi).
+  const std::int64_t lo = std::clamp<std::int64_t>((g.pad - kj + g.stride - 1) / g.stride, 0, ow);
+  const std::int64_t hi = std::clamp<std::int64_t>((g.w + g.pad - kj + g.stride - 1) / g.stride, lo, ow);
+  for (std::int64_t s = 0; s < samples; ++s) {
+    const float* plane = x + s * sample_size + c * g.h * g.w;
+    for (std::int64_t oy = 0; oy < oh; ++oy, out += ow * stride) {
+      const std::int64_t yi = oy * g.stride - g.pad + ki;
+      if (yi < 0 || yi >= g.h) {
+        for (std::int64_t ox = 0; ox < ow; ++ox) out[ox * stride] = 0.0f;
+        continue;
+      }
+      const float* row = plane + yi * g.w - g.pad + kj;  // row[ox * g.stride] for ox in [lo, hi)
+      for (std::int64_t ox = 0; ox < lo; ++ox) out[ox * stride] = 0.0f;
+      for (std::int64_t ox = lo; ox < hi; ++ox) out[ox * stride] = row[ox * g.stride];
+      for (std::int64_t ox = hi; ox < ow; ++ox) out[ox * stride] = 0.0f;
+    }
+  }
+}
+
+/// dweight[c_out, c_in kh kw] += sum over samples of dy_n col(x_n)^T (accumulates), computed as
+/// its transpose col(x) dy^T: the im2col rows are built kMr at a time straight into the
+/// micro-kernel's packed A layout, and dy^T, nine times smaller than col^T for a 3x3 kernel, is
+/// the packed B. Each thread sums its samples (a static share, so the float result is the same
+/// on every run with a given thread count) into a private dW^T, then the threads' sums are added
+/// into dweight. Small images go several samples side by side, so that a micro-kernel call runs
+/// at least 512 steps before it reads and writes its accumulator tile.
+inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
+  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  const std::int64_t k = g.patch(), co = g.c_out, hw = g.out_hw();
+  const std::int64_t npanels = (co + Nr - 1) / Nr;
+  const std::int64_t group = std::clamp<std::int64_t>(512 / hw, 1, g.n), groups = (g.n + group - 1) / group;
+  const std::int64_t x_stride = g.c_in * g.h * g.w;
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
+#pragma omp parallel num_threads(threads)
+  {
+    thread_local std::vector<float> acc_buffer, a_buffer, b_buffer;
+    float* acc = packed_sgemm::thread_scratch(acc_buffer, static_cast<std::size_t>(k * co));
+    float* pa = packed_sgemm::thread_scratch(a_buffer, static_cast<std::size_t>(group * hw * Mr));
+    float* pb = packed_sgemm::thread_scratch(b_buffer, static_cast<std::size_t>(npanels * group * hw * Nr));
+    partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
+    std::fill(acc, acc + k * co, 0.0f);
+#pragma omp for schedule(static)
+    for (std::int64_t gi = 0; gi < groups; ++gi) {
+      const std::int64_t i0 = gi * group, samples = std::min(group, g.n - i0), pixels = samples * hw;
+      // dy^T of the group as B: panels [pixels][Nr] of output channels.
+      for (std::int64_t np = 0; np < npanels; ++np) {
+        const std::int64_t c0 = np * Nr, cols = std::min(Nr, co - c0);
+        float* panel = pb + np * pixels * Nr;
+        for (std::int64_t s = 0; s < samples; ++s)
+          for (std::int64_t j = 0; j < Nr; ++j) {
+            float* out = panel + s * hw * Nr + j;
+            if (j >= cols) {
+              for (std::int64_t q = 0; q < hw; ++q) out[q * Nr] = 0.0f;
+              continue;
+            }
+            const float* row = dy + ((i0 + s) * co + c0 + j) * hw;
+            for (std::int64_t q = 0; q < hw; ++q) out[q * Nr] = row[q];
+          }
+      }
+      for (std::int64_t r0 = 0; r0 < k; r0 += Mr) {
+        const std::int64_t mvalid = std::min(Mr, k - r0);
+        for (std::int64_t i = 0; i < Mr; ++i)
+          if (i < mvalid)
+            im2col_row_strided(g, x + i0 * x_stride, samples, r0 + i, pa + i, Mr);
+          else
+            for (std::int64_t q = 0; q < pixels; ++q) pa[q * Mr + i] = 0.0f;
+        for (std::int64_t np = 0; np < npanels; ++np)
+          Kernel::tile(pixels, pa, mvalid, pb + np * pixels * Nr, std::min(Nr, co - np * Nr), 1.0f, 1.0f,
+                       acc + r0 * co + np * Nr, co);
+      }
+    }
+    // (implicit barrier) dweight[c, r] += the threads' partial[r, c], in thread order.
+#pragma omp for schedule(static)
+    for (std::int64_t c = 0; c < co; ++c)
+      for (std::int64_t r = 0; r < k; ++r) {
+        float sum = 0.0f;
+        for (const float* part : partial)
+          if (part) sum += part[r * co + c];
+        dweight[c * k + r] += sum;
+      }
+  }
+}
+
 }  // namespace progdiff::backend::cpu::avx2
 PROGDIFF_KERNELS_END
 #endif
