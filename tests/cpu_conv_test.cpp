@@ -1,5 +1,6 @@
-// The CPU back end's convolution kernels (Winograd F(2x2, 3x3) and implicit GEMM on AVX-512
-// for float where compiled, im2col + GEMM otherwise) against the plain-loop reference evaluated in double.
+// The CPU back end's convolution kernels (Winograd F(2x2, 3x3) and implicit GEMM on AVX-512 or
+// AVX2 for float where compiled, im2col + GEMM otherwise) against the plain-loop reference
+// evaluated in double.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -164,6 +165,37 @@ TEST_CASE_TEMPLATE("Cpu channel bias gradient (the convolution's dbias) matches 
   Cpu::channel_bias_grad<T>(n, c, hw, dyt.data(), db.data());
   CHECK(worst_error(db, want) <= tolerance<T>(n * hw));
 }
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+TEST_CASE("The AVX2 Winograd forward matches plain loops in double, odd sizes and several blocks included") {
+  namespace avx2 = progdiff::backend::cpu::avx2;
+  // {n, c_in, h, w, c_out, 3, 3, 1, 1}
+  const ConvGeometry cases[] = {
+      {2, 16, 16, 16, 16, 3, 3, 1, 1},   // 8 tiles per row: one vector of tiles per tile row
+      {1, 20, 17, 33, 24, 3, 3, 1, 1},   // odd sizes: the last tile row and column half outside
+      {3, 17, 31, 18, 7, 3, 3, 1, 1},    // a partial vector of tiles, c_out below one A panel
+      {2, 64, 32, 32, 64, 3, 3, 1, 1},   // the main job's 64-channel level: two tile rows per block
+      {1, 160, 40, 40, 96, 3, 3, 1, 1},  // deep: one tile row per block, many blocks
+      {2, 1, 16, 16, 1, 3, 3, 1, 1},     // one channel each way
+  };
+  for (const ConvGeometry& g : cases) {
+    INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out);
+    REQUIRE(avx2::winograd_forward_applies(g, 1));
+    const auto x = uniform(std::size_t(g.n * g.c_in * g.h * g.w), 21),
+               w = uniform(std::size_t(g.c_out * g.patch()), 22);
+    std::vector<double> want(std::size_t(g.n * g.c_out * g.out_hw()));
+    reference::conv2d_forward<double>(g, x.data(), w.data(), want.data());
+    std::vector<float> y(want.size(), NAN);  // assigns: stale contents must not matter
+    const auto xf = cast<float>(x), wf = cast<float>(w);
+    avx2::conv2d_winograd_forward(g, xf.data(), wf.data(), y.data());
+    // The transforms add a few roundings per product (coefficients 1 and 1/2).
+    CHECK(worst_error(y, want) <= 4 * tolerance<float>(g.patch()));
+  }
+  CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 8, 16, 3, 3, 2, 1}, 1));   // stride 2
+  CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 14, 16, 3, 3, 1, 1}, 1));  // rows of 7 tiles
+  CHECK_FALSE(avx2::winograd_forward_applies({1, 8, 16, 16, 16, 3, 3, 1, 1}, 16));
+}
+#endif
 
 #if defined(__AVX512F__)
 TEST_CASE("The Winograd kernels refuse a geometry they do not cover") {

@@ -2,9 +2,10 @@
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs the forward, the backward data of stride-1 convolutions (as the
-// forward of dy with the flipped kernels) and the weight gradient as the implicit GEMMs of
-// detail/conv_avx2.hpp. The portable path (double, 1x1 kernels, no AVX2) does im2col per sample,
+// target without AVX-512 runs 3x3 "same" forwards of 16 or more channels and rows of 16 or more
+// pixels as Winograd F(2x2, 3x3) (detail/winograd_avx2.hpp), and the other forwards, the backward
+// data of stride-1 convolutions (as the forward of dy with the flipped kernels) and the weight
+// gradient as the implicit GEMMs of detail/conv_avx2.hpp. The portable path (double, 1x1 kernels, no AVX2) does im2col per sample,
 // then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution
 // skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a
 // bias, a per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16
@@ -23,6 +24,7 @@
 #include "progdiff/backend/cpu/detail/conv_avx2.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
@@ -32,6 +34,10 @@
 namespace progdiff::backend::cpu {
 
 struct Conv {
+  /// Channels (on both sides) from which a 3x3 "same" forward goes through the AVX2 Winograd
+  /// kernel; below it the implicit GEMM is faster (measured on Zen 3, docs/performance.md).
+  static constexpr std::int64_t kAvx2WinogradMinChannels = 16;
+
   /// Per-thread scratch that only grows: the im2col buffer is reused across calls.
   template <class T>
   static T* scratch(std::size_t n) {
@@ -264,7 +270,11 @@ struct Conv {
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
     // Float on the AVX2 GEMM: the same product without the im2col matrix (detail/conv_avx2.hpp).
     if constexpr (std::is_same_v<T, float> && std::is_same_v<G, Gemm>)
-      if (!is_pointwise(g)) return avx2::conv2d_forward_implicit(g, x, weight, y);
+      if (!is_pointwise(g)) {
+        if (avx2::winograd_forward_applies(g, kAvx2WinogradMinChannels))
+          return avx2::conv2d_winograd_forward(g, x, weight, y);
+        return avx2::conv2d_forward_implicit(g, x, weight, y);
+      }
 #endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     // Samples in parallel, each GEMM single-threaded: one parallel region per call.

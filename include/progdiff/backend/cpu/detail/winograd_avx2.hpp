@@ -1,0 +1,208 @@
+#pragma once
+// Winograd F(2x2, 3x3) forward for AVX2 targets without AVX-512: each 2x2 output tile is
+// A^T [ (G g G^T) . (B^T d B) ] A of its 4x4 input tile d, 16 multiplies per tile and channel
+// pair instead of 36 (Lavin and Gray, 2016; the transforms as in detail/winograd_avx512.hpp).
+//
+// Tiles run along the vector lanes, 8 consecutive tiles of a tile row at a time: their 4x4 input
+// windows, 2 pixels apart, are split out of a zero-bordered copy of the rows by even/odd lane
+// shuffles. The transformed tiles are written straight into the micro-kernel's packed B layout,
+// one panel of 16 tiles per position e, so the 16 products M_e[c_out, tiles] =
+// U_e[c_out, c_in] V_e[c_in, tiles] run on the AVX2 micro-kernel (detail/sgemm_avx2.hpp) with
+// the transformed weights U_e packed once per call. A sample's tiles go a few tile rows at a
+// time, so that V and M stay in L2; samples run in parallel.
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
+#include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
+#include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
+#include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
+
+PROGDIFF_KERNELS_BEGIN
+namespace progdiff::backend::cpu::avx2 {
+
+/// Whether the AVX2 Winograd forward takes the convolution: 3x3, stride 1, pad 1 ("same"), rows
+/// of at least 8 tiles (16 pixels) for the 8-tile vectors, and at least `min_channels` channels on
+/// both sides (below that the transforms' traffic outweighs the 2.25x fewer multiply-adds).
+inline bool winograd_forward_applies(const ConvGeometry& g, std::int64_t min_channels) {
+  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && g.w >= 16 && g.c_in >= min_channels &&
+         g.c_out >= min_channels;
+}
+
+namespace winograd {
+
+using portable::Floats;
+inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
+inline constexpr std::int64_t kLanes = 8;       // tiles per vector
+
+/// The distance in floats between the buffers of consecutive positions e for `size` floats each:
+/// an odd number of cache lines, so that the 16 positions' lines fall in 16 different L1 sets
+/// (a multiple of 4 KiB would put all 16 in one set, and the transforms touch all 16 at once).
+inline std::int64_t position_stride(std::int64_t size) {
+  const std::int64_t lines = (size + 15) / 16;
+  return (lines | 1) * 16;
+}
+
+inline Floats load(const float* p) { return portable::load(p); }
+inline Floats even_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
+inline Floats odd_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
+
+/// U_e = (G g G^T)[e] for every kernel g, e = 4 row + column, each U_e [c_out, c_in] packed as the
+/// micro-kernel's A panels: packed + e * mpanels * c_in * kMr.
+inline void transform_weights(const ConvGeometry& g, const float* weight, float* packed) {
+  const std::int64_t co = g.c_out, ci = g.c_in, mpanels = (co + Kernel::kMr - 1) / Kernel::kMr;
+  thread_local std::vector<float> u;
+  u.resize(static_cast<std::size_t>(kPositions * co * ci));
+  for (std::int64_t o = 0; o < co; ++o)
+    for (std::int64_t i = 0; i < ci; ++i) {
+      const float* k = weight + (o * ci + i) * 9;
+      float t[4][3];  // G g: rows of the kernel combined
+      for (int c = 0; c < 3; ++c) {
+        t[0][c] = k[c];
+        t[1][c] = 0.5f * (k[c] + k[3 + c] + k[6 + c]);
+        t[2][c] = 0.5f * (k[c] - k[3 + c] + k[6 + c]);
+        t[3][c] = k[6 + c];
+      }
+      for (int r = 0; r < 4; ++r) {  // (G g) G^T
+        const float row[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]), 0.5f * (t[r][0] - t[r][1] + t[r][2]),
+                              t[r][2]};
+        for (int c = 0; c < 4; ++c) u[static_cast<std::size_t>(((4 * r + c) * co + o) * ci + i)] = row[c];
+      }
+    }
+  for (std::int64_t e = 0; e < kPositions; ++e)
+    packed_sgemm::pack_a<Kernel::kMr>(Trans::No, co, ci, u.data() + e * co * ci, ci,
+                                      packed + e * mpanels * ci * Kernel::kMr, 0, mpanels);
+}
+
+/// The tiles of tile rows [ti0, ti1) of one sample: input transform into V (panels of 16 tiles per
+/// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y.
+inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
+                          std::int64_t ti1, float* v, float* m, float* rows, float* y) {
+  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
+  const std::int64_t tw = (w + 1) / 2, tiles = (ti1 - ti0) * tw, panels = (tiles + Nr - 1) / Nr;
+  const std::int64_t ldm = panels * Nr + kLanes, mpanels = (co_count + Mr - 1) / Mr;
+  const std::int64_t groups = (tw + kLanes - 1) / kLanes, wp = 2 * kLanes * groups + 8;
+  const std::int64_t row_count = 2 * (ti1 - ti0) + 2;
+  const std::int64_t v_stride = position_stride(panels * ci_count * Nr), m_stride = position_stride(co_count * ldm);
+  // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti1 of the input, zero-bordered.
+  for (std::int64_t ci = 0; ci < ci_count; ++ci) {
+    const float* plane = x + ci * h * w;
+    for (std::int64_t r = 0; r < row_count; ++r) {
+      float* dst = rows + r * wp;
+      const std::int64_t yi = 2 * ti0 - 1 + r;
+      std::fill(dst, dst + wp, 0.0f);
+      if (yi >= 0 && yi < h) std::memcpy(dst + 1, plane + yi * w, static_cast<std::size_t>(w) * sizeof(float));
+    }
+    for (std::int64_t ti = ti0; ti < ti1; ++ti)
+      for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
+        const std::int64_t lanes = std::min(kLanes, tw - tj0);
+        Floats u[4][4];
+        for (int r = 0; r < 4; ++r) {
+          // Lane l's window starts at column 2 (tj0 + l) of the bordered row.
+          const float* src = rows + (2 * (ti - ti0) + r) * wp + 2 * tj0;
+          const Floats a = load(src), b = load(src + 8), a2 = load(src + 2), b2 = load(src + 10);
+          const Floats d0 = even_lanes(a, b), d1 = odd_lanes(a, b), d2 = even_lanes(a2, b2), d3 = odd_lanes(a2, b2);
+          u[r][0] = d0 - d2;
+          u[r][1] = d1 + d2;
+          u[r][2] = d2 - d1;
+          u[r][3] = d1 - d3;
+        }
+        const std::int64_t t = (ti - ti0) * tw + tj0;
+        for (int c = 0; c < 4; ++c) {
+          const Floats col[4] = {u[0][c] - u[2][c], u[1][c] + u[2][c], u[2][c] - u[1][c], u[1][c] - u[3][c]};
+          for (int r = 0; r < 4; ++r) {
+            float* ve = v + (4 * r + c) * v_stride;
+            if (lanes == kLanes && t % kLanes == 0) {
+              portable::store(ve + ((t / Nr) * ci_count + ci) * Nr + t % Nr, col[r]);
+              continue;
+            }
+            for (std::int64_t l = 0; l < lanes; ++l)
+              ve[(((t + l) / Nr) * ci_count + ci) * Nr + (t + l) % Nr] = col[r][l];
+          }
+        }
+      }
+  }
+  // M_e = U_e V_e: each V panel stays in L1 while every U panel runs over it.
+  for (std::int64_t e = 0; e < kPositions; ++e) {
+    const float* ue = packed_u + e * mpanels * ci_count * Mr;
+    const float* ve = v + e * v_stride;
+    float* me = m + e * m_stride;
+    for (std::int64_t np = 0; np < panels; ++np)
+      for (std::int64_t mp = 0; mp < mpanels; ++mp)
+        Kernel::tile(ci_count, ue + mp * ci_count * Mr, std::min(Mr, co_count - mp * Mr), ve + np * ci_count * Nr,
+                     std::min(Nr, tiles - np * Nr), 1.0f, 0.0f, me + mp * Mr * ldm + np * Nr, ldm);
+  }
+  // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows.
+  for (std::int64_t co = 0; co < co_count; ++co) {
+    float* plane = y + co * h * w;
+    for (std::int64_t ti = ti0; ti < ti1; ++ti)
+      for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
+        const std::int64_t t = (ti - ti0) * tw + tj0;
+        Floats mv[4][4];
+        for (int e = 0; e < 16; ++e) mv[e / 4][e % 4] = load(m + e * m_stride + co * ldm + t);
+        Floats wv[2][4];
+        for (int c = 0; c < 4; ++c) {
+          wv[0][c] = mv[0][c] + mv[1][c] + mv[2][c];
+          wv[1][c] = mv[1][c] - mv[2][c] - mv[3][c];
+        }
+        const std::int64_t pixels = std::min<std::int64_t>(2 * kLanes, w - 2 * tj0);
+        for (int r = 0; r < 2; ++r) {
+          const std::int64_t oy = 2 * ti + r;
+          if (oy >= h) break;
+          const Floats y0 = wv[r][0] + wv[r][1] + wv[r][2], y1 = wv[r][1] - wv[r][2] - wv[r][3];
+          const Floats lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+          const Floats hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
+          float* out = plane + oy * w + 2 * tj0;
+          if (pixels == 2 * kLanes) {  // whole vectors: no variable-length copy
+            portable::store(out, lo);
+            portable::store(out + kLanes, hi);
+            continue;
+          }
+          portable::store(out, lo, std::min<std::int64_t>(kLanes, pixels));
+          if (pixels > kLanes) portable::store(out + kLanes, hi, pixels - kLanes);
+        }
+      }
+  }
+}
+
+}  // namespace winograd
+
+/// y = conv(x, weight) (assigns) by Winograd F(2x2, 3x3); winograd_forward_applies(g, ...) holds.
+inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+  using namespace winograd;
+  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  const std::int64_t mpanels = (g.c_out + Mr - 1) / Mr;
+  thread_local std::vector<float> u_buffer;
+  float* packed_u =
+      packed_sgemm::thread_scratch(u_buffer, static_cast<std::size_t>(kPositions * mpanels * g.c_in * Mr));
+  transform_weights(g, weight, packed_u);
+  const std::int64_t th = (g.h + 1) / 2, tw = (g.w + 1) / 2;
+  // Tile rows per block: V and M of a block within about 384 KiB.
+  const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (kPositions * 4 * (g.c_in + g.c_out)));
+  const std::int64_t block_rows = std::clamp<std::int64_t>(tiles_max / tw, 1, th);
+  const std::int64_t block_panels = (block_rows * tw + Nr - 1) / Nr;
+  const std::int64_t groups = (tw + kLanes - 1) / kLanes, wp = 2 * kLanes * groups + 8;
+#pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
+  for (std::int64_t i = 0; i < g.n; ++i) {
+    thread_local std::vector<float> v_buffer, m_buffer, rows_buffer;
+    float* v = packed_sgemm::thread_scratch(
+        v_buffer, static_cast<std::size_t>(kPositions * position_stride(block_panels * g.c_in * Nr)));
+    float* m = packed_sgemm::thread_scratch(
+        m_buffer, static_cast<std::size_t>(kPositions * position_stride(g.c_out * (block_panels * Nr + kLanes))));
+    float* rows = packed_sgemm::thread_scratch(rows_buffer, static_cast<std::size_t>((2 * block_rows + 2) * wp));
+    for (std::int64_t ti0 = 0; ti0 < th; ti0 += block_rows)
+      forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m, rows,
+                    y + i * g.c_out * g.h * g.w);
+  }
+}
+
+}  // namespace progdiff::backend::cpu::avx2
+PROGDIFF_KERNELS_END
+#endif
