@@ -3,14 +3,13 @@
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
 // target without AVX-512 runs 3x3 "same" forwards of 16 or more channels and rows of 16 or more
-// pixels as Winograd F(2x2, 3x3) (detail/winograd_avx2.hpp), and the other forwards, the backward
-// data of stride-1 convolutions (as the forward of dy with the flipped kernels) and the weight
-// gradient as the implicit GEMMs of detail/conv_avx2.hpp. The portable path (double, 1x1 kernels, no AVX2) does im2col per sample,
-// then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1 convolution
-// skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a
-// bias, a per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16
-// mixed precision (matmul_precision.hpp) the convolutions the direct kernels cover run
-// detail/conv_bf16_avx512.hpp instead.
+// pixels as Winograd F(2x2, 3x3) (detail/winograd_avx2.hpp), the other forwards and the weight
+// gradient as the implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1
+// convolution as the forward of dy with the flipped kernels (by either kernel). The portable path (double, 1x1 kernels,
+// no AVX2) does im2col per sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1
+// convolution skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a
+// per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision
+// (matmul_precision.hpp) the convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
 #include <algorithm>
@@ -240,7 +239,8 @@ struct Conv {
     }
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>)
-      if (avx2::backward_data_as_forward(g)) return avx2::conv2d_backward_data_implicit(g, dy, weight, dx);
+      if (avx2::backward_data_as_forward(g))
+        return avx2::conv2d_backward_data_as_forward(g, dy, weight, dx, kAvx2WinogradMinChannels);
 #endif
     im2col_backward_data<T>(g, dy, weight, dx);
   }

@@ -17,6 +17,7 @@
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
@@ -166,9 +167,12 @@ inline bool backward_data_as_forward(const ConvGeometry& g) {
   return g.stride == 1 && g.kh == g.kw && g.kh > 1 && g.pad <= g.kh - 1;
 }
 
-/// dx = conv_transpose(dy, weight) (assigns) as the implicit-GEMM forward of dy with the flipped
-/// kernels: no im2col matrix of dy's size times k^2 and no scatter-add back into dx.
-inline void conv2d_backward_data_implicit(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
+/// dx = conv_transpose(dy, weight) (assigns) as the forward of dy with the flipped kernels: no
+/// im2col matrix of dy's size times k^2 and no scatter-add back into dx. That forward runs as
+/// Winograd F(2x2, 3x3) where it applies with `winograd_min_channels`, as the implicit GEMM
+/// otherwise.
+inline void conv2d_backward_data_as_forward(const ConvGeometry& g, const float* dy, const float* weight, float* dx,
+                                            std::int64_t winograd_min_channels) {
   const std::int64_t taps = g.kh * g.kw;
   thread_local std::vector<float> flipped;
   flipped.resize(static_cast<std::size_t>(g.c_in * g.c_out * taps));
@@ -178,6 +182,7 @@ inline void conv2d_backward_data_implicit(const ConvGeometry& g, const float* dy
         flipped[static_cast<std::size_t>((i * g.c_out + o) * taps + taps - 1 - tap)] =
             weight[(o * g.c_in + i) * taps + tap];
   const ConvGeometry t{g.n, g.c_out, g.out_h(), g.out_w(), g.c_in, g.kh, g.kw, 1, g.kh - 1 - g.pad};
+  if (winograd_forward_applies(t, winograd_min_channels)) return conv2d_winograd_forward(t, dy, flipped.data(), dx);
   conv2d_forward_implicit(t, dy, flipped.data(), dx);
 }
 
