@@ -17,6 +17,7 @@
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
+#include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 
 PROGDIFF_KERNELS_BEGIN
@@ -264,15 +265,8 @@ inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* 
                        acc + r0 * co + np * Nr, co);
       }
     }
-    // (implicit barrier) dweight[c, r] += the threads' partial[r, c], in thread order.
-#pragma omp for schedule(static)
-    for (std::int64_t c = 0; c < co; ++c)
-      for (std::int64_t r = 0; r < k; ++r) {
-        float sum = 0.0f;
-        for (const float* part : partial)
-          if (part) sum += part[r * co + c];
-        dweight[c * k + r] += sum;
-      }
+    // (implicit barrier: every partial sum is complete)
+    add_transposed_thread_sums(partial, co, k, dweight);
   }
 }
 

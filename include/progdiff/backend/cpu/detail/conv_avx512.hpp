@@ -23,6 +23,7 @@
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
+#include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 
 namespace progdiff::backend::cpu::avx512 {
 
@@ -621,15 +622,8 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
         }
       }
     }
-    // (implicit barrier) dweight[c, r] += sum over threads of partial[r, c]
-#pragma omp for schedule(static)
-    for (std::int64_t c = 0; c < co; ++c)
-      for (std::int64_t r = 0; r < k; ++r) {
-        float sum = 0.0f;
-        for (const float* part : partial)
-          if (part) sum += part[r * co + c];
-        dweight[c * k + r] += sum;
-      }
+    // (implicit barrier: every partial sum is complete)
+    add_transposed_thread_sums(partial, co, k, dweight);
   }
 }
 
