@@ -1,10 +1,13 @@
 #pragma once
-// The convolution forward for AVX2 targets without AVX-512: an implicit GEMM. The weights
-// [c_out, c_in kh kw] are the A operand, packed once per call; the im2col matrix of a sample is
-// the B operand, but it is never written out: each panel of 16 output pixels is gathered from the
-// input straight into the micro-kernel's packed layout, one L2-sized chunk at a time
-// (packed_sgemm::sgemm_streamed_b). Against im2col then GEMM this saves writing, reading and
-// packing again a matrix 9 times the input's size for a 3x3 kernel.
+// Convolutions for AVX2 targets without AVX-512 as implicit GEMMs, none of which writes the
+// im2col matrix out (against im2col then GEMM that saves writing, reading and packing again a
+// matrix 9 times the input's size for a 3x3 kernel):
+// - forward: the weights [c_out, c_in kh kw] are the A operand, packed once per call; each panel
+//   of 16 output pixels of a sample's im2col matrix is gathered from the input straight into the
+//   micro-kernel's packed B layout, one L2-sized chunk at a time (packed_sgemm::sgemm_streamed_b);
+// - backward data at stride 1: a forward of dy with the flipped kernels (Winograd where it
+//   applies, detail/winograd_avx2.hpp);
+// - weight gradient: col(x) dy^T, the im2col rows built straight into packed A panels.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
