@@ -1,6 +1,7 @@
 // Conv2d forward, backward-data and backward-weight at the 3x3 shapes of a 32x32 U-Net
 // (batch 64, pad 1): the back end's choice (Winograd F(2x2, 3x3) at these shapes), its direct
-// implicit-GEMM kernels on their own, and the im2col + Eigen baseline. GFLOP/s always counts
+// implicit-GEMM kernels on their own (AVX-512, or AVX2 without AVX-512), and the im2col + Eigen
+// baseline. GFLOP/s always counts
 // the direct convolution's 2 * c_out * c_in * 9 FLOPs per pixel, so Winograd, which does
 // 2.25x fewer multiply-adds, can show more than the machine's peak; the direct rows are the
 // ones to hold against the peak. The bf16 rows run the back end under bf16 mixed precision
@@ -9,6 +10,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +57,19 @@ void conv(benchmark::State& state) {
       benchmark::ClobberMemory();
       return;
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    namespace avx2 = progdiff::backend::cpu::avx2;
+    if constexpr (I == kDirect) {  // the implicit-GEMM kernels, Winograd never
+      if constexpr (P == kForward)
+        avx2::conv2d_forward_implicit(g, x.data(), w.data(), y.data());
+      else if constexpr (P == kBackwardData)
+        avx2::conv2d_backward_data_as_forward(g, y.data(), w.data(), x.data(),
+                                              std::numeric_limits<std::int64_t>::max());
+      else
+        avx2::conv2d_backward_weight_implicit(g, x.data(), y.data(), dw.data());
+      benchmark::ClobberMemory();
+      return;
+    }
 #endif
     if constexpr (P == kForward) {
       if constexpr (I == kProgdiff || I == kBf16)
@@ -88,7 +103,7 @@ BENCHMARK(conv<kBackwardWeight, kProgdiff>)->Name("conv3x3_backward_weight/progd
 BENCHMARK(conv<kForward, kBf16>)->Name("conv3x3_forward/bf16")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardData, kBf16>)->Name("conv3x3_backward_data/bf16")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardWeight, kBf16>)->Name("conv3x3_backward_weight/bf16")->Apply(unet_shapes);
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 BENCHMARK(conv<kForward, kDirect>)->Name("conv3x3_forward/direct")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardData, kDirect>)->Name("conv3x3_backward_data/direct")->Apply(unet_shapes);
 BENCHMARK(conv<kBackwardWeight, kDirect>)->Name("conv3x3_backward_weight/direct")->Apply(unet_shapes);
