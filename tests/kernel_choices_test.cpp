@@ -99,10 +99,11 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
                   "winograd_block_bytes 786432\nwinograd_min_channels_8x8 96\n");
     cpu::KernelChoices choices;
     cpu::read_kernel_choices(file.path, id, choices);
-    CHECK(choices.winograd_min_channels == std::array<int, 3>{96, 32, 48});  // 32x32 keeps its built-in value
+    CHECK(choices.winograd_min_channels ==
+          std::array<int, 3>{96, 32, cpu::kBuiltInWinogradMinChannels});  // 32x32 keeps its built-in value
     CHECK(choices.winograd_min_channels_for(8 * 8) == 96);
     CHECK(choices.winograd_min_channels_for(12 * 12) == 32);
-    CHECK(choices.winograd_min_channels_for(64 * 64) == 48);
+    CHECK(choices.winograd_min_channels_for(64 * 64) == cpu::kBuiltInWinogradMinChannels);
     CHECK(choices.winograd_block_bytes == 786432);
     CHECK(choices.source == file.path.string());
   }
@@ -161,14 +162,17 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   {
     ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
-    CHECK(built_in.winograd_min_channels == std::array<int, 3>{48, 48, 48});
+    CHECK(built_in.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
+                                                               cpu::kBuiltInWinogradMinChannels,
+                                                               cpu::kBuiltInWinogradMinChannels});
     CHECK(built_in.source == "built-in");
     CHECK(built_in.winograd_block_bytes == 384 * 1024);
   }
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),
         no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt);
-    CHECK(cpu::resolve_kernel_choices(id).winograd_min_channels == std::array<int, 3>{48, 48, 24});
+    CHECK(cpu::resolve_kernel_choices(id).winograd_min_channels ==
+          std::array<int, 3>{cpu::kBuiltInWinogradMinChannels, cpu::kBuiltInWinogradMinChannels, 24});
   }
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()), pinned("PROGDIFF_WINOGRAD_MIN_CHANNELS", "64");

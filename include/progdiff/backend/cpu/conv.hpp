@@ -2,8 +2,9 @@
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs 3x3 "same" forwards of 16 or more channels and rows of 16 or more
-// pixels as Winograd F(2x2, 3x3) (detail/winograd_avx2.hpp), the other forwards and the weight
+// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels and channels
+// from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd F(2x2, 3x3)
+// (detail/winograd_avx2.hpp), the other forwards and the weight
 // gradient as the implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1
 // convolution as the forward of dy with the flipped kernels (by either kernel). The portable path (double, 1x1 kernels,
 // no AVX2) does im2col per sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1
@@ -27,16 +28,13 @@
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
+#include "progdiff/backend/cpu/kernel_choices.hpp"
 #include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/backend/cpu/winograd_weight_cache.hpp"
 
 namespace progdiff::backend::cpu {
 
 struct Conv {
-  /// Channels (on both sides) from which a 3x3 "same" forward goes through the AVX2 Winograd
-  /// kernel; below it the implicit GEMM is faster (measured on Zen 3, docs/performance.md).
-  static constexpr std::int64_t kAvx2WinogradMinChannels = 16;
-
   /// Per-thread scratch that only grows: the im2col buffer is reused across calls.
   template <class T>
   static T* scratch(std::size_t n) {
@@ -240,7 +238,8 @@ struct Conv {
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>)
       if (avx2::backward_data_as_forward(g))
-        return avx2::conv2d_backward_data_as_forward(g, dy, weight, dx, kAvx2WinogradMinChannels);
+        return avx2::conv2d_backward_data_as_forward(g, dy, weight, dx,
+                                                     kernel_choices().winograd_min_channels_for(g.h * g.w));
 #endif
     im2col_backward_data<T>(g, dy, weight, dx);
   }
@@ -271,7 +270,7 @@ struct Conv {
     // Float on the AVX2 GEMM: the same product without the im2col matrix (detail/conv_avx2.hpp).
     if constexpr (std::is_same_v<T, float> && std::is_same_v<G, Gemm>)
       if (!is_pointwise(g)) {
-        if (avx2::winograd_forward_applies(g, kAvx2WinogradMinChannels))
+        if (avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw())))
           return avx2::conv2d_winograd_forward(g, x, weight, y);
         return avx2::conv2d_forward_implicit(g, x, weight, y);
       }

@@ -7,7 +7,7 @@
 // (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process
 // reads. Without that file the built-in values apply. Resolution order, once per process:
 //
-//   1. built-in values (measured on AMD Zen 5);
+//   1. built-in values (measured on AMD Zen 5 for AVX-512 builds, on AMD Zen 3 for AVX2 builds);
 //   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
 //      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
 //   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size.
@@ -33,6 +33,16 @@ namespace progdiff::backend::cpu {
 /// The never-Winograd value: no convolution has this many channels.
 inline constexpr int kWinogradNever = std::numeric_limits<int>::max();
 
+/// The built-in Winograd crossover in channels, for the kernels this build has: with AVX-512, 48
+/// (the direct kernel against Winograd on an AMD Zen 5 at 32x32, where 32 channels are about
+/// even); with AVX2 and no AVX-512, 16 (the implicit GEMM against Winograd on an AMD Zen 3, where
+/// 48 made both DDIM and training slower; docs/performance.md).
+#if defined(__AVX512F__)
+inline constexpr int kBuiltInWinogradMinChannels = 48;
+#else
+inline constexpr int kBuiltInWinogradMinChannels = 16;
+#endif
+
 struct KernelChoices {
   /// Image sizes whose crossover is measured apart: outputs of up to 64 pixels (8x8), up to 256
   /// (16x16), and larger (32x32 and up). Small images have few Winograd tiles per transform.
@@ -41,9 +51,9 @@ struct KernelChoices {
   static constexpr int size_class(std::int64_t pixels) { return pixels <= 64 ? 0 : pixels <= 256 ? 1 : 2; }
 
   /// Per size class, a 3x3 stride-1 "same" convolution that the direct kernel can also run goes
-  /// through Winograd from this many channels (the smaller of c_in and c_out) up. The built-in 48
-  /// was measured on an AMD Zen 5 at 32x32, where 32 channels are about even.
-  std::array<int, kSizeClasses> winograd_min_channels{48, 48, 48};
+  /// through Winograd from this many channels (the smaller of c_in and c_out) up.
+  std::array<int, kSizeClasses> winograd_min_channels{kBuiltInWinogradMinChannels, kBuiltInWinogradMinChannels,
+                                                      kBuiltInWinogradMinChannels};
   /// Bytes of the L2 cache that one block of Winograd-transformed input may fill (it stays there
   /// while every output-channel panel runs over it): 384 KiB unless calibrated, 3/8 of Zen 5's
   /// 1 MiB L2. Not scaled with the L2: on an Intel Xeon with 2 MiB per core, 768 KiB blocks ran
