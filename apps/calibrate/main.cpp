@@ -103,9 +103,10 @@ int calibrate(const Flags& f) {
   settings.batch = f.batch;
   const cpu::ConvCalibration c = cpu::calibrate_convolutions(settings);
   if (c.threshold_runs.empty()) {
-    std::printf("this build has no AVX-512 kernels: nothing to choose, nothing written\n");
+    std::printf("this build has neither AVX-512 nor AVX2 kernels: nothing to choose, nothing written\n");
     return 0;
   }
+  // On an AVX2 build the direct kernel is the implicit GEMM, and the Winograd block is not measured.
   std::printf("\n3x3 convolution forward, batch %lld, median ms of %d:\n\n", static_cast<long long>(f.batch),
               f.repetitions);
   std::printf("| channels | size | direct | Winograd | Winograd / direct |\n|---|---|---|---|---|\n");
@@ -113,9 +114,12 @@ int calibrate(const Flags& f) {
     std::printf("| %lld | %lldx%lld | %.3f | %.3f | %.2f |\n", static_cast<long long>(t.channels),
                 static_cast<long long>(t.size), static_cast<long long>(t.size), t.direct_ms, t.winograd_ms,
                 t.winograd_ms / t.direct_ms);
-  std::printf("\nWinograd block (64 ch 32x32 + 128 ch 16x16 + 256 ch 8x8), median ms:\n\n");
-  std::printf("| block | ms |\n|---|---|\n");
-  for (const cpu::BlockTiming& b : c.block_runs) std::printf("| %s | %.3f |\n", mib(b.block_bytes).c_str(), b.total_ms);
+  if (!c.block_runs.empty()) {
+    std::printf("\nWinograd block (64 ch 32x32 + 128 ch 16x16 + 256 ch 8x8), median ms:\n\n");
+    std::printf("| block | ms |\n|---|---|\n");
+    for (const cpu::BlockTiming& b : c.block_runs)
+      std::printf("| %s | %.3f |\n", mib(b.block_bytes).c_str(), b.total_ms);
+  }
   std::printf("\nchoices: winograd_min_channels");
   for (int size = 0; size < cpu::KernelChoices::kSizeClasses; ++size)
     std::printf(" %s %s;", cpu::KernelChoices::kSizeClassNames[size],

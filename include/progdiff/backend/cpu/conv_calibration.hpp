@@ -18,6 +18,9 @@
 #if defined(__AVX512F__)
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
+#elif defined(__AVX2__) && defined(__FMA__)
+#include "progdiff/backend/cpu/detail/conv_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #endif
 
 namespace progdiff::backend::cpu {
@@ -124,8 +127,10 @@ inline std::pair<double, double> alternating_medians(const std::function<void()>
 }  // namespace detail
 
 /// Times the direct and Winograd forwards and the Winograd block sizes on this machine, with the
-/// OpenMP threads the process has. Without AVX-512 there is nothing to choose: no runs, and the
-/// built-in choices.
+/// OpenMP threads the process has. On an AVX2 build without AVX-512 the "direct" kernel is the
+/// implicit GEMM, the sizes whose rows are too short for its Winograd kernel (under 16 pixels) are
+/// left out, and the block size is not measured (its kernel sizes its blocks itself). Without
+/// AVX-512 or AVX2 there is nothing to choose: no runs, and the built-in choices.
 inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {}) {
   ConvCalibration result;
 #if defined(__AVX512F__)
@@ -181,6 +186,23 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
   }
   result.choices.winograd_block_bytes =
       winograd_block_bytes_from(result.block_runs, built_in, settings.block_gain_needed);
+  result.choices.source = "calibration";
+#elif defined(__AVX2__) && defined(__FMA__)
+  require(settings.repetitions >= 1 && settings.batch >= 1,
+          "calibrate_convolutions: repetitions and batch must be >= 1");
+  for (std::int64_t c : settings.channels)
+    for (std::int64_t hw : settings.sizes) {
+      const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
+      if (!avx2::winograd_forward_applies(g, 1)) continue;
+      const std::size_t activations = std::size_t(settings.batch * c * hw * hw);
+      std::vector<float> x(activations, 0.5f), y(activations), w(std::size_t(c * c * 9), 0.01f);
+      const auto [direct, winograd] = detail::alternating_medians(
+          [&] { avx2::conv2d_forward_implicit(g, x.data(), w.data(), y.data()); },
+          [&] { avx2::conv2d_winograd_forward(g, x.data(), w.data(), y.data()); }, settings.repetitions);
+      result.threshold_runs.push_back({c, hw, direct, winograd});
+    }
+  result.choices.winograd_min_channels =
+      winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
   result.choices.source = "calibration";
 #else
   (void)settings;
