@@ -241,21 +241,10 @@ inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* 
 #pragma omp for schedule(static)
     for (std::int64_t gi = 0; gi < groups; ++gi) {
       const std::int64_t i0 = gi * group, samples = std::min(group, g.n - i0), pixels = samples * hw;
-      // dy^T of the group as B: panels [pixels][Nr] of output channels.
-      for (std::int64_t np = 0; np < npanels; ++np) {
-        const std::int64_t c0 = np * Nr, cols = std::min(Nr, co - c0);
-        float* panel = pb + np * pixels * Nr;
-        for (std::int64_t s = 0; s < samples; ++s)
-          for (std::int64_t j = 0; j < Nr; ++j) {
-            float* out = panel + s * hw * Nr + j;
-            if (j >= cols) {
-              for (std::int64_t q = 0; q < hw; ++q) out[q * Nr] = 0.0f;
-              continue;
-            }
-            const float* row = dy + ((i0 + s) * co + c0 + j) * hw;
-            for (std::int64_t q = 0; q < hw; ++q) out[q * Nr] = row[q];
-          }
-      }
+      // dy^T of the group as B: panels [pixels][Nr] of output channels, sample after sample.
+      for (std::int64_t s = 0; s < samples; ++s)
+        packed_sgemm::pack_b<Nr>(Trans::Yes, hw, co, dy + (i0 + s) * co * hw, hw, pb + s * hw * Nr, 0, npanels,
+                                 pixels * Nr);
       for (std::int64_t r0 = 0; r0 < k; r0 += Mr) {
         const std::int64_t mvalid = std::min(Mr, k - r0);
         for (std::int64_t i = 0; i < Mr; ++i)

@@ -36,16 +36,18 @@ void pack_a(Trans ta, std::int64_t m, std::int64_t k, const float* a, std::int64
   }
 }
 
-/// op(B)[k, n] -> panels [ceil(n/Nr)][k][Nr], columns past n zero. Transposed, B's rows are
+/// op(B)[k, n] -> panels of [k][Nr], panel p at packed + p * panel_stride, columns past n zero.
+/// (A panel stride above k Nr leaves room for more rows after each panel's k: a caller packing
+/// several operands' rows one after the other into the same panels.) Transposed, B's rows are
 /// read 16 floats (a cache line) at a time, one row after the other: reading all Nr rows at each
 /// k instead would keep Nr lines live at once, and rows a multiple of 4 KiB apart (a 32x32 image's
 /// pixels) share one L1 set, so each line would be fetched again for every k.
 template <std::int64_t Nr>
 void pack_b(Trans tb, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb, float* packed,
-            std::int64_t panel_begin, std::int64_t panel_end) {
+            std::int64_t panel_begin, std::int64_t panel_end, std::int64_t panel_stride) {
   constexpr std::int64_t kBlock = 16;
   for (std::int64_t p = panel_begin; p < panel_end; ++p) {
-    float* dst = packed + p * k * Nr;
+    float* dst = packed + p * panel_stride;
     const std::int64_t j0 = p * Nr, cols = std::min(Nr, n - j0);
     if (tb == Trans::No) {
       for (std::int64_t kk = 0; kk < k; ++kk) {
@@ -66,6 +68,13 @@ void pack_b(Trans tb, std::int64_t k, std::int64_t n, const float* b, std::int64
         for (std::int64_t j = cols; j < Nr; ++j) out[kk * Nr + j] = 0.0f;
     }
   }
+}
+
+/// op(B)[k, n] -> panels [ceil(n/Nr)][k][Nr], columns past n zero.
+template <std::int64_t Nr>
+void pack_b(Trans tb, std::int64_t k, std::int64_t n, const float* b, std::int64_t ldb, float* packed,
+            std::int64_t panel_begin, std::int64_t panel_end) {
+  pack_b<Nr>(tb, k, n, b, ldb, packed, panel_begin, panel_end, k * Nr);
 }
 
 /// Grow-only scratch owned by the calling thread (kept across calls: no page faults per step).
