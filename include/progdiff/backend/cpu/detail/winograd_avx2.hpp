@@ -49,6 +49,26 @@ inline std::int64_t position_stride(std::int64_t size) {
   return (lines | 1) * 16;
 }
 
+/// The buffers of a block of `tile_rows` tile rows of g: their widths and strides, for the driver
+/// that sizes them and forward_block that fills them alike.
+struct BlockLayout {
+  std::int64_t tw;                  // tiles per tile row
+  std::int64_t tiles;               // tiles in the block
+  std::int64_t panels;              // panels of Kernel::kNr tiles
+  std::int64_t ldm;                 // row length of M_e [c_out][ldm]: whole panels and one vector to spare
+  std::int64_t row_floats;          // a zero-bordered input row: whole 8-tile vectors' windows and their reach
+  std::int64_t v_stride, m_stride;  // floats between consecutive positions' V and M
+
+  BlockLayout(const ConvGeometry& g, std::int64_t tile_rows)
+      : tw((g.w + 1) / 2),
+        tiles(tile_rows * tw),
+        panels((tiles + Kernel::kNr - 1) / Kernel::kNr),
+        ldm(panels * Kernel::kNr + kLanes),
+        row_floats(2 * kLanes * ((tw + kLanes - 1) / kLanes) + 8),
+        v_stride(position_stride(panels * g.c_in * Kernel::kNr)),
+        m_stride(position_stride(g.c_out * ldm)) {}
+};
+
 inline Floats load(const float* p) { return portable::load(p); }
 inline Floats even_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
 inline Floats odd_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
@@ -86,11 +106,10 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
                           std::int64_t ti1, float* v, float* m, float* rows, float* y) {
   constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
-  const std::int64_t tw = (w + 1) / 2, tiles = (ti1 - ti0) * tw, panels = (tiles + Nr - 1) / Nr;
-  const std::int64_t ldm = panels * Nr + kLanes, mpanels = (co_count + Mr - 1) / Mr;
-  const std::int64_t groups = (tw + kLanes - 1) / kLanes, wp = 2 * kLanes * groups + 8;
-  const std::int64_t row_count = 2 * (ti1 - ti0) + 2;
-  const std::int64_t v_stride = position_stride(panels * ci_count * Nr), m_stride = position_stride(co_count * ldm);
+  const BlockLayout layout(g, ti1 - ti0);
+  const std::int64_t tw = layout.tw, tiles = layout.tiles, panels = layout.panels, ldm = layout.ldm;
+  const std::int64_t wp = layout.row_floats, v_stride = layout.v_stride, m_stride = layout.m_stride;
+  const std::int64_t mpanels = (co_count + Mr - 1) / Mr, row_count = 2 * (ti1 - ti0) + 2;
   // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti1 of the input, zero-bordered.
   for (std::int64_t ci = 0; ci < ci_count; ++ci) {
     const float* plane = x + ci * h * w;
@@ -177,7 +196,7 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
 /// y = conv(x, weight) (assigns) by Winograd F(2x2, 3x3); winograd_forward_applies(g, ...) holds.
 inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y) {
   using namespace winograd;
-  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  constexpr std::int64_t Mr = Kernel::kMr;
   const std::int64_t mpanels = (g.c_out + Mr - 1) / Mr;
   thread_local std::vector<float> u_buffer;
   float* packed_u =
@@ -187,16 +206,14 @@ inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const
   // Tile rows per block: V and M of a block within about 384 KiB.
   const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (kPositions * 4 * (g.c_in + g.c_out)));
   const std::int64_t block_rows = std::clamp<std::int64_t>(tiles_max / tw, 1, th);
-  const std::int64_t block_panels = (block_rows * tw + Nr - 1) / Nr;
-  const std::int64_t groups = (tw + kLanes - 1) / kLanes, wp = 2 * kLanes * groups + 8;
+  const BlockLayout largest(g, block_rows);  // a last, shorter block needs no more
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
   for (std::int64_t i = 0; i < g.n; ++i) {
     thread_local std::vector<float> v_buffer, m_buffer, rows_buffer;
-    float* v = packed_sgemm::thread_scratch(
-        v_buffer, static_cast<std::size_t>(kPositions * position_stride(block_panels * g.c_in * Nr)));
-    float* m = packed_sgemm::thread_scratch(
-        m_buffer, static_cast<std::size_t>(kPositions * position_stride(g.c_out * (block_panels * Nr + kLanes))));
-    float* rows = packed_sgemm::thread_scratch(rows_buffer, static_cast<std::size_t>((2 * block_rows + 2) * wp));
+    float* v = packed_sgemm::thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * largest.v_stride));
+    float* m = packed_sgemm::thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * largest.m_stride));
+    float* rows =
+        packed_sgemm::thread_scratch(rows_buffer, static_cast<std::size_t>((2 * block_rows + 2) * largest.row_floats));
     for (std::int64_t ti0 = 0; ti0 < th; ti0 += block_rows)
       forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m, rows,
                     y + i * g.c_out * g.h * g.w);
