@@ -133,31 +133,52 @@ inline std::pair<double, double> alternating_medians(const std::function<void()>
 /// AVX-512 or AVX2 there is nothing to choose: no runs, and the built-in choices.
 inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {}) {
   ConvCalibration result;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
   require(settings.repetitions >= 1 && settings.batch >= 1,
           "calibrate_convolutions: repetitions and batch must be >= 1");
+  // The activations and weights of a shape of `c` channels at hw x hw.
+  struct Buffers {
+    std::vector<float> x, y, w;
+  };
   const auto buffers = [&](std::int64_t c, std::int64_t hw) {
     const std::size_t activations = std::size_t(settings.batch * c * hw * hw);
-    return std::tuple{std::vector<float>(activations, 0.5f), std::vector<float>(activations),
-                      std::vector<float>(std::size_t(c * c * 9), 0.01f)};
+    return Buffers{std::vector<float>(activations, 0.5f), std::vector<float>(activations),
+                   std::vector<float>(std::size_t(c * c * 9), 0.01f)};
   };
-  for (std::int64_t c : settings.channels)
-    for (std::int64_t hw : settings.sizes) {
-      const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
-      require(avx512::winograd_applies(g) && avx512::direct_applies(g),
-              "calibrate_convolutions: " + std::to_string(c) + " channels at " + std::to_string(hw) + "x" +
-                  std::to_string(hw) + " is not a shape both kernels run (16 or more channels, whole 64-pixel panels)");
-      auto [x, y, w] = buffers(c, hw);
-      const auto taps = [&w, c](std::int64_t o, std::int64_t i, int ki, int kj) {
-        return w[(o * c + i) * 9 + ki * 3 + kj];
-      };
-      const auto [direct, winograd] = detail::alternating_medians(
-          [&] { avx512::conv2d_forward_direct(g, x.data(), w.data(), nullptr, y.data()); },
-          [&] { avx512::conv2d_winograd(g, x.data(), taps, nullptr, y.data()); }, settings.repetitions);
-      result.threshold_runs.push_back({c, hw, direct, winograd});
-    }
-  result.choices.winograd_min_channels =
-      winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
+  // Times the direct forward against Winograd at every shape of the settings that `take` accepts.
+  const auto time_forwards = [&](auto&& take, auto&& direct, auto&& winograd) {
+    for (std::int64_t c : settings.channels)
+      for (std::int64_t hw : settings.sizes) {
+        const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
+        if (!take(g)) continue;
+        Buffers b = buffers(c, hw);
+        const auto [direct_ms, winograd_ms] =
+            detail::alternating_medians([&] { direct(g, b); }, [&] { winograd(g, b); }, settings.repetitions);
+        result.threshold_runs.push_back({c, hw, direct_ms, winograd_ms});
+      }
+    result.choices.winograd_min_channels =
+        winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
+    result.choices.source = "calibration";
+  };
+#endif
+#if defined(__AVX512F__)
+  const auto taps_of = [](const Buffers& b, std::int64_t c) {
+    return [&w = b.w, c](std::int64_t o, std::int64_t i, int ki, int kj) { return w[(o * c + i) * 9 + ki * 3 + kj]; };
+  };
+  time_forwards(
+      [](const ConvGeometry& g) {
+        require(avx512::winograd_applies(g) && avx512::direct_applies(g),
+                "calibrate_convolutions: " + std::to_string(g.c_in) + " channels at " + std::to_string(g.h) + "x" +
+                    std::to_string(g.w) +
+                    " is not a shape both kernels run (16 or more channels, whole 64-pixel panels)");
+        return true;
+      },
+      [](const ConvGeometry& g, Buffers& b) {
+        avx512::conv2d_forward_direct(g, b.x.data(), b.w.data(), nullptr, b.y.data());
+      },
+      [&](const ConvGeometry& g, Buffers& b) {
+        avx512::conv2d_winograd(g, b.x.data(), taps_of(b, g.c_in), nullptr, b.y.data());
+      });
 
   // Block sizes around the built-in one, at the shapes of a CIFAR-size U-Net's levels; the
   // repetitions go round the block sizes in turn, so a change of load falls on each alike.
@@ -170,12 +191,9 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
       double total = 0;
       for (const auto& [c, hw] : shapes) {
         const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
-        auto [x, y, w] = buffers(c, hw);
-        const auto taps = [&w, c](std::int64_t o, std::int64_t i, int ki, int kj) {
-          return w[(o * c + i) * 9 + ki * 3 + kj];
-        };
+        Buffers buf = buffers(c, hw);
         const auto t0 = std::chrono::steady_clock::now();
-        avx512::conv2d_winograd(g, x.data(), taps, nullptr, y.data(), blocks[b]);
+        avx512::conv2d_winograd(g, buf.x.data(), taps_of(buf, c), nullptr, buf.y.data(), blocks[b]);
         total += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       }
       if (r > 0) totals[b].push_back(total);  // the first round is untimed
@@ -186,24 +204,11 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
   }
   result.choices.winograd_block_bytes =
       winograd_block_bytes_from(result.block_runs, built_in, settings.block_gain_needed);
-  result.choices.source = "calibration";
 #elif defined(__AVX2__) && defined(__FMA__)
-  require(settings.repetitions >= 1 && settings.batch >= 1,
-          "calibrate_convolutions: repetitions and batch must be >= 1");
-  for (std::int64_t c : settings.channels)
-    for (std::int64_t hw : settings.sizes) {
-      const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
-      if (!avx2::winograd_forward_applies(g, 1)) continue;
-      const std::size_t activations = std::size_t(settings.batch * c * hw * hw);
-      std::vector<float> x(activations, 0.5f), y(activations), w(std::size_t(c * c * 9), 0.01f);
-      const auto [direct, winograd] = detail::alternating_medians(
-          [&] { avx2::conv2d_forward_implicit(g, x.data(), w.data(), y.data()); },
-          [&] { avx2::conv2d_winograd_forward(g, x.data(), w.data(), y.data()); }, settings.repetitions);
-      result.threshold_runs.push_back({c, hw, direct, winograd});
-    }
-  result.choices.winograd_min_channels =
-      winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
-  result.choices.source = "calibration";
+  time_forwards(
+      [](const ConvGeometry& g) { return avx2::winograd_forward_applies(g, 1); },
+      [](const ConvGeometry& g, Buffers& b) { avx2::conv2d_forward_implicit(g, b.x.data(), b.w.data(), b.y.data()); },
+      [](const ConvGeometry& g, Buffers& b) { avx2::conv2d_winograd_forward(g, b.x.data(), b.w.data(), b.y.data()); });
 #else
   (void)settings;
 #endif
