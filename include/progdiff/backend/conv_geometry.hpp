@@ -23,6 +23,9 @@ struct ConvGeometry {
   PROGDIFF_HOST_DEVICE bool sizes_positive() const {
     return n > 0 && c_in > 0 && c_out > 0 && kh > 0 && kw > 0 && stride > 0 && pad >= 0;
   }
+  /// The input gradient is itself a convolution of the output gradient: with the flipped kernels,
+  /// the channel roles swapped and padding k - 1 - pad (stride 1, a square kernel, pad < k).
+  PROGDIFF_HOST_DEVICE bool backward_data_is_forward() const { return stride == 1 && kh == kw && pad <= kh - 1; }
   /// The kernel fits inside the padded input.
   PROGDIFF_HOST_DEVICE bool kernel_fits() const { return h + 2 * pad >= kh && w + 2 * pad >= kw; }
 };

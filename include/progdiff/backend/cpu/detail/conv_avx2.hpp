@@ -164,12 +164,9 @@ inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const
   }
 }
 
-/// Whether the backward data can run as a forward convolution of dy: stride 1, a square kernel
-/// and padding below the kernel's size, where dx = conv(dy, flipped kernels) with padding
-/// k - 1 - pad and the channel roles swapped (1x1 kernels go to one plain GEMM instead).
-inline bool backward_data_as_forward(const ConvGeometry& g) {
-  return g.stride == 1 && g.kh == g.kw && g.kh > 1 && g.pad <= g.kh - 1;
-}
+/// Whether the backward data runs as a forward convolution of dy here
+/// (ConvGeometry::backward_data_is_forward); 1x1 kernels go to one plain GEMM instead.
+inline bool backward_data_as_forward(const ConvGeometry& g) { return g.backward_data_is_forward() && g.kh > 1; }
 
 /// dx = conv_transpose(dy, weight) (assigns) as the forward of dy with the flipped kernels: no
 /// im2col matrix of dy's size times k^2 and no scatter-add back into dx. That forward runs as

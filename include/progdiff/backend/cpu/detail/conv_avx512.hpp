@@ -388,9 +388,7 @@ inline void conv2d_forward_rowmajor(const ConvGeometry& g, const float* x, const
 }
 
 /// Whether backward data can run as a forward convolution of dy (stride 1, square kernel, p < k).
-inline bool backward_data_as_forward(const ConvGeometry& g) {
-  return g.stride == 1 && g.kh == g.kw && g.pad <= g.kh - 1;
-}
+inline bool backward_data_as_forward(const ConvGeometry& g) { return g.backward_data_is_forward(); }
 
 /// dx = conv(dy, flip(W)^T) with padding k-1-p: the gradient of a stride-1 convolution (assigns).
 inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
