@@ -26,6 +26,11 @@ struct ConvGeometry {
   /// The input gradient is itself a convolution of the output gradient: with the flipped kernels,
   /// the channel roles swapped and padding k - 1 - pad (stride 1, a square kernel, pad < k).
   PROGDIFF_HOST_DEVICE bool backward_data_is_forward() const { return stride == 1 && kh == kw && pad <= kh - 1; }
+  /// That convolution's sizes, where backward_data_is_forward(): dy [n, c_out, out_h, out_w] in,
+  /// dx [n, c_in, h, w] out.
+  PROGDIFF_HOST_DEVICE ConvGeometry backward_data_as_forward() const {
+    return ConvGeometry{n, c_out, out_h(), out_w(), c_in, kh, kw, 1, kh - 1 - pad};
+  }
   /// The kernel fits inside the padded input.
   PROGDIFF_HOST_DEVICE bool kernel_fits() const { return h + 2 * pad >= kh && w + 2 * pad >= kw; }
 };

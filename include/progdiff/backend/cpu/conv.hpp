@@ -225,9 +225,7 @@ struct Conv {
       if (avx512::winograd_forward_pays(g)) {
         // The gradient of a 3x3 "same" convolution is one too, of dy with the flipped kernels
         // and the channel roles swapped.
-        ConvGeometry t = g;
-        t.c_in = g.c_out;
-        t.c_out = g.c_in;
+        const ConvGeometry t = g.backward_data_as_forward();
         const auto flipped = [weight, c_in = g.c_in](std::int64_t o, std::int64_t i, int ki, int kj) {
           return weight[(i * c_in + o) * 9 + (2 - ki) * 3 + (2 - kj)];
         };

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/flipped_kernels.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
@@ -174,15 +175,10 @@ inline bool backward_data_as_forward(const ConvGeometry& g) { return g.backward_
 /// otherwise.
 inline void conv2d_backward_data_as_forward(const ConvGeometry& g, const float* dy, const float* weight, float* dx,
                                             std::int64_t winograd_min_channels) {
-  const std::int64_t taps = g.kh * g.kw;
   thread_local std::vector<float> flipped;
-  flipped.resize(static_cast<std::size_t>(g.c_in * g.c_out * taps));
-  for (std::int64_t o = 0; o < g.c_out; ++o)
-    for (std::int64_t i = 0; i < g.c_in; ++i)
-      for (std::int64_t tap = 0; tap < taps; ++tap)
-        flipped[static_cast<std::size_t>((i * g.c_out + o) * taps + taps - 1 - tap)] =
-            weight[(o * g.c_in + i) * taps + tap];
-  const ConvGeometry t{g.n, g.c_out, g.out_h(), g.out_w(), g.c_in, g.kh, g.kw, 1, g.kh - 1 - g.pad};
+  flipped.resize(static_cast<std::size_t>(g.c_in * g.c_out * g.kh * g.kw));
+  flip_kernels(g, weight, flipped.data());
+  const ConvGeometry t = g.backward_data_as_forward();
   if (winograd_forward_applies(t, winograd_min_channels)) return conv2d_winograd_forward(t, dy, flipped.data(), dx);
   conv2d_forward_implicit(t, dy, flipped.data(), dx);
 }

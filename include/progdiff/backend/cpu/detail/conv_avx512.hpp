@@ -22,6 +22,7 @@
 
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/flipped_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 
@@ -393,12 +394,7 @@ inline bool backward_data_as_forward(const ConvGeometry& g) { return g.backward_
 /// dx = conv(dy, flip(W)^T) with padding k-1-p: the gradient of a stride-1 convolution (assigns).
 inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy, const float* weight, float* dx) {
   const std::int64_t taps = g.kh * g.kw;
-  ConvGeometry t = g;
-  t.c_in = g.c_out;
-  t.c_out = g.c_in;
-  t.h = g.out_h();
-  t.w = g.out_w();
-  t.pad = g.kh - 1 - g.pad;
+  const ConvGeometry t = g.backward_data_as_forward();
   if (direct_applies(t)) {
     // Flip, transpose and pack in one pass: panel p row i (input channel 6p + i), column
     // co * taps + u holds weight[co, 6p + i, taps - 1 - u]; rows past c_in are zero.
@@ -417,11 +413,7 @@ inline void conv2d_backward_data_stride1(const ConvGeometry& g, const float* dy,
   }
   thread_local std::vector<float> flipped_buffer;
   float* flipped = thread_scratch(flipped_buffer, static_cast<std::size_t>(g.c_in * g.c_out * taps));
-  // flipped[ci, co, kh-1-ki, kw-1-kj] = weight[co, ci, ki, kj]
-  for (std::int64_t co = 0; co < g.c_out; ++co)
-    for (std::int64_t ci = 0; ci < g.c_in; ++ci)
-      for (std::int64_t u = 0; u < taps; ++u)
-        flipped[(ci * g.c_out + co) * taps + (taps - 1 - u)] = weight[(co * g.c_in + ci) * taps + u];
+  flip_kernels(g, weight, flipped);
   conv2d_forward_rowmajor(t, dy, flipped, dx);
 }
 
