@@ -24,6 +24,7 @@
 #include "progdiff/backend/cpu/detail/conv_avx2.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
@@ -32,6 +33,7 @@
 #include "progdiff/backend/cpu/matmul_precision.hpp"
 #include "progdiff/backend/cpu/winograd_weight_cache.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 struct Conv {
@@ -325,3 +327,4 @@ struct Conv {
 };
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

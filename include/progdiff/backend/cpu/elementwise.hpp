@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
 #include "progdiff/backend/math/activation.hpp"
@@ -17,6 +18,7 @@
 #include "progdiff/backend/math/embedding.hpp"
 #include "progdiff/backend/math/philox.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 inline constexpr std::int64_t kParallelThreshold = 1 << 15;
@@ -237,3 +239,4 @@ struct Elementwise {
 };
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

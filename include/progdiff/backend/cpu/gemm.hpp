@@ -10,9 +10,11 @@
 #include <type_traits>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 struct Gemm {
@@ -105,3 +107,4 @@ struct EigenGemm {
 };
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

@@ -11,10 +11,12 @@
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_portable.hpp"
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/math/activation.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 struct Normalization {
@@ -269,3 +271,4 @@ struct Normalization {
 };
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

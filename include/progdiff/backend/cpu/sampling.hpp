@@ -6,9 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/math/philox.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 struct Sampling {
@@ -48,3 +50,4 @@ struct Sampling {
 };
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

@@ -23,9 +23,11 @@
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/flipped_kernels.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512 {
 
 /// Lanes [lo, hi) of a 16-lane mask (empty when hi <= lo).
@@ -618,4 +620,5 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
 }
 
 }  // namespace progdiff::backend::cpu::avx512
+PROGDIFF_KERNELS_END
 #endif

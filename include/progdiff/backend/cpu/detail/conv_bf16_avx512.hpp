@@ -26,9 +26,11 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512::bf16 {
 
 using Bf16 = std::uint16_t;  // the bits of one bf16 value
@@ -354,4 +356,5 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
 }
 
 }  // namespace progdiff::backend::cpu::avx512::bf16
+PROGDIFF_KERNELS_END
 #endif

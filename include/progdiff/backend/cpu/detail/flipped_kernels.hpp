@@ -5,7 +5,9 @@
 #include <cstdint>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 /// flipped[ci, co, kh-1-ki, kw-1-kj] = weight[co, ci, ki, kj] for g's weights [c_out, c_in, kh, kw].
@@ -18,3 +20,4 @@ inline void flip_kernels(const ConvGeometry& g, const float* weight, float* flip
 }
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

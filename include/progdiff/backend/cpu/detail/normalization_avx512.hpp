@@ -12,9 +12,11 @@
 #include <cmath>
 #include <cstdint>
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/vector_math_avx512.hpp"
 #include "progdiff/backend/math/group_norm.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512 {
 
 /// Mean and 1 / sqrt(biased variance + eps) of x[0, count), as math::group_norm_stats.
@@ -149,4 +151,5 @@ inline void affine2(std::int64_t n, const float* dy, const float* x, float shift
 }
 
 }  // namespace progdiff::backend::cpu::avx512
+PROGDIFF_KERNELS_END
 #endif

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512 {
 
 inline constexpr std::int64_t kMr = 6;        // rows of C per micro-tile (broadcast side)
@@ -242,4 +244,5 @@ inline void sgemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64
 }
 
 }  // namespace progdiff::backend::cpu::avx512
+PROGDIFF_KERNELS_END
 #endif

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <vector>
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 /// dweight[c, r] += the sum over threads of partial[t][r * co + c] (null entries skipped), in
@@ -25,3 +27,4 @@ inline void add_transposed_thread_sums(const std::vector<float*>& partial, std::
 }
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END

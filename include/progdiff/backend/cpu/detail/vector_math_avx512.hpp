@@ -8,7 +8,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512 {
 
 /// e^x, within 2 ulp of the correctly rounded value over the whole float range (the error
@@ -123,4 +125,5 @@ inline void softmax_row_backward(const float* y, const float* dy, float* dx, std
 }
 
 }  // namespace progdiff::backend::cpu::avx512
+PROGDIFF_KERNELS_END
 #endif

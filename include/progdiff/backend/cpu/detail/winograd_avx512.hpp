@@ -28,10 +28,12 @@
 
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
 #include "progdiff/core/error.hpp"
 
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx512 {
 
 /// Whether the Winograd kernels can take the convolution: 3x3, stride 1, pad 1 ("same"),
@@ -469,4 +471,5 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
 }
 
 }  // namespace progdiff::backend::cpu::avx512
+PROGDIFF_KERNELS_END
 #endif
