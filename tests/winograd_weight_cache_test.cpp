@@ -47,16 +47,18 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 
 std::size_t output_size(const ConvGeometry& g) { return std::size_t(g.n * g.c_out * g.out_hw()); }
 
-// The uncached forward: what conv2d_forward_cached must reproduce.
-std::vector<float> uncached(const ConvGeometry& g, const std::vector<float>& x, const std::vector<float>& w,
-                            const pd::ConvEpilogue<float>& epilogue) {
+// The uncached forward: what conv2d_forward_cached must reproduce. Both helpers serve the
+// AVX-512 cases only, so other targets leave them unused.
+[[maybe_unused]] std::vector<float> uncached(const ConvGeometry& g, const std::vector<float>& x,
+                                             const std::vector<float>& w, const pd::ConvEpilogue<float>& epilogue) {
   std::vector<float> y(output_size(g), NAN);
   Cpu::conv2d_forward_epilogue<float>(g, x.data(), w.data(), epilogue, y.data());
   return y;
 }
 
-std::vector<float> cached(const ConvGeometry& g, const std::vector<float>& x, const std::vector<float>& w,
-                          const pd::ConvEpilogue<float>& epilogue, WinogradWeightCache& cache) {
+[[maybe_unused]] std::vector<float> cached(const ConvGeometry& g, const std::vector<float>& x,
+                                           const std::vector<float>& w, const pd::ConvEpilogue<float>& epilogue,
+                                           WinogradWeightCache& cache) {
   std::vector<float> y(output_size(g), NAN);
   REQUIRE(Cpu::conv2d_forward_cached<float>(g, x.data(), w.data(), epilogue, y.data(), cache));
   return y;
