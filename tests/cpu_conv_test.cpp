@@ -195,6 +195,63 @@ TEST_CASE("The AVX2 Winograd forward matches plain loops in double, odd sizes an
   CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 14, 16, 3, 3, 1, 1}, 1));  // rows of 7 tiles
   CHECK_FALSE(avx2::winograd_forward_applies({1, 8, 16, 16, 16, 3, 3, 1, 1}, 16));
 }
+
+TEST_CASE("The AVX2 forward kernels add a bias, a per-sample bias and a residual as they store the output") {
+  namespace avx2 = progdiff::backend::cpu::avx2;
+  using progdiff::backend::cpu::Elementwise;
+  // Odd sizes leave partial vectors of tiles and pixels; several samples change the per-sample
+  // bias between blocks.
+  const ConvGeometry cases[] = {{3, 16, 16, 16, 16, 3, 3, 1, 1},  // both kernels, whole vectors
+                                {2, 17, 9, 18, 18, 3, 3, 1, 1},   // both kernels, 9 tiles a row
+                                {2, 20, 17, 33, 7, 3, 3, 1, 1},   // both kernels, odd rows and columns
+                                {3, 16, 8, 8, 16, 3, 3, 1, 1},    // implicit GEMM only (rows of 8)
+                                {2, 5, 9, 6, 6, 3, 3, 2, 1}};     // implicit GEMM only (stride 2)
+  for (const ConvGeometry& g : cases) {
+    INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " stride=", g.stride);
+    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
+    const auto x = uniform(x_size, 51), w = uniform(std::size_t(g.c_out * g.patch()), 52),
+               bias = uniform(std::size_t(g.c_out), 53), sample_bias = uniform(std::size_t(g.n * g.c_out), 54),
+               residual = uniform(y_size, 55);
+    std::vector<double> conv(y_size);
+    reference::conv2d_forward<double>(g, x.data(), w.data(), conv.data());
+    const auto xf = cast<float>(x), wf = cast<float>(w), bf = cast<float>(bias), sf = cast<float>(sample_bias),
+               rf = cast<float>(residual);
+    struct Variant {
+      const char* name;
+      progdiff::ConvEpilogue<float> epilogue;
+      std::vector<double> want;
+    };
+    const Variant variants[] = {
+        {"all", {bf.data(), sf.data(), rf.data()}, with_epilogue(g, conv, bias, sample_bias, residual)},
+        {"bias", {bf.data(), nullptr, nullptr}, with_epilogue(g, conv, bias, {}, {})},
+        {"sample bias", {nullptr, sf.data(), nullptr}, with_epilogue(g, conv, {}, sample_bias, {})},
+        {"residual", {nullptr, nullptr, rf.data()}, with_epilogue(g, conv, {}, {}, residual)}};
+    // Each kernel: the fused terms against the double reference, and bit for bit against the
+    // kernel without them followed by the layers' separate passes, which fusing must not change.
+    const auto check = [&](const char* kernel, const Variant& v, auto&& run) {
+      INFO("kernel: ", kernel, ", epilogue: ", v.name);
+      std::vector<float> fused(y_size, NAN), separate(y_size, NAN);
+      run(v.epilogue, fused.data());
+      CHECK(worst_error(fused, v.want) <= 4 * tolerance<float>(g.patch() + 3));
+      run(progdiff::ConvEpilogue<float>{}, separate.data());
+      const std::int64_t hw = g.out_hw();
+      if (v.epilogue.bias) Elementwise::add_channel_bias<float>(g.n, g.c_out, hw, v.epilogue.bias, separate.data());
+      if (v.epilogue.sample_bias)
+        Elementwise::add_sample_channel<float>(g.n, g.c_out, hw, v.epilogue.sample_bias, separate.data());
+      if (v.epilogue.residual) Elementwise::add<float>(y_size, separate.data(), v.epilogue.residual, separate.data());
+      CHECK(std::equal(fused.begin(), fused.end(), separate.begin()));
+    };
+    for (const Variant& v : variants) {
+      check("implicit GEMM", v, [&](const progdiff::ConvEpilogue<float>& e, float* y) {
+        avx2::conv2d_forward_implicit(g, xf.data(), wf.data(), y, e);
+      });
+      if (avx2::winograd_forward_applies(g, 1))
+        check("Winograd", v, [&](const progdiff::ConvEpilogue<float>& e, float* y) {
+          avx2::conv2d_winograd_forward(g, xf.data(), wf.data(), y, e);
+        });
+    }
+  }
+}
 #endif
 
 #if defined(__AVX512F__)

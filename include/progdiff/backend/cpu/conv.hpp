@@ -6,7 +6,8 @@
 // from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd F(2x2, 3x3)
 // (detail/winograd_avx2.hpp), the other forwards and the weight
 // gradient as the implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1
-// convolution as the forward of dy with the flipped kernels (by either kernel). The portable path (double, 1x1 kernels,
+// convolution as the forward of dy with the flipped kernels (by either kernel); both forwards
+// add the epilogue's terms as they store y. The portable path (double, 1x1 kernels,
 // no AVX2) does im2col per sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1
 // convolution skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a
 // per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision
@@ -121,6 +122,17 @@ struct Conv {
         }
   }
 
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+  /// y = conv(x, weight) + the epilogue's terms by the AVX2 kernels, Winograd where the machine's
+  /// crossover says it pays; not for 1x1 kernels (one plain GEMM each).
+  static void avx2_forward(const ConvGeometry& g, const float* x, const float* weight,
+                           const ConvEpilogue<float>& epilogue, float* y) {
+    if (avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw())))
+      return avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
+    avx2::conv2d_forward_implicit(g, x, weight, y, epilogue);
+  }
+#endif
+
   /// y = conv(x, weight) (assigns; bias is added separately by the layer).
   template <class T>
   static void conv2d_forward(const ConvGeometry& g, const T* x, const T* weight, T* y) {
@@ -151,6 +163,9 @@ struct Conv {
       if (avx512::winograd_forward_pays(g)) return avx512::conv2d_winograd(g, x, forward_taps(g, weight), bias, y);
       if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, bias, y);
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (!is_pointwise(g)) return avx2_forward(g, x, weight, ConvEpilogue<float>{bias, nullptr, nullptr}, y);
 #endif
     conv2d_forward<T>(g, x, weight, y);
     Elementwise::add_channel_bias<T>(g.n, g.c_out, g.out_hw(), bias, y);
@@ -171,6 +186,9 @@ struct Conv {
         if (avx512::direct_applies(g)) return avx512::conv2d_forward_direct(g, x, weight, epilogue, y);
       }
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>)
+      if (!is_pointwise(g)) return avx2_forward(g, x, weight, epilogue, y);
 #endif
     if (epilogue.bias)
       conv2d_forward_bias<T>(g, x, weight, epilogue.bias, y);
@@ -269,11 +287,7 @@ struct Conv {
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
     // Float on the AVX2 GEMM: the same product without the im2col matrix (detail/conv_avx2.hpp).
     if constexpr (std::is_same_v<T, float> && std::is_same_v<G, Gemm>)
-      if (!is_pointwise(g)) {
-        if (avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw())))
-          return avx2::conv2d_winograd_forward(g, x, weight, y);
-        return avx2::conv2d_forward_implicit(g, x, weight, y);
-      }
+      if (!is_pointwise(g)) return avx2_forward(g, x, weight, {}, y);
 #endif
     const std::int64_t ohw = g.out_hw(), k = g.patch();
     // Samples in parallel, each GEMM single-threaded: one parallel region per call.

@@ -149,8 +149,10 @@ inline void pack_im2col_panels(const ConvGeometry& g, const float* x, std::int64
   }
 }
 
-/// y = conv(x, weight) (assigns), samples in parallel.
-inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+/// y = conv(x, weight) + the epilogue's terms (assigns), samples in parallel; each sample's terms
+/// are added while its output is still in cache.
+inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const float* weight, float* y,
+                                    const ConvEpilogue<float>& epilogue = {}) {
   const std::int64_t m = g.c_out, k = g.patch(), ohw = g.out_hw();
   const std::int64_t mpanels = (m + Kernel::kMr - 1) / Kernel::kMr;
   thread_local std::vector<float> a_buffer;
@@ -162,6 +164,7 @@ inline void conv2d_forward_implicit(const ConvGeometry& g, const float* x, const
     const auto pack = [&](std::int64_t k0, std::int64_t kc, std::int64_t panel_begin, std::int64_t panel_end,
                           float* dst) { pack_im2col_panels(g, xi, k0, kc, panel_begin, panel_end, dst); };
     packed_sgemm::sgemm_streamed_b<Kernel>(m, ohw, k, 1.0f, pa, pack, 0.0f, y + i * m * ohw, ohw);
+    portable::SampleEpilogue(epilogue, i, m, ohw).apply(m, ohw, y + i * m * ohw);
   }
 }
 

@@ -9,16 +9,18 @@
 // one panel of 16 tiles per position e, so the 16 products M_e[c_out, tiles] =
 // U_e[c_out, c_in] V_e[c_in, tiles] run on the AVX2 micro-kernel (detail/sgemm_avx2.hpp) with
 // the transformed weights U_e packed once per call. A sample's tiles go a few tile rows at a
-// time, so that V and M stay in L2; samples run in parallel.
+// time, so that V and M stay in L2; samples run in parallel. The epilogue's terms (bias,
+// per-sample bias, residual) are added as the output transform stores y.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
+#include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/conv_epilogue_portable.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
@@ -73,6 +75,20 @@ inline Floats load(const float* p) { return portable::load(p); }
 inline Floats even_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
 inline Floats odd_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
 
+/// dst[0, wp) = a zero, the w floats of `row` (zeros where row is null: the padding rows above
+/// and below the image), then zeros; wp is a multiple of kLanes, at least w + 1. Inline vector
+/// copies: rows are a few vectors long, so a memcpy and a fill per row cost more in calls than
+/// in bytes.
+inline void bordered_row(const float* row, std::int64_t w, std::int64_t wp, float* dst) {
+  // Zeros from the vector that holds the row's end on, then the row over them, one float in.
+  for (std::int64_t j = row ? (w + 1) / kLanes * kLanes : 0; j < wp; j += kLanes) portable::store(dst + j, Floats{});
+  if (!row) return;
+  dst[0] = 0.0f;
+  std::int64_t j = 0;
+  for (; j + kLanes <= w; j += kLanes) portable::store(dst + 1 + j, load(row + j));
+  if (j < w) portable::store(dst + 1 + j, portable::load_partial(row + j, w - j), w - j);
+}
+
 /// U_e = (G g G^T)[e] for every kernel g, e = 4 row + column, each U_e [c_out, c_in] packed as the
 /// micro-kernel's A panels: packed + e * mpanels * c_in * kMr.
 inline void transform_weights(const ConvGeometry& g, const float* weight, float* packed) {
@@ -101,9 +117,11 @@ inline void transform_weights(const ConvGeometry& g, const float* weight, float*
 }
 
 /// The tiles of tile rows [ti0, ti1) of one sample: input transform into V (panels of 16 tiles per
-/// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y.
+/// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y with the sample's
+/// epilogue terms.
 inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
-                          std::int64_t ti1, float* v, float* m, float* rows, float* y) {
+                          std::int64_t ti1, float* v, float* m, float* rows, const portable::SampleEpilogue& terms,
+                          float* y) {
   constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const BlockLayout layout(g, ti1 - ti0);
@@ -114,10 +132,8 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
   for (std::int64_t ci = 0; ci < ci_count; ++ci) {
     const float* plane = x + ci * h * w;
     for (std::int64_t r = 0; r < row_count; ++r) {
-      float* dst = rows + r * wp;
       const std::int64_t yi = 2 * ti0 - 1 + r;
-      std::fill(dst, dst + wp, 0.0f);
-      if (yi >= 0 && yi < h) std::memcpy(dst + 1, plane + yi * w, static_cast<std::size_t>(w) * sizeof(float));
+      bordered_row(yi >= 0 && yi < h ? plane + yi * w : nullptr, w, wp, rows + r * wp);
     }
     for (std::int64_t ti = ti0; ti < ti1; ++ti)
       for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
@@ -159,6 +175,7 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
                      std::min(Nr, tiles - np * Nr), 1.0f, 0.0f, me + mp * Mr * ldm + np * Nr, ldm);
   }
   // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows.
+  const bool with_terms = !terms.empty();
   for (std::int64_t co = 0; co < co_count; ++co) {
     float* plane = y + co * h * w;
     for (std::int64_t ti = ti0; ti < ti1; ++ti)
@@ -176,16 +193,26 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
           const std::int64_t oy = 2 * ti + r;
           if (oy >= h) break;
           const Floats y0 = wv[r][0] + wv[r][1] + wv[r][2], y1 = wv[r][1] - wv[r][2] - wv[r][3];
-          const Floats lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
-          const Floats hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
-          float* out = plane + oy * w + 2 * tj0;
+          Floats lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
+          Floats hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
+          const std::int64_t p = oy * w + 2 * tj0;
+          float* out = plane + p;
           if (pixels == 2 * kLanes) {  // whole vectors: no variable-length copy
+            if (with_terms) {
+              lo = terms.add(lo, co, h * w, p, kLanes);
+              hi = terms.add(hi, co, h * w, p + kLanes, kLanes);
+            }
             portable::store(out, lo);
             portable::store(out + kLanes, hi);
             continue;
           }
-          portable::store(out, lo, std::min<std::int64_t>(kLanes, pixels));
-          if (pixels > kLanes) portable::store(out + kLanes, hi, pixels - kLanes);
+          const std::int64_t lo_lanes = std::min<std::int64_t>(kLanes, pixels);
+          if (with_terms) lo = terms.add(lo, co, h * w, p, lo_lanes);
+          portable::store(out, lo, lo_lanes);
+          if (pixels > kLanes) {
+            if (with_terms) hi = terms.add(hi, co, h * w, p + kLanes, pixels - kLanes);
+            portable::store(out + kLanes, hi, pixels - kLanes);
+          }
         }
       }
   }
@@ -193,8 +220,10 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
 
 }  // namespace winograd
 
-/// y = conv(x, weight) (assigns) by Winograd F(2x2, 3x3); winograd_forward_applies(g, ...) holds.
-inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y) {
+/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3);
+/// winograd_forward_applies(g, ...) holds.
+inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y,
+                                    const ConvEpilogue<float>& epilogue = {}) {
   using namespace winograd;
   constexpr std::int64_t Mr = Kernel::kMr;
   const std::int64_t mpanels = (g.c_out + Mr - 1) / Mr;
@@ -216,7 +245,7 @@ inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const
         packed_sgemm::thread_scratch(rows_buffer, static_cast<std::size_t>((2 * block_rows + 2) * largest.row_floats));
     for (std::int64_t ti0 = 0; ti0 < th; ti0 += block_rows)
       forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m, rows,
-                    y + i * g.c_out * g.h * g.w);
+                    portable::SampleEpilogue(epilogue, i, g.c_out, g.h * g.w), y + i * g.c_out * g.h * g.w);
   }
 }
 
