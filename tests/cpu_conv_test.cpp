@@ -167,7 +167,8 @@ TEST_CASE_TEMPLATE("Cpu channel bias gradient (the convolution's dbias) matches 
 }
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-TEST_CASE("The AVX2 Winograd forward matches plain loops in double, odd sizes and several blocks included") {
+TEST_CASE(
+    "The AVX2 Winograd forward matches plain loops in double, odd sizes, narrow rows and several blocks included") {
   namespace avx2 = progdiff::backend::cpu::avx2;
   // {n, c_in, h, w, c_out, 3, 3, 1, 1}
   const ConvGeometry cases[] = {
@@ -177,6 +178,11 @@ TEST_CASE("The AVX2 Winograd forward matches plain loops in double, odd sizes an
       {2, 64, 32, 32, 64, 3, 3, 1, 1},   // the main job's 64-channel level: two tile rows per block
       {1, 160, 40, 40, 96, 3, 3, 1, 1},  // deep: one tile row per block, many blocks
       {2, 1, 16, 16, 1, 3, 3, 1, 1},     // one channel each way
+      {2, 64, 8, 8, 64, 3, 3, 1, 1},     // rows of 4 tiles: two tile rows per vector
+      {3, 17, 7, 7, 18, 3, 3, 1, 1},     // ... odd: the last tile row and column half outside
+      {2, 20, 5, 8, 24, 3, 3, 1, 1},     // ... 3 tile rows: the last vector reaches past the image
+      {1, 400, 8, 8, 300, 3, 3, 1, 1},   // rows of 4 tiles, two blocks of 2 tile rows
+      {1, 600, 14, 7, 40, 3, 3, 1, 1},   // blocks of 2 tile rows, the last of 1 (half a vector)
   };
   for (const ConvGeometry& g : cases) {
     INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out);
@@ -193,6 +199,8 @@ TEST_CASE("The AVX2 Winograd forward matches plain loops in double, odd sizes an
   }
   CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 8, 16, 3, 3, 2, 1}, 1));   // stride 2
   CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 14, 16, 3, 3, 1, 1}, 1));  // rows of 7 tiles
+  CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 6, 16, 3, 3, 1, 1}, 1));   // rows of 3 tiles
+  CHECK_FALSE(avx2::winograd_forward_applies({1, 16, 8, 4, 16, 3, 3, 1, 1}, 1));   // rows of 2 tiles
   CHECK_FALSE(avx2::winograd_forward_applies({1, 8, 16, 16, 16, 3, 3, 1, 1}, 16));
 }
 
@@ -204,7 +212,9 @@ TEST_CASE("The AVX2 forward kernels add a bias, a per-sample bias and a residual
   const ConvGeometry cases[] = {{3, 16, 16, 16, 16, 3, 3, 1, 1},  // both kernels, whole vectors
                                 {2, 17, 9, 18, 18, 3, 3, 1, 1},   // both kernels, 9 tiles a row
                                 {2, 20, 17, 33, 7, 3, 3, 1, 1},   // both kernels, odd rows and columns
-                                {3, 16, 8, 8, 16, 3, 3, 1, 1},    // implicit GEMM only (rows of 8)
+                                {3, 16, 8, 8, 16, 3, 3, 1, 1},    // both, two tile rows per vector
+                                {2, 9, 5, 7, 11, 3, 3, 1, 1},     // both, a vector reaching past the image
+                                {2, 16, 8, 12, 16, 3, 3, 1, 1},   // implicit GEMM only (rows of 6 tiles)
                                 {2, 5, 9, 6, 6, 3, 3, 2, 1}};     // implicit GEMM only (stride 2)
   for (const ConvGeometry& g : cases) {
     INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " stride=", g.stride);

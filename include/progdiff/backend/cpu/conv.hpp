@@ -2,7 +2,7 @@
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels and channels
+// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels (or of 7 or 8) and channels
 // from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd F(2x2, 3x3)
 // (detail/winograd_avx2.hpp), the other forwards and the weight
 // gradient as the implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1

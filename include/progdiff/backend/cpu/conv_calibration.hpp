@@ -128,7 +128,7 @@ inline std::pair<double, double> alternating_medians(const std::function<void()>
 
 /// Times the direct and Winograd forwards and the Winograd block sizes on this machine, with the
 /// OpenMP threads the process has. On an AVX2 build without AVX-512 the "direct" kernel is the
-/// implicit GEMM, the sizes whose rows are too short for its Winograd kernel (under 16 pixels) are
+/// implicit GEMM, the sizes whose rows its Winograd kernel does not take (winograd_forward_applies) are
 /// left out, and the block size is not measured (its kernel sizes its blocks itself). Without
 /// AVX-512 or AVX2 there is nothing to choose: no runs, and the built-in choices.
 inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {}) {

@@ -30,10 +30,14 @@ PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
 
 /// Whether the AVX2 Winograd forward takes the convolution: 3x3, stride 1, pad 1 ("same"), rows
-/// of at least 8 tiles (16 pixels) for the 8-tile vectors, and at least `min_channels` channels on
-/// both sides (below that the transforms' traffic outweighs the 2.25x fewer multiply-adds).
+/// that fill the 8-tile vectors (at least 8 tiles, 16 pixels, or 4 tiles, so that a vector holds
+/// two whole tile rows: the 8x8 level of a U-Net), and at least `min_channels` channels on both
+/// sides (below that the transforms' traffic outweighs the 2.25x fewer multiply-adds). Not rows
+/// of 2 tiles: a 4x4 image is 4 tiles a sample, a quarter of a micro-kernel panel, and ran 2-3x
+/// slower than the implicit GEMM.
 inline bool winograd_forward_applies(const ConvGeometry& g, std::int64_t min_channels) {
-  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && g.w >= 16 && g.c_in >= min_channels &&
+  const std::int64_t tw = (g.w + 1) / 2;
+  return g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 && (tw >= 8 || tw == 4) && g.c_in >= min_channels &&
          g.c_out >= min_channels;
 }
 
@@ -42,6 +46,10 @@ namespace winograd {
 using portable::Floats;
 inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
 inline constexpr std::int64_t kLanes = 8;       // tiles per vector
+
+/// Tile rows per vector of tiles: 1 for rows of 8 or more tiles, 2 for the narrow rows of 4
+/// tiles, whose vectors hold two tile rows side by side.
+inline std::int64_t rows_per_vector(std::int64_t tw) { return tw >= kLanes ? 1 : 2; }
 
 /// The distance in floats between the buffers of consecutive positions e for `size` floats each:
 /// an odd number of cache lines, so that the 16 positions' lines fall in 16 different L1 sets
@@ -52,9 +60,13 @@ inline std::int64_t position_stride(std::int64_t size) {
 }
 
 /// The buffers of a block of `tile_rows` tile rows of g: their widths and strides, for the driver
-/// that sizes them and forward_block that fills them alike.
+/// that sizes them and forward_block that fills them alike. Narrow rows count whole vectors: a
+/// block's last vector may reach past the image (tile rows that are transformed and multiplied
+/// but never stored).
 struct BlockLayout {
   std::int64_t tw;                  // tiles per tile row
+  std::int64_t rows_per_vector;     // tile rows per vector of tiles
+  std::int64_t padded_rows;         // tile rows, a multiple of rows_per_vector
   std::int64_t tiles;               // tiles in the block
   std::int64_t panels;              // panels of Kernel::kNr tiles
   std::int64_t ldm;                 // row length of M_e [c_out][ldm]: whole panels and one vector to spare
@@ -63,7 +75,9 @@ struct BlockLayout {
 
   BlockLayout(const ConvGeometry& g, std::int64_t tile_rows)
       : tw((g.w + 1) / 2),
-        tiles(tile_rows * tw),
+        rows_per_vector(winograd::rows_per_vector(tw)),
+        padded_rows((tile_rows + rows_per_vector - 1) / rows_per_vector * rows_per_vector),
+        tiles(padded_rows * tw),
         panels((tiles + Kernel::kNr - 1) / Kernel::kNr),
         ldm(panels * Kernel::kNr + kLanes),
         row_floats(2 * kLanes * ((tw + kLanes - 1) / kLanes) + 8),
@@ -116,6 +130,19 @@ inline void transform_weights(const ConvGeometry& g, const float* weight, float*
                                       packed + e * mpanels * ci * Kernel::kMr, 0, mpanels);
 }
 
+/// Lanes 0-3 of a, then lanes 0-3 of b: two tile rows of 4 tiles in one vector.
+inline Floats side_by_side(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11); }
+
+/// The columns d0 .. d3 of row r of the 4x4 input windows of 8 tiles: lane l's window starts at
+/// column 2 l of a bordered row (src), even and odd lanes split apart.
+inline void window_columns(const float* src, Floats d[4]) {
+  const Floats a = load(src), b = load(src + 8), a2 = load(src + 2), b2 = load(src + 10);
+  d[0] = even_lanes(a, b);
+  d[1] = odd_lanes(a, b);
+  d[2] = even_lanes(a2, b2);
+  d[3] = odd_lanes(a2, b2);
+}
+
 /// The tiles of tile rows [ti0, ti1) of one sample: input transform into V (panels of 16 tiles per
 /// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y with the sample's
 /// epilogue terms.
@@ -125,29 +152,35 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
   constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const BlockLayout layout(g, ti1 - ti0);
-  const std::int64_t tw = layout.tw, tiles = layout.tiles, panels = layout.panels, ldm = layout.ldm;
-  const std::int64_t wp = layout.row_floats, v_stride = layout.v_stride, m_stride = layout.m_stride;
-  const std::int64_t mpanels = (co_count + Mr - 1) / Mr, row_count = 2 * (ti1 - ti0) + 2;
-  // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti1 of the input, zero-bordered.
+  const std::int64_t tw = layout.tw, q = layout.rows_per_vector, tiles = layout.tiles, panels = layout.panels;
+  const std::int64_t ldm = layout.ldm, wp = layout.row_floats, v_stride = layout.v_stride, m_stride = layout.m_stride;
+  const std::int64_t mpanels = (co_count + Mr - 1) / Mr, row_count = 2 * layout.padded_rows + 2;
+  const std::int64_t ti_end = ti0 + layout.padded_rows;  // past ti1 only for narrow rows: never stored
+  // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti_end of the input, zero-bordered.
   for (std::int64_t ci = 0; ci < ci_count; ++ci) {
     const float* plane = x + ci * h * w;
     for (std::int64_t r = 0; r < row_count; ++r) {
       const std::int64_t yi = 2 * ti0 - 1 + r;
       bordered_row(yi >= 0 && yi < h ? plane + yi * w : nullptr, w, wp, rows + r * wp);
     }
-    for (std::int64_t ti = ti0; ti < ti1; ++ti)
+    for (std::int64_t ti = ti0; ti < ti_end; ti += q)
       for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
-        const std::int64_t lanes = std::min(kLanes, tw - tj0);
+        const std::int64_t lanes = q > 1 ? kLanes : std::min(kLanes, tw - tj0);
         Floats u[4][4];
         for (int r = 0; r < 4; ++r) {
-          // Lane l's window starts at column 2 (tj0 + l) of the bordered row.
-          const float* src = rows + (2 * (ti - ti0) + r) * wp + 2 * tj0;
-          const Floats a = load(src), b = load(src + 8), a2 = load(src + 2), b2 = load(src + 10);
-          const Floats d0 = even_lanes(a, b), d1 = odd_lanes(a, b), d2 = even_lanes(a2, b2), d3 = odd_lanes(a2, b2);
-          u[r][0] = d0 - d2;
-          u[r][1] = d1 + d2;
-          u[r][2] = d2 - d1;
-          u[r][3] = d1 - d3;
+          Floats d[4];
+          if (q == 1) {
+            window_columns(rows + (2 * (ti - ti0) + r) * wp + 2 * tj0, d);
+          } else {  // two tile rows, each the first 4 lanes of its own split
+            Floats first[4], second[4];
+            window_columns(rows + (2 * (ti - ti0) + r) * wp, first);
+            window_columns(rows + (2 * (ti - ti0 + 1) + r) * wp, second);
+            for (int k = 0; k < 4; ++k) d[k] = side_by_side(first[k], second[k]);
+          }
+          u[r][0] = d[0] - d[2];
+          u[r][1] = d[1] + d[2];
+          u[r][2] = d[2] - d[1];
+          u[r][3] = d[1] - d[3];
         }
         const std::int64_t t = (ti - ti0) * tw + tj0;
         for (int c = 0; c < 4; ++c) {
@@ -174,11 +207,12 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
         Kernel::tile(ci_count, ue + mp * ci_count * Mr, std::min(Mr, co_count - mp * Mr), ve + np * ci_count * Nr,
                      std::min(Nr, tiles - np * Nr), 1.0f, 0.0f, me + mp * Mr * ldm + np * Nr, ldm);
   }
-  // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows.
+  // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows (of
+  // q tile rows' output rows for narrow rows).
   const bool with_terms = !terms.empty();
   for (std::int64_t co = 0; co < co_count; ++co) {
     float* plane = y + co * h * w;
-    for (std::int64_t ti = ti0; ti < ti1; ++ti)
+    for (std::int64_t ti = ti0; ti < ti_end; ti += q)
       for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
         const std::int64_t t = (ti - ti0) * tw + tj0;
         Floats mv[4][4];
@@ -190,11 +224,25 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
         }
         const std::int64_t pixels = std::min<std::int64_t>(2 * kLanes, w - 2 * tj0);
         for (int r = 0; r < 2; ++r) {
-          const std::int64_t oy = 2 * ti + r;
-          if (oy >= h) break;
           const Floats y0 = wv[r][0] + wv[r][1] + wv[r][2], y1 = wv[r][1] - wv[r][2] - wv[r][3];
           Floats lo = __builtin_shufflevector(y0, y1, 0, 8, 1, 9, 2, 10, 3, 11);
           Floats hi = __builtin_shufflevector(y0, y1, 4, 12, 5, 13, 6, 14, 7, 15);
+          if (q > 1) {  // lo is tile row ti, hi tile row ti + 1: 8 pixels each, w = 7 or 8 of them stored
+            const Floats halves[2] = {lo, hi};
+            for (std::int64_t s = 0; s < 2 && ti + s < ti1; ++s) {
+              const std::int64_t oy = 2 * (ti + s) + r;
+              if (oy >= h) break;
+              Floats out = halves[s];
+              if (with_terms) out = terms.add(out, co, h * w, oy * w, w);
+              if (w == kLanes)
+                portable::store(plane + oy * w, out);
+              else
+                portable::store(plane + oy * w, out, w);
+            }
+            continue;
+          }
+          const std::int64_t oy = 2 * ti + r;
+          if (oy >= h) break;
           const std::int64_t p = oy * w + 2 * tj0;
           float* out = plane + p;
           if (pixels == 2 * kLanes) {  // whole vectors: no variable-length copy
@@ -234,7 +282,9 @@ inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const
   const std::int64_t th = (g.h + 1) / 2, tw = (g.w + 1) / 2;
   // Tile rows per block: V and M of a block within about 384 KiB.
   const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (kPositions * 4 * (g.c_in + g.c_out)));
-  const std::int64_t block_rows = std::clamp<std::int64_t>(tiles_max / tw, 1, th);
+  // Narrow rows: whole vectors of tile rows per block.
+  const std::int64_t q = rows_per_vector(tw);
+  const std::int64_t block_rows = (std::clamp<std::int64_t>(tiles_max / tw, 1, th) + q - 1) / q * q;
   const BlockLayout largest(g, block_rows);  // a last, shorter block needs no more
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
   for (std::int64_t i = 0; i < g.n; ++i) {
