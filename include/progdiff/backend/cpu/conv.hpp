@@ -228,6 +228,22 @@ struct Conv {
       if (!lease.current()) lease.commit();
       return true;
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (!avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw()))) return false;
+      const auto floats = static_cast<std::size_t>(avx2::winograd::transformed_weights_floats(g));
+      ConvWeightCache::Lease lease = cache.lease(g, weight, floats);
+      if (!lease) {
+        avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
+        return true;
+      }
+      if (!lease.current()) {
+        avx2::winograd::transform_weights(g, lease.weights(), lease.transformed());
+        lease.commit();
+      }
+      avx2::conv2d_winograd_forward_transformed(g, x, lease.transformed(), y, epilogue);
+      return true;
+    }
 #endif
     (void)g, (void)x, (void)weight, (void)epilogue, (void)y, (void)cache;
     return false;

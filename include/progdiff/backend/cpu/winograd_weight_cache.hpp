@@ -1,6 +1,7 @@
 #pragma once
 // A convolution layer's Winograd-transformed weights (U = G g G^T for every output and input
-// channel pair, in the layout the kernel reads, detail/winograd_avx512.hpp), kept from one
+// channel pair, in the layout the kernel reads, detail/winograd_avx512.hpp or, on AVX2 targets,
+// detail/winograd_avx2.hpp), kept from one
 // forward call to the next. Sampling runs the same network tens to hundreds of times with the
 // same weights, and the transform is a pass of scattered stores over 16/9 of the weights per
 // call: reused, it costs a comparison instead.

@@ -103,6 +103,11 @@ inline void bordered_row(const float* row, std::int64_t w, std::int64_t wp, floa
   if (j < w) portable::store(dst + 1 + j, portable::load_partial(row + j, w - j), w - j);
 }
 
+/// Floats of the transformed weights of g: U_e packed as A panels for all 16 positions.
+inline std::int64_t transformed_weights_floats(const ConvGeometry& g) {
+  return kPositions * (g.c_out + Kernel::kMr - 1) / Kernel::kMr * g.c_in * Kernel::kMr;
+}
+
 /// U_e = (G g G^T)[e] for every kernel g, e = 4 row + column, each U_e [c_out, c_in] packed as the
 /// micro-kernel's A panels: packed + e * mpanels * c_in * kMr.
 inline void transform_weights(const ConvGeometry& g, const float* weight, float* packed) {
@@ -268,17 +273,13 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
 
 }  // namespace winograd
 
-/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3);
+/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3), with the weights
+/// already transformed (winograd::transform_weights into transformed_weights_floats(g) floats):
+/// a layer's transform, kept across sampling steps, is reused (winograd_weight_cache.hpp).
 /// winograd_forward_applies(g, ...) holds.
-inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y,
-                                    const ConvEpilogue<float>& epilogue = {}) {
+inline void conv2d_winograd_forward_transformed(const ConvGeometry& g, const float* x, const float* packed_u, float* y,
+                                                const ConvEpilogue<float>& epilogue = {}) {
   using namespace winograd;
-  constexpr std::int64_t Mr = Kernel::kMr;
-  const std::int64_t mpanels = (g.c_out + Mr - 1) / Mr;
-  thread_local std::vector<float> u_buffer;
-  float* packed_u =
-      packed_sgemm::thread_scratch(u_buffer, static_cast<std::size_t>(kPositions * mpanels * g.c_in * Mr));
-  transform_weights(g, weight, packed_u);
   const std::int64_t th = (g.h + 1) / 2, tw = (g.w + 1) / 2;
   // Tile rows per block: V and M of a block within about 384 KiB.
   const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (kPositions * 4 * (g.c_in + g.c_out)));
@@ -297,6 +298,17 @@ inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const
       forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m, rows,
                     portable::SampleEpilogue(epilogue, i, g.c_out, g.h * g.w), y + i * g.c_out * g.h * g.w);
   }
+}
+
+/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3), transforming the
+/// weights on this call; winograd_forward_applies(g, ...) holds.
+inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y,
+                                    const ConvEpilogue<float>& epilogue = {}) {
+  thread_local std::vector<float> u_buffer;
+  float* packed_u =
+      packed_sgemm::thread_scratch(u_buffer, static_cast<std::size_t>(winograd::transformed_weights_floats(g)));
+  winograd::transform_weights(g, weight, packed_u);
+  conv2d_winograd_forward_transformed(g, x, packed_u, y, epilogue);
 }
 
 }  // namespace progdiff::backend::cpu::avx2
