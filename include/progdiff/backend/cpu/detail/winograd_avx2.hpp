@@ -3,14 +3,15 @@
 // A^T [ (G g G^T) . (B^T d B) ] A of its 4x4 input tile d, 16 multiplies per tile and channel
 // pair instead of 36 (Lavin and Gray, 2016; the transforms as in detail/winograd_avx512.hpp).
 //
-// Tiles run along the vector lanes, 8 consecutive tiles of a tile row at a time: their 4x4 input
-// windows, 2 pixels apart, are split out of a zero-bordered copy of the rows by even/odd lane
-// shuffles. The transformed tiles are written straight into the micro-kernel's packed B layout,
-// one panel of 16 tiles per position e, so the 16 products M_e[c_out, tiles] =
-// U_e[c_out, c_in] V_e[c_in, tiles] run on the AVX2 micro-kernel (detail/sgemm_avx2.hpp) with
-// the transformed weights U_e packed once per call. A sample's tiles go a few tile rows at a
-// time, so that V and M stay in L2; samples run in parallel. The epilogue's terms (bias,
-// per-sample bias, residual) are added as the output transform stores y.
+// Tiles run along the vector lanes, 8 consecutive tiles of a tile row at a time (two rows of 4
+// side by side on an 8-pixel-wide image): their 4x4 input windows, 2 pixels apart, are split
+// out of a zero-bordered copy of the rows by even/odd lane shuffles. The transformed tiles are
+// written straight into the micro-kernel's packed B layout, one panel of 16 tiles per position
+// e, so the 16 products M_e[c_out, tiles] = U_e[c_out, c_in] V_e[c_in, tiles] run on the AVX2
+// micro-kernel (detail/sgemm_avx2.hpp) with the transformed weights U_e packed once per call, or
+// once for many by a layer's weight cache (winograd_weight_cache.hpp). A sample's tiles go a few
+// tile rows at a time, so that V and M stay in L2; samples run in parallel. The epilogue's terms
+// (bias, per-sample bias, residual) are added as the output transform stores y.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <omp.h>
 
