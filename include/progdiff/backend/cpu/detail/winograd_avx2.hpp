@@ -5,7 +5,8 @@
 //
 // Tiles run along the vector lanes, 8 consecutive tiles of a tile row at a time (two rows of 4
 // side by side on an 8-pixel-wide image): their 4x4 input windows, 2 pixels apart, are split
-// out of a zero-bordered copy of the rows by even/odd lane shuffles. The transformed tiles are
+// out of two vector loads of each input row by even/odd lane shuffles, the padding shifted in.
+// The transformed tiles are
 // written straight into the micro-kernel's packed B layout, one panel of 16 tiles per position
 // e, so the 16 products M_e[c_out, tiles] = U_e[c_out, c_in] V_e[c_in, tiles] run on the AVX2
 // micro-kernel (detail/sgemm_avx2.hpp) with the transformed weights U_e packed once per call, or
@@ -71,7 +72,6 @@ struct BlockLayout {
   std::int64_t tiles;               // tiles in the block
   std::int64_t panels;              // panels of Kernel::kNr tiles
   std::int64_t ldm;                 // row length of M_e [c_out][ldm]: whole panels and one vector to spare
-  std::int64_t row_floats;          // a zero-bordered input row: whole 8-tile vectors' windows and their reach
   std::int64_t v_stride, m_stride;  // floats between consecutive positions' V and M
 
   BlockLayout(const ConvGeometry& g, std::int64_t tile_rows)
@@ -81,7 +81,6 @@ struct BlockLayout {
         tiles(padded_rows * tw),
         panels((tiles + Kernel::kNr - 1) / Kernel::kNr),
         ldm(panels * Kernel::kNr + kLanes),
-        row_floats(2 * kLanes * ((tw + kLanes - 1) / kLanes) + 8),
         v_stride(position_stride(panels * g.c_in * Kernel::kNr)),
         m_stride(position_stride(g.c_out * ldm)) {}
 };
@@ -89,20 +88,6 @@ struct BlockLayout {
 inline Floats load(const float* p) { return portable::load(p); }
 inline Floats even_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
 inline Floats odd_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
-
-/// dst[0, wp) = a zero, the w floats of `row` (zeros where row is null: the padding rows above
-/// and below the image), then zeros; wp is a multiple of kLanes, at least w + 1. Inline vector
-/// copies: rows are a few vectors long, so a memcpy and a fill per row cost more in calls than
-/// in bytes.
-inline void bordered_row(const float* row, std::int64_t w, std::int64_t wp, float* dst) {
-  // Zeros from the vector that holds the row's end on, then the row over them, one float in.
-  for (std::int64_t j = row ? (w + 1) / kLanes * kLanes : 0; j < wp; j += kLanes) portable::store(dst + j, Floats{});
-  if (!row) return;
-  dst[0] = 0.0f;
-  std::int64_t j = 0;
-  for (; j + kLanes <= w; j += kLanes) portable::store(dst + 1 + j, load(row + j));
-  if (j < w) portable::store(dst + 1 + j, portable::load_partial(row + j, w - j), w - j);
-}
 
 /// Floats of the transformed weights of g: U_e packed as A panels for all 16 positions.
 inline std::int64_t transformed_weights_floats(const ConvGeometry& g) {
@@ -139,36 +124,51 @@ inline void transform_weights(const ConvGeometry& g, const float* weight, float*
 /// Lanes 0-3 of a, then lanes 0-3 of b: two tile rows of 4 tiles in one vector.
 inline Floats side_by_side(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11); }
 
-/// The columns d0 .. d3 of row r of the 4x4 input windows of 8 tiles: lane l's window starts at
-/// column 2 l of a bordered row (src), even and odd lanes split apart.
-inline void window_columns(const float* src, Floats d[4]) {
-  const Floats a = load(src), b = load(src + 8), a2 = load(src + 2), b2 = load(src + 10);
-  d[0] = even_lanes(a, b);
-  d[1] = odd_lanes(a, b);
-  d[2] = even_lanes(a2, b2);
-  d[3] = odd_lanes(a2, b2);
+/// Floats [s, s + kLanes) of a row of w floats, zeros past its end.
+inline Floats row_vector(const float* row, std::int64_t w, std::int64_t s) {
+  if (s + kLanes <= w) return load(row + s);
+  return s < w ? portable::load_partial(row + s, w - s) : Floats{};
+}
+
+/// The columns d0 .. d3 of one row of the 4x4 input windows of the 8 tiles from tile column tj0
+/// on: lane l's window is columns 2 (tj0 + l) - 1 .. 2 (tj0 + l) + 2 of `row` (w floats; null for
+/// a padding row), zeros outside it. Read straight from the input: the 16 floats from column
+/// 2 tj0 on split into even and odd lanes are d1 and d2, and d0 and d3 are those shifted by a
+/// lane with the columns either side shifted in. (Copying rows into a zero-bordered buffer and
+/// loading the windows from it made every load straddle two of the copy's stores: the loads
+/// waited for the stores to reach L1.)
+inline void window_columns(const float* row, std::int64_t w, std::int64_t tj0, Floats d[4]) {
+  if (!row) {
+    d[0] = d[1] = d[2] = d[3] = Floats{};
+    return;
+  }
+  const std::int64_t s = 2 * tj0;
+  const Floats v0 = row_vector(row, w, s), v1 = row_vector(row, w, s + kLanes);
+  const Floats left = portable::broadcast(s > 0 ? row[s - 1] : 0.0f);
+  const Floats right = portable::broadcast(s + 2 * kLanes < w ? row[s + 2 * kLanes] : 0.0f);
+  d[1] = even_lanes(v0, v1);
+  d[2] = odd_lanes(v0, v1);
+  d[0] = __builtin_shufflevector(d[2], left, 8, 0, 1, 2, 3, 4, 5, 6);
+  d[3] = __builtin_shufflevector(d[1], right, 1, 2, 3, 4, 5, 6, 7, 8);
 }
 
 /// The tiles of tile rows [ti0, ti1) of one sample: input transform into V (panels of 16 tiles per
 /// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y with the sample's
 /// epilogue terms.
 inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
-                          std::int64_t ti1, float* v, float* m, float* rows, const portable::SampleEpilogue& terms,
-                          float* y) {
+                          std::int64_t ti1, float* v, float* m, const portable::SampleEpilogue& terms, float* y) {
   constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const BlockLayout layout(g, ti1 - ti0);
   const std::int64_t tw = layout.tw, q = layout.rows_per_vector, tiles = layout.tiles, panels = layout.panels;
-  const std::int64_t ldm = layout.ldm, wp = layout.row_floats, v_stride = layout.v_stride, m_stride = layout.m_stride;
-  const std::int64_t mpanels = (co_count + Mr - 1) / Mr, row_count = 2 * layout.padded_rows + 2;
+  const std::int64_t ldm = layout.ldm, v_stride = layout.v_stride, m_stride = layout.m_stride;
+  const std::int64_t mpanels = (co_count + Mr - 1) / Mr;
   const std::int64_t ti_end = ti0 + layout.padded_rows;  // past ti1 only for narrow rows: never stored
-  // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti_end of the input, zero-bordered.
+  // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti_end of the input.
   for (std::int64_t ci = 0; ci < ci_count; ++ci) {
     const float* plane = x + ci * h * w;
-    for (std::int64_t r = 0; r < row_count; ++r) {
-      const std::int64_t yi = 2 * ti0 - 1 + r;
-      bordered_row(yi >= 0 && yi < h ? plane + yi * w : nullptr, w, wp, rows + r * wp);
-    }
+    // Input row yi of this channel, null for the padding rows above and below the image.
+    const auto input_row = [&](std::int64_t yi) { return yi >= 0 && yi < h ? plane + yi * w : nullptr; };
     for (std::int64_t ti = ti0; ti < ti_end; ti += q)
       for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
         const std::int64_t lanes = q > 1 ? kLanes : std::min(kLanes, tw - tj0);
@@ -176,11 +176,11 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
         for (int r = 0; r < 4; ++r) {
           Floats d[4];
           if (q == 1) {
-            window_columns(rows + (2 * (ti - ti0) + r) * wp + 2 * tj0, d);
+            window_columns(input_row(2 * ti - 1 + r), w, tj0, d);
           } else {  // two tile rows, each the first 4 lanes of its own split
             Floats first[4], second[4];
-            window_columns(rows + (2 * (ti - ti0) + r) * wp, first);
-            window_columns(rows + (2 * (ti - ti0 + 1) + r) * wp, second);
+            window_columns(input_row(2 * ti - 1 + r), w, 0, first);
+            window_columns(input_row(2 * ti + 1 + r), w, 0, second);
             for (int k = 0; k < 4; ++k) d[k] = side_by_side(first[k], second[k]);
           }
           u[r][0] = d[0] - d[2];
@@ -290,13 +290,11 @@ inline void conv2d_winograd_forward_transformed(const ConvGeometry& g, const flo
   const BlockLayout largest(g, block_rows);  // a last, shorter block needs no more
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
   for (std::int64_t i = 0; i < g.n; ++i) {
-    thread_local std::vector<float> v_buffer, m_buffer, rows_buffer;
+    thread_local std::vector<float> v_buffer, m_buffer;
     float* v = packed_sgemm::thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * largest.v_stride));
     float* m = packed_sgemm::thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * largest.m_stride));
-    float* rows =
-        packed_sgemm::thread_scratch(rows_buffer, static_cast<std::size_t>((2 * block_rows + 2) * largest.row_floats));
     for (std::int64_t ti0 = 0; ti0 < th; ti0 += block_rows)
-      forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m, rows,
+      forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m,
                     portable::SampleEpilogue(epilogue, i, g.c_out, g.h * g.w), y + i * g.c_out * g.h * g.w);
   }
 }
