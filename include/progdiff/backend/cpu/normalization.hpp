@@ -94,24 +94,15 @@ struct Normalization {
   static void group_norm_silu_backward(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups, const T* x,
                                        const T* dy, const T* mean, const T* rstd, const T* gamma, const T* beta, T* dx,
                                        T* dgamma, T* dbeta) {
-#if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      group_norm_backward_avx512(n, c, hw, groups, x, dy, mean, rstd, gamma, beta, dx, dgamma, dbeta);
+      group_norm_backward_float(n, c, hw, groups, x, dy, mean, rstd, gamma, beta, dx, dgamma, dbeta);
       return;
     }
-#endif
     const std::int64_t cpg = c / groups;
 #pragma omp parallel for collapse(2) if (n * c * hw > (1 << 15))
     for (std::int64_t i = 0; i < n; ++i)
       for (std::int64_t cc = 0; cc < c; ++cc) {
         const double mu = mean[i * groups + cc / cpg], rs = rstd[i * groups + cc / cpg];
-        if constexpr (std::is_same_v<T, float>) {
-          // The SiLU's input as the float forward computed it (shift: the stored mean itself).
-          const std::int64_t at = (i * c + cc) * hw;
-          portable::affine_silu_backward(hw, x + at, dy + at, static_cast<float>(mu),
-                                         static_cast<float>(rs * gamma[cc]), beta[cc], dx + at);
-          continue;
-        }
         const double a = rs * static_cast<double>(gamma[cc]), b = static_cast<double>(beta[cc]) - mu * a;
         for (std::int64_t k = (i * c + cc) * hw, end = k + hw; k < end; ++k) {
           const T v = static_cast<T>(static_cast<double>(x[k]) * a + b);
@@ -129,12 +120,10 @@ struct Normalization {
                                   const T* dy, const T* mean, const T* rstd, const T* gamma, T* dx, T* dgamma,
                                   T* dbeta) {
     const std::int64_t cpg = c / groups;
-#if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {
-      group_norm_backward_avx512(n, c, hw, groups, x, dy, mean, rstd, gamma, nullptr, dx, dgamma, dbeta);
+      group_norm_backward_float(n, c, hw, groups, x, dy, mean, rstd, gamma, nullptr, dx, dgamma, dbeta);
       return;
     }
-#endif
     // Parameter gradients: per channel, reduce over samples.
 #pragma omp parallel for if (n * c * hw > (1 << 15))
     for (std::int64_t cc = 0; cc < c; ++cc) {
@@ -180,17 +169,22 @@ struct Normalization {
       }
   }
 
-#if defined(__AVX512F__)
   /// The float backward in two passes over each group (the reference makes four): per channel
   /// plane sum(dy) and sum(dy * (x - mean)), kept per sample for dgamma and dbeta; then
   /// math::group_norm_dx with g = dy * gamma, expanded per channel into
   /// dx = a * dy + b * (x - shift) + c (shift: the float nearest the mean). With `beta` given,
   /// the GroupNorm feeds a SiLU and dy is the SiLU's output gradient: the first pass turns it
-  /// into the normalized values' gradient, stored in dx for the second.
-  static void group_norm_backward_avx512(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups,
-                                         const float* x, const float* dy, const float* mean, const float* rstd,
-                                         const float* gamma, const float* beta, float* dx, float* dgamma,
-                                         float* dbeta) {
+  /// into the normalized values' gradient, stored in dx for the second. The kernels are those
+  /// of detail/normalization_avx512.hpp on AVX-512, the same formulas on generic vectors
+  /// (detail/vector_math_portable.hpp) elsewhere.
+  static void group_norm_backward_float(std::int64_t n, std::int64_t c, std::int64_t hw, std::int64_t groups,
+                                        const float* x, const float* dy, const float* mean, const float* rstd,
+                                        const float* gamma, const float* beta, float* dx, float* dgamma, float* dbeta) {
+#if defined(__AVX512F__)
+    namespace vec = avx512;
+#else
+    namespace vec = portable;
+#endif
     const float* grad = beta ? dx : dy;  // what the second pass reads as the normalized values' gradient
     const std::int64_t cpg = c / groups;
     std::vector<double> sum_dy(static_cast<std::size_t>(n * c)), sum_dy_xhat(static_cast<std::size_t>(n * c));
@@ -206,10 +200,10 @@ struct Normalization {
           const std::int64_t off = base + ch * hw;
           // The SiLU's input as group_norm_silu_forward computed it: (x - shift) * rstd * gamma +
           // beta, shift being the stored mean itself here.
-          const avx512::PlaneSums p =
-              beta ? avx512::silu_grad_plane_sums(hw, x + off, dy + off, shift, static_cast<float>(rs * gamma[cc]),
-                                                  beta[cc], dx + off)
-                   : avx512::plane_sums(hw, x + off, dy + off, shift);
+          const vec::PlaneSums p =
+              beta ? vec::silu_grad_plane_sums(hw, x + off, dy + off, shift, static_cast<float>(rs * gamma[cc]),
+                                               beta[cc], dx + off)
+                   : vec::plane_sums(hw, x + off, dy + off, shift);
           // sum(dy * xhat) = rstd * (sum(dy * (x - shift)) + (shift - mean) * sum(dy))
           const double dy_xhat = rs * (p.dy_x + (static_cast<double>(shift) - mu) * p.dy);
           sum_dy[static_cast<std::size_t>(i * c + cc)] = p.dy;
@@ -224,8 +218,8 @@ struct Normalization {
         const double c0 = -rs * mean_g - rs * rs * mean_gx * (static_cast<double>(shift) - mu);
         for (std::int64_t ch = 0; ch < cpg; ++ch) {
           const std::int64_t off = base + ch * hw;
-          avx512::affine2(hw, grad + off, x + off, shift, static_cast<float>(rs * gamma[g * cpg + ch]),
-                          static_cast<float>(b), static_cast<float>(c0), dx + off);
+          vec::affine2(hw, grad + off, x + off, shift, static_cast<float>(rs * gamma[g * cpg + ch]),
+                       static_cast<float>(b), static_cast<float>(c0), dx + off);
         }
       }
     for (std::int64_t cc = 0; cc < c; ++cc) {
@@ -238,7 +232,6 @@ struct Normalization {
       dbeta[cc] += static_cast<float>(sb);
     }
   }
-#endif
 
   // x, y: [rows, cols]; y = softmax(scale * x) per row
   template <class T>

@@ -4,6 +4,7 @@
 // AVX2 register, two SSE or NEON registers), so no libm call and no branch per element. They evaluate the formulas of
 // detail/vector_math_avx512.hpp: the same reduction and polynomial, the same sigmoid. (Plain loops would stay scalar:
 // GCC does not vectorize a loop with float comparisons while they may trap, which is its default.)
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -162,6 +163,67 @@ inline math::GroupStats group_norm_stats(const float* x, std::int64_t count, dou
   const double mean_shifted = s1 / n;
   const double var = std::fmax(s2 / n - mean_shifted * mean_shifted, 0.0);
   return math::GroupStats{static_cast<double>(shift) + mean_shifted, 1.0 / std::sqrt(var + eps)};
+}
+
+/// A channel plane's sums for GroupNorm's backward: sum(dy) and sum(dy (x - shift)).
+struct PlaneSums {
+  double dy, dy_x;
+};
+
+/// The sum of a vector's lanes, in double.
+inline double lane_sum(Floats v) {
+  double total = 0.0;
+  for (std::int64_t lane = 0; lane < kLanes; ++lane) total += static_cast<double>(v[lane]);
+  return total;
+}
+
+/// PlaneSums of x[0, n) and dy[0, n): float per lane over blocks of 256, each block's lanes then
+/// added in double (the AVX-512 kernel's scheme, detail/normalization_avx512.hpp).
+inline PlaneSums plane_sums(std::int64_t n, const float* x, const float* dy, float shift) {
+  constexpr std::int64_t kBlock = 256;
+  PlaneSums total{0.0, 0.0};
+  for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    Floats s1{}, s2{};
+    for_each_vector(std::min(kBlock, n - b0), [&](std::int64_t i, std::int64_t lanes) {
+      const Floats d = load_lanes(dy + b0 + i, lanes);  // zeros past the end: they add nothing
+      s1 += d;
+      s2 += d * (load_lanes(x + b0 + i, lanes) - shift);
+    });
+    total.dy += lane_sum(s1);
+    total.dy_x += lane_sum(s2);
+  }
+  return total;
+}
+
+/// plane_sums of the gradient that reaches the normalized values through a SiLU,
+/// g[i] = dy[i] silu'(v[i]) with v[i] = (x[i] - shift) a + b recomputed as affine_then<true>
+/// computed it; g is stored to `g` (which may be dy) for the second pass of the backward.
+inline PlaneSums silu_grad_plane_sums(std::int64_t n, const float* x, const float* dy, float shift, float a, float b,
+                                      float* g) {
+  constexpr std::int64_t kBlock = 256;
+  PlaneSums total{0.0, 0.0};
+  for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
+    Floats s1{}, s2{};
+    for_each_vector(std::min(kBlock, n - b0), [&](std::int64_t i, std::int64_t lanes) {
+      const Floats xs = load_lanes(x + b0 + i, lanes) - shift;
+      const Floats d = load_lanes(dy + b0 + i, lanes) * silu_derivative(xs * a + b);
+      store(g + b0 + i, d, lanes);
+      s1 += d;
+      s2 += d * xs;
+    });
+    total.dy += lane_sum(s1);
+    total.dy_x += lane_sum(s2);
+  }
+  return total;
+}
+
+/// dx[i] = a dy[i] + b (x[i] - shift) + c for i < n.
+inline void affine2(std::int64_t n, const float* dy, const float* x, float shift, float a, float b, float c,
+                    float* dx) {
+  for_each_vector(n, [&](std::int64_t i, std::int64_t lanes) {
+    const Floats xs = load_lanes(x + i, lanes) - shift;
+    store(dx + i, a * load_lanes(dy + i, lanes) + (b * xs + c), lanes);
+  });
 }
 
 }  // namespace progdiff::backend::cpu::portable
