@@ -50,6 +50,42 @@ std::vector<double> with_epilogue(const ConvGeometry& g, std::vector<double> y, 
   return y;
 }
 
+// The inputs of a fused-epilogue check of geometry g, drawn from seeds seed .. seed + 4, and
+// its variants: every term, the bias alone (where `bias_alone`), the per-sample bias alone and
+// the residual alone, each with its double reference. Not copied or moved: the variants point
+// into its vectors.
+class EpilogueCase {
+ public:
+  struct Variant {
+    const char* name;
+    progdiff::ConvEpilogue<float> epilogue;
+    std::vector<double> want;
+  };
+
+  EpilogueCase(const ConvGeometry& g, std::uint32_t seed, bool bias_alone) {
+    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
+    const auto xd = uniform(x_size, seed), wd = uniform(std::size_t(g.c_out * g.patch()), seed + 1),
+               bias = uniform(std::size_t(g.c_out), seed + 2),
+               sample_bias = uniform(std::size_t(g.n * g.c_out), seed + 3), residual = uniform(y_size, seed + 4);
+    std::vector<double> conv(y_size);
+    reference::conv2d_forward<double>(g, xd.data(), wd.data(), conv.data());
+    x = cast<float>(xd), w = cast<float>(wd), b = cast<float>(bias), s = cast<float>(sample_bias),
+    r = cast<float>(residual);
+    variants.push_back({"all", {b.data(), s.data(), r.data()}, with_epilogue(g, conv, bias, sample_bias, residual)});
+    if (bias_alone) variants.push_back({"bias", {b.data(), nullptr, nullptr}, with_epilogue(g, conv, bias, {}, {})});
+    variants.push_back({"sample bias", {nullptr, s.data(), nullptr}, with_epilogue(g, conv, {}, sample_bias, {})});
+    variants.push_back({"residual", {nullptr, nullptr, r.data()}, with_epilogue(g, conv, {}, {}, residual)});
+  }
+  EpilogueCase(const EpilogueCase&) = delete;
+  EpilogueCase& operator=(const EpilogueCase&) = delete;
+
+  std::vector<float> x, w;  // the convolution's input and weights
+  std::vector<Variant> variants;
+
+ private:
+  std::vector<float> b, s, r;  // the terms the variants point to
+};
+
 template <class T>
 void check_conv(const ConvGeometry& g) {
   INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " k=", g.kh, "x", g.kw,
@@ -218,27 +254,11 @@ TEST_CASE("The AVX2 forward kernels add a bias, a per-sample bias and a residual
                                 {2, 5, 9, 6, 6, 3, 3, 2, 1}};     // implicit GEMM only (stride 2)
   for (const ConvGeometry& g : cases) {
     INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " stride=", g.stride);
-    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
-    const auto x = uniform(x_size, 51), w = uniform(std::size_t(g.c_out * g.patch()), 52),
-               bias = uniform(std::size_t(g.c_out), 53), sample_bias = uniform(std::size_t(g.n * g.c_out), 54),
-               residual = uniform(y_size, 55);
-    std::vector<double> conv(y_size);
-    reference::conv2d_forward<double>(g, x.data(), w.data(), conv.data());
-    const auto xf = cast<float>(x), wf = cast<float>(w), bf = cast<float>(bias), sf = cast<float>(sample_bias),
-               rf = cast<float>(residual);
-    struct Variant {
-      const char* name;
-      progdiff::ConvEpilogue<float> epilogue;
-      std::vector<double> want;
-    };
-    const Variant variants[] = {
-        {"all", {bf.data(), sf.data(), rf.data()}, with_epilogue(g, conv, bias, sample_bias, residual)},
-        {"bias", {bf.data(), nullptr, nullptr}, with_epilogue(g, conv, bias, {}, {})},
-        {"sample bias", {nullptr, sf.data(), nullptr}, with_epilogue(g, conv, {}, sample_bias, {})},
-        {"residual", {nullptr, nullptr, rf.data()}, with_epilogue(g, conv, {}, {}, residual)}};
+    const std::size_t y_size = std::size_t(g.n * g.c_out * g.out_hw());
+    const EpilogueCase data(g, 51, true);
     // Each kernel: the fused terms against the double reference, and bit for bit against the
     // kernel without them followed by the layers' separate passes, which fusing must not change.
-    const auto check = [&](const char* kernel, const Variant& v, auto&& run) {
+    const auto check = [&](const char* kernel, const EpilogueCase::Variant& v, auto&& run) {
       INFO("kernel: ", kernel, ", epilogue: ", v.name);
       std::vector<float> fused(y_size, NAN), separate(y_size, NAN);
       run(v.epilogue, fused.data());
@@ -251,13 +271,13 @@ TEST_CASE("The AVX2 forward kernels add a bias, a per-sample bias and a residual
       if (v.epilogue.residual) Elementwise::add<float>(y_size, separate.data(), v.epilogue.residual, separate.data());
       CHECK(std::equal(fused.begin(), fused.end(), separate.begin()));
     };
-    for (const Variant& v : variants) {
+    for (const EpilogueCase::Variant& v : data.variants) {
       check("implicit GEMM", v, [&](const progdiff::ConvEpilogue<float>& e, float* y) {
-        avx2::conv2d_forward_implicit(g, xf.data(), wf.data(), y, e);
+        avx2::conv2d_forward_implicit(g, data.x.data(), data.w.data(), y, e);
       });
       if (avx2::winograd_forward_applies(g, 1))
         check("Winograd", v, [&](const progdiff::ConvEpilogue<float>& e, float* y) {
-          avx2::conv2d_winograd_forward(g, xf.data(), wf.data(), y, e);
+          avx2::conv2d_winograd_forward(g, data.x.data(), data.w.data(), y, e);
         });
     }
   }
@@ -315,34 +335,19 @@ TEST_CASE("Both forward kernels add a per-sample bias and a residual as they sto
                                 {2, 35, 8, 16, 3, 1, 1, 1, 0}};
   for (const ConvGeometry& g : cases) {
     INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out, " k=", g.kh);
-    const std::size_t x_size = std::size_t(g.n * g.c_in * g.h * g.w), y_size = std::size_t(g.n * g.c_out * g.out_hw());
-    const auto x = uniform(x_size, 41), w = uniform(std::size_t(g.c_out * g.patch()), 42),
-               bias = uniform(std::size_t(g.c_out), 43), sample_bias = uniform(std::size_t(g.n * g.c_out), 44),
-               residual = uniform(y_size, 45);
-    std::vector<double> conv(y_size);
-    reference::conv2d_forward<double>(g, x.data(), w.data(), conv.data());
-    const auto xf = cast<float>(x), wf = cast<float>(w), bf = cast<float>(bias), sf = cast<float>(sample_bias),
-               rf = cast<float>(residual);
+    const std::size_t y_size = std::size_t(g.n * g.c_out * g.out_hw());
     // Every term, then each of the per-sample bias and the residual on its own.
-    struct Variant {
-      const char* name;
-      progdiff::ConvEpilogue<float> epilogue;
-      std::vector<double> want;
-    };
-    const Variant variants[] = {
-        {"all", {bf.data(), sf.data(), rf.data()}, with_epilogue(g, conv, bias, sample_bias, residual)},
-        {"sample bias", {nullptr, sf.data(), nullptr}, with_epilogue(g, conv, {}, sample_bias, {})},
-        {"residual", {nullptr, nullptr, rf.data()}, with_epilogue(g, conv, {}, {}, residual)}};
-    for (const Variant& v : variants) {
+    const EpilogueCase data(g, 41, false);
+    for (const EpilogueCase::Variant& v : data.variants) {
       INFO("epilogue: ", v.name);
       if (avx512::direct_applies(g)) {
         std::vector<float> direct(y_size, NAN);
-        avx512::conv2d_forward_direct(g, xf.data(), wf.data(), v.epilogue, direct.data());
+        avx512::conv2d_forward_direct(g, data.x.data(), data.w.data(), v.epilogue, direct.data());
         CHECK(worst_error(direct, v.want) <= tolerance<float>(g.patch() + 3));
       }
       if (avx512::winograd_applies(g)) {
         std::vector<float> winograd(y_size, NAN);
-        avx512::conv2d_winograd(g, xf.data(), Cpu::forward_taps(g, wf.data()), v.epilogue, winograd.data());
+        avx512::conv2d_winograd(g, data.x.data(), Cpu::forward_taps(g, data.w.data()), v.epilogue, winograd.data());
         CHECK(worst_error(winograd, v.want) <= tolerance<float>(g.patch() + 3));
       }
     }
