@@ -2,16 +2,17 @@
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels (or of 7 or 8) and channels
-// from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd F(2x2, 3x3)
-// (detail/winograd_avx2.hpp), the other forwards and the weight
-// gradient as the implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1
-// convolution as the forward of dy with the flipped kernels (by either kernel); both forwards
-// add the epilogue's terms as they store y. The portable path (double, 1x1 kernels,
-// no AVX2) does im2col per sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1
-// convolution skips im2col). The plain-loop reference is conv_reference.hpp. conv2d_forward_epilogue adds a bias, a
-// per-sample bias and a residual as it stores the output (conv_epilogue.hpp). Under bf16 mixed precision
-// (matmul_precision.hpp) the convolutions the direct kernels cover run detail/conv_bf16_avx512.hpp instead.
+// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels (or of 7 or 8)
+// and channels from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd
+// F(2x2, 3x3) (detail/winograd_avx2.hpp), the other forwards and the weight gradient as the
+// implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1 convolution as the
+// forward of dy with the flipped kernels (by either kernel); both forwards add the epilogue's
+// terms as they store y. The portable path (double, 1x1 kernels, no AVX2) does im2col per
+// sample, then one GEMM per sample with the weight matrix [c_out, c_in*kh*kw] (a 1x1 stride-1
+// convolution skips im2col). The plain-loop reference is conv_reference.hpp.
+// conv2d_forward_epilogue adds a bias, a per-sample bias and a residual as it stores the output
+// (conv_epilogue.hpp). Under bf16 mixed precision (matmul_precision.hpp) the convolutions the
+// direct kernels cover run detail/conv_bf16_avx512.hpp instead.
 #include <omp.h>
 
 #include <algorithm>
@@ -149,8 +150,8 @@ struct Conv {
     im2col_forward<T>(g, x, weight, y);
   }
 
-  /// y = conv(x, weight) + bias[c_out] per channel (assigns): the direct AVX-512 kernel adds
-  /// the bias as it computes y, the other paths in a second pass. The Conv2d layer uses it
+  /// y = conv(x, weight) + bias[c_out] per channel (assigns): the AVX-512 and AVX2 kernels add
+  /// the bias as they compute or store y, the portable path in a second pass. The Conv2d layer uses it
   /// where a back end has it (an optional member of the Backend interface).
   template <class T>
   static void conv2d_forward_bias(const ConvGeometry& g, const T* x, const T* weight, const T* bias, T* y) {
@@ -172,9 +173,9 @@ struct Conv {
   }
 
   /// y = conv(x, weight) + the epilogue's bias, per-sample bias and residual (assigns): the
-  /// direct and Winograd AVX-512 kernels add them as they store y, the other paths in further
-  /// passes. The layers use it where a back end has it (an optional member of the Backend
-  /// interface).
+  /// direct and Winograd kernels of AVX-512 and AVX2 add them as they store y, the other paths
+  /// (1x1 kernels on AVX2, bf16 products, the portable path) in further passes. The layers use it where a back end has
+  /// it (an optional member of the Backend interface).
   template <class T>
   static void conv2d_forward_epilogue(const ConvGeometry& g, const T* x, const T* weight,
                                       const ConvEpilogue<T>& epilogue, T* y) {
