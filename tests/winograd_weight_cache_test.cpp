@@ -70,10 +70,11 @@ std::size_t output_size(const ConvGeometry& g) { return std::size_t(g.n * g.c_ou
 #endif
 }
 
-// The smallest channel count among the shapes below: where the machine's crossover is above it,
-// the transform counts are not this machine's to check.
+// The fewest channels of the shapes below in each of their size classes (7x7; 7x17): where the
+// machine's crossover is above either, the transform counts are not this machine's to check.
 [[maybe_unused]] doctest::skip unless_winograd_runs() {
-  return doctest::skip(!winograd_runs(ConvGeometry{2, 16, 7, 7, 16, 3, 3, 1, 1}));
+  return doctest::skip(!winograd_runs(ConvGeometry{2, 16, 7, 7, 16, 3, 3, 1, 1}) ||
+                       !winograd_runs(ConvGeometry{1, 70, 7, 17, 80, 3, 3, 1, 1}));
 }
 
 // The uncached forward: what conv2d_forward_cached must reproduce. Both helpers serve the
