@@ -62,8 +62,7 @@ std::size_t output_size(const ConvGeometry& g) { return std::size_t(g.n * g.c_ou
   (void)g;
   return true;
 #elif defined(__AVX2__) && defined(__FMA__)
-  namespace cpu = pd::backend::cpu;
-  return cpu::avx2::winograd_forward_applies(g, cpu::kernel_choices().winograd_min_channels_for(g.out_hw()));
+  return Cpu::avx2_winograd_runs(g);
 #else
   (void)g;
   return false;

@@ -124,12 +124,17 @@ struct Conv {
   }
 
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+  /// Whether the AVX2 forward of g runs Winograd: its kernel takes g, and g has channels from the
+  /// machine's crossover up.
+  static bool avx2_winograd_runs(const ConvGeometry& g) {
+    return avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw()));
+  }
+
   /// y = conv(x, weight) + the epilogue's terms by the AVX2 kernels, Winograd where the machine's
   /// crossover says it pays; not for 1x1 kernels (one plain GEMM each).
   static void avx2_forward(const ConvGeometry& g, const float* x, const float* weight,
                            const ConvEpilogue<float>& epilogue, float* y) {
-    if (avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw())))
-      return avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
+    if (avx2_winograd_runs(g)) return avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
     avx2::conv2d_forward_implicit(g, x, weight, y, epilogue);
   }
 #endif
@@ -231,7 +236,7 @@ struct Conv {
     }
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>) {
-      if (!avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw()))) return false;
+      if (!avx2_winograd_runs(g)) return false;
       const auto floats = static_cast<std::size_t>(avx2::winograd::transformed_weights_floats(g));
       ConvWeightCache::Lease lease = cache.lease(g, weight, floats);
       if (!lease) {

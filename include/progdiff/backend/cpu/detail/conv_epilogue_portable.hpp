@@ -19,7 +19,6 @@ struct SampleEpilogue {
   const float* sample_bias = nullptr;  // [C_out] of sample n
   const float* residual = nullptr;     // [C_out, H_out, W_out] of sample n
 
-  SampleEpilogue() = default;
   SampleEpilogue(const ConvEpilogue<float>& epilogue, std::int64_t n, std::int64_t c_out, std::int64_t out_hw)
       : bias(epilogue.bias),
         sample_bias(epilogue.sample_bias ? epilogue.sample_bias + n * c_out : nullptr),

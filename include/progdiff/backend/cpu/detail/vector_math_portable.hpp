@@ -117,15 +117,6 @@ void affine_then(std::int64_t n, const float* x, float shift, float a, float b, 
   });
 }
 
-/// dx[i] = dy[i] * silu'((x[i] - shift) * a + b) for i < n: the backward of affine_then<true>.
-inline void affine_silu_backward(std::int64_t n, const float* x, const float* dy, float shift, float a, float b,
-                                 float* dx) {
-  for_each_vector(n, [&](std::int64_t i, std::int64_t lanes) {
-    const Floats v = (load_lanes(x + i, lanes) - shift) * a + b;
-    store(dx + i, load_lanes(dy + i, lanes) * silu_derivative(v), lanes);
-  });
-}
-
 /// Mean and 1 / sqrt(biased variance + eps) of x[0, count), as math::group_norm_stats but in
 /// one pass: x - x[0] and its square summed in float per lane over blocks of 256, each block's
 /// lanes then added in double (the AVX-512 kernel's scheme, detail/normalization_avx512.hpp). The
@@ -177,37 +168,18 @@ inline double lane_sum(Floats v) {
   return total;
 }
 
-/// PlaneSums of x[0, n) and dy[0, n): float per lane over blocks of 256, each block's lanes then
-/// added in double (the AVX-512 kernel's scheme, detail/normalization_avx512.hpp).
-inline PlaneSums plane_sums(std::int64_t n, const float* x, const float* dy, float shift) {
-  constexpr std::int64_t kBlock = 256;
-  PlaneSums total{0.0, 0.0};
-  for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
-    Floats s1{}, s2{};
-    for_each_vector(std::min(kBlock, n - b0), [&](std::int64_t i, std::int64_t lanes) {
-      const Floats d = load_lanes(dy + b0 + i, lanes);  // zeros past the end: they add nothing
-      s1 += d;
-      s2 += d * (load_lanes(x + b0 + i, lanes) - shift);
-    });
-    total.dy += lane_sum(s1);
-    total.dy_x += lane_sum(s2);
-  }
-  return total;
-}
-
-/// plane_sums of the gradient that reaches the normalized values through a SiLU,
-/// g[i] = dy[i] silu'(v[i]) with v[i] = (x[i] - shift) a + b recomputed as affine_then<true>
-/// computed it; g is stored to `g` (which may be dy) for the second pass of the backward.
-inline PlaneSums silu_grad_plane_sums(std::int64_t n, const float* x, const float* dy, float shift, float a, float b,
-                                      float* g) {
+/// sum(d) and sum(d (x - shift)) over [0, n), d = gradient(i, lanes, x - shift) for each vector
+/// at i: float per lane over blocks of 256, each block's lanes then added in double (the AVX-512
+/// kernel's scheme, detail/normalization_avx512.hpp).
+template <class Gradient>
+PlaneSums blocked_plane_sums(std::int64_t n, const float* x, float shift, Gradient&& gradient) {
   constexpr std::int64_t kBlock = 256;
   PlaneSums total{0.0, 0.0};
   for (std::int64_t b0 = 0; b0 < n; b0 += kBlock) {
     Floats s1{}, s2{};
     for_each_vector(std::min(kBlock, n - b0), [&](std::int64_t i, std::int64_t lanes) {
       const Floats xs = load_lanes(x + b0 + i, lanes) - shift;
-      const Floats d = load_lanes(dy + b0 + i, lanes) * silu_derivative(xs * a + b);
-      store(g + b0 + i, d, lanes);
+      const Floats d = gradient(b0 + i, lanes, xs);  // zeros past the end: they add nothing
       s1 += d;
       s2 += d * xs;
     });
@@ -215,6 +187,24 @@ inline PlaneSums silu_grad_plane_sums(std::int64_t n, const float* x, const floa
     total.dy_x += lane_sum(s2);
   }
   return total;
+}
+
+/// PlaneSums of x[0, n) and dy[0, n).
+inline PlaneSums plane_sums(std::int64_t n, const float* x, const float* dy, float shift) {
+  return blocked_plane_sums(n, x, shift,
+                            [&](std::int64_t i, std::int64_t lanes, Floats) { return load_lanes(dy + i, lanes); });
+}
+
+/// plane_sums of the gradient that reaches the normalized values through a SiLU,
+/// g[i] = dy[i] silu'(v[i]) with v[i] = (x[i] - shift) a + b recomputed as affine_then<true>
+/// computed it; g is stored to `g` (which may be dy) for the second pass of the backward.
+inline PlaneSums silu_grad_plane_sums(std::int64_t n, const float* x, const float* dy, float shift, float a, float b,
+                                      float* g) {
+  return blocked_plane_sums(n, x, shift, [&](std::int64_t i, std::int64_t lanes, Floats xs) {
+    const Floats d = load_lanes(dy + i, lanes) * silu_derivative(xs * a + b);
+    store(g + i, d, lanes);
+    return d;
+  });
 }
 
 /// dx[i] = a dy[i] + b (x[i] - shift) + c for i < n.
