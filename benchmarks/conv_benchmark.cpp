@@ -64,7 +64,7 @@ void conv(benchmark::State& state) {
         avx2::conv2d_forward_implicit(g, x.data(), w.data(), y.data());
       else if constexpr (P == kBackwardData)
         avx2::conv2d_backward_data_as_forward(g, y.data(), w.data(), x.data(),
-                                              std::numeric_limits<std::int64_t>::max());
+                                              std::numeric_limits<std::int64_t>::max(), 2);
       else
         avx2::conv2d_backward_weight_implicit(g, x.data(), y.data(), dw.data());
       benchmark::ClobberMemory();

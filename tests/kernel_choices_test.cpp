@@ -61,7 +61,9 @@ class ScopedEnv {
 struct TempFile {
   fs::path path;
   explicit TempFile(const std::string& contents) {
-    path = fs::temp_directory_path() / ("progdiff_kernel_choices_" + std::to_string(::getpid()) + ".txt");
+    static int files = 0;  // one name per file: several may exist at once
+    path = fs::temp_directory_path() /
+           ("progdiff_kernel_choices_" + std::to_string(::getpid()) + "_" + std::to_string(files++) + ".txt");
     std::ofstream(path) << contents;
   }
   ~TempFile() { fs::remove(path); }
@@ -105,6 +107,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     CHECK(choices.winograd_min_channels_for(12 * 12) == 32);
     CHECK(choices.winograd_min_channels_for(64 * 64) == cpu::kBuiltInWinogradMinChannels);
     CHECK(choices.winograd_block_bytes == 786432);
+    CHECK(choices.winograd_tile == 4);  // not in the file: the built-in value
     CHECK(choices.source == file.path.string());
   }
   SUBCASE("never") {
@@ -118,6 +121,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     cpu::KernelChoices written;
     written.winograd_min_channels = {cpu::kWinogradNever, 64, 24};
     written.winograd_block_bytes = 192 * 1024;
+    written.winograd_tile = 2;
     cpu::write_kernel_choices(file.path, id, written, "line one\nline two");
     std::ifstream in(file.path);
     std::string first;
@@ -127,6 +131,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     cpu::read_kernel_choices(file.path, id, read);
     CHECK(read.winograd_min_channels == written.winograd_min_channels);
     CHECK(read.winograd_block_bytes == 192 * 1024);
+    CHECK(read.winograd_tile == 2);
   }
   SUBCASE("another CPU's file") {
     TempFile file("cpu AuthenticAMD-25-17-AMD_EPYC\nwinograd_min_channels_32x32 32\n");
@@ -137,16 +142,16 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
         progdiff::ConfigError);
   }
   SUBCASE("an unknown key") {
-    TempFile file("cpu " + id.key() + "\nwinograd_tile 4\n");
+    TempFile file("cpu " + id.key() + "\nwinograd_tiles 4\n");
     cpu::KernelChoices choices;
     CHECK_THROWS_WITH_AS(cpu::read_kernel_choices(file.path, id, choices),
-                         doctest::Contains((file.path.string() + ":2: unknown key \"winograd_tile\"").c_str()),
+                         doctest::Contains((file.path.string() + ":2: unknown key \"winograd_tiles\"").c_str()),
                          progdiff::ConfigError);
   }
   SUBCASE("bad values") {
     for (const std::string bad :
          {"winograd_min_channels_8x8 0", "winograd_min_channels_16x16 32x", "winograd_min_channels_32x32",
-          "winograd_block_bytes 100", "winograd_block_bytes many"}) {
+          "winograd_block_bytes 100", "winograd_block_bytes many", "winograd_tile 3", "winograd_tile 4x4"}) {
       CAPTURE(bad);
       TempFile file(bad + "\n");
       cpu::KernelChoices choices;
@@ -160,13 +165,26 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   const cpu::CpuIdentity id = cpu::identify_cpu();
   TempFile file("cpu " + id.key() + "\nwinograd_min_channels_32x32 24\n");
   {
-    ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt);
+    ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
+        no_tile("PROGDIFF_WINOGRAD_TILE", std::nullopt);
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
     CHECK(built_in.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
                                                                cpu::kBuiltInWinogradMinChannels,
                                                                cpu::kBuiltInWinogradMinChannels});
     CHECK(built_in.source == "built-in");
     CHECK(built_in.winograd_block_bytes == 384 * 1024);
+    CHECK(built_in.winograd_tile == 4);
+  }
+  {
+    TempFile two("cpu " + id.key() + "\nwinograd_tile 2\n");
+    ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", two.path.string()), tile("PROGDIFF_WINOGRAD_TILE", std::nullopt);
+    CHECK(cpu::resolve_kernel_choices(id).winograd_tile == 2);
+    ScopedEnv pinned("PROGDIFF_WINOGRAD_TILE", "4");  // the variable over the file
+    CHECK(cpu::resolve_kernel_choices(id).winograd_tile == 4);
+    ScopedEnv bad("PROGDIFF_WINOGRAD_TILE", "6");
+    CHECK_THROWS_WITH_AS(cpu::resolve_kernel_choices(id),
+                         doctest::Contains("PROGDIFF_WINOGRAD_TILE: winograd_tile must be 2 or 4, got \"6\""),
+                         progdiff::ConfigError);
   }
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),

@@ -69,11 +69,12 @@ std::size_t output_size(const ConvGeometry& g) { return std::size_t(g.n * g.c_ou
 #endif
 }
 
-// The fewest channels of the shapes below in each of their size classes (7x7; 7x17): where the
-// machine's crossover is above either, the transform counts are not this machine's to check.
+// The fewest channels of the shapes below in each of their size classes (7x7; 7x17; 13x13):
+// where the machine's crossover is above any, the transform counts are not this machine's to check.
 [[maybe_unused]] doctest::skip unless_winograd_runs() {
   return doctest::skip(!winograd_runs(ConvGeometry{2, 16, 7, 7, 16, 3, 3, 1, 1}) ||
-                       !winograd_runs(ConvGeometry{1, 70, 7, 17, 80, 3, 3, 1, 1}));
+                       !winograd_runs(ConvGeometry{1, 70, 7, 17, 80, 3, 3, 1, 1}) ||
+                       !winograd_runs(ConvGeometry{2, 24, 13, 13, 20, 3, 3, 1, 1}));
 }
 
 // The uncached forward: what conv2d_forward_cached must reproduce. Both helpers serve the
@@ -127,7 +128,9 @@ std::int64_t transforms_of(const Conv& conv) { return conv.weight_cache().transf
 TEST_CASE("conv2d_forward_cached gives the uncached bits, transforms once, and again when a weight bit changes" *
           unless_winograd_runs()) {
   // Odd channel counts pad c_in and leave part of a c_out panel; 80 outputs take two panels.
-  const ConvGeometry cases[] = {{2, 24, 7, 7, 20, 3, 3, 1, 1}, {1, 70, 7, 17, 80, 3, 3, 1, 1}};
+  // 13x13 runs F(4x4, 3x3) on AVX2 (its own transform of the weights), the others F(2x2).
+  const ConvGeometry cases[] = {
+      {2, 24, 7, 7, 20, 3, 3, 1, 1}, {1, 70, 7, 17, 80, 3, 3, 1, 1}, {2, 24, 13, 13, 20, 3, 3, 1, 1}};
   for (const ConvGeometry& g : cases) {
     INFO("c_in=", g.c_in, " c_out=", g.c_out, " h=", g.h, " w=", g.w);
     const auto x = cast<float>(uniform(std::size_t(g.n * g.c_in * g.h * g.w), 1));

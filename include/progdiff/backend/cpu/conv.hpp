@@ -4,7 +4,8 @@
 // faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
 // target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels (or of 7 or 8)
 // and channels from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd
-// F(2x2, 3x3) (detail/winograd_avx2.hpp), the other forwards and the weight gradient as the
+// F(4x4, 3x3) where rows hold 4 or at least 8 tiles of 4 pixels (detail/winograd4_avx2.hpp) and
+// F(2x2, 3x3) elsewhere (detail/winograd_avx2.hpp), the other forwards and the weight gradient as the
 // implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1 convolution as the
 // forward of dy with the flipped kernels (by either kernel); both forwards add the epilogue's
 // terms as they store y. The portable path (double, 1x1 kernels, no AVX2) does im2col per
@@ -27,6 +28,7 @@
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/conv_bf16_avx512.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
+#include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
@@ -127,14 +129,21 @@ struct Conv {
   /// Whether the AVX2 forward of g runs Winograd: its kernel takes g, and g has channels from the
   /// machine's crossover up.
   static bool avx2_winograd_runs(const ConvGeometry& g) {
-    return avx2::winograd_forward_applies(g, kernel_choices().winograd_min_channels_for(g.out_hw()));
+    return avx2::winograd_takes(g, kernel_choices().winograd_min_channels_for(g.out_hw()),
+                                kernel_choices().winograd_tile);
+  }
+
+  /// The output tile side of the AVX2 Winograd forward of g: F(4x4, 3x3) where it takes g and the
+  /// machine's choices allow it, else F(2x2, 3x3).
+  static std::int64_t avx2_winograd_tile(const ConvGeometry& g) {
+    return avx2::winograd_tile(g, kernel_choices().winograd_tile);
   }
 
   /// y = conv(x, weight) + the epilogue's terms by the AVX2 kernels, Winograd where the machine's
   /// crossover says it pays; not for 1x1 kernels (one plain GEMM each).
   static void avx2_forward(const ConvGeometry& g, const float* x, const float* weight,
                            const ConvEpilogue<float>& epilogue, float* y) {
-    if (avx2_winograd_runs(g)) return avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
+    if (avx2_winograd_runs(g)) return avx2::conv2d_winograd_forward(g, avx2_winograd_tile(g), x, weight, y, epilogue);
     avx2::conv2d_forward_implicit(g, x, weight, y, epilogue);
   }
 #endif
@@ -237,17 +246,18 @@ struct Conv {
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>) {
       if (!avx2_winograd_runs(g)) return false;
-      const auto floats = static_cast<std::size_t>(avx2::winograd::transformed_weights_floats(g));
+      const std::int64_t tile = avx2_winograd_tile(g);
+      const auto floats = static_cast<std::size_t>(avx2::winograd_weights_floats(g, tile));
       ConvWeightCache::Lease lease = cache.lease(g, weight, floats);
       if (!lease) {
-        avx2::conv2d_winograd_forward(g, x, weight, y, epilogue);
+        avx2::conv2d_winograd_forward(g, tile, x, weight, y, epilogue);
         return true;
       }
       if (!lease.current()) {
-        avx2::winograd::transform_weights(g, lease.weights(), lease.transformed());
+        avx2::transform_winograd_weights(g, tile, lease.weights(), lease.transformed());
         lease.commit();
       }
-      avx2::conv2d_winograd_forward_transformed(g, x, lease.transformed(), y, epilogue);
+      avx2::conv2d_winograd_forward_transformed(g, tile, x, lease.transformed(), y, epilogue);
       return true;
     }
 #endif
@@ -278,8 +288,8 @@ struct Conv {
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>)
       if (avx2::backward_data_as_forward(g))
-        return avx2::conv2d_backward_data_as_forward(g, dy, weight, dx,
-                                                     kernel_choices().winograd_min_channels_for(g.h * g.w));
+        return avx2::conv2d_backward_data_as_forward(
+            g, dy, weight, dx, kernel_choices().winograd_min_channels_for(g.h * g.w), kernel_choices().winograd_tile);
 #endif
     im2col_backward_data<T>(g, dy, weight, dx);
   }

@@ -20,7 +20,7 @@
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
 #elif defined(__AVX2__) && defined(__FMA__)
 #include "progdiff/backend/cpu/detail/conv_avx2.hpp"
-#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
 #endif
 
 namespace progdiff::backend::cpu {
@@ -206,9 +206,12 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
       winograd_block_bytes_from(result.block_runs, built_in, settings.block_gain_needed);
 #elif defined(__AVX2__) && defined(__FMA__)
   time_forwards(
-      [](const ConvGeometry& g) { return avx2::winograd_forward_applies(g, 1); },
+      [&](const ConvGeometry& g) { return avx2::winograd_takes(g, 1, result.choices.winograd_tile); },
       [](const ConvGeometry& g, Buffers& b) { avx2::conv2d_forward_implicit(g, b.x.data(), b.w.data(), b.y.data()); },
-      [](const ConvGeometry& g, Buffers& b) { avx2::conv2d_winograd_forward(g, b.x.data(), b.w.data(), b.y.data()); });
+      [&](const ConvGeometry& g, Buffers& b) {  // with the tile the choices being measured take
+        avx2::conv2d_winograd_forward(g, avx2::winograd_tile(g, result.choices.winograd_tile), b.x.data(), b.w.data(),
+                                      b.y.data());
+      });
 #else
   (void)settings;
 #endif

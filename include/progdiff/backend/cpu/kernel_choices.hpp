@@ -10,11 +10,12 @@
 //   1. built-in values (measured on AMD Zen 5 for AVX-512 builds, on AMD Zen 3 for AVX2 builds);
 //   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
 //      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
-//   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size.
+//   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size, and
+//      $PROGDIFF_WINOGRAD_TILE (2 or 4), which overrides the file's winograd_tile.
 //
 // The choice of kernel changes the rounding of a convolution (not its value beyond float
 // precision), so two machines give bit-identical runs only with the same choices: pin them with
-// $PROGDIFF_WINOGRAD_MIN_CHANNELS where that matters.
+// $PROGDIFF_WINOGRAD_MIN_CHANNELS and $PROGDIFF_WINOGRAD_TILE where that matters.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -59,6 +60,11 @@ struct KernelChoices {
   /// 1 MiB L2. Not scaled with the L2: on an Intel Xeon with 2 MiB per core, 768 KiB blocks ran
   /// 5% slower (docs/performance.md).
   std::int64_t winograd_block_bytes = 384 * 1024;
+  /// The largest output tile side the AVX2 Winograd forward may use: 4 (F(4x4, 3x3) where a row
+  /// holds 4 or at least 8 tiles of 4 pixels, F(2x2, 3x3) elsewhere) or 2 (F(2x2, 3x3) always).
+  /// F(4x4) does 4x fewer multiply-adds than a direct convolution instead of 2.25x, and rounds
+  /// several times more (docs/performance.md). AVX-512 builds run F(2x2) whatever it says.
+  int winograd_tile = 4;
   /// Where winograd_min_channels came from: "built-in", the file's path, or the variable's name.
   std::string source = "built-in";
 
@@ -81,6 +87,12 @@ inline int parse_min_channels(const std::string& text, const std::string& where)
     throw ConfigError(where + ": winograd_min_channels must be a positive whole number or \"never\", got \"" + text +
                       "\"");
   return static_cast<int>(value);
+}
+
+/// An output tile side of the Winograd forward: 2 or 4.
+inline int parse_winograd_tile(const std::string& text, const std::string& where) {
+  if (text == "2" || text == "4") return text[0] - '0';
+  throw ConfigError(where + ": winograd_tile must be 2 or 4, got \"" + text + "\"");
 }
 
 /// The size class a file key names ("winograd_min_channels_16x16" -> 1), -1 for another key.
@@ -127,6 +139,8 @@ inline void read_kernel_choices(const std::filesystem::path& path, const CpuIden
     } else if (const int size = detail::size_class_of_key(key); size >= 0) {
       choices.winograd_min_channels[std::size_t(size)] = detail::parse_min_channels(value, where);
       choices.source = path.string();
+    } else if (key == "winograd_tile") {
+      choices.winograd_tile = detail::parse_winograd_tile(value, where);
     } else if (key == "winograd_block_bytes") {
       std::size_t used = 0;
       long long bytes = 0;
@@ -140,8 +154,9 @@ inline void read_kernel_choices(const std::filesystem::path& path, const CpuIden
                           "\"");
       choices.winograd_block_bytes = bytes;
     } else {
-      throw ConfigError(where + ": unknown key \"" + key +
-                        "\" (known: cpu, winograd_min_channels_8x8, _16x16, _32x32, winograd_block_bytes)");
+      throw ConfigError(
+          where + ": unknown key \"" + key +
+          "\" (known: cpu, winograd_min_channels_8x8, _16x16, _32x32, winograd_block_bytes, winograd_tile)");
     }
   }
 }
@@ -163,6 +178,7 @@ inline void write_kernel_choices(const std::filesystem::path& path, const CpuIde
           << (channels == kWinogradNever ? std::string("never") : std::to_string(channels)) << '\n';
     }
     out << "winograd_block_bytes " << choices.winograd_block_bytes << '\n';
+    out << "winograd_tile " << choices.winograd_tile << '\n';
     if (!out.flush()) throw IoError("cannot write the kernel choices file " + temporary.string());
   }
   std::filesystem::rename(temporary, path);
@@ -177,6 +193,8 @@ inline KernelChoices resolve_kernel_choices(const CpuIdentity& cpu) {
     choices.winograd_min_channels.fill(detail::parse_min_channels(min_channels, "PROGDIFF_WINOGRAD_MIN_CHANNELS"));
     choices.source = "PROGDIFF_WINOGRAD_MIN_CHANNELS";
   }
+  if (const char* tile = std::getenv("PROGDIFF_WINOGRAD_TILE"))
+    choices.winograd_tile = detail::parse_winograd_tile(tile, "PROGDIFF_WINOGRAD_TILE");
   return choices;
 }
 

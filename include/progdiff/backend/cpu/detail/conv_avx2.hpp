@@ -6,7 +6,7 @@
 //   of 16 output pixels of a sample's im2col matrix is gathered from the input straight into the
 //   micro-kernel's packed B layout, one L2-sized chunk at a time (packed_sgemm::sgemm_streamed_b);
 // - backward data at stride 1: a forward of dy with the flipped kernels (Winograd where it
-//   applies, detail/winograd_avx2.hpp);
+//   applies, detail/winograd4_avx2.hpp);
 // - weight gradient: col(x) dy^T, the im2col rows built straight into packed A panels.
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <immintrin.h>
@@ -22,7 +22,7 @@
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
-#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
 
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
@@ -174,15 +174,16 @@ inline bool backward_data_as_forward(const ConvGeometry& g) { return g.backward_
 
 /// dx = conv_transpose(dy, weight) (assigns) as the forward of dy with the flipped kernels: no
 /// im2col matrix of dy's size times k^2 and no scatter-add back into dx. That forward runs as
-/// Winograd F(2x2, 3x3) where it applies with `winograd_min_channels`, as the implicit GEMM
-/// otherwise.
+/// Winograd where it applies with `winograd_min_channels` (tiles of at most `largest_tile`
+/// pixels a side, winograd_tile), as the implicit GEMM otherwise.
 inline void conv2d_backward_data_as_forward(const ConvGeometry& g, const float* dy, const float* weight, float* dx,
-                                            std::int64_t winograd_min_channels) {
+                                            std::int64_t winograd_min_channels, std::int64_t largest_tile) {
   thread_local std::vector<float> flipped;
   flipped.resize(static_cast<std::size_t>(g.c_in * g.c_out * g.kh * g.kw));
   flip_kernels(g, weight, flipped.data());
   const ConvGeometry t = g.backward_data_as_forward();
-  if (winograd_forward_applies(t, winograd_min_channels)) return conv2d_winograd_forward(t, dy, flipped.data(), dx);
+  if (winograd_takes(t, winograd_min_channels, largest_tile))
+    return conv2d_winograd_forward(t, winograd_tile(t, largest_tile), dy, flipped.data(), dx);
   conv2d_forward_implicit(t, dy, flipped.data(), dx);
 }
 

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "progdiff/backend/conv_epilogue.hpp"
@@ -61,10 +62,11 @@ inline std::int64_t position_stride(std::int64_t size) {
   return (lines | 1) * 16;
 }
 
-/// The buffers of a block of `tile_rows` tile rows of g: their widths and strides, for the driver
-/// that sizes them and forward_block that fills them alike. Narrow rows count whole vectors: a
-/// block's last vector may reach past the image (tile rows that are transformed and multiplied
-/// but never stored).
+/// The buffers of a block of `tile_rows` tile rows of g, in output tiles of tile x tile pixels
+/// (2 for F(2x2, 3x3), 4 for F(4x4, 3x3)): their widths and strides, for the driver that sizes
+/// them and the block functions that fill them alike. Narrow rows count whole vectors: a block's
+/// last vector may reach past the image (tile rows that are transformed and multiplied but never
+/// stored).
 struct BlockLayout {
   std::int64_t tw;                  // tiles per tile row
   std::int64_t rows_per_vector;     // tile rows per vector of tiles
@@ -74,8 +76,8 @@ struct BlockLayout {
   std::int64_t ldm;                 // row length of M_e [c_out][ldm]: whole panels and one vector to spare
   std::int64_t v_stride, m_stride;  // floats between consecutive positions' V and M
 
-  BlockLayout(const ConvGeometry& g, std::int64_t tile_rows)
-      : tw((g.w + 1) / 2),
+  BlockLayout(const ConvGeometry& g, std::int64_t tile_rows, std::int64_t tile = 2)
+      : tw((g.w + tile - 1) / tile),
         rows_per_vector(winograd::rows_per_vector(tw)),
         padded_rows((tile_rows + rows_per_vector - 1) / rows_per_vector * rows_per_vector),
         tiles(padded_rows * tw),
@@ -85,19 +87,46 @@ struct BlockLayout {
         m_stride(position_stride(g.c_out * ldm)) {}
 };
 
+/// M_e = U_e V_e for the `positions` positions of a block (layout), each V panel kept in L1
+/// while every U panel runs over it.
+inline void multiply_positions(const ConvGeometry& g, std::int64_t positions, const float* packed_u,
+                               const BlockLayout& layout, const float* v, float* m) {
+  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  const std::int64_t ci_count = g.c_in, co_count = g.c_out, mpanels = (co_count + Mr - 1) / Mr;
+  for (std::int64_t e = 0; e < positions; ++e) {
+    const float* ue = packed_u + e * mpanels * ci_count * Mr;
+    const float* ve = v + e * layout.v_stride;
+    float* me = m + e * layout.m_stride;
+    for (std::int64_t np = 0; np < layout.panels; ++np)
+      for (std::int64_t mp = 0; mp < mpanels; ++mp)
+        Kernel::tile(ci_count, ue + mp * ci_count * Mr, std::min(Mr, co_count - mp * Mr), ve + np * ci_count * Nr,
+                     std::min(Nr, layout.tiles - np * Nr), 1.0f, 0.0f, me + mp * Mr * layout.ldm + np * Nr, layout.ldm);
+  }
+}
+
 inline Floats load(const float* p) { return portable::load(p); }
 inline Floats even_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
 inline Floats odd_lanes(Floats a, Floats b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
 
-/// Floats of the transformed weights of g: U_e packed as A panels for all 16 positions.
-inline std::int64_t transformed_weights_floats(const ConvGeometry& g) {
-  return kPositions * (g.c_out + Kernel::kMr - 1) / Kernel::kMr * g.c_in * Kernel::kMr;
+/// Floats of the transformed weights of g: U_e packed as A panels for each of `positions`
+/// positions (16 for F(2x2, 3x3)).
+inline std::int64_t transformed_weights_floats(const ConvGeometry& g, std::int64_t positions = kPositions) {
+  return positions * (g.c_out + Kernel::kMr - 1) / Kernel::kMr * g.c_in * Kernel::kMr;
+}
+
+/// Packs u [positions][c_out][c_in] as the micro-kernel's A panels, position after position:
+/// U_e at packed + e * mpanels * c_in * kMr.
+inline void pack_positions(const ConvGeometry& g, std::int64_t positions, const float* u, float* packed) {
+  const std::int64_t co = g.c_out, ci = g.c_in, mpanels = (co + Kernel::kMr - 1) / Kernel::kMr;
+  for (std::int64_t e = 0; e < positions; ++e)
+    packed_sgemm::pack_a<Kernel::kMr>(Trans::No, co, ci, u + e * co * ci, ci, packed + e * mpanels * ci * Kernel::kMr,
+                                      0, mpanels);
 }
 
 /// U_e = (G g G^T)[e] for every kernel g, e = 4 row + column, each U_e [c_out, c_in] packed as the
 /// micro-kernel's A panels: packed + e * mpanels * c_in * kMr.
 inline void transform_weights(const ConvGeometry& g, const float* weight, float* packed) {
-  const std::int64_t co = g.c_out, ci = g.c_in, mpanels = (co + Kernel::kMr - 1) / Kernel::kMr;
+  const std::int64_t co = g.c_out, ci = g.c_in;
   thread_local std::vector<float> u;
   u.resize(static_cast<std::size_t>(kPositions * co * ci));
   for (std::int64_t o = 0; o < co; ++o)
@@ -116,9 +145,7 @@ inline void transform_weights(const ConvGeometry& g, const float* weight, float*
         for (int c = 0; c < 4; ++c) u[static_cast<std::size_t>(((4 * r + c) * co + o) * ci + i)] = row[c];
       }
     }
-  for (std::int64_t e = 0; e < kPositions; ++e)
-    packed_sgemm::pack_a<Kernel::kMr>(Trans::No, co, ci, u.data() + e * co * ci, ci,
-                                      packed + e * mpanels * ci * Kernel::kMr, 0, mpanels);
+  pack_positions(g, kPositions, u.data(), packed);
 }
 
 /// Lanes 0-3 of a, then lanes 0-3 of b: two tile rows of 4 tiles in one vector.
@@ -157,12 +184,11 @@ inline void window_columns(const float* row, std::int64_t w, std::int64_t tj0, F
 /// epilogue terms.
 inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
                           std::int64_t ti1, float* v, float* m, const portable::SampleEpilogue& terms, float* y) {
-  constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
+  constexpr std::int64_t Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const BlockLayout layout(g, ti1 - ti0);
-  const std::int64_t tw = layout.tw, q = layout.rows_per_vector, tiles = layout.tiles, panels = layout.panels;
+  const std::int64_t tw = layout.tw, q = layout.rows_per_vector;
   const std::int64_t ldm = layout.ldm, v_stride = layout.v_stride, m_stride = layout.m_stride;
-  const std::int64_t mpanels = (co_count + Mr - 1) / Mr;
   const std::int64_t ti_end = ti0 + layout.padded_rows;  // past ti1 only for narrow rows: never stored
   // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti_end of the input.
   for (std::int64_t ci = 0; ci < ci_count; ++ci) {
@@ -203,16 +229,7 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
         }
       }
   }
-  // M_e = U_e V_e: each V panel stays in L1 while every U panel runs over it.
-  for (std::int64_t e = 0; e < kPositions; ++e) {
-    const float* ue = packed_u + e * mpanels * ci_count * Mr;
-    const float* ve = v + e * v_stride;
-    float* me = m + e * m_stride;
-    for (std::int64_t np = 0; np < panels; ++np)
-      for (std::int64_t mp = 0; mp < mpanels; ++mp)
-        Kernel::tile(ci_count, ue + mp * ci_count * Mr, std::min(Mr, co_count - mp * Mr), ve + np * ci_count * Nr,
-                     std::min(Nr, tiles - np * Nr), 1.0f, 0.0f, me + mp * Mr * ldm + np * Nr, ldm);
-  }
+  multiply_positions(g, kPositions, packed_u, layout, v, m);
   // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows (of
   // q tile rows' output rows for narrow rows).
   const bool with_terms = !terms.empty();
@@ -272,42 +289,49 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
   }
 }
 
-}  // namespace winograd
-
-/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3), with the weights
-/// already transformed (winograd::transform_weights into transformed_weights_floats(g) floats):
-/// a layer's transform, kept across sampling steps, is reused (winograd_weight_cache.hpp).
-/// winograd_forward_applies(g, ...) holds.
-inline void conv2d_winograd_forward_transformed(const ConvGeometry& g, const float* x, const float* packed_u, float* y,
-                                                const ConvEpilogue<float>& epilogue = {}) {
-  using namespace winograd;
-  const std::int64_t th = (g.h + 1) / 2, tw = (g.w + 1) / 2;
-  // Tile rows per block: V and M of a block within about 384 KiB.
-  const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (kPositions * 4 * (g.c_in + g.c_out)));
-  // Narrow rows: whole vectors of tile rows per block.
+/// Runs `block` (the forward_block of a tile size) over every sample of g in blocks of tile rows
+/// whose V and M fit the machine's Winograd block (KernelChoices::winograd_block_bytes' default,
+/// 384 KiB): samples in parallel, each thread with its own V and M. `tile` is the output tile's
+/// side, `positions` = (tile + 2)^2.
+template <class Block>
+inline void forward_by_blocks(const ConvGeometry& g, std::int64_t tile, std::int64_t positions, const float* x,
+                              const float* packed_u, float* y, const ConvEpilogue<float>& epilogue, Block block) {
+  const std::int64_t th = (g.h + tile - 1) / tile, tw = (g.w + tile - 1) / tile;
+  const std::int64_t tiles_max = std::max<std::int64_t>(1, 384 * 1024 / (positions * 4 * (g.c_in + g.c_out)));
+  // Narrow rows: whole vectors of tile rows per block. And whole micro-kernel panels of tiles
+  // (panel_rows rows fill them), at least one panel where that is one or two rows of vectors even
+  // if V and M then outgrow the budget: a block of half a panel runs the micro-kernel at half
+  // width and reads all of U again for every 8 tiles (many channels: 128 at 16x16 took 1.6x the
+  // time with F(4x4), 512 at 8x8 1.7x with F(2x2)).
   const std::int64_t q = rows_per_vector(tw);
-  const std::int64_t block_rows = (std::clamp<std::int64_t>(tiles_max / tw, 1, th) + q - 1) / q * q;
-  const BlockLayout largest(g, block_rows);  // a last, shorter block needs no more
+  std::int64_t block_rows = (std::clamp<std::int64_t>(tiles_max / tw, 1, th) + q - 1) / q * q;
+  const std::int64_t panel_rows = std::lcm(q, Kernel::kNr / std::gcd(tw, Kernel::kNr));
+  if (block_rows < th) {
+    if (block_rows >= panel_rows)
+      block_rows = block_rows / panel_rows * panel_rows;
+    else if (panel_rows * tw <= 2 * Kernel::kNr)
+      block_rows = std::min(th, panel_rows);
+  }
+  const BlockLayout largest(g, block_rows, tile);  // a last, shorter block needs no more
 #pragma omp parallel for schedule(static) if (g.n > 1 && !omp_in_parallel())
   for (std::int64_t i = 0; i < g.n; ++i) {
     thread_local std::vector<float> v_buffer, m_buffer;
-    float* v = packed_sgemm::thread_scratch(v_buffer, static_cast<std::size_t>(kPositions * largest.v_stride));
-    float* m = packed_sgemm::thread_scratch(m_buffer, static_cast<std::size_t>(kPositions * largest.m_stride));
+    float* v = packed_sgemm::thread_scratch(v_buffer, static_cast<std::size_t>(positions * largest.v_stride));
+    float* m = packed_sgemm::thread_scratch(m_buffer, static_cast<std::size_t>(positions * largest.m_stride));
     for (std::int64_t ti0 = 0; ti0 < th; ti0 += block_rows)
-      forward_block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m,
-                    portable::SampleEpilogue(epilogue, i, g.c_out, g.h * g.w), y + i * g.c_out * g.h * g.w);
+      block(g, x + i * g.c_in * g.h * g.w, packed_u, ti0, std::min(th, ti0 + block_rows), v, m,
+            portable::SampleEpilogue(epilogue, i, g.c_out, g.h * g.w), y + i * g.c_out * g.h * g.w);
   }
 }
 
-/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3), transforming the
-/// weights on this call; winograd_forward_applies(g, ...) holds.
-inline void conv2d_winograd_forward(const ConvGeometry& g, const float* x, const float* weight, float* y,
-                                    const ConvEpilogue<float>& epilogue = {}) {
-  thread_local std::vector<float> u_buffer;
-  float* packed_u =
-      packed_sgemm::thread_scratch(u_buffer, static_cast<std::size_t>(winograd::transformed_weights_floats(g)));
-  winograd::transform_weights(g, weight, packed_u);
-  conv2d_winograd_forward_transformed(g, x, packed_u, y, epilogue);
+}  // namespace winograd
+
+/// y = conv(x, weight) + the epilogue's terms (assigns) by Winograd F(2x2, 3x3), with the weights
+/// already transformed (winograd::transform_weights into transformed_weights_floats(g) floats).
+/// winograd_forward_applies(g, ...) holds.
+inline void conv2d_winograd2_forward_transformed(const ConvGeometry& g, const float* x, const float* packed_u, float* y,
+                                                 const ConvEpilogue<float>& epilogue = {}) {
+  winograd::forward_by_blocks(g, 2, winograd::kPositions, x, packed_u, y, epilogue, winograd::forward_block);
 }
 
 }  // namespace progdiff::backend::cpu::avx2
