@@ -161,48 +161,29 @@ constexpr int lane_of_tile(std::int64_t k) { return static_cast<int>(k / 2 + (k 
 /// epilogue terms.
 inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
                           std::int64_t ti1, float* v, float* m, const portable::SampleEpilogue& terms, float* y) {
-  constexpr std::int64_t Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const winograd::BlockLayout layout(g, ti1 - ti0, kTile);
   const std::int64_t tw = layout.tw, q = layout.rows_per_vector;
   const std::int64_t ldm = layout.ldm, v_stride = layout.v_stride, m_stride = layout.m_stride;
   const std::int64_t ti_end = ti0 + layout.padded_rows;  // past ti1 only for narrow rows: never stored
-  for (std::int64_t ci = 0; ci < ci_count; ++ci) {
-    const float* plane = x + ci * h * w;
-    const auto input_row = [&](std::int64_t yi) { return yi >= 0 && yi < h ? plane + yi * w : nullptr; };
-    for (std::int64_t ti = ti0; ti < ti_end; ti += q)
-      for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
-        const std::int64_t lanes = q > 1 ? kLanes : std::min(kLanes, tw - tj0);
+  winograd::for_each_tile_vector(
+      g, layout, x, ti0,
+      [&](const auto& input_row, std::int64_t ci, std::int64_t ti, std::int64_t tj0, std::int64_t lanes,
+          std::int64_t tile) {
         Floats t[6][6];  // B^T along each window row
         for (int r = 0; r < 6; ++r) {
           Floats d[6];
           window_columns(input_row(kTile * ti - 1 + r), input_row(kTile * ti + 3 + r), w, tj0, q, d);
           input_line(d, t[r]);
         }
-        const std::int64_t tile = (ti - ti0) * tw + tj0;
         for (int c = 0; c < 6; ++c) {
           const Floats column[6] = {t[0][c], t[1][c], t[2][c], t[3][c], t[4][c], t[5][c]};
           Floats col[6];
           input_line(column, col);
-          for (int r = 0; r < 6; ++r) {
-            float* ve = v + (6 * r + c) * v_stride;
-            if (lanes == kLanes && tile % kLanes == 0) {
-              portable::store(ve + ((tile / Nr) * ci_count + ci) * Nr + tile % Nr, col[r]);
-              continue;
-            }
-            if (lanes == kLanes) {  // whole but unaligned: column tile + l takes lane l
-              for (std::int64_t l = 0; l < kLanes; ++l)
-                ve[(((tile + l) / Nr) * ci_count + ci) * Nr + (tile + l) % Nr] = col[r][l];
-              continue;
-            }
-            // The last tiles of a row: only `lanes` columns are this row's, so tile k of the
-            // vector (lane lane_of_tile(k)) goes to column tile + k.
-            for (std::int64_t k = 0; k < lanes; ++k)
-              ve[(((tile + k) / Nr) * ci_count + ci) * Nr + (tile + k) % Nr] = col[r][lane_of_tile(k)];
-          }
+          for (int r = 0; r < 6; ++r)  // the lanes hold the tiles in window_columns' order
+            winograd::store_tiles(v + (6 * r + c) * v_stride, ci_count, ci, tile, col[r], lanes, lane_of_tile);
         }
-      }
-  }
+      });
   winograd::multiply_positions(g, kPositions, packed_u, layout, v, m);
   const bool with_terms = !terms.empty();
   // Stores `count` pixels (at most a vector) of channel co at offset p, with the epilogue's terms.

@@ -179,25 +179,56 @@ inline void window_columns(const float* row, std::int64_t w, std::int64_t tj0, F
   d[3] = __builtin_shufflevector(d[1], right, 1, 2, 3, 4, 5, 6, 7, 8);
 }
 
+/// Runs visit(input_row, ci, ti, tj0, lanes, tile) for every input channel ci and every vector of
+/// tiles of the block of tile rows [ti0, ti0 + layout.padded_rows) of one sample x: input_row(yi)
+/// is row yi of channel ci (null for the padding rows above and below the image), the vector
+/// starts at tile column tj0 of tile row ti (two tile rows for narrow rows), `lanes` of its tiles
+/// are the row's (all of them for narrow rows) and `tile` is its first column in V.
+template <class Visit>
+inline void for_each_tile_vector(const ConvGeometry& g, const BlockLayout& layout, const float* x, std::int64_t ti0,
+                                 Visit&& visit) {
+  const std::int64_t h = g.h, w = g.w, tw = layout.tw, q = layout.rows_per_vector;
+  for (std::int64_t ci = 0; ci < g.c_in; ++ci) {
+    const float* plane = x + ci * h * w;
+    const auto input_row = [plane, h, w](std::int64_t yi) { return yi >= 0 && yi < h ? plane + yi * w : nullptr; };
+    for (std::int64_t ti = ti0; ti < ti0 + layout.padded_rows; ti += q)
+      for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes)
+        visit(input_row, ci, ti, tj0, q > 1 ? kLanes : std::min(kLanes, tw - tj0), (ti - ti0) * tw + tj0);
+  }
+}
+
+/// Stores one position's transformed values of input channel ci for a vector of tiles into that
+/// position's V (panels of Kernel::kNr tiles by c_in channels): lane l to column tile + l, or,
+/// for the last `lanes` < kLanes tiles of a row, tile k of the vector, from lane lane_of(k), to
+/// column tile + k.
+template <class LaneOf>
+inline void store_tiles(float* ve, std::int64_t c_in, std::int64_t ci, std::int64_t tile, Floats value,
+                        std::int64_t lanes, LaneOf lane_of) {
+  constexpr std::int64_t Nr = Kernel::kNr;
+  const auto at = [&](std::int64_t column) -> float& { return ve[((column / Nr) * c_in + ci) * Nr + column % Nr]; };
+  if (lanes == kLanes) {
+    if (tile % kLanes == 0) return portable::store(&at(tile), value);  // 8 floats of one panel row
+    for (std::int64_t l = 0; l < kLanes; ++l) at(tile + l) = value[l];
+    return;
+  }
+  for (std::int64_t k = 0; k < lanes; ++k) at(tile + k) = value[lane_of(k)];
+}
+
 /// The tiles of tile rows [ti0, ti1) of one sample: input transform into V (panels of 16 tiles per
 /// position), the 16 GEMMs into M [16][c_out][ldm], output transform into y with the sample's
 /// epilogue terms.
 inline void forward_block(const ConvGeometry& g, const float* x, const float* packed_u, std::int64_t ti0,
                           std::int64_t ti1, float* v, float* m, const portable::SampleEpilogue& terms, float* y) {
-  constexpr std::int64_t Nr = Kernel::kNr;
   const std::int64_t ci_count = g.c_in, co_count = g.c_out, h = g.h, w = g.w;
   const BlockLayout layout(g, ti1 - ti0);
   const std::int64_t tw = layout.tw, q = layout.rows_per_vector;
   const std::int64_t ldm = layout.ldm, v_stride = layout.v_stride, m_stride = layout.m_stride;
   const std::int64_t ti_end = ti0 + layout.padded_rows;  // past ti1 only for narrow rows: never stored
   // Input transform, channel by channel: rows 2 ti0 - 1 .. 2 ti_end of the input.
-  for (std::int64_t ci = 0; ci < ci_count; ++ci) {
-    const float* plane = x + ci * h * w;
-    // Input row yi of this channel, null for the padding rows above and below the image.
-    const auto input_row = [&](std::int64_t yi) { return yi >= 0 && yi < h ? plane + yi * w : nullptr; };
-    for (std::int64_t ti = ti0; ti < ti_end; ti += q)
-      for (std::int64_t tj0 = 0; tj0 < tw; tj0 += kLanes) {
-        const std::int64_t lanes = q > 1 ? kLanes : std::min(kLanes, tw - tj0);
+  for_each_tile_vector(
+      g, layout, x, ti0,
+      [&](const auto& input_row, std::int64_t ci, std::int64_t ti, std::int64_t tj0, std::int64_t lanes,
+          std::int64_t tile) {
         Floats u[4][4];
         for (int r = 0; r < 4; ++r) {
           Floats d[4];
@@ -214,21 +245,13 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
           u[r][2] = d[2] - d[1];
           u[r][3] = d[1] - d[3];
         }
-        const std::int64_t t = (ti - ti0) * tw + tj0;
         for (int c = 0; c < 4; ++c) {
           const Floats col[4] = {u[0][c] - u[2][c], u[1][c] + u[2][c], u[2][c] - u[1][c], u[1][c] - u[3][c]};
-          for (int r = 0; r < 4; ++r) {
-            float* ve = v + (4 * r + c) * v_stride;
-            if (lanes == kLanes && t % kLanes == 0) {
-              portable::store(ve + ((t / Nr) * ci_count + ci) * Nr + t % Nr, col[r]);
-              continue;
-            }
-            for (std::int64_t l = 0; l < lanes; ++l)
-              ve[(((t + l) / Nr) * ci_count + ci) * Nr + (t + l) % Nr] = col[r][l];
-          }
+          for (int r = 0; r < 4; ++r)
+            store_tiles(v + (4 * r + c) * v_stride, ci_count, ci, tile, col[r], lanes,
+                        [](std::int64_t k) { return k; });
         }
-      }
-  }
+      });
   multiply_positions(g, kPositions, packed_u, layout, v, m);
   // Output transform: 8 tiles' 2x2 outputs interleaved into 16 pixels of each of two rows (of
   // q tile rows' output rows for narrow rows).
