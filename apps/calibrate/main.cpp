@@ -124,8 +124,9 @@ int calibrate(const Flags& f) {
   for (int size = 0; size < cpu::KernelChoices::kSizeClasses; ++size)
     std::printf(" %s %s;", cpu::KernelChoices::kSizeClassNames[size],
                 min_channels_text(c.choices.winograd_min_channels[std::size_t(size)]).c_str());
-  std::printf(" winograd_block_bytes %lld (%s)\n", static_cast<long long>(c.choices.winograd_block_bytes),
-              mib(c.choices.winograd_block_bytes).c_str());
+  std::printf(" winograd_block_bytes %lld (%s); winograd_tile %d (the largest AVX2 Winograd tile, not measured)\n",
+              static_cast<long long>(c.choices.winograd_block_bytes), mib(c.choices.winograd_block_bytes).c_str(),
+              c.choices.winograd_tile);
   if (f.dry_run) return 0;
 
   const fs::path path = f.out.empty() ? cpu::kernel_choices_path(id) : f.out;
