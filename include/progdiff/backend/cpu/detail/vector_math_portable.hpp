@@ -79,8 +79,14 @@ inline Floats load(const float* p) {
   return v;
 }
 
+/// The first `count` floats of v to p. A whole vector is one store even where count is only
+/// known at run time: a variable-length copy of 8 floats was a `rep movs`, 17% of a Winograd
+/// output transform.
 inline void store(float* p, Floats v, std::int64_t count = kLanes) {
-  std::memcpy(p, &v, static_cast<std::size_t>(count) * sizeof(float));
+  if (count == kLanes)
+    std::memcpy(p, &v, sizeof(v));
+  else
+    std::memcpy(p, &v, static_cast<std::size_t>(count) * sizeof(float));
 }
 
 /// Applies f to [0, n) of the arrays, kLanes at a time: f(offset, lanes) with lanes < kLanes

@@ -191,10 +191,7 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
     if (count <= 0) return;
     count = std::min(count, kLanes);
     if (with_terms) value = terms.add(value, co, h * w, p, count);
-    if (count == kLanes)  // a constant size: one vector store, not a variable-length copy
-      portable::store(plane + p, value);
-    else
-      portable::store(plane + p, value, count);
+    portable::store(plane + p, value, count);
   };
   for (std::int64_t co = 0; co < co_count; ++co) {
     float* plane = y + co * h * w;
@@ -239,18 +236,18 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
 
 }  // namespace winograd4
 
+/// The output tile side the AVX2 Winograd forward takes for g: 4 where F(4x4) takes g and
+/// `largest_tile` allows it, else 2.
+inline std::int64_t winograd_tile(const ConvGeometry& g, std::int64_t largest_tile = 4) {
+  return largest_tile >= 4 && winograd4::applies(g) ? 4 : 2;
+}
+
 /// Whether the AVX2 Winograd forward takes g with output tiles of at most `largest_tile` pixels a
 /// side: F(2x2) takes it (winograd_forward_applies), or F(4x4) is allowed and takes it (rows of
 /// 13 or 14 pixels are F(4x4)'s alone); either way with `min_channels` or more on both sides.
 inline bool winograd_takes(const ConvGeometry& g, std::int64_t min_channels, std::int64_t largest_tile) {
   return winograd_forward_applies(g, min_channels) ||
-         (largest_tile >= 4 && winograd4::applies(g) && g.c_in >= min_channels && g.c_out >= min_channels);
-}
-
-/// The output tile side the AVX2 Winograd forward takes for g: 4 where F(4x4) takes g and
-/// `largest_tile` allows it, else 2.
-inline std::int64_t winograd_tile(const ConvGeometry& g, std::int64_t largest_tile = 4) {
-  return largest_tile >= 4 && winograd4::applies(g) ? 4 : 2;
+         (winograd_tile(g, largest_tile) == 4 && g.c_in >= min_channels && g.c_out >= min_channels);
 }
 
 /// Floats of g's transformed weights for the tile side `tile`.

@@ -280,10 +280,7 @@ inline void forward_block(const ConvGeometry& g, const float* x, const float* pa
               if (oy >= h) break;
               Floats out = halves[s];
               if (with_terms) out = terms.add(out, co, h * w, oy * w, w);
-              if (w == kLanes)
-                portable::store(plane + oy * w, out);
-              else
-                portable::store(plane + oy * w, out, w);
+              portable::store(plane + oy * w, out, w);
             }
             continue;
           }
