@@ -29,6 +29,8 @@
 #include "progdiff/unet/unet.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_backend_contract {
+
 using namespace progdiff;
 
 namespace {
@@ -391,3 +393,5 @@ TEST_CASE("a back end written from scratch to the Backend concept trains and sam
   CHECK(worst(plain.samples, cpu.samples) < 1e-3);
   CHECK(std::all_of(plain.samples.begin(), plain.samples.end(), [](float v) { return std::isfinite(v); }));
 }
+
+}  // namespace progdiff_tests_backend_contract

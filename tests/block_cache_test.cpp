@@ -4,6 +4,8 @@
 
 #include "progdiff/backend/block_cache.hpp"
 
+namespace progdiff_tests_block_cache {
+
 namespace {
 
 struct CountingSource {
@@ -57,3 +59,5 @@ TEST_CASE("a freed block is handed out again, and the cache keeps no more than i
   cache.release_all();
   CHECK(CountingSource::releases == 3);
 }
+
+}  // namespace progdiff_tests_block_cache

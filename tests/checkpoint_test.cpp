@@ -16,6 +16,8 @@
 #include "progdiff/train/train.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_checkpoint {
+
 using namespace progdiff;
 using train_test::Cpu;
 using train_test::TinyMlp;
@@ -279,3 +281,5 @@ TEST_CASE("resume: a run killed after a checkpoint continues bit for bit like an
   for (const auto& [name, w] : whole.ema.shadow()) CHECK(second.ema.shadow().at(name).to_host() == w.to_host());
   fs::remove_all(dir);
 }
+
+}  // namespace progdiff_tests_checkpoint

@@ -14,6 +14,8 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/matmul_precision.hpp"
 
+namespace progdiff_tests_cpu_bf16 {
+
 namespace {
 
 using progdiff::ConvGeometry;
@@ -205,3 +207,5 @@ TEST_CASE("bf16 on a CPU without AVX512_BF16 is an error that names the feature"
   CHECK(cpu::parse_matmul_precision("bf16") == cpu::MatmulPrecision::bf16);
   CHECK(cpu::matmul_precision() == cpu::MatmulPrecision::fp32);  // the default
 }
+
+}  // namespace progdiff_tests_cpu_bf16

@@ -13,6 +13,8 @@
 #include "progdiff/backend/cpu/conv_reference.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
 
+namespace progdiff_tests_cpu_conv {
+
 namespace {
 
 using progdiff::ConvGeometry;
@@ -392,3 +394,5 @@ TEST_CASE("Both forward kernels add a per-sample bias and a residual as they sto
   }
 }
 #endif
+
+}  // namespace progdiff_tests_cpu_conv

@@ -17,6 +17,8 @@
 #include "progdiff/backend/math/group_norm.hpp"
 #include "progdiff/backend/math/softmax.hpp"
 
+namespace progdiff_tests_cpu_elementwise {
+
 namespace {
 
 using progdiff::backend::Cpu;
@@ -364,3 +366,5 @@ TEST_CASE_TEMPLATE("Cpu GroupNorm + SiLU fused forward and backward match the de
     CHECK(worst_relative(dbeta, want.dbeta) <= relative);
   }
 }
+
+}  // namespace progdiff_tests_cpu_elementwise

@@ -11,6 +11,8 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/gemm_reference.hpp"
 
+namespace progdiff_tests_cpu_gemm {
+
 namespace {
 
 using progdiff::Trans;
@@ -107,3 +109,5 @@ TEST_CASE_TEMPLATE("Cpu::gemm_strided_batched runs each member against plain loo
   for (std::size_t i = 0; i < c.size(); ++i) worst = std::max(worst, std::abs(double(c[i]) - c_ref[i]));
   CHECK(worst <= tolerance<T>(k));
 }
+
+}  // namespace progdiff_tests_cpu_gemm

@@ -18,6 +18,8 @@
 #include "progdiff/io/png.hpp"
 #include "progdiff/io/safetensors.hpp"
 
+namespace progdiff_tests_data {
+
 using namespace progdiff;
 namespace fs = std::filesystem;
 
@@ -444,3 +446,5 @@ TEST_CASE("image folder and tensor files load as datasets in [-1, 1]") {
                        FormatError);
   fs::remove_all(dir);
 }
+
+}  // namespace progdiff_tests_data

@@ -19,6 +19,8 @@
 #include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_ddpmpp {
+
 namespace {
 
 using namespace layer_test;
@@ -286,3 +288,5 @@ TEST_CASE("the CIFAR-10 presets have the papers' parameter and FLOP counts") {
     CHECK(conv_linear_macs(deep) == double(meta_int(f, "ddpmpp_deep_cifar10.macs")));
   }
 }
+
+}  // namespace progdiff_tests_ddpmpp

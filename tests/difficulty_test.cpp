@@ -5,6 +5,8 @@
 #include "progdiff/difficulty/difficulty.hpp"
 #include "progdiff/schedule/schedule.hpp"
 
+namespace progdiff_tests_difficulty {
+
 namespace dif = progdiff::difficulty;
 namespace sch = progdiff::schedule;
 
@@ -85,3 +87,5 @@ TEST_CASE("a user-defined curve works through flops_budget") {
   CHECK(f[2] == doctest::Approx(100.0));
   CHECK(f[0] == doctest::Approx(25.0 + 75.0 / 9.0));
 }
+
+}  // namespace progdiff_tests_difficulty

@@ -33,6 +33,8 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_edm {
+
 using namespace progdiff;
 using Cpu = backend::Cpu;
 using TensorD = Tensor<double, Cpu>;
@@ -742,3 +744,5 @@ TEST_CASE("the VP view of an EDM denoiser: EDM's input scaling, its x0 and the V
   // The batch and its timesteps must agree.
   CHECK_THROWS_AS(view.predict(x, std::span<const std::int64_t>(timesteps).first(2)), ShapeError);
 }
+
+}  // namespace progdiff_tests_edm

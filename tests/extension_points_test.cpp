@@ -22,6 +22,8 @@
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_extension_points {
+
 namespace user {
 
 namespace pd = progdiff;
@@ -236,3 +238,5 @@ TEST_CASE("an importance criterion and a proxy of one's own prune the groups of 
     CHECK(nlohmann::json::parse(in)["proxy"] == "narrowest");
   }
 }
+
+}  // namespace progdiff_tests_extension_points

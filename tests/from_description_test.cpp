@@ -19,6 +19,8 @@
 #include "progdiff/train/ema_weights.hpp"
 #include "progdiff/unet/multi_decoder_unet.hpp"
 
+namespace progdiff_tests_from_description {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -151,3 +153,5 @@ TEST_CASE("a checkpoint of another schedule is refused by load_ema_weights, leav
   CHECK(max_abs_diff(target.predict(x, t).to_host(), saved.predict(x, t).to_host()) == 0.0);
   std::filesystem::remove(path);
 }
+
+}  // namespace progdiff_tests_from_description

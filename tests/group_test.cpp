@@ -365,6 +365,8 @@ TEST_CASE("a user-defined grouper and boundary reports in t and sigma") {
 #include "progdiff/data/idx.hpp"
 #include "progdiff/io/png.hpp"
 
+namespace progdiff_tests_group {
+
 TEST_CASE("PNG encoder: chunk layout, CRCs and the inflated raster, checked by the specification") {
   // The encoder is libpng's; this reads its output the way ISO/IEC 15948 defines it (chunks with
   // their CRC-32, the IDAT stream inflated by zlib, the five row filters undone here), so a wrong
@@ -436,3 +438,5 @@ TEST_CASE("IDX reader: a valid array and malformed headers") {
   CHECK_THROWS_AS(progdiff::data::parse_idx({1, 0, 8, 1, 0, 0, 0, 0}, "mem"), progdiff::FormatError);
   CHECK_THROWS_AS(progdiff::data::read_idx("/nonexistent.idx"), progdiff::IoError);
 }
+
+}  // namespace progdiff_tests_group

@@ -30,6 +30,8 @@
 #include "progdiff/unet/output_channels.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_iddpm {
+
 using namespace progdiff;
 using Cpu = backend::Cpu;
 
@@ -513,3 +515,5 @@ TEST_CASE("FixedSmallVariance gives an epsilon model IDDPM's fixed small varianc
     }
   }
 }
+
+}  // namespace progdiff_tests_iddpm

@@ -12,6 +12,8 @@
 #include "progdiff/io/image_grid.hpp"
 #include "progdiff/io/png_decode.hpp"
 
+namespace progdiff_tests_image_grid {
+
 using namespace progdiff;
 using Cpu = backend::Cpu;
 
@@ -128,3 +130,5 @@ TEST_CASE("image_grid refuses shapes it cannot draw, naming them") {
   CHECK_THROWS_AS(io::write_image_grid("/nonexistent-directory/grid.png", Tensor<float, Cpu>::zeros({1, 1, 2, 2})),
                   IoError);
 }
+
+}  // namespace progdiff_tests_image_grid

@@ -20,6 +20,8 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_inference_mode {
+
 namespace {
 
 namespace pd = progdiff;
@@ -155,3 +157,5 @@ TEST_CASE("predict of the grouped models runs in evaluation and inference mode a
   check_predict(progressive);
   check_predict(routed);
 }
+
+}  // namespace progdiff_tests_inference_mode

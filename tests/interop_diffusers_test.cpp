@@ -23,6 +23,8 @@
 #include "progdiff/nn/downsample.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_interop_diffusers {
+
 namespace pd = progdiff;
 namespace fs = std::filesystem;
 namespace unet = progdiff::unet;
@@ -399,3 +401,5 @@ TEST_CASE("Downsample with DDPM's padding at the end: the input gradient matches
   }
   CHECK(worst < 1e-8);
 }
+
+}  // namespace progdiff_tests_interop_diffusers

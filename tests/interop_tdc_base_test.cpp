@@ -22,6 +22,8 @@
 #include "progdiff/unet/unet.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_interop_tdc_base {
+
 namespace {
 
 namespace pd = progdiff;
@@ -222,3 +224,5 @@ TEST_CASE("the main job's --base-from: a pipeline of its small structure and sch
       contains(e, "the paper scale:\n    - in_channels is 3, the type has ImageChannels<1>\n    - out_channels is 3"));
   CHECK(contains(e, "block_out_channels has 4 levels, the type's Levels<...> has 3"));
 }
+
+}  // namespace progdiff_tests_interop_tdc_base

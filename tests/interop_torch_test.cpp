@@ -33,6 +33,8 @@
 #include "progdiff/unet/unet.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_interop_torch {
+
 namespace {
 
 namespace pd = progdiff;
@@ -339,3 +341,6 @@ TEST_CASE("checkpoints of every model kind, with progdiff's predictions, for the
   std::ofstream(dir / "cases.json") << manifest.dump(2) << "\n";
   CHECK(cases.size() == 10);
 }
+
+}  // namespace progdiff_tests_interop_torch
+#undef NET_OPTIONS

@@ -8,6 +8,8 @@
 #include "progdiff/interop/xtensor.hpp"
 #include "progdiff/nn/conv2d.hpp"
 
+namespace progdiff_tests_interop_xtensor {
+
 using progdiff::Shape;
 using Tensor = progdiff::Tensor<float, progdiff::backend::Cpu>;
 namespace interop = progdiff::interop;
@@ -57,3 +59,5 @@ TEST_CASE("from_xtensor refuses a rank the Shape cannot hold") {
   const xt::xarray<float> deep = xt::zeros<float>({1, 1, 1, 1, 1, 1, 2});
   CHECK_THROWS_AS((interop::from_xtensor<float, progdiff::backend::Cpu>(deep)), progdiff::ShapeError);
 }
+
+}  // namespace progdiff_tests_interop_xtensor

@@ -27,6 +27,8 @@
 #include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_interval_count {
+
 namespace {
 
 using namespace layer_test;
@@ -317,3 +319,6 @@ TEST_CASE("a run-time count of zero or inconsistent widths is refused naming the
   check_throws_naming<ConfigError>([&] { model::multi_decoder_from_description<RunTimeMulti>(d, "ckpt"); },
                                    {"ckpt", "'model.groups' is 0"});
 }
+
+}  // namespace progdiff_tests_interval_count
+#undef INTERVAL_COUNT_TEST_OPTIONS

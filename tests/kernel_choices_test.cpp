@@ -16,6 +16,8 @@
 #include "progdiff/backend/cpu/conv_calibration.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
 
+namespace progdiff_tests_kernel_choices {
+
 namespace {
 
 namespace cpu = progdiff::backend::cpu;
@@ -260,3 +262,5 @@ TEST_CASE("the Winograd block size changes no bit of the result") {
   }
 }
 #endif
+
+}  // namespace progdiff_tests_kernel_choices

@@ -22,6 +22,8 @@
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/nn/upsample.hpp"
 
+namespace progdiff_tests_layer_fixture {
+
 namespace {
 
 using namespace layer_test;
@@ -172,3 +174,5 @@ TEST_CASE_TEMPLATE("ResBlock matches PyTorch", T, float, double) {
     }
   }
 }
+
+}  // namespace progdiff_tests_layer_fixture

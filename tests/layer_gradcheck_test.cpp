@@ -24,6 +24,8 @@
 #include "progdiff/nn/timestep_embedding.hpp"
 #include "progdiff/nn/upsample.hpp"
 
+namespace progdiff_tests_layer_gradcheck {
+
 namespace {
 
 using namespace layer_test;
@@ -389,3 +391,5 @@ TEST_CASE("Backward without a preceding forward is refused, also after the cache
   res.backward(x);
   CHECK_THROWS_AS(res.backward(x), progdiff::Error);
 }
+
+}  // namespace progdiff_tests_layer_gradcheck

@@ -13,6 +13,8 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_memory_stats {
+
 namespace {
 
 namespace pd = progdiff;
@@ -125,3 +127,5 @@ TEST_CASE("a multi-decoder U-Net's backward frees the activations and routing co
   const std::vector<std::int64_t> intervals{0, 1, 1};
   check_step_frees_activations(multi, std::span<const std::int64_t>(intervals));
 }
+
+}  // namespace progdiff_tests_memory_stats

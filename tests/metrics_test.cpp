@@ -23,6 +23,8 @@
 #include "progdiff/metrics/metrics.hpp"
 #include "progdiff/schedule/schedule.hpp"
 
+namespace progdiff_tests_metrics {
+
 namespace {
 
 namespace pd = progdiff;
@@ -461,3 +463,5 @@ TEST_CASE("FashionClassifier: a short training run on Fashion-MNIST well above c
   CHECK(floor >= 0.0);
   CHECK(to_noise > 5.0 * floor);
 }
+
+}  // namespace progdiff_tests_metrics

@@ -20,6 +20,8 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_model {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -294,3 +296,5 @@ TEST_CASE("dropout masks follow the sample's global index through a model's rout
     check_masks_follow_samples(m);
   }
 }
+
+}  // namespace progdiff_tests_model

@@ -4,6 +4,8 @@
 
 #include "progdiff/backend/math/philox.hpp"
 
+namespace progdiff_tests_philox {
+
 using progdiff::math::Philox4x32;
 using progdiff::math::philox4x32_10;
 
@@ -44,3 +46,5 @@ TEST_CASE("Philox normals have zero mean and unit variance") {
   CHECK(std::abs(mean) < 5.0 / std::sqrt(n));
   CHECK(std::abs(var - 1.0) < 0.02);
 }
+
+}  // namespace progdiff_tests_philox

@@ -26,6 +26,8 @@
 #include "progdiff/prune/search_proxy.hpp"
 #include "progdiff/prune/search_space.hpp"
 
+namespace progdiff_tests_proxy {
+
 namespace pr = progdiff::prune;
 using progdiff::ConfigError;
 using progdiff::FormatError;
@@ -647,3 +649,5 @@ TEST_CASE("proxy_prune refuses an evaluation sharing it cannot use, before askin
                        doctest::Contains("(rank 2, size 2)"), progdiff::ConfigError);
   CHECK(proxy.calls == 0);
 }
+
+}  // namespace progdiff_tests_proxy

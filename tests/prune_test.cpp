@@ -20,6 +20,8 @@
 #include "progdiff/unet/multi_decoder_unet.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_prune {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -651,3 +653,7 @@ TEST_CASE("channel groups cover the DDPM++ blocks: outputs kept, FLOPs counted, 
     CHECK(msmall.backward(random_tensor(y.shape(), 11)).shape() == x.shape());
   }
 }
+
+}  // namespace progdiff_tests_prune
+#undef PRUNE_TEST_OPTIONS
+#undef PRUNE_TEST_DDPMPP

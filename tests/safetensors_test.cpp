@@ -20,6 +20,8 @@
 #include "progdiff/io/safetensors.hpp"
 #include "progdiff/io/tensor_io.hpp"
 
+namespace progdiff_tests_safetensors {
+
 namespace fs = std::filesystem;
 using namespace progdiff::io;
 
@@ -719,3 +721,6 @@ TEST_CASE("Tensor values move in and out of a SafetensorsFile") {
   file.put_as("half", {2}, halves, DType::F16);
   CHECK(to_tensor<float, Cpu>(file, "half", Shape{2}).to_host() == std::vector<float>{0.5f, -1.0f});
 }
+
+}  // namespace progdiff_tests_safetensors
+#undef CHECK_PARSE_ERROR

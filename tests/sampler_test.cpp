@@ -13,6 +13,8 @@
 #include "progdiff/sample/samplers.hpp"
 #include "progdiff/schedule/schedule.hpp"
 
+namespace progdiff_tests_sampler {
+
 namespace smp = progdiff::sample;
 namespace sch = progdiff::schedule;
 using nlohmann::json;
@@ -489,3 +491,5 @@ TEST_CASE("the CPU weighted_sum kernel: per-sample weights, skipped null terms, 
   const std::vector<float> expected{20.5f, 41.0f, 61.5f, 6.0f, 7.5f, 9.0f};
   CHECK(a == expected);
 }
+
+}  // namespace progdiff_tests_sampler

@@ -8,6 +8,8 @@
 
 #include "progdiff/schedule/schedule.hpp"
 
+namespace progdiff_tests_schedule {
+
 namespace sch = progdiff::schedule;
 using nlohmann::json;
 
@@ -227,3 +229,5 @@ TEST_CASE("a user-defined schedule gets the derived quantities") {
   CHECK(sch::log_snr(u, 24) == doctest::Approx(std::log(4.0)));
   CHECK(u.alpha_bar(24) == doctest::Approx(4.0 / 5.0));
 }
+
+}  // namespace progdiff_tests_schedule

@@ -33,6 +33,8 @@
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_tdc_edm {
+
 namespace {
 
 namespace model = progdiff::model;
@@ -515,3 +517,5 @@ TEST_CASE(
   CHECK(train_test::all_weights<float>(*assembled.model) == expected);
   CHECK(assembled.report.average_flops == whole.report.average_flops);
 }
+
+}  // namespace progdiff_tests_tdc_edm

@@ -33,6 +33,8 @@
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_tdc_hybrid {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -320,3 +322,5 @@ TEST_CASE("run_tdc_over_ranks fine-tunes every group with the objective it is gi
     }
   }
 }
+
+}  // namespace progdiff_tests_tdc_hybrid

@@ -24,6 +24,8 @@
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_tdc {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -293,3 +295,5 @@ TEST_CASE("assembly before every group finished, and a rerun with other settings
   CHECK_THROWS_AS(tdc::parse_tdc_pruning("lottery"), progdiff::ConfigError);
   CHECK(tdc::parse_tdc_pruning("diff-pruning") == tdc::TdcPruning::DiffPruning);
 }
+
+}  // namespace progdiff_tests_tdc

@@ -28,6 +28,8 @@
 #include "tdc_support.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_tdc_validation {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -219,3 +221,5 @@ TEST_CASE("the pruning criteria's command-line names: one per value, and parsing
                        doctest::Contains("'lottery' (none, random, magnitude, taylor, diff-pruning, proxy)"),
                        progdiff::ConfigError);
 }
+
+}  // namespace progdiff_tests_tdc_validation

@@ -8,6 +8,8 @@
 
 #include "../apps/progressive/time_budget.hpp"
 
+namespace progdiff_tests_time_budget {
+
 namespace fs = std::filesystem;
 
 TEST_CASE("time budget: the steps fill what the evaluation leaves of the minutes") {
@@ -55,3 +57,5 @@ TEST_CASE("time budget: a recorded plan is read back whole, and a broken one is 
   CHECK_THROWS_WITH_AS(job::read_time_budget(path), doctest::Contains("not a time budget plan"), progdiff::FormatError);
   fs::remove_all(dir);
 }
+
+}  // namespace progdiff_tests_time_budget

@@ -15,6 +15,8 @@
 #include "progdiff/train/train.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_train {
+
 using namespace progdiff;
 using train_test::Cpu;
 using train_test::TinyMlp;
@@ -291,3 +293,5 @@ TEST_CASE("finite guard names the step, the group and the parameter") {
                        doctest::Contains("step 12 of group 'high-noise': gradient of parameter 'l2.weight'"),
                        train::NonFiniteError);
 }
+
+}  // namespace progdiff_tests_train

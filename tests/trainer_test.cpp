@@ -31,6 +31,8 @@
 #include "progdiff/unet/unet.hpp"
 #include "train_support.hpp"
 
+namespace progdiff_tests_trainer {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -572,3 +574,5 @@ TEST_CASE("multi-stage resumes bit for bit; separate experts train and sample th
   const auto x = progdiff::sample::generate<double, Cpu>(ddim, routed, Shape{2, 1, 8, 8}, 1).to_host();
   CHECK(std::all_of(x.begin(), x.end(), [](double v) { return std::isfinite(v); }));
 }
+
+}  // namespace progdiff_tests_trainer

@@ -10,6 +10,8 @@
 #include "progdiff/unet/layout.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_unet_layout {
+
 namespace {
 
 namespace unet = progdiff::unet;
@@ -95,3 +97,5 @@ TEST_CASE("a U-Net's parameters are named by its layout") {
   CHECK(blocks == expected);
   CHECK(blocks.size() == 4 + 2 + 6 + 6);  // encoder, middle, decoder ResBlocks; attention (2 + 1 + 3)
 }
+
+}  // namespace progdiff_tests_unet_layout

@@ -16,6 +16,8 @@
 #include "progdiff/unet/separate_experts.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_unet {
+
 namespace {
 
 using namespace layer_test;
@@ -497,3 +499,5 @@ TEST_CASE("MultiDecoderUNet default widths choose GroupNorm groups that divide t
   const auto paper = Multi::default_widths(128, {192, 128, 16});
   CHECK(paper.decoder_groups == std::vector<std::int64_t>{16, 16, 4});
 }
+
+}  // namespace progdiff_tests_unet

@@ -17,6 +17,8 @@
 #include "progdiff/backend/cpu/cpu.hpp"
 #include "progdiff/backend/cpu/cpu_identity.hpp"
 
+namespace progdiff_tests_winograd_forward_bits {
+
 #if defined(__AVX512F__)
 namespace {
 
@@ -161,3 +163,5 @@ TEST_CASE("The Winograd kernels are left out only where the CPU lacks AVX-512") 
   MESSAGE("PROGDIFF_SKIPPED: the AVX-512 Winograd kernels are not compiled for this CPU");
 }
 #endif
+
+}  // namespace progdiff_tests_winograd_forward_bits

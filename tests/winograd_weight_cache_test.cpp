@@ -32,6 +32,8 @@
 #include "progdiff/schedule/discrete.hpp"
 #include "progdiff/unet/unet.hpp"
 
+namespace progdiff_tests_winograd_weight_cache {
+
 namespace {
 
 namespace pd = progdiff;
@@ -369,3 +371,6 @@ TEST_CASE("DDIM after an EMA copy samples with the new weights") {
   CHECK(same_bits(after, ddim.sample(other, shape, 7).to_host()));
   CHECK_FALSE(same_bits(after, first));
 }
+
+}  // namespace progdiff_tests_winograd_weight_cache
+#undef PROGDIFF_TEST_WEIGHT_CACHE
