@@ -448,7 +448,7 @@ TEST_CASE("FashionClassifier: a short training run on Fashion-MNIST well above c
   config.warmup_steps = 10;
   const auto report = metrics::train_classifier(model, train, &test, config);
   MESSAGE("60 steps of batch 64: test accuracy " << report.test_accuracy << " on 1000 images, " << report.seconds
-                                                  << " s");
+                                                 << " s");
   CHECK(report.steps == 60);
   CHECK(report.test_accuracy > 0.5);  // chance is 0.1
   CHECK(report.test_accuracy == doctest::Approx(metrics::classifier_accuracy(model, test)).epsilon(1e-12));
