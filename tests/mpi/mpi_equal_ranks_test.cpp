@@ -25,6 +25,8 @@
 #include "progdiff/train/stage1.hpp"
 #include "progdiff/train/stage2.hpp"
 
+namespace progdiff_mpi_tests_equal_ranks {
+
 using namespace mpi_test;
 
 namespace {
@@ -234,3 +236,5 @@ TEST_CASE("dropout 10%: stage 2 and multi-stage (groups gathered into sub-batche
     }
   }
 }
+
+}  // namespace progdiff_mpi_tests_equal_ranks

@@ -14,6 +14,8 @@
 #include "progdiff/prune/proxy_pruning.hpp"
 #include "progdiff/prune/search_proxy.hpp"
 
+namespace progdiff_mpi_tests_proxy_fan_out {
+
 namespace {
 
 namespace pr = progdiff::prune;
@@ -154,3 +156,5 @@ TEST_CASE("proxy search over 2 ranks: a failure on either rank stops both, namin
       CHECK_THROWS_WITH(run(), doctest::Contains("another process failed to evaluate its schemes"));
   }
 }
+
+}  // namespace progdiff_mpi_tests_proxy_fan_out

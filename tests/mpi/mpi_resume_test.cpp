@@ -13,6 +13,8 @@
 #include "progdiff/train/multi_stage.hpp"
 #include "progdiff/train/stage1.hpp"
 
+namespace progdiff_mpi_tests_resume {
+
 using namespace mpi_test;
 
 namespace {
@@ -157,3 +159,5 @@ TEST_CASE("a checkpoint directory rank 0 cannot create stops every rank before t
       m, Schedule{}, patterns(12), o, train::SimpleObjective{}, [&](const train::StepInfo&) { stepped = true; }, comm));
   CHECK(!stepped);
 }
+
+}  // namespace progdiff_mpi_tests_resume

@@ -17,6 +17,8 @@
 #include "mpi_support.hpp"
 #include "progdiff/tdc/fan_out.hpp"
 
+namespace progdiff_mpi_tests_tdc_fan_out {
+
 namespace {
 
 progdiff::tdc::TdcOptions tdc_options(const std::filesystem::path& dir) {
@@ -123,3 +125,5 @@ TEST_CASE("TDC over 2 ranks with the proxy's evaluations shared: the serial mode
     CHECK(searched >= 1);
   }
 }
+
+}  // namespace progdiff_mpi_tests_tdc_fan_out
