@@ -4,9 +4,5 @@
 // which was most of each variant's compile time (docs/build.md).
 #include "job_steps.hpp"
 
-template job::TimeBudgetPlan job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::planned_time_budget() const;
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::experts();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::unified();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::multi_stage();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::separate();
-template void job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>::tdc();
+// Every member of the job for this scale, the variants among them.
+template class job::Job<job::PaperScaleOn<progdiff::backend::Cuda>>;
