@@ -27,6 +27,7 @@
 #include <utility>
 
 #include "common/run_app.hpp"
+#include "flags.hpp"
 #include "grouping.hpp"
 #include "job.hpp"
 #include "progdiff/data/fashion_mnist.hpp"
