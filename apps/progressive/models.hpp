@@ -132,6 +132,24 @@ inline bool device_present(Device device) {
   return true;
 }
 
+/// Compares samples with the "samples" tensor of a safetensors file (of a run on another back
+/// end, say): prints and returns the largest |difference| / max(1, |reference|), absolute for
+/// pixels in [-1, 1] and relative for the large values an undertrained model draws (NaN counts
+/// as infinite); a ShapeError naming the file when the shapes differ.
+inline double compare_samples(const std::vector<float>& samples, const pd::Shape& shape,
+                              const std::filesystem::path& path, double tolerance) {
+  const auto theirs = pd::io::to_tensor<float>(pd::io::read_safetensors(path), "samples", shape).to_host();
+  double worst = 0.0, sum = 0.0;
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    const double d = std::fabs(double(samples[i]) - double(theirs[i])) / std::max(1.0, std::fabs(double(theirs[i])));
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+    sum += d;
+  }
+  std::printf("samples against %s: largest difference %.3e, mean %.3e (tolerance %.0e)\n", path.string().c_str(), worst,
+              sum / static_cast<double>(samples.size()), tolerance);
+  return worst;
+}
+
 /// The base widths of the decoders of a multi-stage model with `count` decoders and an encoder of
 /// base width `base`: the multi-stage paper's CIFAR-10 proportions (decoders 192, 128, 16 for an
 /// encoder of 128, widest for the cleanest interval), interpolated for other counts; rounded to a
