@@ -150,6 +150,12 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
         std::snprintf(text, sizeof text, "%g", o.sigma_data);
         return std::string(text);
       }());
+  app.add_option("--edm-noise-label", o.edm_noise_label,
+                 "edm: the network's noise input, log-sigma (the EDM paper's c_noise = ln(sigma) / 4) or grid-timestep "
+                 "(sigma's timestep on the 1000-point grid, the range the U-Net's timestep embedding is built for)")
+      ->transform(CLI::CheckedTransformer(names(kEdmNoiseLabelNames)).description(""))
+      ->type_name("NAME")
+      ->default_str(edm_noise_label_name(o.edm_noise_label));
   app.add_option("--arch", o.arch,
                  "ddpm: the DDPM U-Net's blocks; ddpmpp: DDPM++'s (BigGAN residual resampling, skips scaled by "
                  "1/sqrt(2), variance-scaling initialization)")
@@ -310,6 +316,10 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   if (app.count("--sigma-data") > 0 && o.objective != ObjectiveKind::Edm)
     throw progdiff::ConfigError(std::string("--sigma-data: only EDM's preconditioning has a sigma_data (--objective ") +
                                 objective_name(o.objective) + "); add --objective edm");
+  if (app.count("--edm-noise-label") > 0 && o.objective != ObjectiveKind::Edm)
+    throw progdiff::ConfigError(
+        std::string("--edm-noise-label: only EDM's preconditioning has a noise label (--objective ") +
+        objective_name(o.objective) + "); add --objective edm");
   if (o.objective == ObjectiveKind::Edm && o.nll_images > 0)
     throw progdiff::ConfigError(
         "--nll-images: the bits/dim bound needs a discrete DDPM chain; --objective edm has none");

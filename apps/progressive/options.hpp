@@ -67,6 +67,7 @@ inline const char* variant_name(Variant v) { return name_in(kVariantNames, v); }
 inline const char* grouping_name(Grouping g) { return name_in(kGroupingNames, g); }
 inline const char* objective_name(ObjectiveKind k) { return name_in(kObjectiveNames, k); }
 inline const char* arch_name(Arch a) { return name_in(kArchNames, a); }
+inline const char* edm_noise_label_name(pd::model::EdmNoiseLabel l) { return name_in(kEdmNoiseLabelNames, l); }
 
 /// Everything the job does, after the configuration's defaults and the flags are applied.
 struct Options {
@@ -83,6 +84,7 @@ struct Options {
   // the training images' pixels, measured when they are loaded (main.cpp).
   double sigma_data = RecipeSettings{}.sigma_data;
   bool sigma_data_from_data = false;
+  pd::model::EdmNoiseLabel edm_noise_label = RecipeSettings{}.noise_label;  // --edm-noise-label (edm)
   double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
   std::int64_t steps = 0;         // stage-1 optimizer steps
   std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
@@ -128,7 +130,7 @@ struct Options {
 };
 
 /// The recipe's run-time settings from the options (sigma_data resolved when measured).
-inline RecipeSettings recipe_settings(const Options& o) { return {o.sigma_data}; }
+inline RecipeSettings recipe_settings(const Options& o) { return {o.sigma_data, o.edm_noise_label}; }
 
 /// What --help prints above the flags.
 inline constexpr const char* kDescription =

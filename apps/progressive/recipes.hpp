@@ -13,7 +13,7 @@
 //
 // A recipe is a type: its schedule, the net options it adds, its training objective, how it
 // wraps a model (EDM's preconditioning), the view the per-group test loss reads, and its sampler.
-// What a run sets at run time (EDM's sigma_data) comes in RecipeSettings.
+// What a run sets at run time (EDM's sigma_data and noise label) comes in RecipeSettings.
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -58,10 +58,21 @@ inline constexpr std::array<std::pair<Arch, const char*>, 2> kArchNames{{
 static_assert(kArchNames.size() == static_cast<std::size_t>(Arch::Ddpmpp) + 1,
               "kArchNames needs one row per Arch value (Ddpmpp is the last)");
 
+/// EDM's network noise input (--edm-noise-label): the paper's ln(sigma) / 4, or the grid
+/// timestep of sigma, the range progdiff's timestep embedding is built for.
+inline constexpr std::array<std::pair<pd::model::EdmNoiseLabel, const char*>, 2> kEdmNoiseLabelNames{{
+    {pd::model::EdmNoiseLabel::LogSigma, "log-sigma"},
+    {pd::model::EdmNoiseLabel::GridTimestep, "grid-timestep"},
+}};
+static_assert(kEdmNoiseLabelNames.size() == static_cast<std::size_t>(pd::model::EdmNoiseLabel::GridTimestep) + 1,
+              "kEdmNoiseLabelNames needs one row per EdmNoiseLabel value (GridTimestep is the last)");
+
 /// The run-time settings of a recipe; the others ignore what EDM's alone reads.
 struct RecipeSettings {
   /// EDM's sigma_data, in the preconditioning and the loss weight alike (--sigma-data).
   double sigma_data = pd::model::EdmPreconditioning{}.sigma_data;
+  /// EDM's noise input to the network (--edm-noise-label).
+  pd::model::EdmNoiseLabel noise_label = pd::model::EdmPreconditioning{}.noise_label;
 };
 
 /// U-Net options as a list, appended to a scale's option list.
@@ -177,6 +188,7 @@ struct EdmRecipe {
   static Trained<M> wrap(M model, const RecipeSettings& s) {
     pd::model::EdmPreconditioning preconditioning;
     preconditioning.sigma_data = s.sigma_data;
+    preconditioning.noise_label = s.noise_label;
     return Trained<M>(std::move(model), grid(), preconditioning);
   }
   template <class M>

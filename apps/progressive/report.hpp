@@ -116,6 +116,11 @@ inline std::string render_report(const Report& r) {
   if (o.objective == ObjectiveKind::Edm)
     s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) +
          (o.sigma_data_from_data ? " (--sigma-data data: the training pixels' standard deviation)" : "") + " |\n";
+  if (o.objective == ObjectiveKind::Edm)
+    s += "| EDM noise input | " + std::string(edm_noise_label_name(o.edm_noise_label)) +
+         (o.edm_noise_label == pd::model::EdmNoiseLabel::LogSigma ? " (ln(sigma) / 4, the paper's)"
+                                                                  : " (sigma's grid timestep, outside the paper)") +
+         " |\n";
   s += "| grouping | " + std::string(grouping_name(o.grouping)) + ", N = " + std::to_string(o.groups) + " asked, " +
        std::to_string(r.partition.groups()) + " given; budgets from eq. 8 with k = " + fixed(o.min_flops_ratio, 2) +
        " |\n";
@@ -244,6 +249,8 @@ inline nlohmann::json result_json(const Report& r) {
   j["objective"] = objective_name(o.objective);
   j["arch"] = arch_name(o.arch);
   j["sigma_data"] = o.objective == ObjectiveKind::Edm ? nlohmann::json(o.sigma_data) : nlohmann::json();
+  j["edm_noise_label"] =
+      o.objective == ObjectiveKind::Edm ? nlohmann::json(edm_noise_label_name(o.edm_noise_label)) : nlohmann::json();
   j["matmul_precision"] = o.bf16 ? "bf16" : "fp32";
   j["sampler"] = r.sampler_name;
   j["nll_bits_per_dim"] = number(r.nll.bits_per_dim);

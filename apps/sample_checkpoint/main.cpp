@@ -251,6 +251,14 @@ void run_scale(const Flags& f, pd::model::Description d) {
     settings.sigma_data = pd::model::detail::described_real(d, "edm.sigma_data", src);
     if (!(settings.sigma_data > 0))
       throw pd::FormatError(src + ": edm.sigma_data '" + d.at("edm.sigma_data") + "' is not a positive number");
+    // The network's noise input as trained (--edm-noise-label); the wrapper's description must
+    // then match the checkpoint's.
+    const std::string& label = pd::model::description_value(d, "edm.noise_label", src);
+    if (label == "grid_timestep")
+      settings.noise_label = pd::model::EdmNoiseLabel::GridTimestep;
+    else if (label != "log_sigma_over_4")
+      throw pd::FormatError(src + ": edm.noise_label '" + label +
+                            "'; this program reads 'log_sigma_over_4' and 'grid_timestep'");
   }
   const std::string& kind = pd::model::description_value(d, "model.kind", src);
   if (kind == "progressive") {

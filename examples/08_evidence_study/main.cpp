@@ -87,6 +87,10 @@ const std::vector<Arm>& all_arms() {
        "shared encoder + decoders (FLOPs-interval groups), EDM", false},
       {"unified-edm-sd", "--variant unified --objective edm --sigma-data data",
        "one U-Net, EDM with sigma_data measured on the training pixels", false},
+      // The remedy for EDM's weak start: the network's noise input on the range its timestep
+      // embedding is built for (sigma's grid timestep) instead of ln(sigma) / 4.
+      {"unified-edm-grid", "--variant unified --objective edm --edm-noise-label grid-timestep",
+       "one U-Net, EDM with sigma's grid timestep as the network's noise input", false},
       {"tdc-edm", "--tdc --pruning magnitude --objective edm",
        "stage 1 on EDM, pruned per group by magnitude, fine-tuned with EDM's loss", false},
       // The remedy for TDC's fine-tuning: stage 1 shorter, the groups' fine-tuning longer, at the
@@ -174,7 +178,7 @@ void add_flags(CLI::App& app, Options& o, std::string& arms, std::string& budget
   app.add_option("--arms", arms,
                  "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
                  "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
-                 "multi-stage-edm, unified-edm-sd, tdc-edm; TDC with a longer fine-tuning: tdc-proxy-long, "
+                 "multi-stage-edm, unified-edm-sd, unified-edm-grid, tdc-edm; TDC with a longer fine-tuning: tdc-proxy-long, "
                  "tdc-magnitude-long")
       ->check(CLI::Validator(check_arms, "A,B,..."));
   app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance")
