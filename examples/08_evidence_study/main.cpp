@@ -175,11 +175,12 @@ void add_flags(CLI::App& app, Options& o, std::string& arms, std::string& budget
   app.add_flag("--tiny", o.tiny, "the CI configuration: the job's --tiny, 2 seeds (well under a minute)");
   app.add_option("--seeds", o.seeds, "seeds per arm")->check(at_least(1))->capture_default_str();
   app.add_option("--first-seed", o.first_seed, "the first seed")->check(at_least(0))->capture_default_str();
-  app.add_option("--arms", arms,
-                 "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
-                 "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
-                 "multi-stage-edm, unified-edm-sd, unified-edm-grid, tdc-edm; TDC with a longer fine-tuning: tdc-proxy-long, "
-                 "tdc-magnitude-long")
+  app.add_option(
+         "--arms", arms,
+         "A,B,...: a subset of unified, separate, multi-stage-od, multi-stage-flops, copies, tdc-proxy, "
+         "tdc-magnitude (default: these seven); and the papers' base models: unified-hybrid, unified-edm, "
+         "multi-stage-edm, unified-edm-sd, unified-edm-grid, tdc-edm; TDC with a longer fine-tuning: tdc-proxy-long, "
+         "tdc-magnitude-long")
       ->check(CLI::Validator(check_arms, "A,B,..."));
   app.add_option("--fid-samples", o.fid_samples, "generated images for the Frechet distance")
       ->check(at_least(2))
