@@ -156,6 +156,13 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
       ->transform(CLI::CheckedTransformer(names(kEdmNoiseLabelNames)).description(""))
       ->type_name("NAME")
       ->default_str(edm_noise_label_name(o.edm_noise_label));
+  app.add_option("--edm-p-mean", o.edm_p_mean,
+                 "edm: P_mean of the training noise levels, ln(sigma) ~ N(P_mean, P_std^2) (the EDM paper's -1.2)")
+      ->check(CLI::Range(-10.0, 10.0))
+      ->capture_default_str();
+  app.add_option("--edm-p-std", o.edm_p_std, "edm: P_std of the training noise levels (the EDM paper's 1.2)")
+      ->check(CLI::Range(0.01, 10.0))
+      ->capture_default_str();
   app.add_option("--arch", o.arch,
                  "ddpm: the DDPM U-Net's blocks; ddpmpp: DDPM++'s (BigGAN residual resampling, skips scaled by "
                  "1/sqrt(2), variance-scaling initialization)")
@@ -316,6 +323,10 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   if (app.count("--sigma-data") > 0 && o.objective != ObjectiveKind::Edm)
     throw progdiff::ConfigError(std::string("--sigma-data: only EDM's preconditioning has a sigma_data (--objective ") +
                                 objective_name(o.objective) + "); add --objective edm");
+  for (const char* flag : {"--edm-p-mean", "--edm-p-std"})
+    if (app.count(flag) > 0 && o.objective != ObjectiveKind::Edm)
+      throw progdiff::ConfigError(std::string(flag) + ": only EDM draws log-normal noise levels (--objective " +
+                                  objective_name(o.objective) + "); add --objective edm");
   if (app.count("--edm-noise-label") > 0 && o.objective != ObjectiveKind::Edm)
     throw progdiff::ConfigError(
         std::string("--edm-noise-label: only EDM's preconditioning has a noise label (--objective ") +

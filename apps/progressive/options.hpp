@@ -85,10 +85,12 @@ struct Options {
   double sigma_data = RecipeSettings{}.sigma_data;
   bool sigma_data_from_data = false;
   pd::model::EdmNoiseLabel edm_noise_label = RecipeSettings{}.noise_label;  // --edm-noise-label (edm)
-  double min_flops_ratio = 0.5;   // k of eq. 8: the cheapest group's budget as a fraction of the base
-  std::int64_t steps = 0;         // stage-1 optimizer steps
-  std::int64_t stage2_steps = 0;  // stage-2 steps (each trains every group on its own batch)
-  double budget_scale = 1.0;      // --budget-scale: multiplies both step counts (convergence studies)
+  double edm_p_mean = RecipeSettings{}.p_mean;  // --edm-p-mean (edm): the training noise levels' log-normal
+  double edm_p_std = RecipeSettings{}.p_std;    // --edm-p-std (edm)
+  double min_flops_ratio = 0.5;                 // k of eq. 8: the cheapest group's budget as a fraction of the base
+  std::int64_t steps = 0;                       // stage-1 optimizer steps
+  std::int64_t stage2_steps = 0;                // stage-2 steps (each trains every group on its own batch)
+  double budget_scale = 1.0;                    // --budget-scale: multiplies both step counts (convergence studies)
   // --stage1-share: stage 1's share of the plan's steps (stage 1 + stage 2 x groups), the rest
   // to stage 2 (tdc, experts: a longer fine-tuning at the same total); 0: as configured.
   double stage1_share = 0.0;
@@ -130,7 +132,9 @@ struct Options {
 };
 
 /// The recipe's run-time settings from the options (sigma_data resolved when measured).
-inline RecipeSettings recipe_settings(const Options& o) { return {o.sigma_data, o.edm_noise_label}; }
+inline RecipeSettings recipe_settings(const Options& o) {
+  return {o.sigma_data, o.edm_noise_label, o.edm_p_mean, o.edm_p_std};
+}
 
 /// What --help prints above the flags.
 inline constexpr const char* kDescription =

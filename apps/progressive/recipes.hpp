@@ -73,6 +73,9 @@ struct RecipeSettings {
   double sigma_data = pd::model::EdmPreconditioning{}.sigma_data;
   /// EDM's noise input to the network (--edm-noise-label).
   pd::model::EdmNoiseLabel noise_label = pd::model::EdmPreconditioning{}.noise_label;
+  /// EDM's training noise levels, ln(sigma) ~ N(p_mean, p_std^2) (--edm-p-mean, --edm-p-std).
+  double p_mean = pd::train::LogNormalSigmaConfig{}.p_mean;
+  double p_std = pd::train::LogNormalSigmaConfig{}.p_std;
 };
 
 /// U-Net options as a list, appended to a scale's option list.
@@ -180,6 +183,8 @@ struct EdmRecipe {
   static Objective objective(const RecipeSettings& s) {
     Objective o;
     o.sigma_data = s.sigma_data;
+    o.sigmas.p_mean = s.p_mean;
+    o.sigmas.p_std = s.p_std;
     return o;
   }
   template <class M>

@@ -117,6 +117,9 @@ inline std::string render_report(const Report& r) {
     s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) +
          (o.sigma_data_from_data ? " (--sigma-data data: the training pixels' standard deviation)" : "") + " |\n";
   if (o.objective == ObjectiveKind::Edm)
+    s += "| EDM training noise levels | ln(sigma) ~ N(" + fixed(o.edm_p_mean, 2) + ", " + fixed(o.edm_p_std, 2) +
+         "^2) |\n";
+  if (o.objective == ObjectiveKind::Edm)
     s += "| EDM noise input | " + std::string(edm_noise_label_name(o.edm_noise_label)) +
          (o.edm_noise_label == pd::model::EdmNoiseLabel::LogSigma ? " (ln(sigma) / 4, the paper's)"
                                                                   : " (sigma's grid timestep, outside the paper)") +
@@ -249,6 +252,8 @@ inline nlohmann::json result_json(const Report& r) {
   j["objective"] = objective_name(o.objective);
   j["arch"] = arch_name(o.arch);
   j["sigma_data"] = o.objective == ObjectiveKind::Edm ? nlohmann::json(o.sigma_data) : nlohmann::json();
+  j["edm_p_mean"] = o.objective == ObjectiveKind::Edm ? nlohmann::json(o.edm_p_mean) : nlohmann::json();
+  j["edm_p_std"] = o.objective == ObjectiveKind::Edm ? nlohmann::json(o.edm_p_std) : nlohmann::json();
   j["edm_noise_label"] =
       o.objective == ObjectiveKind::Edm ? nlohmann::json(edm_noise_label_name(o.edm_noise_label)) : nlohmann::json();
   j["matmul_precision"] = o.bf16 ? "bf16" : "fp32";
