@@ -1,7 +1,8 @@
 #pragma once
-// The definitions behind job.hpp: the timed phases, training settings, the metric's classifier,
-// the evaluation shared by every variant, and the variants themselves. Included only by the
-// variant_*.cpp units, each of which instantiates one family.
+// The definitions behind job.hpp: training settings, the model-dependent part of the evaluation
+// shared by every variant (per-group loss, bits/dim, sampling; the rest is evaluation.cpp's), and
+// the variants themselves. Included only by the variant_*.cpp units, each of which instantiates
+// one family.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
