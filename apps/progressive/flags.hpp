@@ -320,17 +320,16 @@ inline Options parse_options(CLI::App& app, int argc, const char* const* argv) {
   if (!plain && o.device == Device::Cuda)
     throw progdiff::ConfigError("--backend cuda: this program runs --objective simple --arch ddpm only on CUDA" +
                                 recipe);
-  if (app.count("--sigma-data") > 0 && o.objective != ObjectiveKind::Edm)
-    throw progdiff::ConfigError(std::string("--sigma-data: only EDM's preconditioning has a sigma_data (--objective ") +
-                                objective_name(o.objective) + "); add --objective edm");
-  for (const char* flag : {"--edm-p-mean", "--edm-p-std"})
+  // The flags only EDM reads, each refused by name under another objective.
+  const auto edm_only = [&](const char* flag, const char* what) {
     if (app.count(flag) > 0 && o.objective != ObjectiveKind::Edm)
-      throw progdiff::ConfigError(std::string(flag) + ": only EDM draws log-normal noise levels (--objective " +
+      throw progdiff::ConfigError(std::string(flag) + ": only " + what + " (--objective " +
                                   objective_name(o.objective) + "); add --objective edm");
-  if (app.count("--edm-noise-label") > 0 && o.objective != ObjectiveKind::Edm)
-    throw progdiff::ConfigError(
-        std::string("--edm-noise-label: only EDM's preconditioning has a noise label (--objective ") +
-        objective_name(o.objective) + "); add --objective edm");
+  };
+  edm_only("--sigma-data", "EDM's preconditioning has a sigma_data");
+  edm_only("--edm-p-mean", "EDM draws log-normal noise levels");
+  edm_only("--edm-p-std", "EDM draws log-normal noise levels");
+  edm_only("--edm-noise-label", "EDM's preconditioning has a noise label");
   if (o.objective == ObjectiveKind::Edm && o.nll_images > 0)
     throw progdiff::ConfigError(
         "--nll-images: the bits/dim bound needs a discrete DDPM chain; --objective edm has none");
