@@ -113,17 +113,16 @@ inline std::string render_report(const Report& r) {
   s += "| batch, peak learning rate | " + std::to_string(o.batch) + ", " + fixed(o.lr, 5) + " |\n";
   s += "| objective, U-Net blocks | " + std::string(objective_name(o.objective)) + ", " + arch_name(o.arch) + " |\n";
   s += "| schedule | " + r.schedule_name + " |\n";
-  if (o.objective == ObjectiveKind::Edm)
+  if (o.objective == ObjectiveKind::Edm) {
     s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) +
          (o.sigma_data_from_data ? " (--sigma-data data: the training pixels' standard deviation)" : "") + " |\n";
-  if (o.objective == ObjectiveKind::Edm)
     s += "| EDM training noise levels | ln(sigma) ~ N(" + fixed(o.edm_p_mean, 2) + ", " + fixed(o.edm_p_std, 2) +
          "^2) |\n";
-  if (o.objective == ObjectiveKind::Edm)
     s += "| EDM noise input | " + std::string(edm_noise_label_name(o.edm_noise_label)) +
          (o.edm_noise_label == pd::model::EdmNoiseLabel::LogSigma ? " (ln(sigma) / 4, the paper's)"
                                                                   : " (sigma's grid timestep, outside the paper)") +
          " |\n";
+  }
   s += "| grouping | " + std::string(grouping_name(o.grouping)) + ", N = " + std::to_string(o.groups) + " asked, " +
        std::to_string(r.partition.groups()) + " given; budgets from eq. 8 with k = " + fixed(o.min_flops_ratio, 2) +
        " |\n";
