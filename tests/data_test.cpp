@@ -115,12 +115,13 @@ TEST_CASE("Fashion-MNIST: the installed files give the known counts, labels and 
   CHECK(partial.count == 100);
   CHECK(partial.height == 28);
   CHECK(std::equal(partial.labels.begin(), partial.labels.end(), test.labels.begin()));
-  // The spread EDM's sigma_data takes from the data: numpy over the same padded [-1, 1] pixels
-  // (float32 scaling, float64 sums) gives mean -0.5620003290503703, std 0.6636227560069806.
+  // The spread EDM's sigma_data takes from the data: tools/fixtures/fashion_pixel_statistics.py
+  // over the same padded [-1, 1] pixels (float32 scaling, float64 sums).
   const data::PixelStatistics spread = data::pixel_standard_deviation(train);
   CHECK(spread.pixels == 60000 * 32 * 32);
   CHECK(spread.mean == doctest::Approx(-0.5620003290503703).epsilon(1e-9));
   CHECK(spread.standard_deviation == doctest::Approx(0.6636227560069806).epsilon(1e-9));
+  CHECK(spread.root_mean_square == doctest::Approx(0.8696203379308841).epsilon(1e-9));
 }
 
 TEST_CASE("pixel statistics: closed forms, a large offset, and an empty dataset refused") {
@@ -131,6 +132,8 @@ TEST_CASE("pixel statistics: closed forms, a large offset, and an empty dataset 
   CHECK(s.pixels == 120);
   CHECK(s.mean == doctest::Approx((n - 1) / 2).epsilon(1e-14));
   CHECK(s.standard_deviation == doctest::Approx(std::sqrt((n * n - 1) / 12)).epsilon(1e-14));
+  // Their mean square: (n - 1)(2n - 1) / 6.
+  CHECK(s.root_mean_square == doctest::Approx(std::sqrt((n - 1) * (2 * n - 1) / 6)).epsilon(1e-14));
   // A mean of 10^4 must not cancel the spread (a one-pass sum of squares in float would).
   for (float& v : ds.pixels) v += 10000.0f;
   s = data::pixel_standard_deviation(ds);

@@ -127,8 +127,9 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
   app.add_option_function<std::string>(
          "--sigma-data",
          [&o](const std::string& value) {
-           if (value == "data") {
-             o.sigma_data_from_data = true;
+           if (value == "data" || value == "rms") {
+             o.sigma_data_source =
+                 value == "data" ? SigmaDataSource::StandardDeviation : SigmaDataSource::RootMeanSquare;
              return;
            }
            std::size_t used = 0;
@@ -139,12 +140,13 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
              used = 0;
            }
            if (used != value.size() || !(v > 0) || !std::isfinite(v))
-             throw CLI::ValidationError("--sigma-data", "'" + value + "' is neither a positive number nor 'data'");
-           o.sigma_data = v, o.sigma_data_from_data = false;
+             throw CLI::ValidationError("--sigma-data", "'" + value + "' is not a positive number, 'data' or 'rms'");
+           o.sigma_data = v, o.sigma_data_source = SigmaDataSource::Given;
          },
          "edm: sigma_data of the preconditioning and the loss weight, the data's standard deviation (EDM's 0.5 "
-         "suits CIFAR-10 in [-1, 1]); 'data' measures it on the training images as the model sees them")
-      ->type_name("SD|data")
+         "suits CIFAR-10 in [-1, 1]); 'data' measures it on the training images as the model sees them, 'rms' "
+         "takes their root mean square (their spread about zero, which EDM's derivation assumes)")
+      ->type_name("SD|data|rms")
       ->default_str([&o] {
         char text[32];
         std::snprintf(text, sizeof text, "%g", o.sigma_data);

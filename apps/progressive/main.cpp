@@ -138,14 +138,16 @@ int run(const Options& o, const std::string& command) {
   });
   SealedTestSplit test(test_images);
 
-  // --sigma-data data: EDM's sigma_data is the spread of the images trained on, as they are fed.
+  // --sigma-data data | rms: EDM's sigma_data is the spread of the images trained on, as they are fed.
   Options resolved = o;
-  if (o.objective == ObjectiveKind::Edm && o.sigma_data_from_data) {
+  if (o.objective == ObjectiveKind::Edm && o.sigma_data_source != SigmaDataSource::Given) {
     const pd::data::PixelStatistics spread = pd::data::pixel_standard_deviation(split.fit);
-    resolved.sigma_data = spread.standard_deviation;
+    const bool rms = o.sigma_data_source == SigmaDataSource::RootMeanSquare;
+    resolved.sigma_data = rms ? spread.root_mean_square : spread.standard_deviation;
     report.options = resolved;
-    std::printf("--sigma-data data: %.6f, the standard deviation of the %lld training images' pixels (mean %.6f)\n",
-                spread.standard_deviation, static_cast<long long>(split.fit.count), spread.mean);
+    std::printf("--sigma-data %s: %.6f, the %s of the %lld training images' pixels (mean %.6f)\n", rms ? "rms" : "data",
+                resolved.sigma_data, rms ? "root mean square" : "standard deviation",
+                static_cast<long long>(split.fit.count), spread.mean);
   }
 
   // --bf16 (checked against this CPU with the options): every CPU convolution from here on.

@@ -55,6 +55,26 @@ inline constexpr std::array<std::pair<Grouping, const char*>, 4> kGroupingNames{
 static_assert(kGroupingNames.size() == static_cast<std::size_t>(Grouping::OptimalDenoiser) + 1,
               "kGroupingNames needs one row per Grouping value (OptimalDenoiser is the last)");
 
+/// Where EDM's sigma_data comes from (--sigma-data X | data | rms).
+enum class SigmaDataSource {
+  Given,              // a number on the command line, or the default
+  StandardDeviation,  // 'data': the training pixels' standard deviation
+  RootMeanSquare,     // 'rms': their root mean square, the spread about zero
+};
+
+/// What the report says after sigma_data's value about where it came from.
+inline const char* sigma_data_source_note(SigmaDataSource s) {
+  switch (s) {
+    case SigmaDataSource::StandardDeviation:
+      return " (--sigma-data data: the training pixels' standard deviation)";
+    case SigmaDataSource::RootMeanSquare:
+      return " (--sigma-data rms: the training pixels' root mean square)";
+    case SigmaDataSource::Given:
+      break;
+  }
+  return "";
+}
+
 /// The name of `value` in `table`, "?" when absent.
 template <class E, std::size_t N>
 const char* name_in(const std::array<std::pair<E, const char*>, N>& table, E value) {
@@ -80,10 +100,10 @@ struct Options {
   Grouping grouping = Grouping::Flops;
   ObjectiveKind objective = ObjectiveKind::Simple;  // --objective: the training recipe (recipes.hpp)
   Arch arch = Arch::Ddpm;                           // --arch: the U-Net's blocks
-  // --sigma-data (edm): EDM's sigma_data, or (sigma_data_from_data) the standard deviation of
-  // the training images' pixels, measured when they are loaded (main.cpp).
+  // --sigma-data (edm): EDM's sigma_data as given, or measured on the training images' pixels
+  // when they are loaded (main.cpp): their standard deviation or their root mean square.
   double sigma_data = RecipeSettings{}.sigma_data;
-  bool sigma_data_from_data = false;
+  SigmaDataSource sigma_data_source = SigmaDataSource::Given;
   pd::model::EdmNoiseLabel edm_noise_label = RecipeSettings{}.noise_label;  // --edm-noise-label (edm)
   double edm_p_mean = RecipeSettings{}.p_mean;  // --edm-p-mean (edm): the training noise levels' log-normal
   double edm_p_std = RecipeSettings{}.p_std;    // --edm-p-std (edm)

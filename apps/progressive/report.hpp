@@ -114,8 +114,7 @@ inline std::string render_report(const Report& r) {
   s += "| objective, U-Net blocks | " + std::string(objective_name(o.objective)) + ", " + arch_name(o.arch) + " |\n";
   s += "| schedule | " + r.schedule_name + " |\n";
   if (o.objective == ObjectiveKind::Edm) {
-    s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) +
-         (o.sigma_data_from_data ? " (--sigma-data data: the training pixels' standard deviation)" : "") + " |\n";
+    s += "| EDM sigma_data | " + fixed(o.sigma_data, 4) + sigma_data_source_note(o.sigma_data_source) + " |\n";
     s += "| EDM training noise levels | ln(sigma) ~ N(" + fixed(o.edm_p_mean, 2) + ", " + fixed(o.edm_p_std, 2) +
          "^2) |\n";
     s += "| EDM noise input | " + std::string(edm_noise_label_name(o.edm_noise_label)) +

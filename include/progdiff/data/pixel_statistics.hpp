@@ -16,11 +16,14 @@
 
 namespace progdiff::data {
 
-/// The mean and the (population) standard deviation over every pixel of every image.
+/// The mean, the (population) standard deviation and the root mean square over every pixel of
+/// every image. The root mean square is the spread about zero, which is what EDM's derivation
+/// assumes of its data (it takes the data's mean as zero): sqrt(mean^2 + standard_deviation^2).
 struct PixelStatistics {
   double mean = 0.0;
   double standard_deviation = 0.0;
   std::int64_t pixels = 0;
+  double root_mean_square = 0.0;
 };
 
 /// Over all channels and images of `d`, in double precision (two passes, so a large mean does not
@@ -32,12 +35,13 @@ inline PixelStatistics pixel_standard_deviation(const ImageDataset& d) {
   for (float v : d.pixels) sum += static_cast<double>(v);
   const double n = static_cast<double>(d.pixels.size());
   const double mean = sum / n;
-  double squares = 0.0;
+  double squares = 0.0, raw_squares = 0.0;
   for (float v : d.pixels) {
     const double c = static_cast<double>(v) - mean;
     squares += c * c;
+    raw_squares += static_cast<double>(v) * static_cast<double>(v);
   }
-  return {mean, std::sqrt(squares / n), static_cast<std::int64_t>(d.pixels.size())};
+  return {mean, std::sqrt(squares / n), static_cast<std::int64_t>(d.pixels.size()), std::sqrt(raw_squares / n)};
 }
 
 }  // namespace progdiff::data
