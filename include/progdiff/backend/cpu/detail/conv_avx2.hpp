@@ -7,7 +7,8 @@
 //   micro-kernel's packed B layout, one L2-sized chunk at a time (packed_sgemm::sgemm_streamed_b);
 // - backward data at stride 1: a forward of dy with the flipped kernels (Winograd where it
 //   applies, detail/winograd4_avx2.hpp);
-// - weight gradient: col(x) dy^T, the im2col rows built straight into packed A panels.
+// - weight gradient: col(x) dy^T, the im2col rows built straight into packed A panels (at
+//   stride 1 six at a time, by vector loads from a zero-padded copy of the input and a transpose).
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
 #include <immintrin.h>
 #include <omp.h>
@@ -212,6 +213,84 @@ inline void im2col_row_strided(const ConvGeometry& g, const float* x, std::int64
   }
 }
 
+/// The 8x8 transpose of rows[0..7]: out[j] lane i is rows[i] lane j.
+inline void transpose8x8(const __m256 rows[8], __m256 out[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(rows[i], rows[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(rows[i], rows[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    out[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    out[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+/// The floats zero_padded_planes writes for `samples` samples of g's input: each plane with g.pad
+/// zeros on every side, and 8 floats of slack after the last.
+inline std::int64_t zero_padded_floats(const ConvGeometry& g, std::int64_t samples) {
+  return samples * g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) + 8;
+}
+
+/// The planes of `samples` consecutive samples of x, each with g.pad zeros on every side, into
+/// out [samples, c_in, h + 2 pad, w + 2 pad], then 8 zeros.
+inline void zero_padded_planes(const ConvGeometry& g, const float* x, std::int64_t samples, float* out) {
+  const std::int64_t wp = g.w + 2 * g.pad, planes = samples * g.c_in;
+  for (std::int64_t q = 0; q < planes; ++q) {
+    const float* plane = x + q * g.h * g.w;
+    std::fill(out, out + g.pad * wp, 0.0f);
+    out += g.pad * wp;
+    for (std::int64_t y = 0; y < g.h; ++y, out += wp) {
+      std::fill(out, out + g.pad, 0.0f);
+      std::copy(plane + y * g.w, plane + (y + 1) * g.w, out + g.pad);
+      std::fill(out + g.pad + g.w, out + wp, 0.0f);
+    }
+    std::fill(out, out + g.pad * wp, 0.0f);
+    out += g.pad * wp;
+  }
+  std::fill(out, out + 8, 0.0f);
+}
+
+/// Rows r0 .. r0 + 5 of the im2col matrix of `samples` consecutive samples (stride 1), read from
+/// their zero-padded planes (zero_padded_planes), as the micro-kernel's packed A panel:
+/// out[p * 6 + i] = col[r0 + i][p], for the pixels p of the samples side by side; what
+/// im2col_row_strided writes for six rows, row by row, one float at a time. Here eight pixels of
+/// an output row at a time: each row's eight values are one plain vector load (the padding is
+/// in the planes, so no lane needs a test), an 8x8 transpose makes them eight pixels' six
+/// values, and overlapping 8-float stores in pixel order write them (each store's last two
+/// floats are rewritten by the next; the panel's last store writes two floats past 6 pixels,
+/// so `out` needs that slack).
+inline void im2col_rows_packed6(const ConvGeometry& g, const float* padded, std::int64_t samples, std::int64_t r0,
+                                float* out) {
+  static_assert(Kernel::kMr == 6, "im2col_rows_packed6 fills panels of the 6-row AVX2 micro-kernel");
+  const std::int64_t taps = g.kh * g.kw, ow = g.out_w(), oh = g.out_h(), wp = g.w + 2 * g.pad;
+  const std::int64_t plane = (g.h + 2 * g.pad) * wp, sample_size = g.c_in * plane;
+  std::int64_t offset[6];  // of row i's input for output pixel (0, 0) in a padded sample
+  for (std::int64_t i = 0; i < 6; ++i) {
+    const std::int64_t r = r0 + i, tap = r % taps;
+    offset[i] = (r / taps) * plane + (tap / g.kw) * wp + tap % g.kw;
+  }
+  __m256 v[8], t[8];
+  v[6] = v[7] = _mm256_setzero_ps();
+  for (std::int64_t s = 0; s < samples; ++s)
+    for (std::int64_t oy = 0; oy < oh; ++oy) {
+      const float* row = padded + s * sample_size + oy * wp;
+      for (std::int64_t ox0 = 0; ox0 < ow; ox0 += 8) {
+        for (int i = 0; i < 6; ++i) v[i] = _mm256_loadu_ps(row + offset[i] + ox0);
+        transpose8x8(v, t);
+        const std::int64_t count = std::min<std::int64_t>(8, ow - ox0);  // lanes past it read the next row
+        for (std::int64_t j = 0; j < count; ++j) _mm256_storeu_ps(out + j * 6, t[j]);
+        out += count * 6;
+      }
+    }
+}
+
 /// dweight[c_out, c_in kh kw] += sum over samples of dy_n col(x_n)^T (accumulates), computed as
 /// its transpose col(x) dy^T: the im2col rows are built kMr at a time straight into the
 /// micro-kernel's packed A layout, and dy^T, nine times smaller than col^T for a 3x3 kernel, is
@@ -229,10 +308,15 @@ inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* 
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
 #pragma omp parallel num_threads(threads)
   {
-    thread_local std::vector<float> acc_buffer, a_buffer, b_buffer;
+    thread_local std::vector<float> acc_buffer, a_buffer, b_buffer, padded_buffer;
     float* acc = packed_sgemm::thread_scratch(acc_buffer, static_cast<std::size_t>(k * co));
-    float* pa = packed_sgemm::thread_scratch(a_buffer, static_cast<std::size_t>(group * hw * Mr));
+    // (2 floats of slack for im2col_rows_packed6's last store)
+    float* pa = packed_sgemm::thread_scratch(a_buffer, static_cast<std::size_t>(group * hw * Mr + 2));
     float* pb = packed_sgemm::thread_scratch(b_buffer, static_cast<std::size_t>(npanels * group * hw * Nr));
+    // At stride 1 the group's input planes with their padding, read by im2col_rows_packed6.
+    float* padded = g.stride == 1 ? packed_sgemm::thread_scratch(padded_buffer,
+                                                                 static_cast<std::size_t>(zero_padded_floats(g, group)))
+                                  : nullptr;
     partial[static_cast<std::size_t>(omp_get_thread_num())] = acc;
     std::fill(acc, acc + k * co, 0.0f);
 #pragma omp for schedule(static)
@@ -242,13 +326,17 @@ inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* 
       for (std::int64_t s = 0; s < samples; ++s)
         packed_sgemm::pack_b<Nr>(Trans::Yes, hw, co, dy + (i0 + s) * co * hw, hw, pb + s * hw * Nr, 0, npanels,
                                  pixels * Nr);
+      if (g.stride == 1) zero_padded_planes(g, x + i0 * x_stride, samples, padded);
       for (std::int64_t r0 = 0; r0 < k; r0 += Mr) {
         const std::int64_t mvalid = std::min(Mr, k - r0);
-        for (std::int64_t i = 0; i < Mr; ++i)
-          if (i < mvalid)
-            im2col_row_strided(g, x + i0 * x_stride, samples, r0 + i, pa + i, Mr);
-          else
-            for (std::int64_t q = 0; q < pixels; ++q) pa[q * Mr + i] = 0.0f;
+        if (mvalid == 6 && g.stride == 1)
+          im2col_rows_packed6(g, padded, samples, r0, pa);
+        else
+          for (std::int64_t i = 0; i < Mr; ++i)
+            if (i < mvalid)
+              im2col_row_strided(g, x + i0 * x_stride, samples, r0 + i, pa + i, Mr);
+            else
+              for (std::int64_t q = 0; q < pixels; ++q) pa[q * Mr + i] = 0.0f;
         for (std::int64_t np = 0; np < npanels; ++np)
           Kernel::tile(pixels, pa, mvalid, pb + np * pixels * Nr, std::min(Nr, co - np * Nr), 1.0f, 1.0f,
                        acc + r0 * co + np * Nr, co);
