@@ -21,6 +21,7 @@
 #include "progdiff/backend/cpu/detail/flipped_kernels.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
+#include "progdiff/backend/cpu/detail/padded_sample.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 #include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
@@ -238,23 +239,13 @@ inline std::int64_t zero_padded_floats(const ConvGeometry& g, std::int64_t sampl
   return samples * g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) + 8;
 }
 
-/// The planes of `samples` consecutive samples of x, each with g.pad zeros on every side, into
-/// out [samples, c_in, h + 2 pad, w + 2 pad], then 8 zeros.
+/// The planes of `samples` consecutive samples of x, each with g.pad zeros on every side
+/// (pad_sample), into out [samples, c_in, h + 2 pad, w + 2 pad], then 8 zeros: the slack that
+/// im2col_rows_packed6's last loads read past the last plane.
 inline void zero_padded_planes(const ConvGeometry& g, const float* x, std::int64_t samples, float* out) {
-  const std::int64_t wp = g.w + 2 * g.pad, planes = samples * g.c_in;
-  for (std::int64_t q = 0; q < planes; ++q) {
-    const float* plane = x + q * g.h * g.w;
-    std::fill(out, out + g.pad * wp, 0.0f);
-    out += g.pad * wp;
-    for (std::int64_t y = 0; y < g.h; ++y, out += wp) {
-      std::fill(out, out + g.pad, 0.0f);
-      std::copy(plane + y * g.w, plane + (y + 1) * g.w, out + g.pad);
-      std::fill(out + g.pad + g.w, out + wp, 0.0f);
-    }
-    std::fill(out, out + g.pad * wp, 0.0f);
-    out += g.pad * wp;
-  }
-  std::fill(out, out + 8, 0.0f);
+  const std::int64_t padded_sample = g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
+  for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + s * g.c_in * g.h * g.w, out + s * padded_sample);
+  std::fill(out + samples * padded_sample, out + samples * padded_sample + 8, 0.0f);
 }
 
 /// Rows r0 .. r0 + 5 of the im2col matrix of `samples` consecutive samples (stride 1), read from
@@ -329,7 +320,7 @@ inline void conv2d_backward_weight_implicit(const ConvGeometry& g, const float* 
       if (g.stride == 1) zero_padded_planes(g, x + i0 * x_stride, samples, padded);
       for (std::int64_t r0 = 0; r0 < k; r0 += Mr) {
         const std::int64_t mvalid = std::min(Mr, k - r0);
-        if (mvalid == 6 && g.stride == 1)
+        if (mvalid == Mr && g.stride == 1)
           im2col_rows_packed6(g, padded, samples, r0, pa);
         else
           for (std::int64_t i = 0; i < Mr; ++i)
