@@ -127,11 +127,11 @@ inline void add_flags(CLI::App& app, Options& o, std::string& pruning_flag, std:
   app.add_option_function<std::string>(
          "--sigma-data",
          [&o](const std::string& value) {
-           if (value == "data" || value == "rms") {
-             o.sigma_data_source =
-                 value == "data" ? SigmaDataSource::StandardDeviation : SigmaDataSource::RootMeanSquare;
-             return;
-           }
+           for (const auto& [source, word] : kSigmaDataSourceNames)
+             if (value == word) {
+               o.sigma_data_source = source;
+               return;
+             }
            std::size_t used = 0;
            double v = 0;
            try {

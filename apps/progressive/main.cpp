@@ -142,12 +142,12 @@ int run(const Options& o, const std::string& command) {
   Options resolved = o;
   if (o.objective == ObjectiveKind::Edm && o.sigma_data_source != SigmaDataSource::Given) {
     const pd::data::PixelStatistics spread = pd::data::pixel_standard_deviation(split.fit);
-    const bool rms = o.sigma_data_source == SigmaDataSource::RootMeanSquare;
-    resolved.sigma_data = rms ? spread.root_mean_square : spread.standard_deviation;
+    resolved.sigma_data =
+        o.sigma_data_source == SigmaDataSource::RootMeanSquare ? spread.root_mean_square : spread.standard_deviation;
     report.options = resolved;
-    std::printf("--sigma-data %s: %.6f, the %s of the %lld training images' pixels (mean %.6f)\n", rms ? "rms" : "data",
-                resolved.sigma_data, rms ? "root mean square" : "standard deviation",
-                static_cast<long long>(split.fit.count), spread.mean);
+    std::printf("--sigma-data %s: %.6f, the %s of the %lld training images' pixels (mean %.6f)\n",
+                name_in(kSigmaDataSourceNames, o.sigma_data_source), resolved.sigma_data,
+                sigma_data_measure(o.sigma_data_source), static_cast<long long>(split.fit.count), spread.mean);
   }
 
   // --bf16 (checked against this CPU with the options): every CPU convolution from here on.

@@ -62,17 +62,15 @@ enum class SigmaDataSource {
   RootMeanSquare,     // 'rms': their root mean square, the spread about zero
 };
 
-/// What the report says after sigma_data's value about where it came from.
-inline const char* sigma_data_source_note(SigmaDataSource s) {
-  switch (s) {
-    case SigmaDataSource::StandardDeviation:
-      return " (--sigma-data data: the training pixels' standard deviation)";
-    case SigmaDataSource::RootMeanSquare:
-      return " (--sigma-data rms: the training pixels' root mean square)";
-    case SigmaDataSource::Given:
-      break;
-  }
-  return "";
+/// The --sigma-data word of each source measured on the training pixels.
+inline constexpr std::array<std::pair<SigmaDataSource, const char*>, 2> kSigmaDataSourceNames{{
+    {SigmaDataSource::StandardDeviation, "data"},
+    {SigmaDataSource::RootMeanSquare, "rms"},
+}};
+
+/// What a measured source takes of the training pixels.
+inline const char* sigma_data_measure(SigmaDataSource s) {
+  return s == SigmaDataSource::RootMeanSquare ? "root mean square" : "standard deviation";
 }
 
 /// The name of `value` in `table`, "?" when absent.
@@ -88,6 +86,13 @@ inline const char* grouping_name(Grouping g) { return name_in(kGroupingNames, g)
 inline const char* objective_name(ObjectiveKind k) { return name_in(kObjectiveNames, k); }
 inline const char* arch_name(Arch a) { return name_in(kArchNames, a); }
 inline const char* edm_noise_label_name(pd::model::EdmNoiseLabel l) { return name_in(kEdmNoiseLabelNames, l); }
+
+/// What the report says after sigma_data's value about where it came from (nothing when given).
+inline std::string sigma_data_source_note(SigmaDataSource s) {
+  if (s == SigmaDataSource::Given) return "";
+  return std::string(" (--sigma-data ") + name_in(kSigmaDataSourceNames, s) + ": the training pixels' " +
+         sigma_data_measure(s) + ")";
+}
 
 /// Everything the job does, after the configuration's defaults and the flags are applied.
 struct Options {
