@@ -274,6 +274,43 @@ TEST_CASE(
   CHECK_FALSE(avx2::winograd_forward_applies({1, 8, 16, 16, 16, 3, 3, 1, 1}, 16));
 }
 
+TEST_CASE("The AVX2 weight gradients, Winograd F(2x2) and implicit GEMM, each match plain loops in double") {
+  namespace avx2 = progdiff::backend::cpu::avx2;
+  // {n, c_in, h, w, c_out, 3, 3, 1, 1}; the dispatcher sends those of 16 or more channels a side to Winograd.
+  const ConvGeometry cases[] = {
+      {3, 64, 12, 10, 70, 3, 3, 1, 1},  // 70 output channels: a last A panel of 4 rows
+      {2, 17, 7, 9, 18, 3, 3, 1, 1},    // odd sizes: the last tile row and column half outside; channels padded to 24
+      {1, 16, 1, 1, 16, 3, 3, 1, 1},    // a 1x1 image: one tile, mostly padding
+      {3, 130, 6, 8, 20, 3, 3, 1, 1},   // 136 padded input channels, the last V vector 2 channels wide
+      {9, 20, 33, 31, 23, 3, 3, 1, 1},  // many chunks of tile rows, some spanning two samples
+      {6, 32, 8, 8, 24, 3, 3, 1, 1},    // 8x8: chunks of whole samples
+      {2, 256, 4, 4, 64, 3, 3, 1, 1},   // deep and small
+      {2, 8, 8, 8, 20, 3, 3, 1, 1},     // 8 input channels: the implicit GEMM alone
+  };
+  for (const ConvGeometry& g : cases) {
+    INFO("n=", g.n, " c_in=", g.c_in, " h=", g.h, " w=", g.w, " c_out=", g.c_out);
+    const std::size_t w_size = std::size_t(g.c_out * g.patch());
+    const auto x = uniform(std::size_t(g.n * g.c_in * g.h * g.w), 41),
+               dy = uniform(std::size_t(g.n * g.c_out * g.out_hw()), 42), dw0 = uniform(w_size, 43);
+    std::vector<double> want = dw0;  // both accumulate into what is there
+    reference::conv2d_backward_weight<double>(g, x.data(), dy.data(), want.data());
+    const auto xf = cast<float>(x), dyf = cast<float>(dy);
+    std::vector<float> implicit = cast<float>(dw0);
+    avx2::conv2d_backward_weight_implicit(g, xf.data(), dyf.data(), implicit.data());
+    CHECK(worst_error(implicit, want) <= tolerance<float>(g.n * g.out_hw()));
+    if (!avx2::winograd_backward_weight_applies(g, 16)) continue;
+    std::vector<float> winograd = cast<float>(dw0);
+    avx2::conv2d_winograd_backward_weight(g, xf.data(), dyf.data(), winograd.data());
+    // The transforms' coefficients are 1 and 1/2, and G^T S G runs in double: as close as the
+    // implicit GEMM (measured: 0.5-1x its worst error on these cases).
+    CHECK(worst_error(winograd, want) <= tolerance<float>(g.n * g.out_hw()));
+  }
+  CHECK_FALSE(avx2::winograd_backward_weight_applies({1, 16, 8, 8, 16, 3, 3, 2, 1}, 16));  // stride 2
+  CHECK_FALSE(avx2::winograd_backward_weight_applies({1, 16, 8, 8, 16, 3, 3, 1, 0}, 16));  // no padding
+  CHECK_FALSE(avx2::winograd_backward_weight_applies({1, 16, 8, 8, 16, 1, 1, 1, 0}, 16));  // 1x1
+  CHECK_FALSE(avx2::winograd_backward_weight_applies({1, 8, 8, 8, 16, 3, 3, 1, 1}, 16));   // 8 input channels
+}
+
 TEST_CASE("The AVX2 forward kernels add a bias, a per-sample bias and a residual as they store the output") {
   namespace avx2 = progdiff::backend::cpu::avx2;
   using progdiff::backend::cpu::Elementwise;

@@ -31,6 +31,7 @@
 #include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_avx512.hpp"
+#include "progdiff/backend/cpu/detail/winograd_backward_weight_avx2.hpp"
 #include "progdiff/backend/cpu/elementwise.hpp"
 #include "progdiff/backend/cpu/gemm.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
@@ -307,8 +308,13 @@ struct Conv {
       return avx512::conv2d_backward_weight(g, x, dy, dweight);
     }
 #elif defined(__AVX2__) && defined(__FMA__)
-    if constexpr (std::is_same_v<T, float>)
+    if constexpr (std::is_same_v<T, float>) {
+      // From 16 channels a side, as on AVX-512: at 8 and 16 it measured about even with the
+      // implicit GEMM, from 32 up at 0.6-0.9 of its time (docs/performance.md).
+      if (avx2::winograd_backward_weight_applies(g, 16))
+        return avx2::conv2d_winograd_backward_weight(g, x, dy, dweight);
       if (!is_pointwise(g)) return avx2::conv2d_backward_weight_implicit(g, x, dy, dweight);
+    }
 #endif
     im2col_backward_weight<T>(g, x, dy, dweight);
   }

@@ -22,15 +22,15 @@ inline __m256i lane_mask(std::int64_t live) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/// C tile [MR x nvalid] = alpha * A[MR x kc] * B[kc x nvalid] + beta * C, A packed [kc][6], B
-/// packed [kc][16]. NV 8-float vectors cover nvalid; unless FullN (nvalid == 8 NV) the last is
-/// masked at the store. The sum over k runs in the same order whatever the tile shape. Not
-/// instrumented by AddressSanitizer: it reads only the packed panels its driver sized, and a
-/// check per load would double a sanitized run's time in it (the packing stays checked).
+/// C tile [MR x nvalid] = alpha * A[MR x kc] * B[kc x nvalid] + beta * C, the MR floats of A at
+/// step k at a + k a_step, the 16 of B at b + k b_step. NV 8-float vectors cover nvalid; unless
+/// FullN (nvalid == 8 NV) the last is masked at the store. The sum over k runs in the same order
+/// whatever the tile shape. Inlined into the two kernels below, the packed one with its steps
+/// as constants.
 template <int MR, int NV, bool FullN>
-[[gnu::noinline, gnu::no_sanitize_address]] void micro_kernel_tile(std::int64_t kc, const float* a, const float* b,
-                                                                   std::int64_t nvalid, float alpha, float beta,
-                                                                   float* c, std::int64_t ldc) {
+[[gnu::always_inline]] inline void micro_tile(std::int64_t kc, const float* a, std::int64_t a_step, const float* b,
+                                              std::int64_t b_step, std::int64_t nvalid, float alpha, float beta,
+                                              float* c, std::int64_t ldc) {
   static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2, "an AVX2 micro-tile is at most 6 rows by 2 vectors");
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
@@ -38,7 +38,7 @@ template <int MR, int NV, bool FullN>
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j) acc[i][j] = _mm256_setzero_ps();
 
-  for (std::int64_t k = 0; k < kc; ++k, a += 6, b += 16) {
+  for (std::int64_t k = 0; k < kc; ++k, a += a_step, b += b_step) {
     __m256 bv[NV];
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);  // packed: zeros past nvalid
@@ -71,6 +71,27 @@ template <int MR, int NV, bool FullN>
   }
 }
 
+/// micro_tile on A packed [kc][6] and B packed [kc][16]. Not instrumented by AddressSanitizer
+/// (nor is the strided one): it reads only the panels its driver sized, and a check per load
+/// would double a sanitized run's time in it (the packing stays checked).
+template <int MR, int NV, bool FullN>
+[[gnu::noinline, gnu::no_sanitize_address]] void micro_kernel_tile(std::int64_t kc, const float* a, const float* b,
+                                                                   std::int64_t nvalid, float alpha, float beta,
+                                                                   float* c, std::int64_t ldc) {
+  micro_tile<MR, NV, FullN>(kc, a, 6, b, 16, nvalid, alpha, beta, c, ldc);
+}
+
+/// micro_tile on operands read in place with run-time steps (the Winograd weight gradient's
+/// transformed tiles, channels along the rows).
+template <int MR, int NV, bool FullN>
+[[gnu::noinline, gnu::no_sanitize_address]] void micro_kernel_tile_strided(std::int64_t kc, const float* a,
+                                                                           std::int64_t a_step, const float* b,
+                                                                           std::int64_t b_step, std::int64_t nvalid,
+                                                                           float alpha, float beta, float* c,
+                                                                           std::int64_t ldc) {
+  micro_tile<MR, NV, FullN>(kc, a, a_step, b, b_step, nvalid, alpha, beta, c, ldc);
+}
+
 /// The micro-kernel as detail/packed_sgemm.hpp's driver takes it.
 struct Kernel {
   static constexpr std::int64_t kMr = 6;         // rows of C per micro-tile (broadcast side)
@@ -81,11 +102,30 @@ struct Kernel {
   /// The tile [mvalid x nvalid] (1..6 by 1..16) by the micro_kernel_tile of exactly its shape.
   static void tile(std::int64_t kc, const float* a, std::int64_t mvalid, const float* b, std::int64_t nvalid,
                    float alpha, float beta, float* c, std::int64_t ldc) {
+    by_shape(mvalid, nvalid, [&]<int MR, int NV, bool FullN>() {
+      micro_kernel_tile<MR, NV, FullN>(kc, a, b, nvalid, alpha, beta, c, ldc);
+    });
+  }
+
+  /// The same with A's MR floats of step k at a + k a_step and B's 16 at b + k b_step; the lanes
+  /// of B past nvalid in its last vector are read but do not reach C.
+  static void tile_strided(std::int64_t kc, const float* a, std::int64_t a_step, std::int64_t mvalid, const float* b,
+                           std::int64_t b_step, std::int64_t nvalid, float alpha, float beta, float* c,
+                           std::int64_t ldc) {
+    by_shape(mvalid, nvalid, [&]<int MR, int NV, bool FullN>() {
+      micro_kernel_tile_strided<MR, NV, FullN>(kc, a, a_step, b, b_step, nvalid, alpha, beta, c, ldc);
+    });
+  }
+
+ private:
+  /// run.template operator()<MR, NV, FullN>() for the micro-tile of exactly [mvalid x nvalid].
+  template <class Run>
+  static void by_shape(std::int64_t mvalid, std::int64_t nvalid, Run&& run) {
     const auto columns = [&]<int MR>() {
-      if (nvalid == 16) return micro_kernel_tile<MR, 2, true>(kc, a, b, nvalid, alpha, beta, c, ldc);
-      if (nvalid > 8) return micro_kernel_tile<MR, 2, false>(kc, a, b, nvalid, alpha, beta, c, ldc);
-      if (nvalid == 8) return micro_kernel_tile<MR, 1, true>(kc, a, b, nvalid, alpha, beta, c, ldc);
-      return micro_kernel_tile<MR, 1, false>(kc, a, b, nvalid, alpha, beta, c, ldc);
+      if (nvalid == 16) return run.template operator()<MR, 2, true>();
+      if (nvalid > 8) return run.template operator()<MR, 2, false>();
+      if (nvalid == 8) return run.template operator()<MR, 1, true>();
+      return run.template operator()<MR, 1, false>();
     };
     switch (mvalid) {
       case 1:

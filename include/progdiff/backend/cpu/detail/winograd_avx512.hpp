@@ -30,6 +30,7 @@
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
+#include "progdiff/backend/cpu/detail/winograd_kernel_gradient.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
 #include "progdiff/core/error.hpp"
 
@@ -284,20 +285,7 @@ inline void transform_gradient_tile(const float* dyp_tile, std::int64_t row, std
   }
 }
 
-/// dg = G^T s G: the 3x3 kernel gradient from the 4x4 sum s of Z (.) V over tiles.
-inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
-  double q[3][4];
-  for (int j = 0; j < 4; ++j) {
-    q[0][j] = s[0][j] + 0.5 * (s[1][j] + s[2][j]);
-    q[1][j] = 0.5 * (s[1][j] - s[2][j]);
-    q[2][j] = 0.5 * (s[1][j] + s[2][j]) + s[3][j];
-  }
-  for (int a = 0; a < 3; ++a) {
-    dg[a][0] = q[a][0] + 0.5 * (q[a][1] + q[a][2]);
-    dg[a][1] = 0.5 * (q[a][1] - q[a][2]);
-    dg[a][2] = 0.5 * (q[a][1] + q[a][2]) + q[a][3];
-  }
-}
+using winograd_f2::kernel_gradient;
 
 }  // namespace winograd
 
