@@ -236,16 +236,16 @@ inline void transpose8x8(const __m256 rows[8], __m256 out[8]) {
 /// The floats zero_padded_planes writes for `samples` samples of g's input: each plane with g.pad
 /// zeros on every side, and 8 floats of slack after the last.
 inline std::int64_t zero_padded_floats(const ConvGeometry& g, std::int64_t samples) {
-  return samples * g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad) + 8;
+  return samples * padded_sample_floats(g) + 8;
 }
 
 /// The planes of `samples` consecutive samples of x, each with g.pad zeros on every side
 /// (pad_sample), into out [samples, c_in, h + 2 pad, w + 2 pad], then 8 zeros: the slack that
 /// im2col_rows_packed6's last loads read past the last plane.
 inline void zero_padded_planes(const ConvGeometry& g, const float* x, std::int64_t samples, float* out) {
-  const std::int64_t padded_sample = g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
-  for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + s * g.c_in * g.h * g.w, out + s * padded_sample);
-  std::fill(out + samples * padded_sample, out + samples * padded_sample + 8, 0.0f);
+  pad_samples(g, x, samples, out);
+  float* slack = out + samples * padded_sample_floats(g);
+  std::fill(slack, slack + 8, 0.0f);
 }
 
 /// Rows r0 .. r0 + 5 of the im2col matrix of `samples` consecutive samples (stride 1), read from

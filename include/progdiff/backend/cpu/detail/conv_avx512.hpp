@@ -544,7 +544,8 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
   const std::int64_t x_stride = g.c_in * g.h * g.w;
   // Stride 1, "same" padding: x is read in place from a zero-padded copy, no im2col.
   const bool direct = backward_weight_direct_applies(g);
-  const std::int64_t taps = g.kh * g.kw, hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, padded_stride = g.c_in * hp * wp;
+  const std::int64_t taps = g.kh * g.kw, hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad,
+                     padded_stride = padded_sample_floats(g);
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
 #pragma omp parallel num_threads(threads)
@@ -566,7 +567,7 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
       for (std::int64_t s = 0; s < samples; ++s)
         pack_transposed_panels(co, hw, dy + (i0 + s) * co * hw, dyt + s * hw * kNr, pixels * kNr);
       if (direct) {
-        for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + (i0 + s) * x_stride, x_pad + s * padded_stride);
+        pad_samples(g, x + i0 * x_stride, samples, x_pad);
         for (std::int64_t r0 = 0; r0 < k; r0 += kMr) {
           const std::int64_t mvalid = std::min(kMr, k - r0);
           const float* rows[kMr];

@@ -27,6 +27,7 @@
 #include "progdiff/backend/conv_geometry.hpp"
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
+#include "progdiff/backend/cpu/detail/padded_sample.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
 #include "progdiff/backend/cpu/detail/thread_partial_sums.hpp"
 
@@ -301,7 +302,8 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
   const std::int64_t npanels = (co + kNr - 1) / kNr;
   const std::int64_t group = std::clamp<std::int64_t>(512 / hw, 1, g.n), groups = (g.n + group - 1) / group;
   const std::int64_t span = group * hw, x_stride = g.c_in * g.h * g.w;
-  const std::int64_t taps = g.kh * g.kw, hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad, padded_stride = g.c_in * hp * wp;
+  const std::int64_t taps = g.kh * g.kw, hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad,
+                     padded_stride = padded_sample_floats(g);
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   std::vector<float*> partial(static_cast<std::size_t>(threads), nullptr);
 #pragma omp parallel num_threads(threads)
@@ -329,7 +331,7 @@ inline void conv2d_backward_weight(const ConvGeometry& g, const float* x, const 
             _mm512_storeu_si512(out + q * kNr + v, pairs16(_mm512_loadu_ps(in + 2 * q * kNr + v),
                                                            _mm512_loadu_ps(in + (2 * q + 1) * kNr + v)));
       }
-      for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + (i0 + s) * x_stride, x_pad + s * padded_stride);
+      pad_samples(g, x + i0 * x_stride, samples, x_pad);
       convert(x_pad, x_pad_b, samples * padded_stride);
       for (std::int64_t r0 = 0; r0 < k; r0 += kMr) {
         const std::int64_t mvalid = std::min(kMr, k - r0);

@@ -10,6 +10,11 @@
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
+/// Floats of one padded sample: [c_in, h + 2 pad, w + 2 pad].
+inline std::int64_t padded_sample_floats(const ConvGeometry& g) {
+  return g.c_in * (g.h + 2 * g.pad) * (g.w + 2 * g.pad);
+}
+
 /// Copies sample x [c_in, h, w] into x_pad [c_in, h + 2 pad, w + 2 pad] with zero borders.
 inline void pad_sample(const ConvGeometry& g, const float* x, float* x_pad) {
   const std::int64_t hp = g.h + 2 * g.pad, wp = g.w + 2 * g.pad;
@@ -23,6 +28,13 @@ inline void pad_sample(const ConvGeometry& g, const float* x, float* x_pad) {
     }
     std::memset(plane + (g.pad + g.h) * wp, 0, sizeof(float) * g.pad * wp);
   }
+}
+
+/// pad_sample for `samples` consecutive samples of x, one after another into x_pad
+/// [samples][padded_sample_floats(g)].
+inline void pad_samples(const ConvGeometry& g, const float* x, std::int64_t samples, float* x_pad) {
+  const std::int64_t sample = g.c_in * g.h * g.w, padded = padded_sample_floats(g);
+  for (std::int64_t s = 0; s < samples; ++s) pad_sample(g, x + s * sample, x_pad + s * padded);
 }
 
 }  // namespace progdiff::backend::cpu
