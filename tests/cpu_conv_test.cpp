@@ -12,6 +12,7 @@
 #include "progdiff/backend/conv_epilogue.hpp"
 #include "progdiff/backend/cpu/conv_reference.hpp"
 #include "progdiff/backend/cpu/cpu.hpp"
+#include "progdiff/backend/cpu/detail/winograd_f2_transforms.hpp"
 
 namespace progdiff_tests_cpu_conv {
 
@@ -199,6 +200,62 @@ TEST_CASE_TEMPLATE("Cpu convolution forward and backward match plain loops", T, 
       {2, 48, 8, 8, 50, 3, 3, 1, 1},    // Winograd forward where the direct kernel would apply too
   };
   for (const auto& g : cases) check_conv<T>(g);
+}
+
+namespace winograd_f2_case {
+
+// B^T, A and G of F(2x2, 3x3) as matrices, for the transforms computed the long way in double.
+constexpr double kBt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr double kA[4][2] = {{1, 0}, {1, 1}, {1, -1}, {0, -1}};
+constexpr double kG[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+// The input and gradient transforms at a vector width of Lanes floats, against B^T d B and
+// A g A^T as matrix products, on 3 vectors of channels in padded NHWC rows.
+template <int Lanes>
+void check_tile_transforms() {
+  namespace wf2 = progdiff::backend::cpu::winograd_f2;
+  const std::int64_t cp = 3 * Lanes, row = 6 * cp, stride = cp + 5;  // rows of 6 pixels; odd position stride
+  const auto image = uniform(std::size_t(4 * row), 51);
+  const auto image_f = cast<float>(image);
+  std::vector<float> v(std::size_t(16 * stride), NAN), z(std::size_t(16 * stride), NAN);
+  wf2::transform_input_tile<Lanes>(image_f.data() + cp, row, cp, v.data(), stride);  // window from pixel 1
+  wf2::transform_gradient_tile<Lanes>(image_f.data() + 2 * cp, row, cp, z.data(), stride);
+  double worst_v = 0, worst_z = 0;
+  for (std::int64_t c = 0; c < cp; ++c)
+    for (int e = 0; e < 16; ++e) {
+      const int i = e / 4, j = e % 4;
+      double want_v = 0, want_z = 0;
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < 4; ++q) want_v += kBt[i][r] * image[std::size_t(r * row + (1 + q) * cp + c)] * kBt[j][q];
+      for (int r = 0; r < 2; ++r)
+        for (int q = 0; q < 2; ++q) want_z += kA[i][r] * image[std::size_t(r * row + (2 + q) * cp + c)] * kA[j][q];
+      worst_v = std::max(worst_v, std::fabs(v[std::size_t(e * stride + c)] - want_v));
+      worst_z = std::max(worst_z, std::fabs(z[std::size_t(e * stride + c)] - want_z));
+    }
+  // Sums of up to 16 inputs in [-1, 1], a few roundings each.
+  CHECK(worst_v <= 1e-5);
+  CHECK(worst_z <= 1e-5);
+}
+
+}  // namespace winograd_f2_case
+
+TEST_CASE("The F(2x2, 3x3) weight gradient's transforms match the matrix products, at 8 and 16 lanes") {
+  // Both widths run on any CPU (GCC's generic vectors), so the AVX-512 kernels' transforms are
+  // checked here too.
+  winograd_f2_case::check_tile_transforms<8>();
+  winograd_f2_case::check_tile_transforms<16>();
+
+  const auto s_values = uniform(16, 52);
+  double s[4][4], dg[3][3];
+  for (int e = 0; e < 16; ++e) s[e / 4][e % 4] = s_values[std::size_t(e)];
+  progdiff::backend::cpu::winograd_f2::kernel_gradient(s, dg);
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) {
+      double want = 0;  // (G^T s G)[a][b]
+      for (int p = 0; p < 4; ++p)
+        for (int q = 0; q < 4; ++q) want += winograd_f2_case::kG[p][a] * s[p][q] * winograd_f2_case::kG[q][b];
+      CHECK(dg[a][b] == doctest::Approx(want).epsilon(1e-14));
+    }
 }
 
 TEST_CASE_TEMPLATE("Cpu channel bias gradient (the convolution's dbias) matches a double sum", T, float, double) {

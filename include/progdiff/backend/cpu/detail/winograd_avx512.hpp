@@ -30,7 +30,7 @@
 #include "progdiff/backend/cpu/detail/conv_avx512.hpp"
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx512.hpp"
-#include "progdiff/backend/cpu/detail/winograd_kernel_gradient.hpp"
+#include "progdiff/backend/cpu/detail/winograd_f2_transforms.hpp"
 #include "progdiff/backend/cpu/kernel_choices.hpp"
 #include "progdiff/core/error.hpp"
 
@@ -178,38 +178,6 @@ struct PaddedRowRing {
   }
 };
 
-/// V_e[t, c] = (B^T d B)_e for the 4x4 input tile d whose row r starts at rows[r] (its first
-/// pixel's channels), 16 channels at a time; B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1].
-/// v points at V_0[t, 0]; V_e is position_stride floats further.
-inline void transform_input_tile(const float* const rows[4], std::int64_t c_in_padded, float* v,
-                                 std::int64_t position_stride) {
-  for (std::int64_t c0 = 0; c0 < c_in_padded; c0 += 16) {
-    __m512 d[4][4], t[4][4];
-    for (int r = 0; r < 4; ++r)
-      for (int c = 0; c < 4; ++c) d[r][c] = _mm512_loadu_ps(rows[r] + c * c_in_padded + c0);
-    for (int c = 0; c < 4; ++c) {
-      t[0][c] = _mm512_sub_ps(d[0][c], d[2][c]);
-      t[1][c] = _mm512_add_ps(d[1][c], d[2][c]);
-      t[2][c] = _mm512_sub_ps(d[2][c], d[1][c]);
-      t[3][c] = _mm512_sub_ps(d[1][c], d[3][c]);
-    }
-    for (int r = 0; r < 4; ++r) {
-      float* out = v + 4 * r * position_stride + c0;
-      _mm512_storeu_ps(out, _mm512_sub_ps(t[r][0], t[r][2]));
-      _mm512_storeu_ps(out + position_stride, _mm512_add_ps(t[r][1], t[r][2]));
-      _mm512_storeu_ps(out + 2 * position_stride, _mm512_sub_ps(t[r][2], t[r][1]));
-      _mm512_storeu_ps(out + 3 * position_stride, _mm512_sub_ps(t[r][1], t[r][3]));
-    }
-  }
-}
-
-/// The same for a tile whose top-left is xp_tile in a padded NHWC image of rows `row` floats apart.
-inline void transform_input_tile(const float* xp_tile, std::int64_t row, std::int64_t c_in_padded, float* v,
-                                 std::int64_t position_stride) {
-  const float* const rows[4] = {xp_tile, xp_tile + row, xp_tile + 2 * row, xp_tile + 3 * row};
-  transform_input_tile(rows, c_in_padded, v, position_stride);
-}
-
 /// The 2x2 output tile A^T M A (+ bias) for 16 channels, A^T = [1 1 1 0; 0 1 -1 -1]: m points
 /// at M_0 of the tile, M_e is position_stride floats further. out[r * out_row + c] receives
 /// pixel (r, c).
@@ -259,33 +227,6 @@ inline void output_tile_row(const float* m, std::int64_t position_stride, std::i
     }
   }
 }
-
-/// Z_e[t, c] = (A g A^T)_e for the 2x2 output-gradient tile g whose top-left is dyp_tile, 16
-/// channels at a time; A = [1 0; 1 1; 1 -1; 0 -1]. z points at Z_0[t, 0], Z_e is
-/// position_stride floats further.
-inline void transform_gradient_tile(const float* dyp_tile, std::int64_t row, std::int64_t c_padded, float* z,
-                                    std::int64_t position_stride) {
-  for (std::int64_t c0 = 0; c0 < c_padded; c0 += 16) {
-    __m512 t[4][2];
-    for (int c = 0; c < 2; ++c) {
-      const __m512 a = _mm512_loadu_ps(dyp_tile + c * c_padded + c0),
-                   b = _mm512_loadu_ps(dyp_tile + row + c * c_padded + c0);
-      t[0][c] = a;
-      t[1][c] = _mm512_add_ps(a, b);
-      t[2][c] = _mm512_sub_ps(a, b);
-      t[3][c] = _mm512_sub_ps(_mm512_setzero_ps(), b);
-    }
-    for (int r = 0; r < 4; ++r) {
-      float* out = z + 4 * r * position_stride + c0;
-      _mm512_storeu_ps(out, t[r][0]);
-      _mm512_storeu_ps(out + position_stride, _mm512_add_ps(t[r][0], t[r][1]));
-      _mm512_storeu_ps(out + 2 * position_stride, _mm512_sub_ps(t[r][0], t[r][1]));
-      _mm512_storeu_ps(out + 3 * position_stride, _mm512_sub_ps(_mm512_setzero_ps(), t[r][1]));
-    }
-  }
-}
-
-using winograd_f2::kernel_gradient;
 
 }  // namespace winograd
 
@@ -339,7 +280,7 @@ void conv2d_winograd(const ConvGeometry& g, const float* x, Tap tap, const ConvE
         for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
           const float* const tile[4] = {in[0] + 2 * tx * cip, in[1] + 2 * tx * cip, in[2] + 2 * tx * cip,
                                         in[3] + 2 * tx * cip};
-          transform_input_tile(tile, cip, v + (r * tiles_x + tx) * cip, v_stride);
+          winograd_f2::transform_input_tile<16>(tile, cip, v + (r * tiles_x + tx) * cip, v_stride);
         }
       }
       for (std::int64_t np = 0; np < npanels; ++np) {
@@ -423,8 +364,8 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
         const float* dyrow = dyp + s * dy_stride + 2 * ty * 2 * tiles_x * cop;
         for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
           const std::int64_t t = r * tiles_x + tx;
-          transform_input_tile(xrow + 2 * tx * cip, wp * cip, cip, v + t * cip, v_stride);
-          transform_gradient_tile(dyrow + 2 * tx * cop, 2 * tiles_x * cop, cop, z + t * cop, z_stride);
+          winograd_f2::transform_input_tile<16>(xrow + 2 * tx * cip, wp * cip, cip, v + t * cip, v_stride);
+          winograd_f2::transform_gradient_tile<16>(dyrow + 2 * tx * cop, 2 * tiles_x * cop, cop, z + t * cop, z_stride);
         }
       }
       for (std::int64_t e = 0; e < kPositions; ++e)
@@ -450,7 +391,7 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
       for (std::int64_t o = 0; o < g.c_out; ++o) {
         double sum[4][4], dg[3][3];
         for (int e = 0; e < kPositions; ++e) sum[e / 4][e % 4] = row[e * g.c_out + o];
-        kernel_gradient(sum, dg);
+        winograd_f2::kernel_gradient(sum, dg);
         float* out = dweight + (o * g.c_in + i) * 9;
         for (int t = 0; t < 9; ++t) out[t] += static_cast<float>(dg[t / 3][t % 3]);
       }

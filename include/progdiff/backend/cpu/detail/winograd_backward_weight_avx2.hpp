@@ -24,7 +24,7 @@
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
-#include "progdiff/backend/cpu/detail/winograd_kernel_gradient.hpp"
+#include "progdiff/backend/cpu/detail/winograd_f2_transforms.hpp"
 
 PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::avx2 {
@@ -65,56 +65,6 @@ inline void padded_nhwc_row(const float* x, std::int64_t c, std::int64_t h, std:
                              : _mm256_setzero_ps();
       transpose8x8(rows, pixels);
       for (std::int64_t q = 0; q < count; ++q) _mm256_storeu_ps(out + (x0 + border + q) * cp + c0, pixels[q]);
-    }
-  }
-}
-
-/// V_e[t, c] = (B^T d B)_e for the 4x4 window d whose top-left pixel is at `window` in a padded
-/// NHWC image of rows `row` floats apart, 8 channels at a time; B^T = [1 0 -1 0; 0 1 1 0;
-/// 0 -1 1 0; 0 1 0 -1]. v points at V_0[t, 0]; V_e is `stride` floats further.
-inline void transform_input_tile(const float* window, std::int64_t row, std::int64_t cp, float* v,
-                                 std::int64_t stride) {
-  for (std::int64_t c0 = 0; c0 < cp; c0 += kLanes) {
-    __m256 d[4][4], t[4][4];
-    for (int r = 0; r < 4; ++r)
-      for (int c = 0; c < 4; ++c) d[r][c] = _mm256_loadu_ps(window + r * row + c * cp + c0);
-    for (int c = 0; c < 4; ++c) {
-      t[0][c] = _mm256_sub_ps(d[0][c], d[2][c]);
-      t[1][c] = _mm256_add_ps(d[1][c], d[2][c]);
-      t[2][c] = _mm256_sub_ps(d[2][c], d[1][c]);
-      t[3][c] = _mm256_sub_ps(d[1][c], d[3][c]);
-    }
-    for (int r = 0; r < 4; ++r) {
-      float* out = v + 4 * r * stride + c0;
-      _mm256_storeu_ps(out, _mm256_sub_ps(t[r][0], t[r][2]));
-      _mm256_storeu_ps(out + stride, _mm256_add_ps(t[r][1], t[r][2]));
-      _mm256_storeu_ps(out + 2 * stride, _mm256_sub_ps(t[r][2], t[r][1]));
-      _mm256_storeu_ps(out + 3 * stride, _mm256_sub_ps(t[r][1], t[r][3]));
-    }
-  }
-}
-
-/// Z_e[t, c] = (A g A^T)_e for the 2x2 gradient tile g whose top-left is at `tile` in an NHWC
-/// image of rows `row` floats apart, 8 channels at a time; A = [1 0; 1 1; 1 -1; 0 -1]. z points
-/// at Z_0[t, 0]; Z_e is `stride` floats further.
-inline void transform_gradient_tile(const float* tile, std::int64_t row, std::int64_t cp, float* z,
-                                    std::int64_t stride) {
-  const __m256 zero = _mm256_setzero_ps();
-  for (std::int64_t c0 = 0; c0 < cp; c0 += kLanes) {
-    __m256 t[4][2];
-    for (int c = 0; c < 2; ++c) {
-      const __m256 a = _mm256_loadu_ps(tile + c * cp + c0), b = _mm256_loadu_ps(tile + row + c * cp + c0);
-      t[0][c] = a;
-      t[1][c] = _mm256_add_ps(a, b);
-      t[2][c] = _mm256_sub_ps(a, b);
-      t[3][c] = _mm256_sub_ps(zero, b);
-    }
-    for (int r = 0; r < 4; ++r) {
-      float* out = z + 4 * r * stride + c0;
-      _mm256_storeu_ps(out, t[r][0]);
-      _mm256_storeu_ps(out + stride, _mm256_add_ps(t[r][0], t[r][1]));
-      _mm256_storeu_ps(out + 2 * stride, _mm256_sub_ps(t[r][0], t[r][1]));
-      _mm256_storeu_ps(out + 3 * stride, _mm256_sub_ps(zero, t[r][1]));
     }
   }
 }
@@ -176,8 +126,8 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
         const float* dyrow = dyp + s * dy_stride + 2 * ty * dy_row;
         for (std::int64_t tx = 0; tx < tiles_x; ++tx) {
           const std::int64_t t = r * tiles_x + tx;
-          transform_input_tile(xrow + 2 * tx * cip, wp * cip, cip, v + t * cip, v_stride);
-          transform_gradient_tile(dyrow + 2 * tx * cop, dy_row, cop, z + t * cop, z_stride);
+          winograd_f2::transform_input_tile<kLanes>(xrow + 2 * tx * cip, wp * cip, cip, v + t * cip, v_stride);
+          winograd_f2::transform_gradient_tile<kLanes>(dyrow + 2 * tx * cop, dy_row, cop, z + t * cop, z_stride);
         }
       }
       // S_e[o, i] += sum over the chunk's tiles t of Z_e[t, o] V_e[t, i].
