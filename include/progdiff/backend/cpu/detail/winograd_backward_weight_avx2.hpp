@@ -82,11 +82,11 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
   const std::int64_t hp = 2 * tiles_y + 2, wp = 2 * tiles_x + 2, x_stride = hp * wp * cip;
   const std::int64_t dy_row = 2 * tiles_x * cop, dy_stride = 2 * tiles_y * dy_row;
-  // About 64 tiles per chunk: its V and Z (64 bytes per tile and 8 channels over the 16
-  // positions) stay within a 512 KiB L2 up to 64 channels a side (256 tiles, the AVX-512
-  // kernel's chunk, spilled there: 0.69-0.81 of the implicit GEMM's time against 0.61-0.76 at
-  // 64, at 32 and 64 channels on AMD Zen 3), and each micro-tile of S is still read and written
-  // only once per 64 multiply-add steps.
+  // About 64 tiles per chunk: its V and Z (512 bytes per tile and 8 channels over the 16
+  // positions) take 256 KiB at 32 channels a side and 512 KiB at 64, about a Zen 3 core's L2
+  // (256 tiles, the AVX-512 kernel's chunk, took 0.66-0.81 of the implicit GEMM's time there
+  // against 0.61-0.76 at 64, at 32 and 64 channels), and each micro-tile of S is still read and
+  // written only once per 64 multiply-add steps.
   const std::int64_t rows_per_chunk = std::max<std::int64_t>(1, 64 / tiles_x);
   const std::int64_t tile_rows = g.n * tiles_y, chunks = (tile_rows + rows_per_chunk - 1) / rows_per_chunk;
   const std::int64_t max_tiles = rows_per_chunk * tiles_x, s_stride = g.c_out * cip;
