@@ -26,11 +26,15 @@ inline __m256i lane_mask(std::int64_t live) {
 /// step k at a + k a_step, the 16 of B at b + k b_step. NV 8-float vectors cover nvalid; unless
 /// FullN (nvalid == 8 NV) the last is masked at the store. The sum over k runs in the same order
 /// whatever the tile shape. Inlined into the two kernels below, the packed one with its steps
-/// as constants.
+/// as constants; not instrumented either, as they are not (an instrumented body inlined into
+/// an uninstrumented function poisons its locals' stack at the end of their scope and nothing
+/// unpoisons it, so AddressSanitizer then reports the next function to use that stack).
 template <int MR, int NV, bool FullN>
-[[gnu::always_inline]] inline void micro_tile(std::int64_t kc, const float* a, std::int64_t a_step, const float* b,
-                                              std::int64_t b_step, std::int64_t nvalid, float alpha, float beta,
-                                              float* c, std::int64_t ldc) {
+[[gnu::always_inline, gnu::no_sanitize_address]] inline void micro_tile(std::int64_t kc, const float* a,
+                                                                        std::int64_t a_step, const float* b,
+                                                                        std::int64_t b_step, std::int64_t nvalid,
+                                                                        float alpha, float beta, float* c,
+                                                                        std::int64_t ldc) {
   static_assert(MR >= 1 && MR <= 6 && NV >= 1 && NV <= 2, "an AVX2 micro-tile is at most 6 rows by 2 vectors");
   __m256 acc[MR][NV];
 #pragma GCC unroll 6
