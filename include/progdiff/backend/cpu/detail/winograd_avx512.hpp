@@ -380,22 +380,9 @@ inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* 
     row_buffer.resize(static_cast<std::size_t>(kPositions * g.c_out));
     double* row = row_buffer.data();
 #pragma omp for schedule(static)
-    for (std::int64_t i = 0; i < g.c_in; ++i) {
-      std::fill(row, row + kPositions * g.c_out, 0.0);
-      for (const float* part : partial)
-        if (part)
-          for (std::int64_t e = 0; e < kPositions; ++e) {
-            const float* in = part + e * s_stride + i * cop;
-            for (std::int64_t o = 0; o < g.c_out; ++o) row[e * g.c_out + o] += in[o];
-          }
-      for (std::int64_t o = 0; o < g.c_out; ++o) {
-        double sum[4][4], dg[3][3];
-        for (int e = 0; e < kPositions; ++e) sum[e / 4][e % 4] = row[e * g.c_out + o];
-        winograd_f2::kernel_gradient(sum, dg);
-        float* out = dweight + (o * g.c_in + i) * 9;
-        for (int t = 0; t < 9; ++t) out[t] += static_cast<float>(dg[t / 3][t % 3]);
-      }
-    }
+    for (std::int64_t i = 0; i < g.c_in; ++i)
+      winograd_f2::add_kernel_gradients(partial, s_stride, i, cop, g.c_out, row,
+                                        [&](std::int64_t o) { return dweight + (o * g.c_in + i) * 9; });
   }
 }
 

@@ -9,8 +9,10 @@
 //   G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
 // Vectors go through memory by std::memcpy (plain unaligned loads and stores once compiled) and
 // are never passed by value, so a 16-float vector costs no ABI change where AVX-512 is absent.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
@@ -93,6 +95,31 @@ inline void kernel_gradient(const double s[4][4], double dg[3][3]) {
     dg[a][0] = q[a][0] + 0.5 * (q[a][1] + q[a][2]);
     dg[a][1] = 0.5 * (q[a][1] - q[a][2]);
     dg[a][2] = 0.5 * (q[a][1] + q[a][2]) + q[a][3];
+  }
+}
+
+/// The end of a weight gradient, for one row of the threads' sums: each thread's S holds 16
+/// positions `stride` floats apart, each [rows][ld]; row `row` of every thread's S is added in
+/// double into `sums` (16 x columns doubles of scratch), and each column c's 4x4 sum becomes its
+/// kernel gradient, added to the 9 floats at out_of(c). Null entries of `partial` (threads the
+/// team did not get) are skipped.
+template <class OutOf>
+inline void add_kernel_gradients(const std::vector<float*>& partial, std::int64_t stride, std::int64_t row,
+                                 std::int64_t ld, std::int64_t columns, double* sums, OutOf&& out_of) {
+  std::fill(sums, sums + 16 * columns, 0.0);
+  for (const float* part : partial) {
+    if (!part) continue;
+    for (std::int64_t e = 0; e < 16; ++e) {
+      const float* in = part + e * stride + row * ld;
+      for (std::int64_t c = 0; c < columns; ++c) sums[e * columns + c] += static_cast<double>(in[c]);
+    }
+  }
+  for (std::int64_t c = 0; c < columns; ++c) {
+    double s[4][4], dg[3][3];
+    for (int e = 0; e < 16; ++e) s[e / 4][e % 4] = sums[e * columns + c];
+    kernel_gradient(s, dg);
+    float* out = out_of(c);
+    for (int t = 0; t < 9; ++t) out[t] += static_cast<float>(dg[t / 3][t % 3]);
   }
 }
 
