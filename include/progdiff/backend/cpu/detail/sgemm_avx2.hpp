@@ -45,7 +45,7 @@ template <int MR, int NV, bool FullN>
   for (std::int64_t k = 0; k < kc; ++k, a += a_step, b += b_step) {
     __m256 bv[NV];
 #pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);  // packed: zeros past nvalid
+    for (int j = 0; j < NV; ++j) bv[j] = _mm256_loadu_ps(b + 8 * j);  // lanes past nvalid never reach C
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       const __m256 ai = _mm256_broadcast_ss(a + i);

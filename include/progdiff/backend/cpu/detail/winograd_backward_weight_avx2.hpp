@@ -24,6 +24,7 @@
 #include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 #include "progdiff/backend/cpu/detail/packed_sgemm.hpp"
 #include "progdiff/backend/cpu/detail/sgemm_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd_f2_transforms.hpp"
 
 PROGDIFF_KERNELS_BEGIN
@@ -41,10 +42,6 @@ inline constexpr std::int64_t kPositions = 16;  // a 4x4 transformed tile
 inline constexpr std::int64_t kLanes = 8;
 
 inline std::int64_t round_up8(std::int64_t c) { return (c + kLanes - 1) / kLanes * kLanes; }
-
-/// Floats between consecutive positions' buffers of `size` floats: an odd number of cache
-/// lines, so that a tile's 16 stores fall in 16 different L1 sets.
-inline std::int64_t position_stride(std::int64_t size) { return ((size + 15) / 16 | 1) * 16; }
 
 /// Row y of sample x [c, h, w] -> out [wp][cp] with the row's pixels from pixel `border` on,
 /// zeros around them and in the channels past c (y outside [0, h): all zeros).
@@ -77,6 +74,7 @@ inline void padded_nhwc_row(const float* x, std::int64_t c, std::int64_t h, std:
 /// added in double and transformed at the end.
 inline void conv2d_winograd_backward_weight(const ConvGeometry& g, const float* x, const float* dy, float* dweight) {
   using namespace winograd_backward_weight;
+  using winograd::position_stride;  // the forward's: positions an odd number of cache lines apart
   constexpr std::int64_t Mr = Kernel::kMr, Nr = Kernel::kNr;
   const std::int64_t cip = round_up8(g.c_in), cop = round_up8(g.c_out);
   const std::int64_t tiles_y = (g.h + 1) / 2, tiles_x = (g.w + 1) / 2;
