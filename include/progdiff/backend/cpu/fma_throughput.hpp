@@ -14,6 +14,11 @@
 #include <immintrin.h>
 #endif
 
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
+
+// Optimized in every build, like the kernels it is the peak of: at -O1 (the release preset's
+// applications) GCC kept the FMA chains' accumulators in memory and measured a quarter of the peak.
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu {
 
 /// GFLOP/s of `threads` OpenMP threads that each call kernel(thread number) once, a call doing
@@ -38,43 +43,58 @@ double best_gflops(Kernel&& kernel, double flops_per_call, int threads, int trie
   return best;
 }
 
+namespace detail {
+
+// 12 independent chains cover 4-cycle latency on 2 pipes with room to spare.
+inline constexpr int kFmaChains = 12;
+inline constexpr std::int64_t kFmaIterations = 2'000'000;
+
+#if defined(__AVX512F__)
+using FmaVector = __m512;
+inline constexpr int kFmaLanes = 16;
+#elif defined(__AVX2__)
+using FmaVector = __m256;
+inline constexpr int kFmaLanes = 8;
+#endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+/// One thread's chains of FMAs, summed. A plain function with the intrinsics written out: GCC did
+/// not inline lambdas wrapping them into the loop of an -O1 unit, even inside the optimized region;
+/// the chains unrolled, so that -O2 too keeps them in registers.
+inline float fma_chains(int thread) {
+  FmaVector acc[kFmaChains];
+#if defined(__AVX512F__)
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i + thread));
+  const FmaVector scale = _mm512_set1_ps(0.999999f), shift = _mm512_set1_ps(1e-7f);
+  for (std::int64_t it = 0; it < kFmaIterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], scale, shift);
+  for (int i = 1; i < kFmaChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  return _mm512_reduce_add_ps(acc[0]);
+#else
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_set1_ps(0.001f * float(i + thread));
+  const FmaVector scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
+  for (std::int64_t it = 0; it < kFmaIterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
+  for (int i = 1; i < kFmaChains; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, acc[0]);
+  float total = 0;
+  for (float lane : lanes) total += lane;
+  return total;
+#endif
+}
+#endif
+
+}  // namespace detail
+
 /// FP32 GFLOP/s (2 per lane and FMA) of `threads` OpenMP threads, the best of `tries`. About
 /// 0.1 s per try on 2 cores.
 inline double measure_fma_gflops(int threads = omp_get_max_threads(), int tries = 5) {
 #if defined(__AVX512F__) || defined(__AVX2__)
-#if defined(__AVX512F__)
-  using Vector = __m512;
-  constexpr int kLanes = 16;
-  const auto fma = [](Vector a, Vector b, Vector c) { return _mm512_fmadd_ps(a, b, c); };
-  const auto splat = [](float v) { return _mm512_set1_ps(v); };
-  const auto sum = [](Vector v) { return _mm512_reduce_add_ps(v); };
-#else
-  using Vector = __m256;
-  constexpr int kLanes = 8;
-  const auto fma = [](Vector a, Vector b, Vector c) { return _mm256_fmadd_ps(a, b, c); };
-  const auto splat = [](float v) { return _mm256_set1_ps(v); };
-  const auto sum = [](Vector v) {
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, v);
-    float s = 0;
-    for (float l : lanes) s += l;
-    return s;
-  };
-#endif
-  // 12 independent chains cover 4-cycle latency on 2 pipes with room to spare.
-  constexpr int kChains = 12;
-  constexpr std::int64_t kIterations = 2'000'000;
-  const auto chains = [&](int thread) {
-    Vector acc[kChains];
-    for (int i = 0; i < kChains; ++i) acc[i] = splat(0.001f * float(i + thread));
-    const Vector scale = splat(0.999999f), shift = splat(1e-7f);
-    for (std::int64_t it = 0; it < kIterations; ++it)
-      for (int i = 0; i < kChains; ++i) acc[i] = fma(acc[i], scale, shift);
-    Vector total = acc[0];
-    for (int i = 1; i < kChains; ++i) total = fma(total, splat(1.0f), acc[i]);
-    return sum(total);
-  };
-  return best_gflops(chains, 2.0 * kLanes * kChains * double(kIterations), threads, tries);
+  return best_gflops(detail::fma_chains, 2.0 * detail::kFmaLanes * detail::kFmaChains * double(detail::kFmaIterations),
+                     threads, tries);
 #else
   (void)threads;
   (void)tries;
@@ -110,3 +130,4 @@ inline double measure_bf16_dot_gflops(int threads = omp_get_max_threads(), int t
 }
 
 }  // namespace progdiff::backend::cpu
+PROGDIFF_KERNELS_END
