@@ -100,7 +100,8 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
 
   SUBCASE("values are read") {
     TempFile file("# measured somewhere\ncpu " + id.key() + "\nwinograd_min_channels_16x16 32  # a comment\n\n" +
-                  "winograd_block_bytes 786432\nwinograd_min_channels_8x8 96\n");
+                  "winograd_block_bytes 786432\nwinograd_min_channels_8x8 96\n" +
+                  "winograd_weight_gradient_min_channels_32x32 24\nwinograd_weight_gradient_min_channels_8x8 never\n");
     cpu::KernelChoices choices;
     cpu::read_kernel_choices(file.path, id, choices);
     CHECK(choices.winograd_min_channels ==
@@ -108,6 +109,10 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     CHECK(choices.winograd_min_channels_for(8 * 8) == 96);
     CHECK(choices.winograd_min_channels_for(12 * 12) == 32);
     CHECK(choices.winograd_min_channels_for(64 * 64) == cpu::kBuiltInWinogradMinChannels);
+    CHECK(choices.weight_gradient_winograd_min_channels ==
+          std::array<int, 3>{cpu::kWinogradNever, cpu::kBuiltInWeightGradientWinogradMinChannels, 24});
+    CHECK(choices.weight_gradient_winograd_min_channels_for(8 * 8) == cpu::kWinogradNever);
+    CHECK(choices.weight_gradient_winograd_min_channels_for(32 * 32) == 24);
     CHECK(choices.winograd_block_bytes == 786432);
     CHECK(choices.winograd_tile == 4);  // not in the file: the built-in value
     CHECK(choices.source == file.path.string());
@@ -122,6 +127,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     TempFile file("");
     cpu::KernelChoices written;
     written.winograd_min_channels = {cpu::kWinogradNever, 64, 24};
+    written.weight_gradient_winograd_min_channels = {8, cpu::kWinogradNever, 40};
     written.winograd_block_bytes = 192 * 1024;
     written.winograd_tile = 2;
     cpu::write_kernel_choices(file.path, id, written, "line one\nline two");
@@ -132,6 +138,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
     cpu::KernelChoices read;
     cpu::read_kernel_choices(file.path, id, read);
     CHECK(read.winograd_min_channels == written.winograd_min_channels);
+    CHECK(read.weight_gradient_winograd_min_channels == written.weight_gradient_winograd_min_channels);
     CHECK(read.winograd_block_bytes == 192 * 1024);
     CHECK(read.winograd_tile == 2);
   }
@@ -153,6 +160,7 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
   SUBCASE("bad values") {
     for (const std::string bad :
          {"winograd_min_channels_8x8 0", "winograd_min_channels_16x16 32x", "winograd_min_channels_32x32",
+          "winograd_weight_gradient_min_channels_16x16 -1", "winograd_weight_gradient_min_channels_8x8 often",
           "winograd_block_bytes 100", "winograd_block_bytes many", "winograd_tile 3", "winograd_tile 4x4"}) {
       CAPTURE(bad);
       TempFile file(bad + "\n");
@@ -168,11 +176,13 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   TempFile file("cpu " + id.key() + "\nwinograd_min_channels_32x32 24\n");
   {
     ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
-        no_tile("PROGDIFF_WINOGRAD_TILE", std::nullopt);
+        no_tile("PROGDIFF_WINOGRAD_TILE", std::nullopt),
+        no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
     CHECK(built_in.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
                                                                cpu::kBuiltInWinogradMinChannels,
                                                                cpu::kBuiltInWinogradMinChannels});
+    CHECK(built_in.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 16});
     CHECK(built_in.source == "built-in");
     CHECK(built_in.winograd_block_bytes == 384 * 1024);
     CHECK(built_in.winograd_tile == 4);
@@ -203,6 +213,27 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   {
     ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), bad("PROGDIFF_WINOGRAD_MIN_CHANNELS", "-3");
     CHECK_THROWS_WITH_AS(cpu::resolve_kernel_choices(id), doctest::Contains("PROGDIFF_WINOGRAD_MIN_CHANNELS: "),
+                         progdiff::ConfigError);
+  }
+  {
+    TempFile wg("cpu " + id.key() + "\nwinograd_weight_gradient_min_channels_16x16 48\n");
+    ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", wg.path.string()),
+        no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
+        no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
+    const cpu::KernelChoices from_wg_file = cpu::resolve_kernel_choices(id);
+    CHECK(from_wg_file.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 48, 16});
+    CHECK(from_wg_file.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
+                                                                   cpu::kBuiltInWinogradMinChannels,
+                                                                   cpu::kBuiltInWinogradMinChannels});
+    ScopedEnv pinned("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", "never");  // the variable over the file
+    const cpu::KernelChoices pinned_choices = cpu::resolve_kernel_choices(id);
+    CHECK(pinned_choices.weight_gradient_winograd_min_channels ==
+          std::array<int, 3>{cpu::kWinogradNever, cpu::kWinogradNever, cpu::kWinogradNever});
+    CHECK(pinned_choices.source == "PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS");
+    ScopedEnv bad("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", "0");
+    CHECK_THROWS_WITH_AS(cpu::resolve_kernel_choices(id),
+                         doctest::Contains("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS: "
+                                           "winograd_weight_gradient_min_channels must be a positive whole number"),
                          progdiff::ConfigError);
   }
   {

@@ -1,16 +1,17 @@
 // Measures this machine's CPU kernel choices and keeps them for every later progdiff process:
-// from how many channels Winograd F(2x2, 3x3) beats the direct convolution, and the Winograd
-// block size (backend/cpu/kernel_choices.hpp says where they are kept and how they are read).
-// It prints what the CPU is, its measured FMA peak (and AVX512_BF16 dot-product peak, which says
+// from how many channels Winograd F(2x2, 3x3) beats the direct convolution in the forward and in
+// the weight gradient, and the Winograd block size (backend/cpu/kernel_choices.hpp says where they are kept and how
+// they are read). It prints what the CPU is, its measured FMA peak (and AVX512_BF16 dot-product peak, which says
 // whether bf16 mixed precision can pay here), every timing and the choices.
 //
 //   progdiff_calibrate               # measure and write the file for this CPU
 //   progdiff_calibrate --dry-run     # measure and print only
 //
 // Run it on a quiet machine: a timing taken while other work shares the cores can tip a choice.
-// It takes about half a minute on 2 cores.
+// It takes about a minute on 2 cores.
 #include <omp.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -61,6 +63,25 @@ std::string min_channels_text(int channels) {
 
 /// The share of the machine's CPU time that other processes used over the last half second
 /// (/proc/stat), before this program starts measuring; negative where /proc/stat is unreadable.
+/// One table of `runs`: the direct and the Winograd kernel of `what` at every shape measured.
+void print_timings(const char* what, const std::vector<cpu::ConvTiming>& runs, const Flags& f) {
+  std::printf("\n3x3 convolution %s, batch %lld, median ms of %d:\n\n", what, static_cast<long long>(f.batch),
+              f.repetitions);
+  std::printf("| channels | size | direct | Winograd | Winograd / direct |\n|---|---|---|---|---|\n");
+  for (const cpu::ConvTiming& t : runs)
+    std::printf("| %lld | %lldx%lld | %.3f | %.3f | %.2f |\n", static_cast<long long>(t.channels),
+                static_cast<long long>(t.size), static_cast<long long>(t.size), t.direct_ms, t.winograd_ms,
+                t.winograd_ms / t.direct_ms);
+}
+
+/// "name 8x8 N; 16x16 N; 32x32 N;" for a crossover by image size.
+void print_crossovers(const char* name, const std::array<int, cpu::KernelChoices::kSizeClasses>& counts) {
+  std::printf("%s", name);
+  for (int size = 0; size < cpu::KernelChoices::kSizeClasses; ++size)
+    std::printf(" %s %s;", cpu::KernelChoices::kSizeClassNames[size],
+                min_channels_text(counts[std::size_t(size)]).c_str());
+}
+
 double busy_share() {
   const auto sample = [](double& busy, double& total) {
     std::ifstream in("/proc/stat");
@@ -106,24 +127,18 @@ int calibrate(const Flags& f) {
     std::printf("this build has neither AVX-512 nor AVX2 kernels: nothing to choose, nothing written\n");
     return 0;
   }
-  // On an AVX2 build the direct kernel is the implicit GEMM, and the Winograd block is not measured.
-  std::printf("\n3x3 convolution forward, batch %lld, median ms of %d:\n\n", static_cast<long long>(f.batch),
-              f.repetitions);
-  std::printf("| channels | size | direct | Winograd | Winograd / direct |\n|---|---|---|---|---|\n");
-  for (const cpu::ConvTiming& t : c.threshold_runs)
-    std::printf("| %lld | %lldx%lld | %.3f | %.3f | %.2f |\n", static_cast<long long>(t.channels),
-                static_cast<long long>(t.size), static_cast<long long>(t.size), t.direct_ms, t.winograd_ms,
-                t.winograd_ms / t.direct_ms);
+  // On an AVX2 build the direct kernels are the implicit GEMMs, and the Winograd block is not measured.
+  print_timings("forward", c.threshold_runs, f);
+  print_timings("weight gradient", c.weight_gradient_runs, f);
   if (!c.block_runs.empty()) {
     std::printf("\nWinograd block (64 ch 32x32 + 128 ch 16x16 + 256 ch 8x8), median ms:\n\n");
     std::printf("| block | ms |\n|---|---|\n");
     for (const cpu::BlockTiming& b : c.block_runs)
       std::printf("| %s | %.3f |\n", mib(b.block_bytes).c_str(), b.total_ms);
   }
-  std::printf("\nchoices: winograd_min_channels");
-  for (int size = 0; size < cpu::KernelChoices::kSizeClasses; ++size)
-    std::printf(" %s %s;", cpu::KernelChoices::kSizeClassNames[size],
-                min_channels_text(c.choices.winograd_min_channels[std::size_t(size)]).c_str());
+  std::printf("\nchoices: ");
+  print_crossovers("winograd_min_channels", c.choices.winograd_min_channels);
+  print_crossovers(" winograd_weight_gradient_min_channels", c.choices.weight_gradient_winograd_min_channels);
   std::printf(" winograd_block_bytes %lld (%s); winograd_tile %d (the largest AVX2 Winograd tile, not measured)\n",
               static_cast<long long>(c.choices.winograd_block_bytes), mib(c.choices.winograd_block_bytes).c_str(),
               c.choices.winograd_tile);

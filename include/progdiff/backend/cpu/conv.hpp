@@ -1,11 +1,13 @@
 #pragma once
 // 2-D convolution on the CPU. Single precision on an AVX-512 target runs Winograd F(2x2, 3x3)
 // (detail/winograd_avx512.hpp) for 3x3 "same" convolutions of 16 or more channels where it is the
-// faster one, the implicit-GEMM kernels of detail/conv_avx512.hpp otherwise. Float on an AVX2
-// target without AVX-512 runs 3x3 "same" forwards with rows of 16 or more pixels (or of 7 or 8)
-// and channels from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd
+// faster one (the forward's and the weight gradient's crossovers in kernel_choices.hpp), the implicit-GEMM kernels of
+// detail/conv_avx512.hpp otherwise. Float on an AVX2 target without AVX-512 runs 3x3 "same" forwards with rows of 16 or
+// more pixels (or of 7 or 8) and channels from the machine's crossover up (kernel_choices.hpp; 16 built in) as Winograd
 // F(4x4, 3x3) where rows hold 4 or at least 8 tiles of 4 pixels (detail/winograd4_avx2.hpp) and
-// F(2x2, 3x3) elsewhere (detail/winograd_avx2.hpp), the other forwards and the weight gradient as the
+// F(2x2, 3x3) elsewhere (detail/winograd_avx2.hpp), the weight gradient of 3x3 "same"
+// convolutions from the weight gradient's crossover up (16 built in) as Winograd F(2x2, 3x3)
+// (detail/winograd_backward_weight_avx2.hpp), the other forwards and weight gradients as the
 // implicit GEMMs of detail/conv_avx2.hpp, and the backward data of a stride-1 convolution as the
 // forward of dy with the flipped kernels (by either kernel); both forwards add the epilogue's
 // terms as they store y. The portable path (double, 1x1 kernels, no AVX2) does im2col per
@@ -295,6 +297,11 @@ struct Conv {
     im2col_backward_data<T>(g, dy, weight, dx);
   }
 
+  /// From how many channels a side the weight gradient of g runs Winograd on this machine.
+  static int weight_gradient_winograd_min_channels(const ConvGeometry& g) {
+    return kernel_choices().weight_gradient_winograd_min_channels_for(g.h * g.w);
+  }
+
   /// dweight += dy x^T over the batch (accumulates).
   template <class T>
   static void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dweight) {
@@ -304,15 +311,13 @@ struct Conv {
       if (bf16_products() && avx512::bf16::backward_weight_applies(g))
         return avx512::bf16::conv2d_backward_weight(g, x, dy, dweight);
 #endif
-      if (avx512::winograd_applies(g)) return avx512::conv2d_winograd_backward_weight(g, x, dy, dweight);
+      if (avx512::winograd_applies(g) && std::min(g.c_in, g.c_out) >= weight_gradient_winograd_min_channels(g))
+        return avx512::conv2d_winograd_backward_weight(g, x, dy, dweight);
       return avx512::conv2d_backward_weight(g, x, dy, dweight);
     }
 #elif defined(__AVX2__) && defined(__FMA__)
     if constexpr (std::is_same_v<T, float>) {
-      // From 16 channels a side, as on AVX-512. On Zen 3 it took 0.87-1.04 of the implicit
-      // GEMM's time at 16 channels and 32x32, 0.68-0.80 at 16x16 and 8x8, and 0.6-0.9 from 32
-      // channels up (docs/performance.md).
-      if (avx2::winograd_backward_weight_applies(g, 16))
+      if (avx2::winograd_backward_weight_applies(g, weight_gradient_winograd_min_channels(g)))
         return avx2::conv2d_winograd_backward_weight(g, x, dy, dweight);
       if (!is_pointwise(g)) return avx2::conv2d_backward_weight_implicit(g, x, dy, dweight);
     }

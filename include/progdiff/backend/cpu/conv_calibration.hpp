@@ -1,9 +1,9 @@
 #pragma once
 // Measures on the running machine the convolution choices of kernel_choices.hpp: from how many
-// channels Winograd F(2x2, 3x3) beats the direct kernel, and how large a Winograd block runs
-// fastest. progdiff_calibrate (apps/calibrate) runs it and writes the result where every later
-// process finds it. The decisions are separate functions of the timings, so they can be checked
-// on timings chosen by hand.
+// channels Winograd F(2x2, 3x3) beats the direct kernel in the forward and in the weight
+// gradient, and how large a Winograd block runs fastest. progdiff_calibrate (apps/calibrate) runs it and writes the
+// result where every later process finds it. The decisions are separate functions of the timings, so they can be
+// checked on timings chosen by hand.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -21,11 +21,13 @@
 #elif defined(__AVX2__) && defined(__FMA__)
 #include "progdiff/backend/cpu/detail/conv_avx2.hpp"
 #include "progdiff/backend/cpu/detail/winograd4_avx2.hpp"
+#include "progdiff/backend/cpu/detail/winograd_backward_weight_avx2.hpp"
 #endif
 
 namespace progdiff::backend::cpu {
 
-/// One convolution shape timed both ways: median milliseconds of a forward pass.
+/// One convolution shape timed both ways: median milliseconds of a forward pass (or of a weight
+/// gradient, in ConvCalibration::weight_gradient_runs).
 struct ConvTiming {
   std::int64_t channels = 0;  // c_in = c_out
   std::int64_t size = 0;      // height = width
@@ -50,7 +52,8 @@ struct CalibrationSettings {
 };
 
 struct ConvCalibration {
-  std::vector<ConvTiming> threshold_runs;
+  std::vector<ConvTiming> threshold_runs;        // the forward
+  std::vector<ConvTiming> weight_gradient_runs;  // the weight gradient
   std::vector<BlockTiming> block_runs;
   KernelChoices choices;
 };
@@ -126,11 +129,12 @@ inline std::pair<double, double> alternating_medians(const std::function<void()>
 
 }  // namespace detail
 
-/// Times the direct and Winograd forwards and the Winograd block sizes on this machine, with the
-/// OpenMP threads the process has. On an AVX2 build without AVX-512 the "direct" kernel is the
-/// implicit GEMM, the sizes whose rows its Winograd kernel does not take (winograd_forward_applies) are
-/// left out, and the block size is not measured (its kernel sizes its blocks itself). Without
-/// AVX-512 or AVX2 there is nothing to choose: no runs, and the built-in choices.
+/// Times the direct and Winograd forwards, the direct and Winograd weight gradients and the
+/// Winograd block sizes on this machine, with the OpenMP threads the process has. On an AVX2 build
+/// without AVX-512 the "direct" kernels are the implicit GEMMs, the sizes whose rows its Winograd
+/// forward does not take (winograd_takes) are left out of the forward's runs, and the block size is
+/// not measured (its kernel sizes its blocks itself). Without AVX-512 or AVX2 there is nothing to
+/// choose: no runs, and the built-in choices.
 inline ConvCalibration calibrate_convolutions(const CalibrationSettings& settings = {}) {
   ConvCalibration result;
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -140,13 +144,15 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
   struct Buffers {
     std::vector<float> x, y, w;
   };
+  // y (or dy) is filled too: the weight gradient reads it.
   const auto buffers = [&](std::int64_t c, std::int64_t hw) {
     const std::size_t activations = std::size_t(settings.batch * c * hw * hw);
-    return Buffers{std::vector<float>(activations, 0.5f), std::vector<float>(activations),
+    return Buffers{std::vector<float>(activations, 0.5f), std::vector<float>(activations, 0.25f),
                    std::vector<float>(std::size_t(c * c * 9), 0.01f)};
   };
-  // Times the direct forward against Winograd at every shape of the settings that `take` accepts.
-  const auto time_forwards = [&](auto&& take, auto&& direct, auto&& winograd) {
+  // Times `direct` against `winograd` (each given the geometry and the buffers) at every shape of
+  // the settings that `take` accepts, into `runs`.
+  const auto time_kernels = [&](std::vector<ConvTiming>& runs, auto&& take, auto&& direct, auto&& winograd) {
     for (std::int64_t c : settings.channels)
       for (std::int64_t hw : settings.sizes) {
         const ConvGeometry g{settings.batch, c, hw, hw, c, 3, 3, 1, 1};
@@ -154,18 +160,16 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
         Buffers b = buffers(c, hw);
         const auto [direct_ms, winograd_ms] =
             detail::alternating_medians([&] { direct(g, b); }, [&] { winograd(g, b); }, settings.repetitions);
-        result.threshold_runs.push_back({c, hw, direct_ms, winograd_ms});
+        runs.push_back({c, hw, direct_ms, winograd_ms});
       }
-    result.choices.winograd_min_channels =
-        winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
-    result.choices.source = "calibration";
   };
 #endif
 #if defined(__AVX512F__)
   const auto taps_of = [](const Buffers& b, std::int64_t c) {
     return [&w = b.w, c](std::int64_t o, std::int64_t i, int ki, int kj) { return w[(o * c + i) * 9 + ki * 3 + kj]; };
   };
-  time_forwards(
+  time_kernels(
+      result.threshold_runs,
       [](const ConvGeometry& g) {
         require(avx512::winograd_applies(g) && avx512::direct_applies(g),
                 "calibrate_convolutions: " + std::to_string(g.c_in) + " channels at " + std::to_string(g.h) + "x" +
@@ -178,6 +182,12 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
       },
       [&](const ConvGeometry& g, Buffers& b) {
         avx512::conv2d_winograd(g, b.x.data(), taps_of(b, g.c_in), nullptr, b.y.data());
+      });
+  time_kernels(
+      result.weight_gradient_runs, [](const ConvGeometry&) { return true; },
+      [](const ConvGeometry& g, Buffers& b) { avx512::conv2d_backward_weight(g, b.x.data(), b.y.data(), b.w.data()); },
+      [](const ConvGeometry& g, Buffers& b) {
+        avx512::conv2d_winograd_backward_weight(g, b.x.data(), b.y.data(), b.w.data());
       });
 
   // Block sizes around the built-in one, at the shapes of a CIFAR-size U-Net's levels; the
@@ -205,15 +215,31 @@ inline ConvCalibration calibrate_convolutions(const CalibrationSettings& setting
   result.choices.winograd_block_bytes =
       winograd_block_bytes_from(result.block_runs, built_in, settings.block_gain_needed);
 #elif defined(__AVX2__) && defined(__FMA__)
-  time_forwards(
+  time_kernels(
+      result.threshold_runs,
       [&](const ConvGeometry& g) { return avx2::winograd_takes(g, 1, result.choices.winograd_tile); },
       [](const ConvGeometry& g, Buffers& b) { avx2::conv2d_forward_implicit(g, b.x.data(), b.w.data(), b.y.data()); },
       [&](const ConvGeometry& g, Buffers& b) {  // with the tile the choices being measured take
         avx2::conv2d_winograd_forward(g, avx2::winograd_tile(g, result.choices.winograd_tile), b.x.data(), b.w.data(),
                                       b.y.data());
       });
+  time_kernels(
+      result.weight_gradient_runs, [](const ConvGeometry&) { return true; },
+      [](const ConvGeometry& g, Buffers& b) {
+        avx2::conv2d_backward_weight_implicit(g, b.x.data(), b.y.data(), b.w.data());
+      },
+      [](const ConvGeometry& g, Buffers& b) {
+        avx2::conv2d_winograd_backward_weight(g, b.x.data(), b.y.data(), b.w.data());
+      });
 #else
   (void)settings;
+#endif
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+  result.choices.winograd_min_channels =
+      winograd_min_channels_by_size(result.threshold_runs, result.choices.winograd_min_channels);
+  result.choices.weight_gradient_winograd_min_channels =
+      winograd_min_channels_by_size(result.weight_gradient_runs, result.choices.weight_gradient_winograd_min_channels);
+  result.choices.source = "calibration";
 #endif
   return result;
 }

@@ -1,21 +1,23 @@
 #pragma once
 // Which CPU kernel runs where two would do, decided for the CPU this process runs on.
 //
-// Choices such as from how many channels Winograd F(2x2, 3x3) beats the direct convolution (its
-// 2.25x fewer multiply-adds against the traffic of its transforms, which depends on the FMA width,
-// the caches and the image size) are measured once per machine by progdiff_calibrate
-// (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process
-// reads. Without that file the built-in values apply. Resolution order, once per process:
+// Choices such as from how many channels Winograd F(2x2, 3x3) beats the direct convolution, in the
+// forward and in the weight gradient (its 2.25x fewer multiply-adds against the traffic of its
+// transforms, which depends on the FMA width, the caches and the image size) are measured once per machine by
+// progdiff_calibrate (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process reads.
+// Without that file the built-in values apply. Resolution order, once per process:
 //
 //   1. built-in values (measured on AMD Zen 5 for AVX-512 builds, on AMD Zen 3 for AVX2 builds);
 //   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
 //      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
-//   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS, which overrides the file for every image size, and
-//      $PROGDIFF_WINOGRAD_TILE (2 or 4), which overrides the file's winograd_tile.
+//   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS (the forward's crossover) and
+//      $PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS (the weight gradient's), each overriding the
+//      file for every image size, and $PROGDIFF_WINOGRAD_TILE (2 or 4), which overrides the file's
+//      winograd_tile.
 //
 // The choice of kernel changes the rounding of a convolution (not its value beyond float
 // precision), so two machines give bit-identical runs only with the same choices: pin them with
-// $PROGDIFF_WINOGRAD_MIN_CHANNELS and $PROGDIFF_WINOGRAD_TILE where that matters.
+// the three variables where that matters.
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -44,6 +46,11 @@ inline constexpr int kBuiltInWinogradMinChannels = 48;
 inline constexpr int kBuiltInWinogradMinChannels = 16;
 #endif
 
+/// The built-in crossover of the weight gradient: 16 channels a side, the least the AVX-512 kernel
+/// takes. On an AMD Zen 3 the AVX2 Winograd weight gradient took 0.87-1.04 of the implicit GEMM's
+/// time at 16 channels and 32x32, 0.68-0.80 at 16x16 and 8x8 (docs/performance.md).
+inline constexpr int kBuiltInWeightGradientWinogradMinChannels = 16;
+
 struct KernelChoices {
   /// Image sizes whose crossover is measured apart: outputs of up to 64 pixels (8x8), up to 256
   /// (16x16), and larger (32x32 and up). Small images have few Winograd tiles per transform.
@@ -51,10 +58,16 @@ struct KernelChoices {
   static constexpr const char* kSizeClassNames[kSizeClasses] = {"8x8", "16x16", "32x32"};
   static constexpr int size_class(std::int64_t pixels) { return pixels <= 64 ? 0 : pixels <= 256 ? 1 : 2; }
 
-  /// Per size class, a 3x3 stride-1 "same" convolution that the direct kernel can also run goes
-  /// through Winograd from this many channels (the smaller of c_in and c_out) up.
+  /// Per size class, the forward (and backward data) of a 3x3 stride-1 "same" convolution that the
+  /// direct kernel can also run goes through Winograd from this many channels (the smaller of c_in
+  /// and c_out) up.
   std::array<int, kSizeClasses> winograd_min_channels{kBuiltInWinogradMinChannels, kBuiltInWinogradMinChannels,
                                                       kBuiltInWinogradMinChannels};
+  /// Per size class of the image, the weight gradient of such a convolution goes through Winograd
+  /// from this many channels (the smaller of c_in and c_out) up; AVX-512 builds take 16 at least.
+  std::array<int, kSizeClasses> weight_gradient_winograd_min_channels{kBuiltInWeightGradientWinogradMinChannels,
+                                                                      kBuiltInWeightGradientWinogradMinChannels,
+                                                                      kBuiltInWeightGradientWinogradMinChannels};
   /// Bytes of the L2 cache that one block of Winograd-transformed input may fill (it stays there
   /// while every output-channel panel runs over it): 384 KiB unless calibrated, 3/8 of Zen 5's
   /// 1 MiB L2. Not scaled with the L2: on an Intel Xeon with 2 MiB per core, 768 KiB blocks ran
@@ -65,16 +78,21 @@ struct KernelChoices {
   /// F(4x4) does 4x fewer multiply-adds than a direct convolution instead of 2.25x, and rounds
   /// several times more (docs/performance.md). AVX-512 builds run F(2x2) whatever it says.
   int winograd_tile = 4;
-  /// Where winograd_min_channels came from: "built-in", the file's path, or the variable's name.
+  /// Where the channel crossovers came from: "built-in", "calibration", the file's path, or the
+  /// name of the variable read last.
   std::string source = "built-in";
 
   int winograd_min_channels_for(std::int64_t pixels) const { return winograd_min_channels[size_class(pixels)]; }
+  int weight_gradient_winograd_min_channels_for(std::int64_t pixels) const {
+    return weight_gradient_winograd_min_channels[size_class(pixels)];
+  }
 };
 
 namespace detail {
 
-/// A channel count from text: a positive integer, or "never".
-inline int parse_min_channels(const std::string& text, const std::string& where) {
+/// A channel count `name` from text: a positive integer, or "never".
+inline int parse_min_channels(const std::string& text, const std::string& where,
+                              const char* name = "winograd_min_channels") {
   if (text == "never") return kWinogradNever;
   std::size_t used = 0;
   long value = 0;
@@ -84,8 +102,7 @@ inline int parse_min_channels(const std::string& text, const std::string& where)
     used = 0;
   }
   if (used != text.size() || value < 1 || value > kWinogradNever)
-    throw ConfigError(where + ": winograd_min_channels must be a positive whole number or \"never\", got \"" + text +
-                      "\"");
+    throw ConfigError(where + ": " + name + " must be a positive whole number or \"never\", got \"" + text + "\"");
   return static_cast<int>(value);
 }
 
@@ -95,10 +112,14 @@ inline int parse_winograd_tile(const std::string& text, const std::string& where
   throw ConfigError(where + ": winograd_tile must be 2 or 4, got \"" + text + "\"");
 }
 
-/// The size class a file key names ("winograd_min_channels_16x16" -> 1), -1 for another key.
-inline int size_class_of_key(const std::string& key) {
+inline constexpr const char* kForwardKey = "winograd_min_channels_";
+inline constexpr const char* kWeightGradientKey = "winograd_weight_gradient_min_channels_";
+
+/// The size class a file key names after its prefix ("winograd_min_channels_16x16" -> 1 for
+/// kForwardKey), -1 for another key.
+inline int size_class_of_key(const std::string& key, const char* prefix) {
   for (int size = 0; size < KernelChoices::kSizeClasses; ++size)
-    if (key == std::string("winograd_min_channels_") + KernelChoices::kSizeClassNames[size]) return size;
+    if (key == std::string(prefix) + KernelChoices::kSizeClassNames[size]) return size;
   return -1;
 }
 
@@ -136,8 +157,12 @@ inline void read_kernel_choices(const std::filesystem::path& path, const CpuIden
       if (value != cpu.key())
         throw ConfigError(where + ": measured on the CPU \"" + value + "\", but this process runs on \"" + cpu.key() +
                           "\"; run progdiff_calibrate here or remove the file");
-    } else if (const int size = detail::size_class_of_key(key); size >= 0) {
+    } else if (const int size = detail::size_class_of_key(key, detail::kForwardKey); size >= 0) {
       choices.winograd_min_channels[std::size_t(size)] = detail::parse_min_channels(value, where);
+      choices.source = path.string();
+    } else if (const int wg_size = detail::size_class_of_key(key, detail::kWeightGradientKey); wg_size >= 0) {
+      choices.weight_gradient_winograd_min_channels[std::size_t(wg_size)] =
+          detail::parse_min_channels(value, where, "winograd_weight_gradient_min_channels");
       choices.source = path.string();
     } else if (key == "winograd_tile") {
       choices.winograd_tile = detail::parse_winograd_tile(value, where);
@@ -156,7 +181,8 @@ inline void read_kernel_choices(const std::filesystem::path& path, const CpuIden
     } else {
       throw ConfigError(
           where + ": unknown key \"" + key +
-          "\" (known: cpu, winograd_min_channels_8x8, _16x16, _32x32, winograd_block_bytes, winograd_tile)");
+          "\" (known: cpu, winograd_min_channels_8x8, _16x16, _32x32, winograd_weight_gradient_min_channels_8x8, "
+          "_16x16, _32x32, winograd_block_bytes, winograd_tile)");
     }
   }
 }
@@ -172,11 +198,15 @@ inline void write_kernel_choices(const std::filesystem::path& path, const CpuIde
     std::istringstream lines(comment);
     for (std::string line; std::getline(lines, line);) out << "# " << line << '\n';
     out << "cpu " << cpu.key() << '\n';
-    for (int size = 0; size < KernelChoices::kSizeClasses; ++size) {
-      const int channels = choices.winograd_min_channels[std::size_t(size)];
-      out << "winograd_min_channels_" << KernelChoices::kSizeClassNames[size] << ' '
-          << (channels == kWinogradNever ? std::string("never") : std::to_string(channels)) << '\n';
-    }
+    const auto write_by_size = [&out](const char* prefix, const std::array<int, KernelChoices::kSizeClasses>& counts) {
+      for (int size = 0; size < KernelChoices::kSizeClasses; ++size) {
+        const int channels = counts[std::size_t(size)];
+        out << prefix << KernelChoices::kSizeClassNames[size] << ' '
+            << (channels == kWinogradNever ? std::string("never") : std::to_string(channels)) << '\n';
+      }
+    };
+    write_by_size(detail::kForwardKey, choices.winograd_min_channels);
+    write_by_size(detail::kWeightGradientKey, choices.weight_gradient_winograd_min_channels);
     out << "winograd_block_bytes " << choices.winograd_block_bytes << '\n';
     out << "winograd_tile " << choices.winograd_tile << '\n';
     if (!out.flush()) throw IoError("cannot write the kernel choices file " + temporary.string());
@@ -192,6 +222,11 @@ inline KernelChoices resolve_kernel_choices(const CpuIdentity& cpu) {
   if (const char* min_channels = std::getenv("PROGDIFF_WINOGRAD_MIN_CHANNELS")) {
     choices.winograd_min_channels.fill(detail::parse_min_channels(min_channels, "PROGDIFF_WINOGRAD_MIN_CHANNELS"));
     choices.source = "PROGDIFF_WINOGRAD_MIN_CHANNELS";
+  }
+  if (const char* min_channels = std::getenv("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS")) {
+    choices.weight_gradient_winograd_min_channels.fill(detail::parse_min_channels(
+        min_channels, "PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", "winograd_weight_gradient_min_channels"));
+    choices.source = "PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS";
   }
   if (const char* tile = std::getenv("PROGDIFF_WINOGRAD_TILE"))
     choices.winograd_tile = detail::parse_winograd_tile(tile, "PROGDIFF_WINOGRAD_TILE");
