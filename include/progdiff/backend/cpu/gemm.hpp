@@ -3,8 +3,10 @@
 // detail/sgemm_avx512.hpp when the compiler targets AVX-512, the packed AVX2 kernel of
 // detail/sgemm_avx2.hpp when it targets AVX2 and FMA only; everything else (double, or a CPU
 // with neither) goes through Eigen maps over row-major buffers. Both thread a single GEMM
-// with OpenMP; a batch runs its members in parallel, each single-threaded (neither nests
-// inside an active parallel region). The plain-loop reference is gemm_reference.hpp.
+// with OpenMP (Eigen from kEigenThreadedMinFlops up); a batch runs its members in parallel, each
+// single-threaded (neither nests inside an active parallel region). The plain-loop reference is gemm_reference.hpp.
+#include <omp.h>
+
 #include <Eigen/Core>
 #include <cstdint>
 #include <type_traits>
@@ -58,6 +60,31 @@ struct Gemm {
       for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
   }
 
+  /// Eigen threads every product of 100,000 FLOPs or more over all OpenMP threads, and its
+  /// threads wait for each other by spinning: where other work shares the cores (two tests side
+  /// by side, a training run beside), a thread spins while the one it waits for is descheduled.
+  /// Products below this many FLOPs (about a millisecond of one core in double) run on the
+  /// calling thread alone.
+  static constexpr double kEigenThreadedMinFlops = 1 << 24;
+
+  /// Lowers the calling thread's OpenMP thread count to 1 for its lifetime where `single`
+  /// (omp_set_num_threads sets the calling task's own count, which Eigen reads; no other
+  /// thread's), and puts it back.
+  class SingleThreadedScope {
+   public:
+    explicit SingleThreadedScope(bool single) : saved_(single ? omp_get_max_threads() : 0) {
+      if (saved_ > 1) omp_set_num_threads(1);
+    }
+    ~SingleThreadedScope() {
+      if (saved_ > 1) omp_set_num_threads(saved_);
+    }
+    SingleThreadedScope(const SingleThreadedScope&) = delete;
+    SingleThreadedScope& operator=(const SingleThreadedScope&) = delete;
+
+   private:
+    int saved_;
+  };
+
   /// The portable path: Eigen's blocked GEMM.
   template <class T>
   static void gemm_eigen(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T alpha, const T* a,
@@ -77,6 +104,7 @@ struct Gemm {
       C.setZero();
     else if (beta != T(1))
       C *= beta;
+    const SingleThreadedScope small(2.0 * double(m) * double(n) * double(k) < kEigenThreadedMinFlops);
     if (ta == Trans::No && tb == Trans::No)
       C.noalias() += alpha * A * B;
     else if (ta == Trans::No)
