@@ -4,7 +4,11 @@
 #include <cstdint>
 
 #include "progdiff/backend/conv_geometry.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+// Compiled like the kernels it checks (optimized_kernels.hpp): plain loops either way, but a
+// sanitized test at -O0 spent most of its time in them.
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::reference {
 
 /// y[n, co, oy, ox] = sum_{ci, ki, kj} w[co, ci, ki, kj] * x[n, ci, oy*s - p + ki, ox*s - p + kj] (assigns).
@@ -75,3 +79,4 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
 }
 
 }  // namespace progdiff::backend::cpu::reference
+PROGDIFF_KERNELS_END

@@ -3,7 +3,11 @@
 #include <cstdint>
 
 #include "progdiff/backend/backend.hpp"
+#include "progdiff/backend/cpu/detail/optimized_kernels.hpp"
 
+// Compiled like the kernels it checks (optimized_kernels.hpp): plain loops either way, but a
+// sanitized test at -O0 spent most of its time in them.
+PROGDIFF_KERNELS_BEGIN
 namespace progdiff::backend::cpu::reference {
 
 /// C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, all row-major (BLAS sgemm/dgemm).
@@ -24,3 +28,4 @@ void gemm(Trans ta, Trans tb, std::int64_t m, std::int64_t n, std::int64_t k, T 
 }
 
 }  // namespace progdiff::backend::cpu::reference
+PROGDIFF_KERNELS_END
