@@ -48,7 +48,8 @@ inline constexpr int kBuiltInWinogradMinChannels = 16;
 
 /// The built-in crossover of the weight gradient: 16 channels a side, the least the AVX-512 kernel
 /// takes. On an AMD Zen 3 the AVX2 Winograd weight gradient took 0.87-1.04 of the implicit GEMM's
-/// time at 16 channels and 32x32, 0.68-0.80 at 16x16 and 8x8 (docs/performance.md).
+/// time at 16 channels and 32x32 one morning, 1.10-1.19 one evening, and 0.68-0.80 at 16x16 and
+/// 8x8; the training step was faster with it either time (docs/performance.md).
 inline constexpr int kBuiltInWeightGradientWinogradMinChannels = 16;
 
 struct KernelChoices {
