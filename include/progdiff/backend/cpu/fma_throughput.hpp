@@ -49,41 +49,46 @@ namespace detail {
 inline constexpr int kFmaChains = 12;
 inline constexpr std::int64_t kFmaIterations = 2'000'000;
 
+// The vector operations of the chains, per instruction set: always inlined, since at -O1 GCC did
+// not inline lambdas wrapping the intrinsics into the loop, even inside the optimized region.
 #if defined(__AVX512F__)
 using FmaVector = __m512;
 inline constexpr int kFmaLanes = 16;
+[[gnu::always_inline]] inline FmaVector fma_splat(float v) { return _mm512_set1_ps(v); }
+[[gnu::always_inline]] inline FmaVector fma_step(FmaVector a, FmaVector b, FmaVector c) {
+  return _mm512_fmadd_ps(a, b, c);
+}
+[[gnu::always_inline]] inline FmaVector fma_add(FmaVector a, FmaVector b) { return _mm512_add_ps(a, b); }
+[[gnu::always_inline]] inline float fma_lane_sum(FmaVector v) { return _mm512_reduce_add_ps(v); }
 #elif defined(__AVX2__)
 using FmaVector = __m256;
 inline constexpr int kFmaLanes = 8;
-#endif
-
-#if defined(__AVX512F__) || defined(__AVX2__)
-/// One thread's chains of FMAs, summed. A plain function with the intrinsics written out: GCC did
-/// not inline lambdas wrapping them into the loop of an -O1 unit, even inside the optimized region;
-/// the chains unrolled, so that -O2 too keeps them in registers.
-inline float fma_chains(int thread) {
-  FmaVector acc[kFmaChains];
-#if defined(__AVX512F__)
-  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i + thread));
-  const FmaVector scale = _mm512_set1_ps(0.999999f), shift = _mm512_set1_ps(1e-7f);
-  for (std::int64_t it = 0; it < kFmaIterations; ++it)
-#pragma GCC unroll 12
-    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], scale, shift);
-  for (int i = 1; i < kFmaChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  return _mm512_reduce_add_ps(acc[0]);
-#else
-  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_set1_ps(0.001f * float(i + thread));
-  const FmaVector scale = _mm256_set1_ps(0.999999f), shift = _mm256_set1_ps(1e-7f);
-  for (std::int64_t it = 0; it < kFmaIterations; ++it)
-#pragma GCC unroll 12
-    for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], scale, shift);
-  for (int i = 1; i < kFmaChains; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+[[gnu::always_inline]] inline FmaVector fma_splat(float v) { return _mm256_set1_ps(v); }
+[[gnu::always_inline]] inline FmaVector fma_step(FmaVector a, FmaVector b, FmaVector c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+[[gnu::always_inline]] inline FmaVector fma_add(FmaVector a, FmaVector b) { return _mm256_add_ps(a, b); }
+[[gnu::always_inline]] inline float fma_lane_sum(FmaVector v) {
   alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, acc[0]);
+  _mm256_store_ps(lanes, v);
   float total = 0;
   for (float lane : lanes) total += lane;
   return total;
+}
 #endif
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+/// One thread's chains of FMAs, summed; the chains unrolled, so that -O2 too keeps them in
+/// registers.
+inline float fma_chains(int thread) {
+  FmaVector acc[kFmaChains];
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_splat(0.001f * float(i + thread));
+  const FmaVector scale = fma_splat(0.999999f), shift = fma_splat(1e-7f);
+  for (std::int64_t it = 0; it < kFmaIterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_step(acc[i], scale, shift);
+  for (int i = 1; i < kFmaChains; ++i) acc[0] = fma_add(acc[0], acc[i]);
+  return fma_lane_sum(acc[0]);
 }
 #endif
 
