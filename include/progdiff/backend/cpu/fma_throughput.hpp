@@ -78,6 +78,12 @@ inline constexpr int kFmaLanes = 8;
 #endif
 
 #if defined(__AVX512F__) || defined(__AVX2__)
+/// The sum of every lane of every chain: what keeps the chains' work alive.
+[[gnu::always_inline]] inline float sum_of_chains(FmaVector (&acc)[kFmaChains]) {
+  for (int i = 1; i < kFmaChains; ++i) acc[0] = fma_add(acc[0], acc[i]);
+  return fma_lane_sum(acc[0]);
+}
+
 /// One thread's chains of FMAs, summed; the chains unrolled, so that -O2 too keeps them in
 /// registers.
 inline float fma_chains(int thread) {
@@ -87,8 +93,7 @@ inline float fma_chains(int thread) {
   for (std::int64_t it = 0; it < kFmaIterations; ++it)
 #pragma GCC unroll 12
     for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_step(acc[i], scale, shift);
-  for (int i = 1; i < kFmaChains; ++i) acc[0] = fma_add(acc[0], acc[i]);
-  return fma_lane_sum(acc[0]);
+  return sum_of_chains(acc);
 }
 #endif
 
@@ -98,15 +103,14 @@ inline constexpr std::int64_t kBf16DotIterations = 1'000'000;
 /// One thread's chains of bf16 dot products (vdpbf16ps), summed; written like fma_chains, a
 /// plain function with the chains unrolled, so that no optimization level leaves them in memory.
 inline float bf16_dot_chains(int thread) {
-  __m512 acc[kFmaChains];
-  for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i + thread));
+  FmaVector acc[kFmaChains];  // __m512: AVX512_BF16 implies AVX512F
+  for (int i = 0; i < kFmaChains; ++i) acc[i] = fma_splat(0.001f * float(i + thread));
   // bf16 pairs (1.0, 2^-20): small products, so the sums stay finite and normal.
   const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x35803580);
   for (std::int64_t it = 0; it < kBf16DotIterations; ++it)
 #pragma GCC unroll 12
     for (int i = 0; i < kFmaChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-  for (int i = 1; i < kFmaChains; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
-  return _mm512_reduce_add_ps(acc[0]);
+  return sum_of_chains(acc);
 }
 #endif
 
