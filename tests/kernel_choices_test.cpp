@@ -179,11 +179,19 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
         no_tile("PROGDIFF_WINOGRAD_TILE", std::nullopt),
         no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
-    CHECK(built_in.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
-                                                               cpu::kBuiltInWinogradMinChannels,
-                                                               cpu::kBuiltInWinogradMinChannels});
-    CHECK(built_in.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 16});
-    CHECK(built_in.source == "built-in");
+    // On a CPU kind the library has measured, its values (next test case); else the build's.
+    cpu::KernelChoices for_kind;
+    if (cpu::measured_kind_choices(id, for_kind)) {
+      CHECK(built_in.winograd_min_channels == for_kind.winograd_min_channels);
+      CHECK(built_in.weight_gradient_winograd_min_channels == for_kind.weight_gradient_winograd_min_channels);
+      CHECK(built_in.source == for_kind.source);
+    } else {
+      CHECK(built_in.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
+                                                                 cpu::kBuiltInWinogradMinChannels,
+                                                                 cpu::kBuiltInWinogradMinChannels});
+      CHECK(built_in.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 16});
+      CHECK(built_in.source == "built-in");
+    }
     CHECK(built_in.winograd_block_bytes == 384 * 1024);
     CHECK(built_in.winograd_tile == 4);
   }
@@ -201,8 +209,10 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),
         no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt);
+    cpu::KernelChoices for_kind;
+    cpu::measured_kind_choices(id, for_kind);
     CHECK(cpu::resolve_kernel_choices(id).winograd_min_channels ==
-          std::array<int, 3>{cpu::kBuiltInWinogradMinChannels, cpu::kBuiltInWinogradMinChannels, 24});
+          std::array<int, 3>{for_kind.winograd_min_channels[0], for_kind.winograd_min_channels[1], 24});
   }
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()), pinned("PROGDIFF_WINOGRAD_MIN_CHANNELS", "64");
@@ -221,10 +231,11 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
         no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
         no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices from_wg_file = cpu::resolve_kernel_choices(id);
-    CHECK(from_wg_file.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 48, 16});
-    CHECK(from_wg_file.winograd_min_channels == std::array<int, 3>{cpu::kBuiltInWinogradMinChannels,
-                                                                   cpu::kBuiltInWinogradMinChannels,
-                                                                   cpu::kBuiltInWinogradMinChannels});
+    cpu::KernelChoices for_kind;
+    cpu::measured_kind_choices(id, for_kind);
+    const auto& wg_for_kind = for_kind.weight_gradient_winograd_min_channels;
+    CHECK(from_wg_file.weight_gradient_winograd_min_channels == std::array<int, 3>{wg_for_kind[0], 48, wg_for_kind[2]});
+    CHECK(from_wg_file.winograd_min_channels == for_kind.winograd_min_channels);
     ScopedEnv pinned("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", "never");  // the variable over the file
     const cpu::KernelChoices pinned_choices = cpu::resolve_kernel_choices(id);
     CHECK(pinned_choices.weight_gradient_winograd_min_channels ==
@@ -240,6 +251,60 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
     ScopedEnv xdg("XDG_CACHE_HOME", "/somewhere"), no_file("PROGDIFF_KERNEL_CHOICES", std::nullopt);
     CHECK(cpu::kernel_choices_path(id) == fs::path("/somewhere/progdiff/kernel-choices") / (id.key() + ".txt"));
   }
+}
+
+TEST_CASE("measured_kind_choices: the values calibrated on the CPU kinds met, for the AVX-512 kernels only") {
+  cpu::CpuIdentity zen4;
+  zen4.vendor = "AuthenticAMD";
+  zen4.family = 25;
+  zen4.model = 17;
+  zen4.avx512f = true;
+  cpu::CpuIdentity zen3 = zen4;  // family 25 without AVX-512
+  zen3.model = 1;
+  zen3.avx512f = false;
+  cpu::CpuIdentity zen5 = zen4;
+  zen5.family = 26;
+  zen5.model = 2;
+  cpu::CpuIdentity xeon;
+  xeon.vendor = "GenuineIntel";
+  xeon.family = 6;
+  xeon.model = 207;
+  xeon.avx512f = true;
+  cpu::CpuIdentity other_xeon = xeon;
+  other_xeon.model = 143;
+
+  const cpu::KernelChoices build_values;
+  for (const cpu::CpuIdentity& unmeasured : {zen3, zen5, other_xeon}) {
+    CAPTURE(unmeasured.key());
+    cpu::KernelChoices choices;
+    CHECK_FALSE(cpu::measured_kind_choices(unmeasured, choices));
+    CHECK(choices.winograd_min_channels == build_values.winograd_min_channels);
+    CHECK(choices.weight_gradient_winograd_min_channels == build_values.weight_gradient_winograd_min_channels);
+    CHECK(choices.source == "built-in");
+  }
+  cpu::KernelChoices zen4_choices, xeon_choices;
+#if defined(__AVX512F__)
+  // The values docs/performance.md reports from progdiff_calibrate on those machines.
+  REQUIRE(cpu::measured_kind_choices(zen4, zen4_choices));
+  CHECK(zen4_choices.winograd_min_channels == std::array<int, 3>{32, 32, 32});
+  CHECK(zen4_choices.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 48});
+  CHECK(zen4_choices.source == "built-in for AMD Zen 4");
+  REQUIRE(cpu::measured_kind_choices(xeon, xeon_choices));
+  CHECK(xeon_choices.winograd_min_channels == std::array<int, 3>{96, 48, 48});
+  CHECK(xeon_choices.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 16});
+
+  // A calibration file on such a CPU still decides over the kind's values.
+  TempFile file("cpu " + zen4.key() + "\nwinograd_min_channels_8x8 64\n");
+  ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),
+      no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
+      no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
+  const cpu::KernelChoices resolved = cpu::resolve_kernel_choices(zen4);
+  CHECK(resolved.winograd_min_channels == std::array<int, 3>{64, 32, 32});
+  CHECK(resolved.weight_gradient_winograd_min_channels == std::array<int, 3>{16, 16, 48});
+#else
+  CHECK_FALSE(cpu::measured_kind_choices(zen4, zen4_choices));  // measured for other kernels
+  CHECK_FALSE(cpu::measured_kind_choices(xeon, xeon_choices));
+#endif
 }
 
 TEST_CASE("winograd_min_channels_from: the smallest count from which Winograd wins at every larger one") {

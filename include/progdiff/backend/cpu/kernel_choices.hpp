@@ -7,7 +7,9 @@
 // progdiff_calibrate (apps/calibrate) and kept in a small text file keyed by the CPU, which every later process reads.
 // Without that file the built-in values apply. Resolution order, once per process:
 //
-//   1. built-in values (measured on AMD Zen 5 for AVX-512 builds, on AMD Zen 3 for AVX2 builds);
+//   1. built-in values: those measured on the running CPU's kind where the library has met it
+//      (measured_kind_choices below: AMD Zen 4, the Intel Xeon of family 6 model 207), else the
+//      build's (measured on AMD Zen 5 for AVX-512 builds, on AMD Zen 3 for AVX2 builds);
 //   2. the calibration file: $PROGDIFF_KERNEL_CHOICES if set (a path, or "none" to skip it),
 //      else $XDG_CACHE_HOME/progdiff/kernel-choices/<cpu key>.txt (~/.cache if XDG_CACHE_HOME is unset);
 //   3. $PROGDIFF_WINOGRAD_MIN_CHANNELS (the forward's crossover) and
@@ -79,8 +81,8 @@ struct KernelChoices {
   /// F(4x4) does 4x fewer multiply-adds than a direct convolution instead of 2.25x, and rounds
   /// several times more (docs/performance.md). AVX-512 builds run F(2x2) whatever it says.
   int winograd_tile = 4;
-  /// Where the channel crossovers came from: "built-in", "calibration", the file's path, or the
-  /// name of the variable read last.
+  /// Where the channel crossovers came from: "built-in", "built-in for <CPU kind>", "calibration", the file's path, or
+  /// the name of the variable read last.
   std::string source = "built-in";
 
   int winograd_min_channels_for(std::int64_t pixels) const { return winograd_min_channels[size_class(pixels)]; }
@@ -88,6 +90,35 @@ struct KernelChoices {
     return weight_gradient_winograd_min_channels[size_class(pixels)];
   }
 };
+
+/// The choices progdiff_calibrate measured on a CPU kind the library has met, in place of the
+/// build's built-in values on that kind (a calibration file still overrides them); false, with
+/// `choices` untouched, on other CPUs and in builds without AVX-512, whose kernels they were not
+/// measured for. docs/performance.md has each measurement and its A/B against the build's values.
+inline bool measured_kind_choices(const CpuIdentity& cpu, KernelChoices& choices) {
+#if defined(__AVX512F__)
+  // AMD Zen 4 is the only family-25 core with AVX-512. Its half-rate 512-bit FMAs make Winograd
+  // pay from 32 channels at every size: 0.94 of the training step's and 0.85 of DDIM's time with
+  // the build's 48 (2026-12-08).
+  if (cpu.vendor == "AuthenticAMD" && cpu.family == 25 && cpu.avx512f) {
+    choices.winograd_min_channels = {32, 32, 32};
+    choices.weight_gradient_winograd_min_channels = {16, 16, 48};
+    choices.source = "built-in for AMD Zen 4";
+    return true;
+  }
+  // The Intel Xeon of family 6, model 207: at 8x8 Winograd pays only from 96 channels (0.94 of
+  // DDIM's time with the build's 48, 2026-12-05); its weight gradient was not measured.
+  if (cpu.vendor == "GenuineIntel" && cpu.family == 6 && cpu.model == 207) {
+    choices.winograd_min_channels = {96, 48, 48};
+    choices.source = "built-in for Intel family 6 model 207";
+    return true;
+  }
+#else
+  (void)cpu;
+  (void)choices;
+#endif
+  return false;
+}
 
 namespace detail {
 
@@ -218,6 +249,7 @@ inline void write_kernel_choices(const std::filesystem::path& path, const CpuIde
 /// The choices for this machine, resolved from scratch (kernel_choices() keeps the first result).
 inline KernelChoices resolve_kernel_choices(const CpuIdentity& cpu) {
   KernelChoices choices;
+  measured_kind_choices(cpu, choices);
   if (const auto path = kernel_choices_path(cpu); !path.empty() && std::filesystem::exists(path))
     read_kernel_choices(path, cpu, choices);
   if (const char* min_channels = std::getenv("PROGDIFF_WINOGRAD_MIN_CHANNELS")) {
