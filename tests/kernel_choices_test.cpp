@@ -174,14 +174,15 @@ TEST_CASE("the calibration file: values, comments, and errors naming the file an
 TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment") {
   const cpu::CpuIdentity id = cpu::identify_cpu();
   TempFile file("cpu " + id.key() + "\nwinograd_min_channels_32x32 24\n");
+  // On a CPU kind the library has measured, its values stand in for the build's (next test case).
+  cpu::KernelChoices for_kind;
+  const bool kind_measured = cpu::measured_kind_choices(id, for_kind);
   {
     ScopedEnv no_file("PROGDIFF_KERNEL_CHOICES", "none"), no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
         no_tile("PROGDIFF_WINOGRAD_TILE", std::nullopt),
         no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices built_in = cpu::resolve_kernel_choices(id);
-    // On a CPU kind the library has measured, its values (next test case); else the build's.
-    cpu::KernelChoices for_kind;
-    if (cpu::measured_kind_choices(id, for_kind)) {
+    if (kind_measured) {
       CHECK(built_in.winograd_min_channels == for_kind.winograd_min_channels);
       CHECK(built_in.weight_gradient_winograd_min_channels == for_kind.weight_gradient_winograd_min_channels);
       CHECK(built_in.source == for_kind.source);
@@ -209,8 +210,6 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
   {
     ScopedEnv from_file("PROGDIFF_KERNEL_CHOICES", file.path.string()),
         no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt);
-    cpu::KernelChoices for_kind;
-    cpu::measured_kind_choices(id, for_kind);
     CHECK(cpu::resolve_kernel_choices(id).winograd_min_channels ==
           std::array<int, 3>{for_kind.winograd_min_channels[0], for_kind.winograd_min_channels[1], 24});
   }
@@ -231,8 +230,6 @@ TEST_CASE("resolve_kernel_choices: built-in, then the file, then the environment
         no_override("PROGDIFF_WINOGRAD_MIN_CHANNELS", std::nullopt),
         no_wg_override("PROGDIFF_WINOGRAD_WEIGHT_GRADIENT_MIN_CHANNELS", std::nullopt);
     const cpu::KernelChoices from_wg_file = cpu::resolve_kernel_choices(id);
-    cpu::KernelChoices for_kind;
-    cpu::measured_kind_choices(id, for_kind);
     const auto& wg_for_kind = for_kind.weight_gradient_winograd_min_channels;
     CHECK(from_wg_file.weight_gradient_winograd_min_channels == std::array<int, 3>{wg_for_kind[0], 48, wg_for_kind[2]});
     CHECK(from_wg_file.winograd_min_channels == for_kind.winograd_min_channels);
